@@ -1,0 +1,45 @@
+# natsfleet: `make demo` and `make test` are the two commands a new machine needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+# Installed when pyproject.toml changes; the package itself is re-linked every
+# run because a strict editable install only exposes files present at install.
+STAMP  := $(VENV)/.deps-stamp
+PYTEST_ARGS ?=
+
+.PHONY: venv install test lint typecheck pytest demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+install: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy -p natsfleet.protocols -p natsfleet.bus -p natsfleet.supervisor -p natsfleet.agents -p natsfleet.deploy -p natsfleet.cli
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: install
+	$(BIN)/natsfleet demo
+
+bench: install
+	$(PY) bench/bus_overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .natsfleet

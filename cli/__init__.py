@@ -1,0 +1,1 @@
+"""natsfleet.cli."""

@@ -1,0 +1,51 @@
+"""The message base class and the small Structs every family shares."""
+
+import msgspec
+
+from natsfleet.protocols.errors import ErrorCode
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
+    """Base of every wire message: frozen, keyword-only, tagged by `type`.
+
+    Unknown fields are ignored on decode, so an older process reads a newer
+    peer's message (additive evolution). Every field added later must have a
+    default.
+    """
+
+
+class ErrorReply(Message, kw_only=True, tag="error"):
+    """The answer to any request that could not be served."""
+
+    code: ErrorCode
+    detail: str
+    retryable: bool = False
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What went wrong in an attempt or a task, as recorded and reported."""
+
+    error_type: str
+    detail: str = ""
+    retryable: bool = True
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """LLM tokens and cost accumulated by an attempt, a task or a workflow."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )

@@ -1,0 +1,120 @@
+"""The control API on `ctl.<verb>`: requests and their replies."""
+
+import msgspec
+
+from natsfleet.protocols.agent import SkillSpec
+from natsfleet.protocols.base import ErrorReply, Message, Usage
+from natsfleet.protocols.states import TaskState
+from natsfleet.protocols.task import TaskRecord
+
+
+class StatusRequest(Message, kw_only=True, tag="ctl.status"):
+    task_id: str
+
+
+class ListRequest(Message, kw_only=True, tag="ctl.list"):
+    state: TaskState | None = None
+    limit: int = 100
+
+
+class CancelRequest(Message, kw_only=True, tag="ctl.cancel"):
+    task_id: str
+    reason: str = ""
+
+
+class ApproveRequest(Message, kw_only=True, tag="ctl.approve"):
+    """Resume (or refuse) a workflow step waiting in `input_required`."""
+
+    task_id: str
+    approved: bool = True
+    input: msgspec.Raw | None = None
+    note: str = ""
+
+
+class AgentsRequest(Message, kw_only=True, tag="ctl.agents"):
+    agent: str | None = None
+
+
+class DlqRequest(Message, kw_only=True, tag="ctl.dlq"):
+    action: str = "list"  # "list" | "show" | "retry"
+    seq: int | None = None
+    limit: int = 100
+
+
+#: Every control request; the verb is the subject's last token.
+ControlRequest = (
+    StatusRequest | ListRequest | CancelRequest | ApproveRequest | AgentsRequest | DlqRequest
+)
+
+#: verb -> request type, for building subjects and routing.
+CONTROL_VERBS: dict[str, type[ControlRequest]] = {
+    "status": StatusRequest,
+    "list": ListRequest,
+    "cancel": CancelRequest,
+    "approve": ApproveRequest,
+    "agents": AgentsRequest,
+    "dlq": DlqRequest,
+}
+
+
+class TaskStatusReply(Message, kw_only=True, tag="ctl.task"):
+    task: TaskRecord
+
+
+class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
+    task_id: str
+    skill: str | None
+    workflow: str | None = None
+    state: TaskState
+    attempts: int
+    instance_id: str | None = None
+    created_ms: int
+    updated_ms: int
+    usage: Usage = Usage()
+
+
+class TaskListReply(Message, kw_only=True, tag="ctl.tasks"):
+    tasks: tuple[TaskSummary, ...]
+
+
+class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
+    instance_id: str
+    agent: str
+    incarnation: str
+    skills: tuple[SkillSpec, ...]
+    capacity: int
+    load: int
+    last_seen_ms: int
+    alive: bool = True
+    draining: bool = False
+    host: str = ""
+    pid: int = 0
+
+
+class AgentsReply(Message, kw_only=True, tag="ctl.agents_reply"):
+    agents: tuple[AgentInfo, ...]
+
+
+class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    reason: str
+    subject: str
+    at_ms: int
+    task_id: str | None = None
+    error: str = ""
+
+
+class DlqReply(Message, kw_only=True, tag="ctl.dlq_reply"):
+    entries: tuple[DlqEntrySummary, ...] = ()
+    detail: str = ""
+
+
+class Ack(Message, kw_only=True, tag="ctl.ack"):
+    """A control action was done (or was already done: actions are idempotent)."""
+
+    task_id: str | None = None
+    state: TaskState | None = None
+    detail: str = ""
+
+
+ControlReply = TaskStatusReply | TaskListReply | AgentsReply | DlqReply | Ack | ErrorReply

@@ -1,0 +1,62 @@
+"""The list of every wire message type, for schema export and tests."""
+
+from typing import Any
+
+from natsfleet.protocols.agent import (
+    Accept,
+    Assign,
+    Bye,
+    Cancel,
+    Failure,
+    Heartbeat,
+    Hello,
+    OutputChunk,
+    Progress,
+    Reject,
+    Result,
+)
+from natsfleet.protocols.base import ErrorReply
+from natsfleet.protocols.control import (
+    Ack,
+    AgentsReply,
+    AgentsRequest,
+    ApproveRequest,
+    CancelRequest,
+    DlqReply,
+    DlqRequest,
+    ListRequest,
+    StatusRequest,
+    TaskListReply,
+    TaskStatusReply,
+)
+from natsfleet.protocols.dlq import DeadLetter
+from natsfleet.protocols.task import Submit, TaskEvent
+
+ALL_MESSAGES: tuple[type[Any], ...] = (
+    Submit,
+    Hello,
+    Heartbeat,
+    Bye,
+    Assign,
+    Accept,
+    Reject,
+    Cancel,
+    Result,
+    Failure,
+    Progress,
+    OutputChunk,
+    TaskEvent,
+    StatusRequest,
+    ListRequest,
+    CancelRequest,
+    ApproveRequest,
+    AgentsRequest,
+    DlqRequest,
+    TaskStatusReply,
+    TaskListReply,
+    AgentsReply,
+    DlqReply,
+    Ack,
+    ErrorReply,
+    DeadLetter,
+)

@@ -1,0 +1,158 @@
+"""Every subject, stream and bucket name, built from one configurable prefix.
+
+Nothing else in natsfleet spells a subject: the auth generator and the docs
+derive from this module (DESIGN.md sections 4 and 5).
+"""
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_PREFIX = "natsfleet"
+
+# A subject token we build from user-chosen names: no dots, spaces or wildcards.
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+
+
+class Stream(StrEnum):
+    TASKS = "TASKS"
+    RESULTS = "RESULTS"
+    EVENTS = "EVENTS"
+    DLQ = "DLQ"
+    SPANS = "SPANS"
+
+
+class Bucket(StrEnum):
+    STATE = "STATE"
+    IDEM = "IDEM"
+    AGENTS = "AGENTS"
+    LEASES = "LEASES"
+    CACHE = "CACHE"
+    WORKFLOWS = "WORKFLOWS"
+
+
+OBJECT_STORE = "BLOBS"
+
+
+def check_token(value: str, what: str = "name") -> str:
+    """Return `value` if it is usable as one subject token, else raise ValueError."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{what} {value!r} must match [A-Za-z0-9_-]+ to be a subject token")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """Subject names for one fleet (one prefix)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise ValueError(f"subject prefix {self.prefix!r} is not a valid NATS subject")
+
+    # client -> stream TASKS
+    def submit(self) -> str:
+        return f"{self.prefix}.submit"
+
+    # agent -> supervisor
+    def hello(self, agent: str, instance: str) -> str:
+        return f"{self.prefix}.agent.{agent}.{instance}.hello"
+
+    def bye(self, agent: str, instance: str) -> str:
+        return f"{self.prefix}.agent.{agent}.{instance}.bye"
+
+    def heartbeat(self, agent: str, instance: str) -> str:
+        return f"{self.prefix}.agent.{agent}.{instance}.hb"
+
+    def announcements(self) -> str:
+        """Wildcard over every instance's hello, heartbeat and bye."""
+        return f"{self.prefix}.agent.*.*.*"
+
+    def announcement_kind(self, subject: str) -> str:
+        """`hello`, `hb` or `bye` for an announcement subject."""
+        return subject.rsplit(".", 1)[-1]
+
+    # supervisor -> one instance
+    def assign(self, agent: str, instance: str) -> str:
+        return f"{self.prefix}.agent.{agent}.{instance}.assign"
+
+    def cancel(self, agent: str, instance: str) -> str:
+        return f"{self.prefix}.agent.{agent}.{instance}.cancel"
+
+    def inbox(self, agent: str, instance: str) -> str:
+        """Wildcard for one instance's assign and cancel."""
+        return f"{self.prefix}.agent.{agent}.{instance}.*"
+
+    # agent -> stream RESULTS
+    def result(self, agent: str, instance: str) -> str:
+        return f"{self.prefix}.result.{agent}.{instance}"
+
+    def results(self) -> str:
+        return f"{self.prefix}.result.>"
+
+    # agent -> watchers
+    def output(self, agent: str, instance: str, task_id: str) -> str:
+        return f"{self.prefix}.out.{agent}.{instance}.{task_id}"
+
+    def task_output(self, task_id: str) -> str:
+        """Wildcard for one task's output, whichever instance runs it."""
+        return f"{self.prefix}.out.*.*.{task_id}"
+
+    # supervisor -> stream EVENTS
+    def events(self, task_id: str) -> str:
+        return f"{self.prefix}.events.{task_id}"
+
+    def all_events(self) -> str:
+        return f"{self.prefix}.events.>"
+
+    # client -> supervisor (request)
+    def control(self, verb: str) -> str:
+        return f"{self.prefix}.ctl.{verb}"
+
+    def all_control(self) -> str:
+        return f"{self.prefix}.ctl.*"
+
+    # any -> stream DLQ
+    def dlq(self, reason: str) -> str:
+        return f"{self.prefix}.dlq.{reason}"
+
+    def all_dlq(self) -> str:
+        return f"{self.prefix}.dlq.>"
+
+    # any -> stream SPANS
+    def spans(self, service: str) -> str:
+        return f"{self.prefix}.spans.{service}"
+
+    def all_spans(self) -> str:
+        return f"{self.prefix}.spans.>"
+
+    # replies
+    def reply_inbox(self, role: str, instance: str) -> str:
+        """Per-role inbox prefix, so permissions can confine replies."""
+        return f"_INBOX.{self.prefix}.{role}.{instance}"
+
+    # JetStream names: stream and bucket names cannot hold dots, so they are
+    # derived from the prefix (`natsfleet` -> `NATSFLEET_TASKS`).
+    @property
+    def _name_base(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]", "_", self.prefix).upper()
+
+    def stream(self, stream: Stream) -> str:
+        return f"{self._name_base}_{stream.value}"
+
+    def bucket(self, bucket: Bucket) -> str:
+        return f"{self._name_base}_{bucket.value}"
+
+    def object_store(self) -> str:
+        return f"{self._name_base}_{OBJECT_STORE}"
+
+    def stream_subjects(self, stream: Stream) -> list[str]:
+        return {
+            Stream.TASKS: [self.submit()],
+            Stream.RESULTS: [self.results()],
+            Stream.EVENTS: [self.all_events()],
+            Stream.DLQ: [self.all_dlq()],
+            Stream.SPANS: [self.all_spans()],
+        }[stream]

@@ -1,0 +1,92 @@
+"""Submission, the persisted task record and task events (DESIGN.md section 6)."""
+
+import msgspec
+
+from natsfleet.protocols.base import ErrorInfo, Message, Usage
+from natsfleet.protocols.policy import RetryPolicy, Timeouts
+from natsfleet.protocols.states import TaskState
+
+
+class Submit(Message, kw_only=True, tag="task.submit"):
+    """A new task (a skill) or workflow run; the client makes `task_id`."""
+
+    task_id: str
+    skill: str | None = None
+    workflow: str | None = None
+    input: msgspec.Raw = msgspec.Raw(b"{}")
+    idempotency_key: str | None = None
+    priority: int = 0
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy | None = None
+    # Wait for an agent offering the skill instead of rejecting at once.
+    queue: bool = False
+    parent_id: str | None = None
+    workflow_id: str | None = None
+    budget_usd: float | None = None
+    submitted_ms: int = 0
+    client: str = ""
+
+
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One `Assign` that was accepted, and how it ended."""
+
+    attempt: int
+    token: str
+    instance_id: str
+    started_ms: int
+    ended_ms: int | None = None
+    outcome: str | None = None  # "completed", a FailureKind, "timeout", "lost", "stale"
+    error: ErrorInfo | None = None
+
+
+class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's durable state in KV STATE, changed only by compare-and-set.
+
+    Absolute deadlines (epoch ms, the supervisor's clock) live here only.
+    """
+
+    task_id: str
+    skill: str | None = None
+    workflow: str | None = None
+    state: TaskState
+    input: msgspec.Raw = msgspec.Raw(b"{}")
+    priority: int = 0
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    queue: bool = False
+    idempotency_key: str | None = None
+    parent_id: str | None = None
+    workflow_id: str | None = None
+    budget_usd: float | None = None
+    # Attempts that count against `retry.maximum_attempts`.
+    attempts: int = 0
+    token: str | None = None
+    instance_id: str | None = None
+    agent: str | None = None
+    history: tuple[AttemptRecord, ...] = ()
+    created_ms: int = 0
+    updated_ms: int = 0
+    schedule_deadline_ms: int | None = None
+    close_deadline_ms: int | None = None
+    attempt_deadline_ms: int | None = None
+    not_before_ms: int | None = None
+    output: msgspec.Raw | None = None
+    error: ErrorInfo | None = None
+    usage: Usage = Usage()
+    # Lease epoch of the supervisor that wrote this revision (fencing).
+    epoch: int = 0
+
+
+class TaskEvent(Message, kw_only=True, tag="task.event"):
+    """A state change of a task, on `events.<task>` (stream EVENTS)."""
+
+    task_id: str
+    state: TaskState
+    at_ms: int
+    attempt: int = 0
+    instance_id: str | None = None
+    token: str | None = None
+    detail: str = ""
+    error: ErrorInfo | None = None
+    output: msgspec.Raw | None = None
+    skill: str | None = None
