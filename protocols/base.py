@@ -14,7 +14,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag
     """
 
 
-class ErrorReply(Message, kw_only=True, tag="error"):
+class ErrorReply(Message, frozen=True, kw_only=True, tag="error"):
     """The answer to any request that could not be served."""
 
     code: ErrorCode

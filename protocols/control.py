@@ -8,21 +8,21 @@ from natsfleet.protocols.states import TaskState
 from natsfleet.protocols.task import TaskRecord
 
 
-class StatusRequest(Message, kw_only=True, tag="ctl.status"):
+class StatusRequest(Message, frozen=True, kw_only=True, tag="ctl.status"):
     task_id: str
 
 
-class ListRequest(Message, kw_only=True, tag="ctl.list"):
+class ListRequest(Message, frozen=True, kw_only=True, tag="ctl.list"):
     state: TaskState | None = None
     limit: int = 100
 
 
-class CancelRequest(Message, kw_only=True, tag="ctl.cancel"):
+class CancelRequest(Message, frozen=True, kw_only=True, tag="ctl.cancel"):
     task_id: str
     reason: str = ""
 
 
-class ApproveRequest(Message, kw_only=True, tag="ctl.approve"):
+class ApproveRequest(Message, frozen=True, kw_only=True, tag="ctl.approve"):
     """Resume (or refuse) a workflow step waiting in `input_required`."""
 
     task_id: str
@@ -31,11 +31,11 @@ class ApproveRequest(Message, kw_only=True, tag="ctl.approve"):
     note: str = ""
 
 
-class AgentsRequest(Message, kw_only=True, tag="ctl.agents"):
+class AgentsRequest(Message, frozen=True, kw_only=True, tag="ctl.agents"):
     agent: str | None = None
 
 
-class DlqRequest(Message, kw_only=True, tag="ctl.dlq"):
+class DlqRequest(Message, frozen=True, kw_only=True, tag="ctl.dlq"):
     action: str = "list"  # "list" | "show" | "retry"
     seq: int | None = None
     limit: int = 100
@@ -57,7 +57,7 @@ CONTROL_VERBS: dict[str, type[ControlRequest]] = {
 }
 
 
-class TaskStatusReply(Message, kw_only=True, tag="ctl.task"):
+class TaskStatusReply(Message, frozen=True, kw_only=True, tag="ctl.task"):
     task: TaskRecord
 
 
@@ -73,7 +73,7 @@ class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage = Usage()
 
 
-class TaskListReply(Message, kw_only=True, tag="ctl.tasks"):
+class TaskListReply(Message, frozen=True, kw_only=True, tag="ctl.tasks"):
     tasks: tuple[TaskSummary, ...]
 
 
@@ -91,7 +91,7 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
     pid: int = 0
 
 
-class AgentsReply(Message, kw_only=True, tag="ctl.agents_reply"):
+class AgentsReply(Message, frozen=True, kw_only=True, tag="ctl.agents_reply"):
     agents: tuple[AgentInfo, ...]
 
 
@@ -104,12 +104,12 @@ class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):
     error: str = ""
 
 
-class DlqReply(Message, kw_only=True, tag="ctl.dlq_reply"):
+class DlqReply(Message, frozen=True, kw_only=True, tag="ctl.dlq_reply"):
     entries: tuple[DlqEntrySummary, ...] = ()
     detail: str = ""
 
 
-class Ack(Message, kw_only=True, tag="ctl.ack"):
+class Ack(Message, frozen=True, kw_only=True, tag="ctl.ack"):
     """A control action was done (or was already done: actions are idempotent)."""
 
     task_id: str | None = None

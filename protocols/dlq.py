@@ -1,11 +1,13 @@
 """The dead-letter wrapper published on `dlq.<reason>`."""
 
+import msgspec
+
 from natsfleet.protocols.base import Message
 from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.task import AttemptRecord
 
 
-class DeadLetter(Message, kw_only=True, tag="dlq.entry"):
+class DeadLetter(Message, frozen=True, kw_only=True, tag="dlq.entry"):
     """A message or task that could not be handled, with why.
 
     The original headers are kept as data, never re-sent as this message's own:
@@ -16,7 +18,7 @@ class DeadLetter(Message, kw_only=True, tag="dlq.entry"):
     subject: str
     error: str
     at_ms: int
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
     payload: bytes = b""
     source: str = ""
     task_id: str | None = None

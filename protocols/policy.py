@@ -58,7 +58,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         if self.jitter <= 0:
             return base
         spread = base * self.jitter
-        return max(0.0, base + (rng or random).uniform(-spread, spread))  # noqa: S311
+        return max(0.0, base + (rng or random).uniform(-spread, spread))
 
     def allows_another(self, attempts_so_far: int) -> bool:
         return self.maximum_attempts <= 0 or attempts_so_far < self.maximum_attempts

@@ -14,6 +14,7 @@ from natsfleet.protocols.agent import (
     Progress,
     Reject,
     Result,
+    Rollcall,
 )
 from natsfleet.protocols.base import ErrorReply
 from natsfleet.protocols.control import (
@@ -37,6 +38,7 @@ ALL_MESSAGES: tuple[type[Any], ...] = (
     Hello,
     Heartbeat,
     Bye,
+    Rollcall,
     Assign,
     Accept,
     Reject,

@@ -70,6 +70,10 @@ class Subjects:
         """Wildcard over every instance's hello, heartbeat and bye."""
         return f"{self.prefix}.agent.*.*.*"
 
+    def rollcall(self) -> str:
+        """Supervisor -> all instances: say hello again."""
+        return f"{self.prefix}.agent.rollcall"
+
     def announcement_kind(self, subject: str) -> str:
         """`hello`, `hb` or `bye` for an announcement subject."""
         return subject.rsplit(".", 1)[-1]

@@ -7,7 +7,7 @@ from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.states import TaskState
 
 
-class Submit(Message, kw_only=True, tag="task.submit"):
+class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     """A new task (a skill) or workflow run; the client makes `task_id`."""
 
     task_id: str
@@ -77,7 +77,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int = 0
 
 
-class TaskEvent(Message, kw_only=True, tag="task.event"):
+class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
     """A state change of a task, on `events.<task>` (stream EVENTS)."""
 
     task_id: str

@@ -1,0 +1,57 @@
+"""Transparent offload of payloads over NATS's max payload to the object store.
+
+The sender stores the bytes under a fresh name and sends an empty body with
+the header `Natsfleet-Blob: <name>`; the receiver reads them back. Handlers
+never see the difference.
+"""
+
+import logging
+
+from nats.js import JetStreamContext
+from nats.js import errors as js_errors
+from nats.js.object_store import ObjectStore
+from nats.nuid import NUID
+
+from natsfleet.protocols import BLOB_HEADER, DlqReason, ProtocolError, Subjects
+
+log = logging.getLogger(__name__)
+
+# Headers travel inside the max payload too; keep room for them.
+HEADER_ROOM_BYTES = 8 * 1024
+
+
+class BlobStore:
+    def __init__(self, js: JetStreamContext, subjects: Subjects) -> None:
+        self._js = js
+        self._name = subjects.object_store()
+        self._store: ObjectStore | None = None
+        self._nuid = NUID()
+
+    async def _bucket(self) -> ObjectStore:
+        if self._store is None:
+            self._store = await self._js.object_store(self._name)
+        return self._store
+
+    async def put(self, data: bytes) -> str:
+        name = self._nuid.next().decode()
+        await (await self._bucket()).put(name, data)
+        return name
+
+    async def get(self, name: str, max_bytes: int) -> bytes:
+        store = await self._bucket()
+        try:
+            info = await store.get_info(name)
+        except (js_errors.ObjectNotFoundError, js_errors.NotFoundError):
+            raise ProtocolError(DlqReason.BLOB_MISSING, f"blob {name!r} not found") from None
+        if info.size is not None and info.size > max_bytes:
+            raise ProtocolError(
+                DlqReason.TOO_LARGE, f"blob of {info.size} bytes exceeds the {max_bytes} limit"
+            )
+        result = await store.get(name)
+        return result.data or b""
+
+
+def blob_name(headers: dict[str, str] | None) -> str | None:
+    if not headers:
+        return None
+    return headers.get(BLOB_HEADER)

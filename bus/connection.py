@@ -1,0 +1,476 @@
+"""The Bus: one NATS connection with typed publish, request and subscribe."""
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.kv import KeyValue
+
+from natsfleet.bus import deadletter
+from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
+from natsfleet.bus.config import BusConfig
+from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
+from natsfleet.bus.incoming import Incoming
+from natsfleet.bus.provision import StorageConfig, provision
+from natsfleet.bus.stats import BusStats
+from natsfleet.bus.subscription import Handler, Subscription
+from natsfleet.protocols import (
+    BLOB_HEADER,
+    VERSION,
+    VERSION_HEADER,
+    AttemptRecord,
+    Bucket,
+    Codec,
+    DlqReason,
+    ErrorCode,
+    ErrorReply,
+    Message,
+    ProtocolError,
+    RemoteError,
+    Subjects,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Called with the outgoing headers of every publish; tracing injects here.
+HeaderHook = Callable[[dict[str, str]], None]
+
+_VERSION_TEXT = str(VERSION)
+
+
+class Bus:
+    """A NATS connection speaking the natsfleet protocol.
+
+    `role` and `instance` name this process in dead letters and in its reply
+    inbox (`_INBOX.<prefix>.<role>.<instance>`), so permissions can confine it.
+    """
+
+    def __init__(
+        self, config: BusConfig | None = None, *, role: str = "client", instance: str = "0"
+    ) -> None:
+        self.config = config or BusConfig.from_env()
+        self.subjects = Subjects(self.config.prefix)
+        self.role = role
+        self.instance = instance
+        self.stats = BusStats()
+        self.header_hooks: list[HeaderHook] = []
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._blobs: BlobStore | None = None
+        self._kv: dict[Bucket, KeyValue] = {}
+        self._subs: list[Subscription[Any]] = []
+        self._closed = False
+        self._state = "new"
+
+    # -- connection -----------------------------------------------------------
+
+    @property
+    def nc(self) -> NatsClient:
+        if self._nc is None:
+            raise NotConnected()
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        if self._js is None:
+            raise NotConnected()
+        return self._js
+
+    @property
+    def source(self) -> str:
+        return f"{self.role}.{self.instance}"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def connect(self) -> "Bus":
+        cfg = self.config
+        options: dict[str, Any] = {
+            "servers": cfg.servers,
+            "name": cfg.name,
+            "connect_timeout": cfg.connect_timeout_s,
+            "reconnect_time_wait": cfg.reconnect_wait_s,
+            "max_reconnect_attempts": -1,
+            "allow_reconnect": True,
+            "drain_timeout": cfg.drain_timeout_s,
+            "inbox_prefix": self.subjects.reply_inbox(self.role, self.instance),
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+            "closed_cb": self._on_closed,
+        }
+        if cfg.user:
+            options["user"] = cfg.user
+            options["password"] = cfg.password
+        if cfg.token:
+            options["token"] = cfg.token
+        if cfg.nkey_seed_file:
+            options["nkeys_seed"] = cfg.nkey_seed_file
+        if cfg.creds_file:
+            options["user_credentials"] = cfg.creds_file
+        tls = self._tls_context()
+        if tls is not None:
+            options["tls"] = tls
+            if cfg.tls_hostname:
+                options["tls_hostname"] = cfg.tls_hostname
+        self._nc = await nats.connect(**options)
+        self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
+        self._blobs = BlobStore(self._js, self.subjects)
+        self._set_state(
+            "connected", f"to {self._nc.connected_url.netloc if self._nc.connected_url else '?'}"
+        )
+        return self
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        if not (cfg.tls_ca_file or cfg.tls_cert_file):
+            return None
+        context = ssl.create_default_context(cafile=cfg.tls_ca_file)
+        if cfg.tls_cert_file:
+            context.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
+        return context
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        # One log line per change of state, however many errors a reconnect loop sees.
+        if state != self._state:
+            self._state = state
+            log.info("nats %s %s", state, detail, extra={"nats_state": state})
+
+    async def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self.stats.slow_consumer_errors += 1
+            log.warning("slow consumer on %s: messages dropped", exc.subject)
+            return
+        if self._state in ("disconnected", "closed"):
+            log.debug("nats error while %s: %s", self._state, exc)
+            return
+        log.warning("nats error: %s: %s", type(exc).__name__, exc)
+
+    async def _on_disconnected(self) -> None:
+        if not self._closed:
+            self.stats.disconnects += 1
+            self._set_state("disconnected", "(reconnecting)")
+
+    async def _on_reconnected(self) -> None:
+        self.stats.reconnects += 1
+        url = self._nc.connected_url if self._nc else None
+        self._set_state("connected", f"again to {url.netloc if url else '?'}")
+
+    async def _on_closed(self) -> None:
+        self._set_state("closed")
+
+    async def close(self) -> None:
+        """Drain subscriptions and the connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for sub in self._subs:
+            await sub.stop(drain=True)
+        self._subs.clear()
+        nc, self._nc = self._nc, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await nc.drain()
+            except Exception as exc:  # closing must always finish
+                log.debug("drain failed (%s); closing", exc)
+                await nc.close()
+
+    async def __aenter__(self) -> "Bus":
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- provisioning ---------------------------------------------------------
+
+    async def provision(self, storage: StorageConfig | None = None) -> None:
+        """Create or update the fleet's streams, buckets and object store."""
+        provisioned = await provision(self.js, self.subjects, storage)
+        self._kv.update(provisioned.kv)
+
+    async def kv(self, bucket: Bucket) -> KeyValue:
+        if bucket not in self._kv:
+            self._kv[bucket] = await self.js.key_value(self.subjects.bucket(bucket))
+        return self._kv[bucket]
+
+    # -- publishing -----------------------------------------------------------
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {VERSION_HEADER: _VERSION_TEXT}
+        if extra:
+            headers.update(extra)
+        for hook in self.header_hooks:
+            hook(headers)
+        return headers
+
+    async def _payload(self, message: Message, headers: dict[str, str]) -> bytes:
+        data = encode(message)
+        if len(data) > self.nc.max_payload - HEADER_ROOM_BYTES:
+            assert self._blobs is not None
+            headers[BLOB_HEADER] = await self._blobs.put(data)
+            self.stats.blobs_offloaded += 1
+            return b""
+        return data
+
+    async def publish(
+        self, subject: str, message: Message, *, headers: dict[str, str] | None = None
+    ) -> None:
+        """Core NATS publish (fire and forget)."""
+        hdrs = self.headers(headers)
+        data = await self._payload(message, hdrs)
+        await self.nc.publish(subject, data, headers=hdrs)
+        self.stats.published += 1
+
+    async def publish_js(
+        self,
+        subject: str,
+        message: Message,
+        *,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> js_api.PubAck:
+        """JetStream publish, acknowledged by the stream; `msg_id` deduplicates."""
+        hdrs = self.headers(headers)
+        if msg_id is not None:
+            hdrs["Nats-Msg-Id"] = msg_id
+        data = await self._payload(message, hdrs)
+        ack = await self.js.publish(
+            subject, data, headers=hdrs, timeout=timeout_s or self.config.js_timeout_s
+        )
+        self.stats.published += 1
+        return ack
+
+    async def request(
+        self,
+        subject: str,
+        message: Message,
+        codec: Codec[R],
+        *,
+        timeout_s: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> R:
+        """Send a request and decode the reply; an `ErrorReply` raises `RemoteError`."""
+        timeout = timeout_s or self.config.request_timeout_s
+        hdrs = self.headers(headers)
+        data = await self._payload(message, hdrs)
+        try:
+            msg = await self.nc.request(subject, data, timeout=timeout, headers=hdrs)
+        except nats.errors.NoRespondersError:
+            raise NoResponders(subject) from None
+        except nats.errors.TimeoutError:
+            raise RequestTimeout(subject, timeout) from None
+        payload = await self._resolve(msg, self.config.max_message_bytes)
+        self._check_version(msg.headers)
+        reply = codec.decode(payload)
+        if isinstance(reply, ErrorReply):
+            raise RemoteError(reply.code, reply.detail, reply.retryable)
+        return reply
+
+    # -- receiving ------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        subject: str,
+        codec: Codec[T],
+        handler: Handler[T],
+        *,
+        queue: str = "",
+        concurrency: int = 1,
+        max_bytes: int | None = None,
+    ) -> Subscription[T]:
+        """Subscribe with a typed handler; bad messages are dead-lettered, never raised."""
+        sub = Subscription(
+            self,
+            subject,
+            codec,
+            handler,
+            queue=queue,
+            concurrency=concurrency,
+            max_bytes=max_bytes or self.config.max_message_bytes,
+        )
+        await sub.start()
+        self._subs.append(sub)
+        return sub
+
+    async def unsubscribe(self, sub: Subscription[Any], drain: bool = True) -> None:
+        await sub.stop(drain=drain)
+        if sub in self._subs:
+            self._subs.remove(sub)
+
+    async def _resolve(self, msg: Msg, max_bytes: int) -> bytes:
+        name = blob_name(msg.headers)
+        if name is not None:
+            assert self._blobs is not None
+            return await self._blobs.get(name, max_bytes)
+        if len(msg.data) > max_bytes:
+            raise ProtocolError(
+                DlqReason.TOO_LARGE, f"{len(msg.data)} bytes exceeds the {max_bytes} limit"
+            )
+        return msg.data
+
+    @staticmethod
+    def _check_version(headers: dict[str, str] | None) -> None:
+        # A message without the header (e.g. from the nats CLI) is read as ours.
+        version = (headers or {}).get(VERSION_HEADER)
+        if version is not None and version != _VERSION_TEXT:
+            raise ProtocolError(
+                DlqReason.UNSUPPORTED_VERSION,
+                f"protocol version {version!r}; this process speaks {_VERSION_TEXT}",
+            )
+
+    async def decode_msg(self, msg: Msg, codec: Codec[T], max_bytes: int) -> tuple[T, Incoming]:
+        """Decode one received message; raises ProtocolError with the reason."""
+        incoming = Incoming(
+            subject=msg.subject, reply=msg.reply, headers=msg.headers or {}, data=msg.data, raw=msg
+        )
+        self._check_version(msg.headers)
+        data = await self._resolve(msg, max_bytes)
+        incoming.data = data
+        return codec.decode(data), incoming
+
+    async def dispatch(
+        self, msg: Msg, codec: Codec[T], handler: Handler[T], max_bytes: int
+    ) -> None:
+        """Decode, run the handler, reply; never raises (but for cancellation)."""
+        self.stats.received += 1
+        try:
+            value, incoming = await self.decode_msg(msg, codec, max_bytes)
+        except ProtocolError as err:
+            await self.reject(msg, err)
+            return
+        try:
+            reply = await handler(value, incoming)
+        except Exception as exc:
+            self.stats.handler_errors += 1
+            log.exception("handler for %s failed", msg.subject)
+            await self.dead_letter(
+                DlqReason.HANDLER_ERROR,
+                subject=msg.subject,
+                error=f"{type(exc).__name__}: {exc}",
+                headers=msg.headers,
+                payload=incoming.data,
+            )
+            reply = ErrorReply(
+                code=ErrorCode.INTERNAL,
+                detail=f"handler failed: {type(exc).__name__}",
+                retryable=True,
+            )
+        if reply is not None and msg.reply:
+            await self.reply(msg.reply, reply)
+
+    async def reject(self, msg: Msg, err: ProtocolError) -> None:
+        """Log, dead-letter and (for a request) answer a malformed message."""
+        log.warning("rejected message on %s: %s", msg.subject, err)
+        await self.dead_letter(
+            err.reason, subject=msg.subject, error=err.detail, headers=msg.headers, payload=msg.data
+        )
+        if msg.reply and not msg.subject.startswith("$JS."):
+            code = deadletter.REPLY_CODE.get(err.reason, ErrorCode.BAD_REQUEST)
+            await self.reply(msg.reply, ErrorReply(code=code, detail=str(err), retryable=False))
+
+    async def reply(self, reply_to: str, message: Message) -> None:
+        # A fresh publish, not msg.respond(): respond would re-send the request's headers.
+        try:
+            await self.publish(reply_to, message)
+        except Exception as exc:  # the requester may be gone; that is its problem
+            log.debug("reply to %s failed: %s", reply_to, exc)
+
+    async def dead_letter(
+        self,
+        reason: DlqReason,
+        *,
+        subject: str,
+        error: str,
+        headers: dict[str, str] | None = None,
+        payload: bytes = b"",
+        task_id: str | None = None,
+        attempts: tuple[AttemptRecord, ...] = (),
+    ) -> bool:
+        """Keep a wrapper of what could not be handled in the DLQ stream."""
+        self.stats.dead_letters[reason.value] += 1
+        entry = deadletter.build_entry(
+            reason=reason,
+            subject=subject,
+            error=error,
+            headers=headers,
+            payload=payload,
+            source=self.source,
+            task_id=task_id,
+            attempts=attempts,
+        )
+        return await deadletter.publish_entry(
+            self.js, self.subjects, entry, self.config.js_timeout_s
+        )
+
+    # -- JetStream consumption --------------------------------------------------
+
+    async def consume(
+        self,
+        stream_subject: str,
+        durable: str,
+        codec: Codec[T],
+        handler: Callable[[T, Incoming], Awaitable[None]],
+        *,
+        stream: str | None = None,
+        batch: int = 128,
+        fetch_timeout_s: float = 1.0,
+        ack_wait_s: float = 30.0,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        """Pull from a durable consumer until cancelled.
+
+        A message is acked when its handler returns (unless the handler acked,
+        nak'ed or term'ed it itself), nak'ed with a delay if the handler
+        raises, and dead-lettered then terminated if it cannot be decoded.
+        """
+        psub = await self.js.pull_subscribe(
+            stream_subject,
+            durable=durable,
+            stream=stream,
+            config=js_api.ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch * 8),
+        )
+        if ready is not None:
+            ready.set()
+        while True:
+            try:
+                msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
+            except nats.errors.TimeoutError:
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                await asyncio.sleep(self.config.reconnect_wait_s)
+                continue
+            for msg in msgs:
+                await self._dispatch_js(msg, codec, handler)
+
+    async def _dispatch_js(
+        self, msg: Msg, codec: Codec[T], handler: Callable[[T, Incoming], Awaitable[None]]
+    ) -> None:
+        self.stats.received += 1
+        try:
+            value, incoming = await self.decode_msg(msg, codec, self.config.max_message_bytes)
+        except ProtocolError as err:
+            await self.reject(msg, err)
+            await msg.term()
+            return
+        try:
+            await handler(value, incoming)
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception("handler for %s failed; will be redelivered", msg.subject)
+            await incoming.nak(delay_s=1.0)
+            return
+        await incoming.ack()
