@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar
 
 from nats.js import api as js_api
@@ -172,7 +172,7 @@ class FleetClient:
 
     async def watch(
         self, task_id: str | None = None, *, replay: bool = True
-    ) -> AsyncIterator[TaskEvent]:
+    ) -> AsyncGenerator[TaskEvent, None]:
         """Events of one task (its history first, when `replay`) or of all tasks (live)."""
         subject = self.subjects.events(task_id) if task_id else self.subjects.all_events()
         policy = js_api.DeliverPolicy.ALL if (replay and task_id) else js_api.DeliverPolicy.NEW
