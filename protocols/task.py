@@ -13,7 +13,7 @@ class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     task_id: str
     skill: str | None = None
     workflow: str | None = None
-    input: msgspec.Raw = msgspec.Raw(b"{}")
+    input: msgspec.Raw
     idempotency_key: str | None = None
     priority: int = 0
     timeouts: Timeouts = Timeouts()
@@ -49,7 +49,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     skill: str | None = None
     workflow: str | None = None
     state: TaskState
-    input: msgspec.Raw = msgspec.Raw(b"{}")
+    input: msgspec.Raw
     priority: int = 0
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
