@@ -1,5 +1,6 @@
 """Airports, the sandbox fare provider, booking idempotency and payment approval."""
 
+import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -88,8 +89,8 @@ async def test_sandbox_times_are_local_and_durations_realistic() -> None:
         assert 6 <= offer.departs_at.hour < 22
         assert 5 * 60 + 30 <= offer.duration_min <= 8 * 60  # ~5,540 km across the Atlantic
         assert (offer.arrives_at - offer.departs_at).total_seconds() == offer.duration_min * 60
-    short = (await search_flights("BOS", "LGA", DAY)).offers[0]
-    assert 60 <= short.duration_min <= 100  # ~300 km
+    for short in (await search_flights("BOS", "LGA", DAY)).offers:
+        assert 50 <= short.duration_min <= 80  # ~300 km
 
 
 async def test_sandbox_refuses_nonsense_queries() -> None:
@@ -158,3 +159,10 @@ async def test_pay_requires_approval_and_is_idempotent(tmp_path: Path) -> None:
     assert paid.sandbox and paid.amount_cents == offer.total_cents
     assert paid.approval_token == "approval-1"
     assert await desk_on(db).pay(booking, offer.total_cents, "approval-1") == paid
+
+
+async def test_concurrent_bookings_with_one_key_make_one_booking(tmp_path: Path) -> None:
+    db = tmp_path / "bookings.db"
+    offer = (await search_flights("BOS", "SFO", DAY)).offers[0]
+    results = await asyncio.gather(*(desk_on(db).book(offer, ADA, "task-race") for _ in range(5)))
+    assert len({msgspec.json.encode(b) for b in results}) == 1

@@ -106,8 +106,8 @@ def _validate(query: FlightQuery) -> tuple[Airport, Airport, float]:
 
 
 def _block_minutes(distance_km: float, variation_min: int) -> int:
-    # ~820 km/h average ground speed plus ~35 min for taxi, climb and approach.
-    minutes = 35 + distance_km / 820 * 60 + variation_min
+    # ~800 km/h average ground speed plus ~45 min for taxi, climb and approach.
+    minutes = 45 + distance_km / 800 * 60 + variation_min
     return int(5 * round(minutes / 5))
 
 
