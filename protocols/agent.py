@@ -52,6 +52,9 @@ class Heartbeat(Message, frozen=True, kw_only=True, tag="agent.hb"):
     load: int
     capacity: int
     in_flight: tuple[InFlight, ...] = ()
+    # Tokens whose outcome was published (and acked by the stream) recently:
+    # a token in neither list has been lost by this instance.
+    recent: tuple[str, ...] = ()
     draining: bool = False
 
 

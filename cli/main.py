@@ -1,0 +1,26 @@
+"""The `natsfleet` command: argument parsing and output only.
+
+Each group of verbs lives in its own module and is registered here.
+"""
+
+import click
+
+from natsfleet.cli.server_cmd import schema_command, server_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="natsfleet")
+def cli() -> None:
+    """Run fleets of AI agents as independent processes over NATS."""
+
+
+cli.add_command(server_command)
+cli.add_command(schema_command)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()
