@@ -383,9 +383,17 @@ class Bus:
             await self.reply(msg.reply, ErrorReply(code=code, detail=str(err), retryable=False))
 
     async def reply(self, reply_to: str, message: Message) -> None:
-        # A fresh publish, not msg.respond(): respond would re-send the request's headers.
+        """Answer a request with a fresh publish (msg.respond would re-send the
+        request's headers). A reply carries no version header: the request's
+        version was checked before the handler ran, and a mismatch is answered
+        with an `ErrorReply` any version can read. Header parsing is much of
+        nats-py's per-message cost, so this keeps request/reply fast.
+        """
+        headers: dict[str, str] = {}
         try:
-            await self.publish(reply_to, message)
+            data = await self._payload(message, headers)
+            await self.nc.publish(reply_to, data, headers=headers or None)
+            self.stats.published += 1
         except Exception as exc:  # the requester may be gone; that is its problem
             log.debug("reply to %s failed: %s", reply_to, exc)
 
