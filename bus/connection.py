@@ -18,7 +18,7 @@ from natsfleet.bus import deadletter
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
-from natsfleet.bus.incoming import Incoming
+from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
@@ -325,7 +325,7 @@ class Bus:
     @staticmethod
     def _check_version(headers: dict[str, str] | None) -> None:
         # A message without the header (e.g. from the nats CLI) is read as ours.
-        version = (headers or {}).get(VERSION_HEADER)
+        version = header(headers, VERSION_HEADER)
         if version is not None and version != _VERSION_TEXT:
             raise ProtocolError(
                 DlqReason.UNSUPPORTED_VERSION,
@@ -335,7 +335,11 @@ class Bus:
     async def decode_msg(self, msg: Msg, codec: Codec[T], max_bytes: int) -> tuple[T, Incoming]:
         """Decode one received message; raises ProtocolError with the reason."""
         incoming = Incoming(
-            subject=msg.subject, reply=msg.reply, headers=msg.headers or {}, data=msg.data, raw=msg
+            subject=msg.subject,
+            reply=msg.reply,
+            headers=normalized(msg.headers),
+            data=msg.data,
+            raw=msg,
         )
         self._check_version(msg.headers)
         data = await self._resolve(msg, max_bytes)
