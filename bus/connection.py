@@ -1,6 +1,7 @@
 """The Bus: one NATS connection with typed publish, request and subscribe."""
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from natsfleet.bus import deadletter
+from natsfleet.bus import deadletter, tracing
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
@@ -35,6 +36,7 @@ from natsfleet.protocols import (
     Message,
     ProtocolError,
     RemoteError,
+    SpanRecord,
     Subjects,
     encode,
 )
@@ -129,9 +131,9 @@ class Bus:
         self._nc = await nats.connect(**options)
         self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
         self._blobs = BlobStore(self._js, self.subjects)
-        self._set_state(
-            "connected", f"to {self._nc.connected_url.netloc if self._nc.connected_url else '?'}"
-        )
+        url = self._nc.connected_url
+        self._set_state("connected", f"to {url.netloc if url else '?'}")
+        tracing.attach_nats_exporter(self._publish_span_record, asyncio.get_running_loop())
         return self
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -231,8 +233,17 @@ class Bus:
         """Core NATS publish (fire and forget)."""
         hdrs = self.headers(headers)
         data = await self._payload(message, hdrs)
-        await self.nc.publish(subject, data, headers=hdrs)
+        if tracing.enabled():
+            with tracing.publish_span(subject, hdrs, len(data)):
+                await self.nc.publish(subject, data, headers=hdrs)
+        else:
+            await self.nc.publish(subject, data, headers=hdrs)
         self.stats.published += 1
+
+    async def _publish_span_record(self, service: str, record: SpanRecord) -> None:
+        # Untraced on purpose: a span for publishing a span would never end.
+        subject = self.subjects.spans(service.replace(".", "_"))
+        await self.nc.publish(subject, encode(record), headers={VERSION_HEADER: _VERSION_TEXT})
 
     async def publish_js(
         self,
@@ -248,9 +259,12 @@ class Bus:
         if msg_id is not None:
             hdrs["Nats-Msg-Id"] = msg_id
         data = await self._payload(message, hdrs)
-        ack = await self.js.publish(
-            subject, data, headers=hdrs, timeout=timeout_s or self.config.js_timeout_s
-        )
+        timeout = timeout_s or self.config.js_timeout_s
+        if tracing.enabled():
+            with tracing.publish_span(subject, hdrs, len(data), msg_id):
+                ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
+        else:
+            ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
         self.stats.published += 1
         return ack
 
@@ -268,7 +282,11 @@ class Bus:
         hdrs = self.headers(headers)
         data = await self._payload(message, hdrs)
         try:
-            msg = await self.nc.request(subject, data, timeout=timeout, headers=hdrs)
+            if tracing.enabled():
+                with tracing.publish_span(subject, hdrs, len(data)):
+                    msg = await self.nc.request(subject, data, timeout=timeout, headers=hdrs)
+            else:
+                msg = await self.nc.request(subject, data, timeout=timeout, headers=hdrs)
         except nats.errors.NoRespondersError:
             raise NoResponders(subject) from None
         except nats.errors.TimeoutError:
@@ -347,7 +365,7 @@ class Bus:
         return codec.decode(data), incoming
 
     async def dispatch(
-        self, msg: Msg, codec: Codec[T], handler: Handler[T], max_bytes: int
+        self, msg: Msg, codec: Codec[T], handler: Handler[T], max_bytes: int, queue: str = ""
     ) -> None:
         """Decode, run the handler, reply; never raises (but for cancellation)."""
         self.stats.received += 1
@@ -357,7 +375,11 @@ class Bus:
             await self.reject(msg, err)
             return
         try:
-            reply = await handler(value, incoming)
+            if tracing.enabled():
+                with tracing.process_span(msg.subject, incoming.headers, incoming.size, queue):
+                    reply = await handler(value, incoming)
+            else:
+                reply = await handler(value, incoming)
         except Exception as exc:
             self.stats.handler_errors += 1
             log.exception("handler for %s failed", msg.subject)
@@ -457,16 +479,25 @@ class Bus:
         )
         if ready is not None:
             ready.set()
-        while True:
-            try:
-                msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
-                await asyncio.sleep(self.config.reconnect_wait_s)
-                continue
-            for msg in msgs:
-                await self._dispatch_js(msg, codec, handler)
+        try:
+            while True:
+                try:
+                    msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
+                except nats.errors.TimeoutError:
+                    continue
+                except (
+                    nats.errors.ConnectionClosedError,
+                    nats.errors.ConnectionReconnectingError,
+                ):
+                    await asyncio.sleep(self.config.reconnect_wait_s)
+                    continue
+                for msg in msgs:
+                    await self._dispatch_js(msg, codec, handler)
+        finally:
+            # The durable consumer stays on the server; only this client's
+            # interest goes, so closing the bus does not wait on it.
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
 
     async def _dispatch_js(
         self, msg: Msg, codec: Codec[T], handler: Callable[[T, Incoming], Awaitable[None]]
@@ -479,7 +510,11 @@ class Bus:
             await msg.term()
             return
         try:
-            await handler(value, incoming)
+            if tracing.enabled():
+                with tracing.process_span(msg.subject, incoming.headers, incoming.size):
+                    await handler(value, incoming)
+            else:
+                await handler(value, incoming)
         except Exception:
             self.stats.handler_errors += 1
             log.exception("handler for %s failed; will be redelivered", msg.subject)

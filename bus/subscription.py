@@ -67,7 +67,7 @@ class Subscription(Generic[T]):
 
     async def _on_message(self, msg: Msg) -> None:
         if self._concurrency == 1:
-            await self._bus.dispatch(msg, self._codec, self._handler, self._max_bytes)
+            await self._bus.dispatch(msg, self._codec, self._handler, self._max_bytes, self.queue)
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._run_one(msg))
@@ -76,7 +76,7 @@ class Subscription(Generic[T]):
 
     async def _run_one(self, msg: Msg) -> None:
         try:
-            await self._bus.dispatch(msg, self._codec, self._handler, self._max_bytes)
+            await self._bus.dispatch(msg, self._codec, self._handler, self._max_bytes, self.queue)
         finally:
             self._slots.release()
 

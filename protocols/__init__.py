@@ -61,6 +61,7 @@ from natsfleet.protocols.errors import (
 from natsfleet.protocols.ids import new_incarnation, new_task_id, new_token
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.registry import ALL_MESSAGES
+from natsfleet.protocols.spans import SpanEvent, SpanRecord
 from natsfleet.protocols.states import TERMINAL_STATES, TaskState, is_terminal
 from natsfleet.protocols.subjects import (
     DEFAULT_PREFIX,
@@ -138,6 +139,8 @@ __all__ = [
     "RetryPolicy",
     "Rollcall",
     "SkillSpec",
+    "SpanEvent",
+    "SpanRecord",
     "StatusRequest",
     "Stream",
     "Subjects",

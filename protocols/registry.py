@@ -31,6 +31,7 @@ from natsfleet.protocols.control import (
     TaskStatusReply,
 )
 from natsfleet.protocols.dlq import DeadLetter
+from natsfleet.protocols.spans import SpanRecord
 from natsfleet.protocols.task import Submit, TaskEvent
 
 ALL_MESSAGES: tuple[type[Any], ...] = (
@@ -61,4 +62,5 @@ ALL_MESSAGES: tuple[type[Any], ...] = (
     Ack,
     ErrorReply,
     DeadLetter,
+    SpanRecord,
 )

@@ -73,6 +73,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     error: ErrorInfo | None = None
     usage: Usage = Usage()
+    # W3C traceparent of the submit, so every attempt joins the task's trace.
+    traceparent: str | None = None
     # Lease epoch of the supervisor that wrote this revision (fencing).
     epoch: int = 0
 

@@ -1,0 +1,86 @@
+"""A span exporter that publishes finished spans on NATS (`spans.<service>`).
+
+The SDK calls `export` from its worker thread; the publish is handed to the
+bus's event loop, so nats-py is only ever used from its own loop.
+"""
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import StatusCode
+
+from natsfleet.protocols import SpanEvent, SpanRecord
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, SpanRecord], Awaitable[None]]
+
+_STATUS = {StatusCode.UNSET: "unset", StatusCode.OK: "ok", StatusCode.ERROR: "error"}
+
+
+def _attributes(source: Any) -> dict[str, str | bool | int | float]:
+    out: dict[str, str | bool | int | float] = {}
+    for key, value in dict(source or {}).items():
+        out[key] = value if isinstance(value, str | bool | int | float) else str(value)
+    return out
+
+
+def to_record(span: ReadableSpan, service: str) -> SpanRecord:
+    context = span.get_span_context()
+    assert context is not None
+    return SpanRecord(
+        trace_id=f"{context.trace_id:032x}",
+        span_id=f"{context.span_id:016x}",
+        parent_id=f"{span.parent.span_id:016x}" if span.parent else None,
+        name=span.name,
+        service=service,
+        kind=span.kind.name.lower(),
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or 0,
+        status=_STATUS.get(span.status.status_code, "unset"),
+        status_detail=span.status.description or "",
+        attributes=_attributes(span.attributes),
+        events=tuple(
+            SpanEvent(name=e.name, time_ns=e.timestamp, attributes=_attributes(e.attributes))
+            for e in span.events
+        ),
+    )
+
+
+def _log_failure(future: "concurrent.futures.Future[None]") -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.debug("span export to NATS failed: %s", future.exception())
+
+
+class NatsSpanExporter(SpanExporter):
+    def __init__(self, service: str, publish: Publish, loop: asyncio.AbstractEventLoop) -> None:
+        self._service = service
+        self._publish = publish
+        self._loop = loop
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._loop.is_closed():
+            return SpanExportResult.FAILURE
+        records = [to_record(span, self._service) for span in spans]
+
+        async def send() -> None:
+            for record in records:
+                await self._publish(self._service, record)
+
+        try:
+            # Hand over and do not wait: the loop may be the very thread that is
+            # flushing this processor at shutdown, and waiting would deadlock.
+            future = asyncio.run_coroutine_threadsafe(send(), self._loop)
+            future.add_done_callback(_log_failure)
+        except RuntimeError as exc:  # the loop is gone: nothing to publish with
+            log.debug("span export to NATS failed: %s", exc)
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
