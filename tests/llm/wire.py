@@ -9,7 +9,6 @@ Only ever listens on 127.0.0.1, on a port the OS picks.
 """
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from dataclasses import dataclass, field
@@ -150,13 +149,15 @@ class WireServer:
         try:
             while await self._one(reader, writer):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # stop() cancels handlers; ending normally keeps asyncio's
+            # stream callback from logging the cancellation as an error.
             pass
         finally:
             self._tasks.discard(task)  # type: ignore[arg-type]
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         line = await reader.readline()
