@@ -137,6 +137,12 @@ class Router:
     def plan(self, request: LLMRequest) -> tuple[Tier, list[ModelConfig]]:
         """The tier and ordered fallback chain this request would use (for tests and logs)."""
         tier = choose_tier(request, self.config.routing)
+        if request.model is not None and all(m.name != request.model for m in self.models):
+            raise NoDeploymentAvailable(
+                (),
+                detail=f"model {request.model!r} is not available "
+                "(not configured, or its provider has no API key)",
+            )
         models = chain(
             self.models,
             tier,
