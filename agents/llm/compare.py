@@ -8,6 +8,7 @@ A failing lane ends with a `StreamFailed` event instead of raising.
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
 
 import msgspec
 
@@ -55,15 +56,17 @@ async def _lane(
     response: LLMResponse | None = None
     error: StreamFailed | None = None
     try:
-        async for event in router.stream(pinned, deadline=deadline, fallback=False):
-            if isinstance(event, TextDelta):
-                if first is None:
-                    first = (time.monotonic() - started) * 1000.0
-                parts.append(event.text)
-            elif isinstance(event, Done):
-                response = event.response
-            if sink is not None:
-                await sink(model, event)
+        events = router.stream(pinned, deadline=deadline, fallback=False)
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if first is None:
+                        first = (time.monotonic() - started) * 1000.0
+                    parts.append(event.text)
+                elif isinstance(event, Done):
+                    response = event.response
+                if sink is not None:
+                    await sink(model, event)
     except LLMError as exc:
         error = StreamFailed(
             error_type=type(exc).__name__, detail=str(exc), retryable=exc.retryable

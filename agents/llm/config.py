@@ -58,7 +58,13 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         if self.kind is ProviderKind.OFFLINE:
             return None
         if self.api_key_file:
-            text = Path(self.api_key_file).expanduser().read_text().strip()
+            try:
+                text = Path(self.api_key_file).expanduser().read_text().strip()
+            except OSError as exc:
+                # The path may be logged; the content never is.
+                raise ConfigError(
+                    f"cannot read api_key_file {self.api_key_file!r}: {exc.strerror}"
+                ) from None
             return text or None
         name = self.api_key_env or _DEFAULT_KEY_ENV[self.kind]
         return (env if env is not None else os.environ).get(name) or None

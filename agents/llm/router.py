@@ -345,7 +345,9 @@ class Router:
             self.cooldowns.success(model.name)
             return result
         log.info("llm call to %s failed: %s", model.name, error.kind.value)
-        self.cooldowns.failure(model.name, error)
+        # Running out of the task's time is not the deployment's fault.
+        if deadline is None or time.monotonic() < deadline:
+            self.cooldowns.failure(model.name, error)
         return error
 
     async def _wait_for_next_round(

@@ -8,6 +8,7 @@ sink, which batches it onto `out.<type>.<inst>.<task>`.
 
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
 from natsfleet.agents.llm.ledger import Ledger
@@ -69,10 +70,12 @@ class TaskLLM:
 
     async def stream(self, request: LLMRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream events; text deltas also go to the chunk sink as they arrive."""
-        async for event in self.router.stream(request, deadline=self.deadline, ledger=self.ledger):
-            if isinstance(event, TextDelta) and self.on_chunk is not None:
-                await self.on_chunk(event.text)
-            yield event
+        events = self.router.stream(request, deadline=self.deadline, ledger=self.ledger)
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta) and self.on_chunk is not None:
+                    await self.on_chunk(event.text)
+                yield event
 
     async def generate(self, request: LLMRequest) -> LLMResponse:
         """Stream to the sink if there is one, else complete; returns the full response."""
