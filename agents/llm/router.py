@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -208,6 +209,7 @@ class Router:
 
         models = models if fallback else models[:1]
         response, model = await self._run(request, models, deadline, ledger, attempt)
+        self.cooldowns.success(model.name)
         response = self._finish(response, model, started)
         if key:
             await self._cache_put(key, response)
@@ -244,34 +246,20 @@ class Router:
         models = models if fallback else models[:1]
         opened, model = await self._run(request, models, deadline, ledger, attempt)
         first_chunk_ms = (time.monotonic() - started) * 1000.0
-        sent: list[str] = []
+        done: Done | None = None
         try:
-            for event in opened.head:
-                if isinstance(event, Done):
-                    break
-                sent.append(event.text if isinstance(event, TextDelta) else "")
-                yield event
-            done = opened.head[-1] if isinstance(opened.head[-1], Done) else None
-            while done is None:
-                async with asyncio.timeout_at(deadline):
-                    event = await anext(opened.rest)
-                if isinstance(event, Done):
-                    done = event
-                else:
-                    sent.append(event.text if isinstance(event, TextDelta) else "")
-                    yield event
-        except TimeoutError:
-            cause: LLMError = LLMTimeout("task deadline reached mid-stream", deployment=model.name)
-            self.cooldowns.failure(model.name, cause)
-            raise StreamInterrupted(cause, partial_text="".join(sent)) from None
-        except StopAsyncIteration:
-            cause = LLMError("stream ended without completing", deployment=model.name)
-            raise StreamInterrupted(cause, partial_text="".join(sent)) from None
-        except LLMError as exc:
-            self.cooldowns.failure(model.name, exc)
-            raise StreamInterrupted(exc, partial_text="".join(sent)) from exc
-        finally:
-            await opened.rest.aclose()
+            async with aclosing(_relay(opened, model, deadline)) as events:
+                async for event in events:
+                    if isinstance(event, Done):
+                        done = event
+                    else:
+                        yield event
+        except StreamInterrupted as exc:
+            # Running out of the task's time is not the deployment's fault.
+            if deadline is None or time.monotonic() < deadline:
+                self.cooldowns.failure(model.name, exc.cause)
+            raise
+        assert done is not None  # _relay ends with Done or raises
         self.cooldowns.success(model.name)
         response = self._finish(done.response, model, started)
         response = msgspec.structs.replace(response, first_chunk_ms=first_chunk_ms)
@@ -326,7 +314,8 @@ class Router:
                 break
         if budget is not None and not errors:
             raise budget
-        raise NoDeploymentAvailable(tuple(errors), detail="every deployment is cooling down")
+        detail = "every deployment is cooling down" if models else "no deployment fits the prompt"
+        raise NoDeploymentAvailable(tuple(errors), detail=detail)
 
     async def _try(
         self, model: ModelConfig, deadline: float | None, attempt: Attempt[T]
@@ -342,7 +331,7 @@ class Router:
         except LLMError as exc:
             error = exc
         else:
-            self.cooldowns.success(model.name)
+            # Success is recorded by the caller: a stream has only begun here.
             return result
         log.info("llm call to %s failed: %s", model.name, error.kind.value)
         # Running out of the task's time is not the deployment's fault.
@@ -376,6 +365,35 @@ class Router:
             return False
         await asyncio.sleep(wake - now)
         return True
+
+
+async def _relay(
+    opened: _Opened, model: ModelConfig, deadline: float | None
+) -> AsyncGenerator[StreamEvent, None]:
+    """The rest of an opened stream, each chunk bounded by the deadline; ends with `Done`.
+
+    Any failure here comes after the first chunk, so it is a `StreamInterrupted`.
+    """
+    sent: list[str] = []
+    try:
+        for event in opened.head:
+            sent.append(event.text if isinstance(event, TextDelta) else "")
+            yield event
+        while not isinstance(event, Done):
+            async with asyncio.timeout_at(deadline):
+                event = await anext(opened.rest)
+            sent.append(event.text if isinstance(event, TextDelta) else "")
+            yield event
+    except TimeoutError:
+        cause: LLMError = LLMTimeout("task deadline reached mid-stream", deployment=model.name)
+        raise StreamInterrupted(cause, partial_text="".join(sent)) from None
+    except StopAsyncIteration:
+        cause = LLMError("stream ended without completing", deployment=model.name)
+        raise StreamInterrupted(cause, partial_text="".join(sent)) from None
+    except LLMError as exc:
+        raise StreamInterrupted(exc, partial_text="".join(sent)) from exc
+    finally:
+        await opened.rest.aclose()
 
 
 async def _open(events: AsyncGenerator[StreamEvent, None]) -> _Opened:

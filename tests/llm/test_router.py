@@ -254,3 +254,30 @@ async def test_task_deadline_bounds_each_call(make_router: Any, wire: Any) -> No
         await llm.complete(user("hi"))
     assert time.monotonic() - started < 0.5
     assert wire.count("b") == 0  # no time left to fall back
+
+
+async def test_deadline_mid_stream_is_a_typed_interruption(make_router: Any, wire: Any) -> None:
+    router = make_router([m("a", "anthropic"), m("b")], routing={"fallbacks": {"a": ["b"]}})
+    wire.script("a", wire.trickle(0.02, words=40))
+    llm = router.bind(task_id="t1", remaining_s=0.15)
+    received: list[str] = []
+    with pytest.raises(StreamInterrupted) as caught:
+        async for event in llm.stream(user("hi", model="a")):
+            if isinstance(event, TextDelta):
+                received.append(event.text)
+    assert isinstance(caught.value.cause, LLMTimeout)
+    assert received and caught.value.partial_text == "".join(received)
+    assert wire.count("b") == 0
+    assert router.cooldowns.snapshot() == {}  # the task's deadline is not the deployment's fault
+
+
+async def test_mid_stream_failures_count_towards_cooldown(make_router: Any, wire: Any) -> None:
+    router = make_router([m("a", "anthropic"), m("b")], routing={"fallbacks": {"a": ["b"]}})
+    wire.script("a", wire.midstream(), wire.midstream())
+    for _ in range(2):
+        with pytest.raises(StreamInterrupted):
+            _ = [e async for e in router.stream(user("hi", model="a"))]
+    assert "a" in router.cooldowns.snapshot()
+    events = [e async for e in router.stream(user("hi", model="a"))]
+    done = events[-1]
+    assert isinstance(done, Done) and done.response.deployment == "b"

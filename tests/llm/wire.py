@@ -32,6 +32,7 @@ class Step:
     message: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
     chunks: int = 3
     usage: tuple[int, int] = (12, 7)
 
@@ -112,6 +113,11 @@ class WireServer:
     @staticmethod
     def slow(delay_s: float, text: str = "") -> Step:
         return Step(kind="ok", text=text, delay_s=delay_s)
+
+    @staticmethod
+    def trickle(chunk_delay_s: float, words: int = 20) -> Step:
+        text = " ".join(f"w{i}" for i in range(words))
+        return Step(kind="ok", text=text, chunks=words, chunk_delay_s=chunk_delay_s)
 
     @staticmethod
     def midstream(chunks: int = 2, etype: str = "") -> Step:
@@ -210,6 +216,8 @@ class WireServer:
         writer.write((head + "transfer-encoding: chunked\r\n\r\n").encode())
         events = (_anthropic_events if flavour == "anthropic" else _openai_events)(model, step)
         for event in events:
+            if step.chunk_delay_s:
+                await asyncio.sleep(step.chunk_delay_s)
             data = event.encode()
             writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             await writer.drain()
