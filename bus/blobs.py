@@ -12,6 +12,7 @@ from nats.js import errors as js_errors
 from nats.js.object_store import ObjectStore
 from nats.nuid import NUID
 
+from natsfleet.bus.incoming import header
 from natsfleet.protocols import BLOB_HEADER, DlqReason, ProtocolError, Subjects
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,4 @@ class BlobStore:
 
 
 def blob_name(headers: dict[str, str] | None) -> str | None:
-    if not headers:
-        return None
-    return headers.get(BLOB_HEADER)
+    return header(headers, BLOB_HEADER)

@@ -212,7 +212,7 @@ class FleetClient:
     async def result(self, task_id: str, output_type: type[T], timeout_s: float | None = None) -> T:
         """Wait and decode the output; raises `TaskFailed` unless it completed."""
         event = await self.wait(task_id, timeout_s)
-        if event.state != TaskState.COMPLETED or event.output is None:
+        if event.state != TaskState.COMPLETED:
             raise TaskFailed(event)
         return decode_raw(event.output, output_type)
 
@@ -280,7 +280,7 @@ class FleetClient:
         request = ApproveRequest(
             task_id=task_id,
             approved=approved,
-            input=None if input is None else to_raw(input),
+            input=to_raw(input),
             note=note,
         )
         reply = await self._control("approve", request, _ACK, timeout_s)

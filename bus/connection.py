@@ -18,7 +18,7 @@ from natsfleet.bus import deadletter
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
-from natsfleet.bus.incoming import Incoming
+from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
@@ -325,7 +325,7 @@ class Bus:
     @staticmethod
     def _check_version(headers: dict[str, str] | None) -> None:
         # A message without the header (e.g. from the nats CLI) is read as ours.
-        version = (headers or {}).get(VERSION_HEADER)
+        version = header(headers, VERSION_HEADER)
         if version is not None and version != _VERSION_TEXT:
             raise ProtocolError(
                 DlqReason.UNSUPPORTED_VERSION,
@@ -335,7 +335,11 @@ class Bus:
     async def decode_msg(self, msg: Msg, codec: Codec[T], max_bytes: int) -> tuple[T, Incoming]:
         """Decode one received message; raises ProtocolError with the reason."""
         incoming = Incoming(
-            subject=msg.subject, reply=msg.reply, headers=msg.headers or {}, data=msg.data, raw=msg
+            subject=msg.subject,
+            reply=msg.reply,
+            headers=normalized(msg.headers),
+            data=msg.data,
+            raw=msg,
         )
         self._check_version(msg.headers)
         data = await self._resolve(msg, max_bytes)
@@ -383,9 +387,17 @@ class Bus:
             await self.reply(msg.reply, ErrorReply(code=code, detail=str(err), retryable=False))
 
     async def reply(self, reply_to: str, message: Message) -> None:
-        # A fresh publish, not msg.respond(): respond would re-send the request's headers.
+        """Answer a request with a fresh publish (msg.respond would re-send the
+        request's headers). A reply carries no version header: the request's
+        version was checked before the handler ran, and a mismatch is answered
+        with an `ErrorReply` any version can read. Header parsing is much of
+        nats-py's per-message cost, so this keeps request/reply fast.
+        """
+        headers: dict[str, str] = {}
         try:
-            await self.publish(reply_to, message)
+            data = await self._payload(message, headers)
+            await self.nc.publish(reply_to, data, headers=headers or None)
+            self.stats.published += 1
         except Exception as exc:  # the requester may be gone; that is its problem
             log.debug("reply to %s failed: %s", reply_to, exc)
 

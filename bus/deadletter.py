@@ -5,6 +5,7 @@ import time
 
 from nats.js import JetStreamContext
 
+from natsfleet.bus.incoming import normalized
 from natsfleet.protocols import (
     VERSION,
     VERSION_HEADER,
@@ -54,7 +55,7 @@ def build_entry(
         subject=subject,
         error=error,
         at_ms=int(time.time() * 1000),
-        headers=dict(headers or {}),
+        headers=normalized(headers),
         payload=kept,
         source=source,
         task_id=task_id,

@@ -1,10 +1,31 @@
 """What a handler learns about a message besides its decoded value."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
+
+
+def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+    """One header's value. nats-py gives `str` values, or lists of them when
+    the optional fast-mail-parser is installed; accept both."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if isinstance(value, list):
+        return str(value[0]) if value else None
+    return value if value is None else str(value)
+
+
+def normalized(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """Headers as `dict[str, str]` whichever parser nats-py used."""
+    if not headers:
+        return {}
+    if all(isinstance(value, str) for value in headers.values()):
+        return dict(headers)
+    return {name: header(headers, name) or "" for name in headers}
 
 
 @dataclass(slots=True)

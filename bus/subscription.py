@@ -61,6 +61,9 @@ class Subscription(Generic[T]):
             pending_msgs_limit=limits.pending_msgs_limit,
             pending_bytes_limit=limits.pending_bytes_limit,
         )
+        # Once start() returns the server knows the interest: a publish from
+        # another connection right after is delivered.
+        await self._bus.nc.flush()
 
     async def _on_message(self, msg: Msg) -> None:
         if self._concurrency == 1:

@@ -5,6 +5,7 @@ Each group of verbs lives in its own module and is registered here.
 
 import click
 
+from natsfleet.cli.demo_cmd import demo_command
 from natsfleet.cli.server_cmd import schema_command, server_command
 
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 cli.add_command(server_command)
 cli.add_command(schema_command)
+cli.add_command(demo_command)
 
 
 def main() -> None:

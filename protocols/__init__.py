@@ -28,7 +28,7 @@ from natsfleet.protocols.agent import (
     SkillSpec,
     TaskOutput,
 )
-from natsfleet.protocols.base import ErrorInfo, ErrorReply, Message, Usage
+from natsfleet.protocols.base import ErrorInfo, ErrorReply, Message, Usage, null_raw
 from natsfleet.protocols.codec import Codec, decode_raw, encode, to_raw
 from natsfleet.protocols.control import (
     CONTROL_VERBS,
@@ -158,5 +158,6 @@ __all__ = [
     "new_incarnation",
     "new_task_id",
     "new_token",
+    "null_raw",
     "to_raw",
 ]

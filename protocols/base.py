@@ -5,6 +5,15 @@ import msgspec
 from natsfleet.protocols.errors import ErrorCode
 
 
+def null_raw() -> msgspec.Raw:
+    """JSON `null` as a Raw value: "no payload".
+
+    msgspec cannot decode `Raw | None` (the union collapses to None), so
+    optional payloads are `Raw` fields defaulting to this.
+    """
+    return msgspec.Raw(b"null")
+
+
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
     """Base of every wire message: frozen, keyword-only, tagged by `type`.
 

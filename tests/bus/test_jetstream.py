@@ -1,0 +1,104 @@
+"""Provisioning, durable consumption and client submission against JetStream."""
+
+import asyncio
+
+import pytest
+from nats.js import api as js_api
+
+from natsfleet.bus import Bus, FleetClient, Incoming, StorageConfig, TaskRejected
+from natsfleet.protocols import (
+    Bucket,
+    Codec,
+    DlqReason,
+    ErrorCode,
+    Stream,
+    Submit,
+)
+
+from .helpers import dead_letters
+
+SUBMIT = Codec[Submit](Submit)
+
+
+async def test_provisioning_is_idempotent_and_follows_the_design(bus: Bus) -> None:
+    await bus.provision()  # a second time changes nothing
+    names = bus.subjects
+    tasks = await bus.js.stream_info(names.stream(Stream.TASKS))
+    assert tasks.config.retention == js_api.RetentionPolicy.WORK_QUEUE
+    assert tasks.config.discard == js_api.DiscardPolicy.NEW
+    assert tasks.config.subjects == [names.submit()]
+    results = await bus.js.stream_info(names.stream(Stream.RESULTS))
+    assert results.config.retention == js_api.RetentionPolicy.WORK_QUEUE
+    assert results.config.duplicate_window == pytest.approx(600)
+    events = await bus.js.stream_info(names.stream(Stream.EVENTS))
+    assert events.config.max_age == pytest.approx(7 * 86_400)
+    dlq = await bus.js.stream_info(names.stream(Stream.DLQ))
+    assert dlq.config.max_age == pytest.approx(30 * 86_400)
+    for bucket in Bucket:
+        await bus.kv(bucket)  # raises if missing
+    idem = await bus.js.stream_info(f"KV_{names.bucket(Bucket.IDEM)}")
+    assert idem.config.max_age == pytest.approx(86_400)
+
+    await bus.provision(StorageConfig(tasks_max_msgs=10))
+    tasks = await bus.js.stream_info(names.stream(Stream.TASKS))
+    assert tasks.config.max_msgs == 10
+
+
+async def test_submit_beyond_the_tasks_maximum_is_rejected_with_backpressure(bus: Bus) -> None:
+    await bus.provision(StorageConfig(tasks_max_msgs=3))
+    client = FleetClient(bus)
+    for n in range(3):
+        await client.submit("echo", {"n": n})
+    with pytest.raises(TaskRejected) as info:
+        await client.submit("echo", {"n": 4})
+    assert info.value.code is ErrorCode.BACKPRESSURE and info.value.retryable
+
+
+async def test_same_idempotency_key_gives_one_task(bus: Bus) -> None:
+    client = FleetClient(bus)
+    ids = {await client.submit("echo", {"n": 1}, key="order-42") for _ in range(3)}
+    assert len(ids) == 1
+    info = await bus.js.stream_info(bus.subjects.stream(Stream.TASKS))
+    assert info.state.messages == 1  # re-publishes were deduplicated by Msg-Id
+    other = await client.submit("echo", {"n": 1}, key="order-43")
+    assert other not in ids
+
+
+async def test_consume_acks_handled_dead_letters_bad_and_redelivers_failed(bus: Bus) -> None:
+    client = FleetClient(bus)
+    first = await client.submit("echo", {"n": 1})
+    await bus.nc.publish(bus.subjects.submit(), b"not a submit")  # captured by TASKS
+    second = await client.submit("echo", {"n": 2})
+    seen: list[str] = []
+    failed_once: set[str] = set()
+    done = asyncio.Event()
+
+    async def handle(submit: Submit, incoming: Incoming) -> None:
+        if submit.task_id == second and second not in failed_once:
+            failed_once.add(second)
+            raise RuntimeError("transient")
+        seen.append(submit.task_id)
+        if len(seen) == 2:
+            done.set()
+
+    consumer = asyncio.create_task(
+        bus.consume(
+            bus.subjects.submit(),
+            "test-consumer",
+            SUBMIT,
+            handle,
+            stream=bus.subjects.stream(Stream.TASKS),
+            fetch_timeout_s=0.1,
+        )
+    )
+    try:
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+    assert seen == [first, second]
+    [entry] = await dead_letters(bus, 1)
+    assert entry.reason is DlqReason.DECODE_ERROR and entry.payload == b"not a submit"
+    async with asyncio.timeout(5):
+        while (await bus.js.stream_info(bus.subjects.stream(Stream.TASKS))).state.messages:
+            await asyncio.sleep(0.02)  # work-queue retention removes acked and termed messages

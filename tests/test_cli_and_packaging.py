@@ -1,0 +1,91 @@
+"""The installed command and distribution, as a user meets them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import nats
+import pytest
+
+from natsfleet.protocols import ALL_MESSAGES
+
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_help_lists_the_commands() -> None:
+    out = subprocess.run([NATSFLEET, "--help"], capture_output=True, text=True, check=True).stdout
+    for verb in ("server", "schema"):
+        assert verb in out
+
+
+def test_schema_writes_every_message(tmp_path: Path) -> None:
+    subprocess.run([NATSFLEET, "schema", "--out", str(tmp_path)], check=True, capture_output=True)
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert set(index["messages"]) == {m.__name__ for m in ALL_MESSAGES}
+    assign = json.loads((tmp_path / "Assign.json").read_text())
+    props = assign["$defs"]["Assign"]["properties"]
+    assert {"task_id", "token", "attempt", "skill", "input"} <= set(props)
+
+
+async def test_server_command_serves_until_sigterm(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [NATSFLEET, "server", "--port", "-1", "--store", str(tmp_path / "store")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "nats-server ready at nats://127.0.0.1:" in line
+        url = line.split(" at ", 1)[1].split()[0]
+        nc = await nats.connect(url)
+        info = await nc.jetstream().account_info()  # JetStream is on
+        assert info.limits is not None
+        await nc.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert (tmp_path / "store" / "jetstream").is_dir()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_imports_are_namespaced_and_no_bare_top_level_packages(tmp_path: Path) -> None:
+    code = (
+        "import importlib.util, natsfleet.protocols, natsfleet.bus;"
+        "print([n for n in ('agents','bus','supervisor','protocols','deploy','cli')"
+        " if importlib.util.find_spec(n) is not None])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.timeout(120)
+def test_wheel_holds_only_the_natsfleet_namespace(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
+    [wheel] = tmp_path.glob("natsfleet-*.whl")
+    tops = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert tops == {"natsfleet", wheel.name.split("-py3")[0] + ".dist-info"}
+    names = zipfile.ZipFile(wheel).namelist()
+    for package in ("protocols", "bus", "supervisor", "agents", "deploy", "cli"):
+        assert f"natsfleet/{package}/py.typed" in names
