@@ -152,6 +152,8 @@ class Router:
             pinned=request.model,
             min_context_tokens=estimate_tokens(request),
         )
+        # The offline provider is a last resort, whatever the objective says of it.
+        models.sort(key=lambda m: self.providers[m.provider].offline)
         return tier, models
 
     def _route(self, request: LLMRequest, tier: Tier) -> str:
