@@ -285,7 +285,7 @@ async def test_mid_stream_failures_count_towards_cooldown(make_router: Any, wire
 
 async def test_offline_fallback_is_always_last(make_router: Any, wire: Any) -> None:
     router = make_router([m("a", tier="large")], routing={"offline_fallback": True})
-    tier, chain = router.plan(user("hi", tier=Tier.LARGE))
+    _, chain = router.plan(user("hi", tier=Tier.LARGE))
     assert [c.name for c in chain] == ["a", "offline-extractive"]
     wire.script("a", wire.fail(500), wire.fail(500))
     response = await router.complete(user("hi", tier=Tier.LARGE))
