@@ -40,6 +40,7 @@ demo: install
 
 bench: install
 	$(PY) bench/bus_overhead.py
+	$(PY) bench/llm_router.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .natsfleet

@@ -5,6 +5,7 @@ Each group of verbs lives in its own module and is registered here.
 
 import click
 
+from natsfleet.cli.compare import compare_command
 from natsfleet.cli.demo_cmd import demo_command
 from natsfleet.cli.server_cmd import schema_command, server_command
 
@@ -18,6 +19,7 @@ def cli() -> None:
 cli.add_command(server_command)
 cli.add_command(schema_command)
 cli.add_command(demo_command)
+cli.add_command(compare_command)
 
 
 def main() -> None:
