@@ -3,6 +3,7 @@
 import msgspec
 
 from natsfleet.protocols.base import ErrorInfo, Message, Usage
+from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.states import TaskState
 
@@ -75,6 +76,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage = Usage()
     # Lease epoch of the supervisor that wrote this revision (fencing).
     epoch: int = 0
+    # Why a failed task was dead-lettered (the DLQ subject's reason).
+    dead_letter: DlqReason | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
