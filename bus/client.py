@@ -14,6 +14,7 @@ from nats.js import errors as js_errors
 
 from natsfleet.bus.connection import Bus
 from natsfleet.protocols import (
+    NULL_RAW,
     Ack,
     AgentInfo,
     AgentsReply,
@@ -212,7 +213,7 @@ class FleetClient:
     async def result(self, task_id: str, output_type: type[T], timeout_s: float | None = None) -> T:
         """Wait and decode the output; raises `TaskFailed` unless it completed."""
         event = await self.wait(task_id, timeout_s)
-        if event.state != TaskState.COMPLETED or event.output is None:
+        if event.state != TaskState.COMPLETED:
             raise TaskFailed(event)
         return decode_raw(event.output, output_type)
 
@@ -280,7 +281,7 @@ class FleetClient:
         request = ApproveRequest(
             task_id=task_id,
             approved=approved,
-            input=None if input is None else to_raw(input),
+            input=NULL_RAW if input is None else to_raw(input),
             note=note,
         )
         reply = await self._control("approve", request, _ACK, timeout_s)

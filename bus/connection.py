@@ -458,7 +458,8 @@ class Bus:
             while True:
                 try:
                     msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # nats-py raises the builtin TimeoutError from fetch when idle.
                     continue
                 except (
                     nats.errors.ConnectionClosedError,

@@ -6,6 +6,14 @@ Each group of verbs lives in its own module and is registered here.
 import click
 
 from natsfleet.cli.server_cmd import schema_command, server_command
+from natsfleet.cli.supervisor_cmd import supervisor_command
+from natsfleet.cli.task_cmd import (
+    cancel_command,
+    status_command,
+    submit_command,
+    tasks_command,
+    watch_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +24,12 @@ def cli() -> None:
 
 cli.add_command(server_command)
 cli.add_command(schema_command)
+cli.add_command(supervisor_command)
+cli.add_command(submit_command)
+cli.add_command(status_command)
+cli.add_command(tasks_command)
+cli.add_command(cancel_command)
+cli.add_command(watch_command)
 
 
 def main() -> None:

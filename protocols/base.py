@@ -4,6 +4,15 @@ import msgspec
 
 from natsfleet.protocols.errors import ErrorCode
 
+#: The value of a `msgspec.Raw` field that carries nothing. msgspec cannot
+#: decode `Raw | None` (it accepts only `null` there), so optional payloads
+#: are `Raw` fields defaulting to this.
+NULL_RAW = msgspec.Raw(b"null")
+
+
+def is_null(raw: msgspec.Raw) -> bool:
+    return bytes(raw).strip() in (b"", b"null")
+
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
     """Base of every wire message: frozen, keyword-only, tagged by `type`.

@@ -67,8 +67,13 @@ class Subjects:
         return f"{self.prefix}.agent.{agent}.{instance}.hb"
 
     def announcements(self) -> str:
-        """Wildcard over every instance's hello, heartbeat and bye."""
+        """Wildcard over every instance's subjects: note it also matches
+        `.assign` and `.cancel`; subscribe to `announcement_subjects()`."""
         return f"{self.prefix}.agent.*.*.*"
+
+    def announcement_subjects(self) -> list[str]:
+        """The three wildcards for every instance's hello, heartbeat and bye only."""
+        return [f"{self.prefix}.agent.*.*.{kind}" for kind in ("hello", "hb", "bye")]
 
     def rollcall(self) -> str:
         """Supervisor -> all instances: say hello again."""

@@ -79,9 +79,8 @@ class Supervisor:
         await self.bus.connect()
         try:
             await self.bus.provision(self.cfg.storage)
-            await self.bus.subscribe(
-                self.bus.subjects.announcements(), _ANNOUNCEMENT, self._on_announcement
-            )
+            for subject in self.bus.subjects.announcement_subjects():
+                await self.bus.subscribe(subject, _ANNOUNCEMENT, self._on_announcement)
             self._lease = Lease(
                 await self.bus.kv(Bucket.LEASES),
                 key=self.cfg.lease_key,

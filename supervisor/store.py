@@ -19,6 +19,7 @@ from nats.js.kv import KeyValue
 
 from natsfleet.bus import Bus
 from natsfleet.protocols import (
+    NULL_RAW,
     Codec,
     TaskEvent,
     TaskRecord,
@@ -201,6 +202,6 @@ def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None =
         token=record.token,
         detail=detail,
         error=record.error if record.state != TaskState.COMPLETED else None,
-        output=record.output if terminal else None,
+        output=record.output if terminal else NULL_RAW,
         skill=record.skill,
     )
