@@ -5,6 +5,7 @@ Each group of verbs lives in its own module and is registered here.
 
 import click
 
+from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.server_cmd import schema_command, server_command
 
 
@@ -16,6 +17,8 @@ def cli() -> None:
 
 cli.add_command(server_command)
 cli.add_command(schema_command)
+for command in AGENT_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:
