@@ -5,6 +5,7 @@ Each group of verbs lives in its own module and is registered here.
 
 import click
 
+from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.server_cmd import schema_command, server_command
 from natsfleet.cli.supervisor_cmd import supervisor_command
 from natsfleet.cli.task_cmd import (
@@ -30,6 +31,8 @@ cli.add_command(status_command)
 cli.add_command(tasks_command)
 cli.add_command(cancel_command)
 cli.add_command(watch_command)
+for command in AGENT_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:
