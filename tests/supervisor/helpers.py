@@ -50,7 +50,7 @@ async def terminal_events(bus: Bus) -> dict[str, list[TaskEvent]]:
             event = _EVENT.decode(msg.data)
             if is_terminal(event.state):
                 found.setdefault(event.task_id, []).append(event)
-            if msg.metadata.num_pending == 0:
+            if msg.metadata.sequence.stream >= info.state.last_seq:
                 return found
     finally:
         await sub.unsubscribe()
