@@ -135,6 +135,12 @@ class Driver:
             lambda: next((o for o in self.outcomes if o.token == token), None), timeout_s
         )
 
+    async def outcome_after(self, count: int, timeout_s: float = 10.0) -> AttemptOutcome:
+        """The first outcome beyond the first `count` seen."""
+        return await self.wait_for(
+            lambda: self.outcomes[count] if len(self.outcomes) > count else None, timeout_s
+        )
+
     async def assign(
         self,
         agent: str,
