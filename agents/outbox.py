@@ -30,6 +30,7 @@ class Outbox:
         self._on_acked = on_acked
         self._pending: dict[str, AttemptOutcome] = {}
         self._seen: set[str] = set()
+        self._warned: set[str] = set()
         self._more = asyncio.Event()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -88,7 +89,11 @@ class Outbox:
                 self._subject, outcome, msg_id=msg_id, timeout_s=_PUBLISH_TIMEOUT_S
             )
         except Exception as exc:  # any failure: keep it and try again
-            log.warning(
+            # One warning per outcome; the retries of a long outage stay at debug.
+            level = logging.DEBUG if outcome.token in self._warned else logging.WARNING
+            self._warned.add(outcome.token)
+            log.log(
+                level,
                 "outcome of %s not yet stored (%s: %s); retrying",
                 msg_id,
                 type(exc).__name__,
@@ -96,6 +101,9 @@ class Outbox:
                 extra={"task_id": outcome.task_id, "token": outcome.token},
             )
             return False
+        if outcome.token in self._warned:
+            self._warned.discard(outcome.token)
+            log.info("outcome of %s stored after retrying", msg_id)
         self._pending.pop(outcome.token, None)
         self._on_acked(outcome.token)
         return True

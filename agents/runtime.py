@@ -94,6 +94,8 @@ class AgentRuntime:
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
+        # A skill's `ctx.log` is named after the agent's own module, not ours.
+        self._skill_log = logging.getLogger(type(agent).__module__)
         self._stop = asyncio.Event()
         self._attempt_ended = asyncio.Event()
         self._draining = False
@@ -255,7 +257,7 @@ class AgentRuntime:
 
     async def _run_attempt(self, attempt: Attempt) -> None:
         buffer = self._pump_buffer(attempt)
-        ctx = TaskContext(attempt, output=buffer, runner=self._subtasks, logger=log)
+        ctx = TaskContext(attempt, output=buffer, runner=self._subtasks, logger=self._skill_log)
         try:
             outcome = await attempt.run(self.agent, ctx)
         finally:

@@ -49,6 +49,8 @@ def run_command(
 ) -> None:
     """Run one instance of SPEC: a built-in name, module:Class, or an entry point name.
 
+    module:Class is imported from the current directory or PYTHONPATH.
+
     SIGTERM or Ctrl-C drains it: running tasks get the grace period, the rest
     are handed back, and it exits 0. A second signal hands back at once.
     """
@@ -56,6 +58,9 @@ def run_command(
     from natsfleet.bus import BusConfig
 
     _setup_logging()
+    # Like uvicorn's --app-dir: `module:Class` imports from the current directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         agent_cls = load_agent(spec)
         overrides = {

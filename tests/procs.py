@@ -13,11 +13,13 @@ process outlives its test. Each process logs to `<log_dir>/<instance>.log`.
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 #: The repository root: on a subprocess's PYTHONPATH so `tests.fleet_agents` imports.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +67,7 @@ class AgentProcess:
         return await asyncio.wait_for(self.proc.wait(), timeout_s)
 
     async def kill(self) -> None:
+        self.signal(signal.SIGCONT)  # a stopped process must be able to die
         self.signal(signal.SIGKILL)
         await self.proc.wait()
 
@@ -103,8 +106,26 @@ class AgentProcs:
             if value is not None:
                 cmd += [flag, str(value)]
         cmd += list(args)
+        return await self.spawn(instance_id, cmd, env)
+
+    async def start_supervisor(
+        self, name: str = "sup", config: dict[str, Any] | None = None
+    ) -> AgentProcess:
+        """Start `natsfleet supervisor` with `config` (SupervisorConfig fields as JSON).
+
+        Wait for its Rollcall (supervisor_id == name) to know it is active.
+        """
+        cmd = [sys.executable, "-m", "natsfleet.cli.main", "supervisor"]
+        cmd += ["--nats", self.url, "--prefix", self.prefix]
+        cmd += ["--config-json", json.dumps({**(config or {}), "supervisor_id": name})]
+        return await self.spawn(name, cmd)
+
+    async def spawn(
+        self, name: str, cmd: list[str], env: dict[str, str] | None = None
+    ) -> AgentProcess:
+        """Start any command, logged to `<log_dir>/<name>.log` and killed at exit."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{instance_id}.log"
+        log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as out:
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
@@ -114,7 +135,7 @@ class AgentProcs:
                 env=agent_env(env),
                 cwd=REPO_ROOT,
             )
-        process = AgentProcess(proc, instance_id, log_path)
+        process = AgentProcess(proc, name, log_path)
         self.procs.append(process)
         return process
 

@@ -38,6 +38,7 @@ _ANNOUNCEMENT = Codec[AgentAnnouncement](AgentAnnouncement)
 _REPLY = Codec[AssignReply](AssignReply)
 _OUTCOME = Codec[AttemptOutcome](AttemptOutcome)
 _DLQ = Codec[DeadLetter](DeadLetter)
+_ROLLCALL = Codec[Rollcall](Rollcall)
 
 
 class Driver:
@@ -49,14 +50,20 @@ class Driver:
         self.hellos: list[Hello] = []
         self.heartbeats: list[Heartbeat] = []
         self.byes: list[Bye] = []
+        self.rollcalls: list[Rollcall] = []
         self.outcomes: list[AttemptOutcome] = []
         self.outcome_headers: dict[str, dict[str, str]] = {}
         self._changed = asyncio.Event()
         self._fetcher: asyncio.Task[None] | None = None
         self._psub: Any = None
 
-    async def start(self) -> "Driver":
+    async def start(self, *, results: bool = True) -> "Driver":
+        """Watch announcements and rollcalls; with `results`, also consume RESULTS
+        (not while a real supervisor runs: a work-queue stream takes one consumer)."""
         await self.bus.subscribe(self.subjects.announcements(), _ANNOUNCEMENT, self._on_announce)
+        await self.bus.subscribe(self.subjects.rollcall(), _ROLLCALL, self._on_rollcall)
+        if not results:
+            return self
         psub = await self.bus.js.pull_subscribe(
             self.subjects.results(),
             durable="test-driver",
@@ -86,6 +93,17 @@ class Driver:
                 self.byes.append(message)
         self._changed.set()
         return None
+
+    async def _on_rollcall(self, message: Rollcall, _: Incoming) -> Message | None:
+        self.rollcalls.append(message)
+        self._changed.set()
+        return None
+
+    async def supervisor_active(self, name: str, timeout_s: float = 15.0) -> Rollcall:
+        """A supervisor starts each term with a Rollcall carrying its id."""
+        return await self.wait_for(
+            lambda: next((r for r in self.rollcalls if r.supervisor_id == name), None), timeout_s
+        )
 
     async def _fetch(self, psub: Any) -> None:
         while True:
@@ -133,6 +151,12 @@ class Driver:
     async def outcome(self, token: str, timeout_s: float = 10.0) -> AttemptOutcome:
         return await self.wait_for(
             lambda: next((o for o in self.outcomes if o.token == token), None), timeout_s
+        )
+
+    async def outcome_after(self, count: int, timeout_s: float = 10.0) -> AttemptOutcome:
+        """The first outcome beyond the first `count` seen."""
+        return await self.wait_for(
+            lambda: self.outcomes[count] if len(self.outcomes) > count else None, timeout_s
         )
 
     async def assign(
@@ -190,11 +214,11 @@ def error_reply(reply: AssignReply) -> ErrorReply:
 
 
 @contextlib.asynccontextmanager
-async def driver(url: str, prefix: str) -> AsyncIterator[Driver]:
+async def driver(url: str, prefix: str, *, results: bool = True) -> AsyncIterator[Driver]:
     """A provisioned fleet and a driver on it."""
     async with Bus(BusConfig(url=url, prefix=prefix), role="test", instance="driver") as bus:
         await bus.provision()
-        test_driver = await Driver(bus).start()
+        test_driver = await Driver(bus).start(results=results)
         try:
             yield test_driver
         finally:
