@@ -433,8 +433,13 @@ class Bus:
         payload: bytes = b"",
         task_id: str | None = None,
         attempts: tuple[AttemptRecord, ...] = (),
+        msg_id: str | None = None,
     ) -> bool:
-        """Keep a wrapper of what could not be handled in the DLQ stream."""
+        """Keep a wrapper of what could not be handled in the DLQ stream.
+
+        `msg_id` (our own, never the original's) lets a sender that may repeat
+        itself, e.g. a supervisor after a restart, store the entry only once.
+        """
         self.stats.dead_letters[reason.value] += 1
         entry = deadletter.build_entry(
             reason=reason,
@@ -447,7 +452,7 @@ class Bus:
             attempts=attempts,
         )
         return await deadletter.publish_entry(
-            self.js, self.subjects, entry, self.config.js_timeout_s
+            self.js, self.subjects, entry, self.config.js_timeout_s, msg_id=msg_id
         )
 
     # -- JetStream consumption --------------------------------------------------
@@ -464,12 +469,15 @@ class Bus:
         fetch_timeout_s: float = 1.0,
         ack_wait_s: float = 30.0,
         ready: asyncio.Event | None = None,
+        parallel: bool = False,
     ) -> None:
         """Pull from a durable consumer until cancelled.
 
         A message is acked when its handler returns (unless the handler acked,
         nak'ed or term'ed it itself), nak'ed with a delay if the handler
         raises, and dead-lettered then terminated if it cannot be decoded.
+        With `parallel`, the messages of one fetched batch are handled
+        concurrently (the handler must then serialize what needs it).
         """
         psub = await self.js.pull_subscribe(
             stream_subject,
@@ -483,7 +491,8 @@ class Bus:
             while True:
                 try:
                     msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
-                except nats.errors.TimeoutError:
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # nats-py raises the builtin TimeoutError from fetch when idle.
                     continue
                 except (
                     nats.errors.ConnectionClosedError,
@@ -491,11 +500,13 @@ class Bus:
                 ):
                     await asyncio.sleep(self.config.reconnect_wait_s)
                     continue
+                if parallel and len(msgs) > 1:
+                    await asyncio.gather(*(self._dispatch_js(m, codec, handler) for m in msgs))
+                    continue
                 for msg in msgs:
                     await self._dispatch_js(msg, codec, handler)
         finally:
-            # The durable consumer stays on the server; only this client's
-            # interest goes, so closing the bus does not wait on it.
+            # The durable consumer stays; only this process's inbox goes.
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
 
@@ -515,9 +526,16 @@ class Bus:
                     await handler(value, incoming)
             else:
                 await handler(value, incoming)
-        except Exception:
+        except Exception as exc:
             self.stats.handler_errors += 1
-            log.exception("handler for %s failed; will be redelivered", msg.subject)
-            await incoming.nak(delay_s=1.0)
-            return
-        await incoming.ack()
+            if getattr(exc, "retryable", False):
+                log.info("handler for %s: %s; will be redelivered", msg.subject, exc)
+            else:
+                log.exception("handler for %s failed; will be redelivered", msg.subject)
+            settle = incoming.nak(delay_s=1.0)
+        else:
+            settle = incoming.ack()
+        try:
+            await settle
+        except Exception as exc:  # unsettled: redelivered after ack_wait, which is safe
+            log.debug("could not settle %s: %s", msg.subject, exc)

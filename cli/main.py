@@ -5,9 +5,18 @@ Each group of verbs lives in its own module and is registered here.
 
 import click
 
+from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.compare import compare_command
 from natsfleet.cli.demo_cmd import demo_command
 from natsfleet.cli.server_cmd import schema_command, server_command
+from natsfleet.cli.supervisor_cmd import supervisor_command
+from natsfleet.cli.task_cmd import (
+    cancel_command,
+    status_command,
+    submit_command,
+    tasks_command,
+    watch_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,6 +29,14 @@ cli.add_command(server_command)
 cli.add_command(schema_command)
 cli.add_command(demo_command)
 cli.add_command(compare_command)
+cli.add_command(supervisor_command)
+cli.add_command(submit_command)
+cli.add_command(status_command)
+cli.add_command(tasks_command)
+cli.add_command(cancel_command)
+cli.add_command(watch_command)
+for command in AGENT_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 import msgspec
 
 from natsfleet.protocols.base import ErrorInfo, Message, Usage, null_raw
+from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.states import TaskState
 
@@ -77,6 +78,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     traceparent: str | None = None
     # Lease epoch of the supervisor that wrote this revision (fencing).
     epoch: int = 0
+    # Why a failed task was dead-lettered (the DLQ subject's reason).
+    dead_letter: DlqReason | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
