@@ -83,7 +83,8 @@ RETRYABLE = ["429", "500", "529", "503", "quota", "timeout", "early_error"]
 
 def failing(case: str, wire: Any) -> Any:
     if case == "timeout":
-        return wire.slow(1.0)
+        # Four times the deployment's timeout: generous on a loaded machine.
+        return wire.slow(2.0)
     if case == "quota":
         return wire.fail(429, etype="insufficient_quota", code="insufficient_quota")
     if case == "early_error":
@@ -97,7 +98,7 @@ async def test_fallback_on_each_retryable_error(
     case: str, provider: str, make_router: Any, wire: Any
 ) -> None:
     router = make_router(
-        [m("a", provider, timeout_s=0.1), m("b", "openai")], routing={"fallbacks": {"a": ["b"]}}
+        [m("a", provider, timeout_s=0.5), m("b", "openai")], routing={"fallbacks": {"a": ["b"]}}
     )
     wire.script("a", failing(case, wire))
     stream = case == "early_error"
