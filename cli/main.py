@@ -17,6 +17,7 @@ from natsfleet.cli.task_cmd import (
     tasks_command,
     watch_command,
 )
+from natsfleet.cli.trace_cmd import trace_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +30,7 @@ cli.add_command(server_command)
 cli.add_command(schema_command)
 cli.add_command(demo_command)
 cli.add_command(compare_command)
+cli.add_command(trace_command)
 cli.add_command(supervisor_command)
 cli.add_command(submit_command)
 cli.add_command(status_command)
