@@ -6,7 +6,9 @@ Each group of verbs lives in its own module and is registered here.
 import click
 
 from natsfleet.cli.demo_cmd import demo_command
+from natsfleet.cli.deploy_cmd import deploy_command, wait_nats_command
 from natsfleet.cli.server_cmd import schema_command, server_command
+from natsfleet.cli.up_cmd import down_command, ps_command, up_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +20,11 @@ def cli() -> None:
 cli.add_command(server_command)
 cli.add_command(schema_command)
 cli.add_command(demo_command)
+cli.add_command(up_command)
+cli.add_command(down_command)
+cli.add_command(ps_command)
+cli.add_command(deploy_command)
+cli.add_command(wait_nats_command)
 
 
 def main() -> None:
