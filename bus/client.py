@@ -14,6 +14,7 @@ from nats.js import errors as js_errors
 
 from natsfleet.bus.connection import Bus
 from natsfleet.protocols import (
+    NULL_RAW,
     Ack,
     AgentInfo,
     AgentsReply,
@@ -280,7 +281,7 @@ class FleetClient:
         request = ApproveRequest(
             task_id=task_id,
             approved=approved,
-            input=to_raw(input),
+            input=NULL_RAW if input is None else to_raw(input),
             note=note,
         )
         reply = await self._control("approve", request, _ACK, timeout_s)

@@ -1,6 +1,7 @@
 """The Bus: one NATS connection with typed publish, request and subscribe."""
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -411,8 +412,13 @@ class Bus:
         payload: bytes = b"",
         task_id: str | None = None,
         attempts: tuple[AttemptRecord, ...] = (),
+        msg_id: str | None = None,
     ) -> bool:
-        """Keep a wrapper of what could not be handled in the DLQ stream."""
+        """Keep a wrapper of what could not be handled in the DLQ stream.
+
+        `msg_id` (our own, never the original's) lets a sender that may repeat
+        itself, e.g. a supervisor after a restart, store the entry only once.
+        """
         self.stats.dead_letters[reason.value] += 1
         entry = deadletter.build_entry(
             reason=reason,
@@ -425,7 +431,7 @@ class Bus:
             attempts=attempts,
         )
         return await deadletter.publish_entry(
-            self.js, self.subjects, entry, self.config.js_timeout_s
+            self.js, self.subjects, entry, self.config.js_timeout_s, msg_id=msg_id
         )
 
     # -- JetStream consumption --------------------------------------------------
@@ -442,12 +448,15 @@ class Bus:
         fetch_timeout_s: float = 1.0,
         ack_wait_s: float = 30.0,
         ready: asyncio.Event | None = None,
+        parallel: bool = False,
     ) -> None:
         """Pull from a durable consumer until cancelled.
 
         A message is acked when its handler returns (unless the handler acked,
         nak'ed or term'ed it itself), nak'ed with a delay if the handler
         raises, and dead-lettered then terminated if it cannot be decoded.
+        With `parallel`, the messages of one fetched batch are handled
+        concurrently (the handler must then serialize what needs it).
         """
         psub = await self.js.pull_subscribe(
             stream_subject,
@@ -457,16 +466,28 @@ class Bus:
         )
         if ready is not None:
             ready.set()
-        while True:
-            try:
-                msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
-            except nats.errors.TimeoutError:
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
-                await asyncio.sleep(self.config.reconnect_wait_s)
-                continue
-            for msg in msgs:
-                await self._dispatch_js(msg, codec, handler)
+        try:
+            while True:
+                try:
+                    msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    # nats-py raises the builtin TimeoutError from fetch when idle.
+                    continue
+                except (
+                    nats.errors.ConnectionClosedError,
+                    nats.errors.ConnectionReconnectingError,
+                ):
+                    await asyncio.sleep(self.config.reconnect_wait_s)
+                    continue
+                if parallel and len(msgs) > 1:
+                    await asyncio.gather(*(self._dispatch_js(m, codec, handler) for m in msgs))
+                    continue
+                for msg in msgs:
+                    await self._dispatch_js(msg, codec, handler)
+        finally:
+            # The durable consumer stays; only this process's inbox goes.
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
 
     async def _dispatch_js(
         self, msg: Msg, codec: Codec[T], handler: Callable[[T, Incoming], Awaitable[None]]
@@ -480,9 +501,16 @@ class Bus:
             return
         try:
             await handler(value, incoming)
-        except Exception:
+        except Exception as exc:
             self.stats.handler_errors += 1
-            log.exception("handler for %s failed; will be redelivered", msg.subject)
-            await incoming.nak(delay_s=1.0)
-            return
-        await incoming.ack()
+            if getattr(exc, "retryable", False):
+                log.info("handler for %s: %s; will be redelivered", msg.subject, exc)
+            else:
+                log.exception("handler for %s failed; will be redelivered", msg.subject)
+            settle = incoming.nak(delay_s=1.0)
+        else:
+            settle = incoming.ack()
+        try:
+            await settle
+        except Exception as exc:  # unsettled: redelivered after ack_wait, which is safe
+            log.debug("could not settle %s: %s", msg.subject, exc)

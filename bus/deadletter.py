@@ -7,6 +7,7 @@ from nats.js import JetStreamContext
 
 from natsfleet.bus.incoming import normalized
 from natsfleet.protocols import (
+    MSG_ID_HEADER,
     VERSION,
     VERSION_HEADER,
     AttemptRecord,
@@ -64,19 +65,24 @@ def build_entry(
 
 
 async def publish_entry(
-    js: JetStreamContext, subjects: Subjects, entry: DeadLetter, timeout_s: float
+    js: JetStreamContext,
+    subjects: Subjects,
+    entry: DeadLetter,
+    timeout_s: float,
+    *,
+    msg_id: str | None = None,
 ) -> bool:
     """Store `entry` in the DLQ stream; False (and a log line) if that failed.
 
     The wrapper is published with only our version header: never the original
     message's headers, which could dedupe or reject it.
     """
+    headers = {VERSION_HEADER: str(VERSION)}
+    if msg_id is not None:
+        headers[MSG_ID_HEADER] = msg_id
     try:
         await js.publish(
-            subjects.dlq(entry.reason.value),
-            encode(entry),
-            timeout=timeout_s,
-            headers={VERSION_HEADER: str(VERSION)},
+            subjects.dlq(entry.reason.value), encode(entry), timeout=timeout_s, headers=headers
         )
     except Exception as exc:  # a DLQ failure must not take the subscriber down
         log.error(

@@ -5,9 +5,18 @@ Each group of verbs lives in its own module and is registered here.
 
 import click
 
+from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.demo_cmd import demo_command
 from natsfleet.cli.deploy_cmd import deploy_command, wait_nats_command
 from natsfleet.cli.server_cmd import schema_command, server_command
+from natsfleet.cli.supervisor_cmd import supervisor_command
+from natsfleet.cli.task_cmd import (
+    cancel_command,
+    status_command,
+    submit_command,
+    tasks_command,
+    watch_command,
+)
 from natsfleet.cli.up_cmd import down_command, ps_command, up_command
 
 
@@ -25,6 +34,14 @@ cli.add_command(down_command)
 cli.add_command(ps_command)
 cli.add_command(deploy_command)
 cli.add_command(wait_nats_command)
+cli.add_command(supervisor_command)
+cli.add_command(submit_command)
+cli.add_command(status_command)
+cli.add_command(tasks_command)
+cli.add_command(cancel_command)
+cli.add_command(watch_command)
+for command in AGENT_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -28,7 +28,15 @@ from natsfleet.protocols.agent import (
     SkillSpec,
     TaskOutput,
 )
-from natsfleet.protocols.base import ErrorInfo, ErrorReply, Message, Usage, null_raw
+from natsfleet.protocols.base import (
+    NULL_RAW,
+    ErrorInfo,
+    ErrorReply,
+    Message,
+    Usage,
+    is_null,
+    null_raw,
+)
 from natsfleet.protocols.codec import Codec, decode_raw, encode, to_raw
 from natsfleet.protocols.control import (
     CONTROL_VERBS,
@@ -86,6 +94,7 @@ __all__ = [
     "CONTROL_VERBS",
     "DEFAULT_PREFIX",
     "MSG_ID_HEADER",
+    "NULL_RAW",
     "OBJECT_STORE",
     "RETRYABLE_CODES",
     "TERMINAL_STATES",
@@ -154,6 +163,7 @@ __all__ = [
     "check_token",
     "decode_raw",
     "encode",
+    "is_null",
     "is_terminal",
     "new_incarnation",
     "new_task_id",

@@ -4,6 +4,15 @@ import msgspec
 
 from natsfleet.protocols.errors import ErrorCode
 
+#: The value of a `msgspec.Raw` field that carries nothing. msgspec cannot
+#: decode `Raw | None` (it accepts only `null` there), so optional payloads
+#: are `Raw` fields defaulting to this.
+NULL_RAW = msgspec.Raw(b"null")
+
+
+def is_null(raw: msgspec.Raw) -> bool:
+    return bytes(raw).strip() in (b"", b"null")
+
 
 def null_raw() -> msgspec.Raw:
     """JSON `null` as a Raw value: "no payload".

@@ -67,8 +67,13 @@ class Subjects:
         return f"{self.prefix}.agent.{agent}.{instance}.hb"
 
     def announcements(self) -> str:
-        """Wildcard over every instance's hello, heartbeat and bye."""
+        """Wildcard over every instance's subjects: note it also matches
+        `.assign` and `.cancel`; subscribe to `announcement_subjects()`."""
         return f"{self.prefix}.agent.*.*.*"
+
+    def announcement_subjects(self) -> list[str]:
+        """The three wildcards for every instance's hello, heartbeat and bye only."""
+        return [f"{self.prefix}.agent.*.*.{kind}" for kind in ("hello", "hb", "bye")]
 
     def rollcall(self) -> str:
         """Supervisor -> all instances: say hello again."""
@@ -78,16 +83,19 @@ class Subjects:
         """`hello`, `hb` or `bye` for an announcement subject."""
         return subject.rsplit(".", 1)[-1]
 
-    # supervisor -> one instance
+    # supervisor -> one instance. One token deeper than the announcements, so
+    # `announcements()` never matches an Assign or Cancel: a supervisor
+    # subscribed to it would otherwise receive its own requests, dead-letter
+    # them and answer them with an ErrorReply that races the agent's reply.
     def assign(self, agent: str, instance: str) -> str:
-        return f"{self.prefix}.agent.{agent}.{instance}.assign"
+        return f"{self.prefix}.agent.{agent}.{instance}.in.assign"
 
     def cancel(self, agent: str, instance: str) -> str:
-        return f"{self.prefix}.agent.{agent}.{instance}.cancel"
+        return f"{self.prefix}.agent.{agent}.{instance}.in.cancel"
 
     def inbox(self, agent: str, instance: str) -> str:
         """Wildcard for one instance's assign and cancel."""
-        return f"{self.prefix}.agent.{agent}.{instance}.*"
+        return f"{self.prefix}.agent.{agent}.{instance}.in.*"
 
     # agent -> stream RESULTS
     def result(self, agent: str, instance: str) -> str:

@@ -98,7 +98,7 @@ def test_ids_sort_by_time_and_tokens_are_64_bit_hex() -> None:
 def test_subjects_come_from_one_prefix() -> None:
     subjects = Subjects("acme.fleet")
     assert subjects.submit() == "acme.fleet.submit"
-    assert subjects.assign("writer", "w-1") == "acme.fleet.agent.writer.w-1.assign"
+    assert subjects.assign("writer", "w-1") == "acme.fleet.agent.writer.w-1.in.assign"
     assert subjects.result("writer", "w-1") == "acme.fleet.result.writer.w-1"
     assert subjects.output("writer", "w-1", "T1") == "acme.fleet.out.writer.w-1.T1"
     assert subjects.control("status") == "acme.fleet.ctl.status"

@@ -1,0 +1,150 @@
+"""One accepted attempt: its state, and running its skill to exactly one outcome."""
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from natsfleet.agents.errors import describe_exception
+from natsfleet.agents.skill import SkillDef
+from natsfleet.protocols import Assign, AttemptOutcome, Failure, FailureKind, Result, to_raw
+
+if TYPE_CHECKING:
+    from natsfleet.agents.agent import Agent
+    from natsfleet.agents.context import TaskContext
+
+log = logging.getLogger(__name__)
+
+
+class Attempt:
+    """An accepted `Assign`, from `Accept` until its outcome is acknowledged.
+
+    `deadline` is in event-loop time (`loop.time()`), the earlier of the
+    task's remaining time and the attempt's start-to-close, both counted from
+    receipt.
+    """
+
+    def __init__(
+        self, assign: Assign, skill: SkillDef, value: Any, *, instance_id: str, agent: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self.assign = assign
+        self.task_id = assign.task_id
+        self.token = assign.token
+        self.number = assign.attempt
+        self.skill = skill
+        self.value = value
+        self.instance_id = instance_id
+        self.agent = agent
+        self.received = loop.time()
+        self._started_wall = time.perf_counter()
+        limits = [ms for ms in (assign.remaining_ms, assign.start_to_close_ms) if ms is not None]
+        self.deadline: float | None = self.received + min(limits) / 1000 if limits else None
+        self.progress: float | None = None
+        self.note = ""
+        self.holds_slot = True
+        self.calls = 0
+        self.cancelled = asyncio.Event()
+        self.cancel_kind: FailureKind | None = None
+        self.cancel_detail = ""
+        self.ended = False
+        self._skill_task: asyncio.Task[AttemptOutcome] | None = None
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.task_id}:{self.token}"
+
+    def request_cancel(self, kind: FailureKind, detail: str) -> None:
+        """Stop the skill (CancelledError at its next await). The first reason wins."""
+        if self.cancel_kind is not None or self.ended:
+            return
+        self.cancel_kind = kind
+        self.cancel_detail = detail
+        self.cancelled.set()
+        if self._skill_task is not None:
+            self._skill_task.cancel()
+
+    def duration_ms(self) -> float:
+        return (time.perf_counter() - self._started_wall) * 1000
+
+    def failure(
+        self, kind: FailureKind, error_type: str, detail: str, *, retryable: bool
+    ) -> Failure:
+        return Failure(
+            task_id=self.task_id,
+            token=self.token,
+            attempt=self.number,
+            instance_id=self.instance_id,
+            agent=self.agent,
+            kind=kind,
+            error_type=error_type,
+            detail=detail,
+            retryable=retryable,
+            duration_ms=self.duration_ms(),
+        )
+
+    def stopped_failure(self) -> Failure:
+        """The outcome of an attempt stopped by Cancel or by a hand-back."""
+        kind = self.cancel_kind or FailureKind.CANCELED
+        handed_back = kind == FailureKind.HANDED_BACK
+        return self.failure(
+            kind,
+            "HandedBack" if handed_back else "Canceled",
+            self.cancel_detail,
+            retryable=handed_back,
+        )
+
+    async def run(self, agent: "Agent", ctx: "TaskContext") -> AttemptOutcome:
+        """Run the skill to its outcome. Raises only if this task itself is cancelled.
+
+        The skill runs in a child task so that a Cancel can stop it without
+        cancelling this one, which still has to report the outcome.
+        """
+        if self.cancel_kind is not None:
+            return self.stopped_failure()
+        async with asyncio.TaskGroup() as group:
+            self._skill_task = group.create_task(self._invoke(agent, ctx))
+        if self._skill_task.cancelled() or self.cancel_kind is not None:
+            # A skill that swallowed the CancelledError is still reported stopped.
+            return self.stopped_failure()
+        return self._skill_task.result()
+
+    async def _invoke(self, agent: "Agent", ctx: "TaskContext") -> AttemptOutcome:
+        method = getattr(agent, self.skill.method)
+        scope = asyncio.timeout_at(self.deadline)
+        try:
+            async with scope:
+                value = await method(self.value, ctx)
+            output = to_raw(value)
+        except TimeoutError as exc:
+            if scope.expired():
+                return self.failure(
+                    FailureKind.TIMEOUT,
+                    "DeadlineExceeded",
+                    "attempt deadline passed",
+                    retryable=True,
+                )
+            return self._error(exc)
+        except Exception as exc:
+            return self._error(exc)
+        return Result(
+            task_id=self.task_id,
+            token=self.token,
+            attempt=self.number,
+            instance_id=self.instance_id,
+            agent=self.agent,
+            output=output,
+            duration_ms=self.duration_ms(),
+        )
+
+    def _error(self, exc: Exception) -> Failure:
+        error_type, detail, retryable = describe_exception(exc)
+        log.info(
+            "task %s attempt %d failed: %s: %s",
+            self.task_id,
+            self.number,
+            error_type,
+            detail,
+            extra={"task_id": self.task_id, "token": self.token},
+        )
+        return self.failure(FailureKind.ERROR, error_type, detail, retryable=retryable)

@@ -1,0 +1,126 @@
+"""TaskContext: what a skill gets besides its input."""
+
+import asyncio
+import logging
+from collections.abc import MutableMapping
+from typing import Any, Protocol, TypeVar
+
+from natsfleet.agents.attempt import Attempt
+from natsfleet.agents.output import OutputBuffer
+
+T = TypeVar("T")
+
+
+class SubtaskRunner(Protocol):
+    """The runtime's side of `ctx.call`."""
+
+    async def call(
+        self,
+        attempt: Attempt,
+        skill: str,
+        input: Any,
+        output_type: type[T],
+        timeout_s: float | None,
+    ) -> T: ...
+
+
+class _TaskLogger(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every line with the task and attempt, and adds them as fields."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return f"[{extra['task_id']}#{extra['attempt']}] {msg}", kwargs
+
+
+class TaskContext:
+    """The running attempt as its skill sees it.
+
+    Attributes:
+        task_id: The task's id (stable across attempts).
+        attempt: Attempt number, 1 for the first.
+        token: This attempt's fencing token.
+        skill: The skill's name.
+        instance_id: The instance running it.
+        parent_id: The parent task when this is a sub-task.
+        cancelled: Set when a Cancel or a hand-back reached this attempt; the
+            skill also gets `asyncio.CancelledError` at its next await.
+        log: A logger whose lines carry the task id and attempt.
+        span: The current trace span (None until tracing is configured).
+        llm: The LLM client (filled by `natsfleet.agents.llm`; None until then).
+        tools: Tools by name (empty until an agent or the LLM layer adds some).
+    """
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        *,
+        output: OutputBuffer,
+        runner: SubtaskRunner,
+        logger: logging.Logger,
+        llm: Any = None,
+        tools: dict[str, Any] | None = None,
+    ) -> None:
+        self._attempt = attempt
+        self._output = output
+        self._runner = runner
+        self.task_id = attempt.task_id
+        self.attempt = attempt.number
+        self.token = attempt.token
+        self.skill = attempt.skill.name
+        self.instance_id = attempt.instance_id
+        self.parent_id = attempt.assign.parent_id
+        self.workflow_id = attempt.assign.workflow_id
+        self.budget_usd = attempt.assign.budget_usd
+        self.cancelled: asyncio.Event = attempt.cancelled
+        self.log = _TaskLogger(
+            logger, {"task_id": attempt.task_id, "attempt": attempt.number, "token": attempt.token}
+        )
+        self.span: Any = None
+        self.llm: Any = llm
+        self.tools: dict[str, Any] = dict(tools or {})
+
+    @property
+    def deadline(self) -> float | None:
+        """When this attempt must end, in event-loop time (`loop.time()`), if it must."""
+        return self._attempt.deadline
+
+    @property
+    def remaining_s(self) -> float | None:
+        """Seconds left before the deadline (never negative), or None without one."""
+        if self._attempt.deadline is None:
+            return None
+        return max(0.0, self._attempt.deadline - asyncio.get_running_loop().time())
+
+    def progress(self, fraction: float | None = None, note: str = "") -> None:
+        """Report progress (0.0-1.0 and/or a note): in heartbeats and to watchers.
+
+        Cheap to call often: it is recorded at once and published batched.
+        """
+        if fraction is not None:
+            fraction = min(1.0, max(0.0, fraction))
+        self._attempt.progress = fraction
+        self._attempt.note = note
+        self._output.set_progress(fraction, note)
+
+    def stream(self, chunk: str) -> None:
+        """Send partial output to watchers (batched; call it per token if you like)."""
+        self._output.add_text(chunk)
+
+    async def call(
+        self, skill: str, input: Any, output_type: type[T], *, timeout_s: float | None = None
+    ) -> T:
+        """Run `skill` as a sub-task through the supervisor and return its output.
+
+        The child's idempotency key is `<task id>/<call index>`, so a retried
+        attempt gets the children it already finished instead of running them
+        again. This attempt's capacity slot is given up while it waits.
+
+        Raises:
+            SubtaskFailed: the child ended failed, canceled or rejected.
+            WaitTimeout: `timeout_s` (or this attempt's deadline) passed first.
+        """
+        return await self._runner.call(self._attempt, skill, input, output_type, timeout_s)

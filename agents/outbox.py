@@ -1,0 +1,109 @@
+"""Delivery of attempt outcomes to the RESULTS stream, retried until acknowledged.
+
+Every outcome is a JetStream publish with `Nats-Msg-Id` = `<task>:<token>`, so
+retrying after a lost acknowledgement (or across a server restart) cannot
+record it twice. Outcomes wait here while NATS is away; the runtime keeps
+their tokens in the heartbeat's `in_flight` until the stream has them.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from natsfleet.bus import Bus
+from natsfleet.protocols import AttemptOutcome
+
+log = logging.getLogger(__name__)
+
+_BATCH = 64
+_PUBLISH_TIMEOUT_S = 2.0
+_FIRST_BACKOFF_S = 0.05
+_MAX_BACKOFF_S = 1.0
+
+
+class Outbox:
+    """Holds outcomes until the stream acknowledges them; one per token, ever."""
+
+    def __init__(self, bus: Bus, subject: str, on_acked: Callable[[str], None]) -> None:
+        self._bus = bus
+        self._subject = subject
+        self._on_acked = on_acked
+        self._pending: dict[str, AttemptOutcome] = {}
+        self._seen: set[str] = set()
+        self._warned: set[str] = set()
+        self._more = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def pending_tokens(self) -> list[str]:
+        return list(self._pending)
+
+    def put(self, outcome: AttemptOutcome) -> bool:
+        """Queue the outcome of `outcome.token`; False if that token already has one."""
+        if outcome.token in self._seen:
+            return False
+        self._seen.add(outcome.token)
+        self._pending[outcome.token] = outcome
+        self._empty.clear()
+        self._more.set()
+        return True
+
+    def forget(self, token: str) -> None:
+        """Drop the memory of a token long gone (bounds `_seen`)."""
+        if token not in self._pending:
+            self._seen.discard(token)
+
+    async def wait_empty(self, timeout_s: float) -> bool:
+        """True once everything queued was acknowledged, False if time ran out first."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self) -> None:
+        backoff_s = _FIRST_BACKOFF_S
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            batch = list(self._pending.values())[:_BATCH]
+            results = await asyncio.gather(*(self._publish(o) for o in batch))
+            if len(self._pending) > 0:
+                self._more.set()
+            else:
+                self._empty.set()
+            if all(results):
+                backoff_s = _FIRST_BACKOFF_S
+                continue
+            # NATS is away or JetStream not ready yet: retry the same outcomes.
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
+
+    async def _publish(self, outcome: AttemptOutcome) -> bool:
+        msg_id = f"{outcome.task_id}:{outcome.token}"
+        try:
+            await self._bus.publish_js(
+                self._subject, outcome, msg_id=msg_id, timeout_s=_PUBLISH_TIMEOUT_S
+            )
+        except Exception as exc:  # any failure: keep it and try again
+            # One warning per outcome; the retries of a long outage stay at debug.
+            level = logging.DEBUG if outcome.token in self._warned else logging.WARNING
+            self._warned.add(outcome.token)
+            log.log(
+                level,
+                "outcome of %s not yet stored (%s: %s); retrying",
+                msg_id,
+                type(exc).__name__,
+                exc,
+                extra={"task_id": outcome.task_id, "token": outcome.token},
+            )
+            return False
+        if outcome.token in self._warned:
+            self._warned.discard(outcome.token)
+            log.info("outcome of %s stored after retrying", msg_id)
+        self._pending.pop(outcome.token, None)
+        self._on_acked(outcome.token)
+        return True

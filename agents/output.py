@@ -1,0 +1,122 @@
+"""Batched partial output and progress of running attempts.
+
+`ctx.stream()` and `ctx.progress()` only record; one pump per process
+publishes what accumulated every `output_flush_s`, so a skill streaming LLM
+tokens sends a few messages a second, not one per token.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from natsfleet.protocols import Message, OutputChunk, Progress
+
+log = logging.getLogger(__name__)
+
+#: Publishes one message on one subject (core NATS; watchers are best effort).
+Publish = Callable[[str, Message], Awaitable[None]]
+
+# Above this much pending text a flush is not worth delaying.
+_EAGER_FLUSH_CHARS = 32 * 1024
+
+
+class OutputBuffer:
+    """What one attempt produced since the last flush."""
+
+    def __init__(self, subject: str, task_id: str, token: str, pump: "OutputPump") -> None:
+        self.subject = subject
+        self.task_id = task_id
+        self.token = token
+        self._pump = pump
+        self._text: list[str] = []
+        self._chars = 0
+        self._progress: tuple[float | None, str] | None = None
+        self._seq = 0
+        self._streamed = False
+        self.closed = False
+
+    def add_text(self, chunk: str) -> None:
+        if self.closed or not chunk:
+            return
+        self._text.append(chunk)
+        self._chars += len(chunk)
+        self._streamed = True
+        self._pump.mark(self, eager=self._chars >= _EAGER_FLUSH_CHARS)
+
+    def set_progress(self, fraction: float | None, note: str) -> None:
+        if self.closed:
+            return
+        self._progress = (fraction, note)
+        self._pump.mark(self)
+
+    def take(self, final: bool) -> list[Message]:
+        """The messages to publish now, in order (progress last: it is the newest)."""
+        messages: list[Message] = []
+        if self._text or (final and self._streamed):
+            self._seq += 1
+            messages.append(
+                OutputChunk(
+                    task_id=self.task_id,
+                    token=self.token,
+                    seq=self._seq,
+                    text="".join(self._text),
+                    final=final,
+                )
+            )
+            self._text.clear()
+            self._chars = 0
+        if self._progress is not None:
+            self._seq += 1
+            fraction, note = self._progress
+            messages.append(
+                Progress(
+                    task_id=self.task_id,
+                    token=self.token,
+                    seq=self._seq,
+                    fraction=fraction,
+                    note=note,
+                )
+            )
+            self._progress = None
+        return messages
+
+
+class OutputPump:
+    """Publishes every marked buffer at most once per `flush_interval_s`."""
+
+    def __init__(self, publish: Publish, flush_interval_s: float) -> None:
+        self._publish = publish
+        self._interval_s = flush_interval_s
+        self._dirty: dict[int, OutputBuffer] = {}
+        self._wake = asyncio.Event()
+        self._eager = False
+
+    def mark(self, buffer: OutputBuffer, *, eager: bool = False) -> None:
+        self._dirty[id(buffer)] = buffer
+        self._eager = self._eager or eager
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._eager:
+                # The batching window: whatever else arrives meanwhile rides along.
+                await asyncio.sleep(self._interval_s)
+            self._wake.clear()
+            self._eager = False
+            dirty, self._dirty = self._dirty, {}
+            for buffer in dirty.values():
+                await self._send(buffer, final=False)
+
+    async def close(self, buffer: OutputBuffer) -> None:
+        """Flush what is left of an ended attempt, marking its stream final."""
+        self._dirty.pop(id(buffer), None)
+        await self._send(buffer, final=True)
+        buffer.closed = True
+
+    async def _send(self, buffer: OutputBuffer, *, final: bool) -> None:
+        for message in buffer.take(final):
+            try:
+                await self._publish(buffer.subject, message)
+            except Exception as exc:  # watchers are best effort; the outcome is not
+                log.debug("output of %s not published: %s", buffer.task_id, exc)

@@ -1,0 +1,317 @@
+"""AgentRuntime: one agent instance on the bus, from hello to bye.
+
+The contract with the supervisor is docs/architecture.md ("Agent <->
+supervisor contract"); the numbers in comments below refer to its items.
+"""
+
+import asyncio
+import logging
+import secrets
+
+from natsfleet.agents.agent import Agent, AgentConfig
+from natsfleet.agents.attempt import Attempt
+from natsfleet.agents.context import TaskContext
+from natsfleet.agents.outbox import Outbox
+from natsfleet.agents.output import OutputBuffer, OutputPump
+from natsfleet.agents.presence import Presence
+from natsfleet.agents.skill import SkillDef
+from natsfleet.agents.slots import Slots
+from natsfleet.agents.subtasks import SubtaskCaller
+from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
+from natsfleet.protocols import (
+    Accept,
+    AgentInbox,
+    Assign,
+    Cancel,
+    Codec,
+    DlqReason,
+    FailureKind,
+    Message,
+    ProtocolError,
+    Reject,
+    RejectCode,
+    Rollcall,
+    check_token,
+    new_incarnation,
+)
+
+log = logging.getLogger(__name__)
+
+_INBOX = Codec[AgentInbox](AgentInbox)
+_ROLLCALL = Codec[Rollcall](Rollcall)
+
+# After a hand-back, how long a skill may take to notice its CancelledError
+# before its hand-back is reported without it.
+_HANDBACK_WAIT_S = 1.0
+
+
+def default_instance_id(agent_name: str) -> str:
+    """`<agent>-<6 hex digits>`: unique enough per fleet, readable in listings."""
+    return f"{agent_name}-{secrets.token_hex(3)}"
+
+
+class AgentRuntime:
+    """Runs one instance of `agent` until `shutdown()` (SIGTERM, SIGINT) drains it.
+
+    ```python
+    runtime = AgentRuntime(MyAgent(), bus_config=BusConfig.from_env())
+    await runtime.run()      # returns after the drain; call runtime.shutdown() to start it
+    ```
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        bus_config: BusConfig | None = None,
+        instance_id: str | None = None,
+        config: AgentConfig | None = None,
+    ) -> None:
+        self.agent = agent
+        self.name = type(agent).name
+        self.config = config or type(agent).config
+        self.skills: dict[str, SkillDef] = type(agent).skills()
+        self.instance_id = check_token(instance_id or default_instance_id(self.name), "instance id")
+        self.incarnation = new_incarnation()
+        self.bus = Bus(bus_config, role="agent", instance=self.instance_id)
+        self.subjects = self.bus.subjects
+        self.presence = Presence(
+            agent=self.name,
+            agent_version=type(agent).version,
+            instance_id=self.instance_id,
+            incarnation=self.incarnation,
+            skills=type(agent).skill_specs(),
+            config=self.config,
+        )
+        #: Set once the instance has said hello and takes assignments.
+        self.ready = asyncio.Event()
+        self.slots = Slots(self.config.capacity)
+        self.attempts: dict[str, Attempt] = {}
+        self.outbox = Outbox(
+            self.bus, self.subjects.result(self.name, self.instance_id), self._on_acked
+        )
+        self._pump = OutputPump(self._publish_quietly, self.config.output_flush_s)
+        self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
+        self._tasks: asyncio.TaskGroup | None = None
+        self._attempt_tasks: set[asyncio.Task[None]] = set()
+        # A skill's `ctx.log` is named after the agent's own module, not ours.
+        self._skill_log = logging.getLogger(type(agent).__module__)
+        self._stop = asyncio.Event()
+        self._attempt_ended = asyncio.Event()
+        self._draining = False
+        self._skip_grace = False
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        """True once `shutdown()` was called."""
+        return self._stop.is_set()
+
+    def shutdown(self, *, immediate: bool = False) -> None:
+        """Start draining (idempotent). `immediate` skips the grace period."""
+        self._skip_grace = self._skip_grace or immediate
+        if not self._stop.is_set():
+            log.info("instance %s draining", self.instance_id)
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect."""
+        await self.bus.connect()
+        try:
+            await self.agent.setup()
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                loops = [
+                    tasks.create_task(self.outbox.run(), name="outbox"),
+                    tasks.create_task(self._pump.run(), name="output"),
+                ]
+                await self._subscribe()
+                await self.bus.publish(
+                    self.subjects.hello(self.name, self.instance_id), self.presence.hello()
+                )
+                loops.append(tasks.create_task(self._heartbeats(), name="heartbeat"))
+                self.ready.set()
+                log.info(
+                    "instance %s of %s serving %s (capacity %d)",
+                    self.instance_id,
+                    self.name,
+                    ", ".join(self.skills),
+                    self.config.capacity,
+                )
+                await self._stop.wait()
+                await self._drain()
+                for loop_task in loops:
+                    loop_task.cancel()
+                for attempt_task in self._attempt_tasks:
+                    attempt_task.cancel()  # only skills that ignored their hand-back
+        finally:
+            self._tasks = None
+            await self.bus.close()
+            await self.agent.teardown()
+
+    async def _subscribe(self) -> None:
+        s = self.subjects
+        await self.bus.subscribe(s.assign(self.name, self.instance_id), _INBOX, self._on_inbox)
+        await self.bus.subscribe(s.cancel(self.name, self.instance_id), _INBOX, self._on_inbox)
+        await self.bus.subscribe(s.rollcall(), _ROLLCALL, self._on_rollcall)
+        # The subscriptions must be in place at the server before hello (item 1).
+        await self.bus.nc.flush()
+
+    # -- heartbeats ---------------------------------------------------------------
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self._heartbeat()
+            await asyncio.sleep(self.config.heartbeat_interval_s)
+
+    async def _heartbeat(self) -> None:
+        for token in self.presence.recent.prune():
+            self.outbox.forget(token)
+        if not self.bus.is_connected:
+            return  # a heartbeat buffered while away would arrive stale
+        beat = self.presence.heartbeat(
+            self.attempts.values(), load=self.slots.used, draining=self._draining
+        )
+        await self._publish_quietly(self.subjects.heartbeat(self.name, self.instance_id), beat)
+
+    async def _publish_quietly(self, subject: str, message: Message) -> None:
+        try:
+            await self.bus.publish(subject, message)
+        except Exception as exc:  # the next heartbeat will do
+            log.debug("publish on %s failed: %s", subject, exc)
+
+    async def _on_rollcall(self, _: Rollcall, __: Incoming) -> Message | None:
+        await self.bus.publish(
+            self.subjects.hello(self.name, self.instance_id), self.presence.hello()
+        )
+        return None
+
+    # -- assignments (items 3 and 6) -----------------------------------------------
+
+    async def _on_inbox(self, message: AgentInbox, incoming: Incoming) -> Message | None:
+        match message:
+            case Assign():
+                return await self._on_assign(message, incoming)
+            case Cancel():
+                self._on_cancel(message)
+                return None
+
+    def _reject(self, assign: Assign, code: RejectCode, detail: str) -> Reject:
+        log.info("rejected task %s (%s): %s", assign.task_id, code.value, detail)
+        return Reject(
+            task_id=assign.task_id,
+            token=assign.token,
+            instance_id=self.instance_id,
+            code=code,
+            detail=detail,
+        )
+
+    async def _on_assign(self, assign: Assign, incoming: Incoming) -> Message:
+        accept = Accept(task_id=assign.task_id, token=assign.token, instance_id=self.instance_id)
+        if assign.token in self.attempts or assign.token in self.presence.recent:
+            return accept  # a repeated Assign: answered again, never run twice
+        if self._draining:
+            return self._reject(assign, RejectCode.DRAINING, "instance is draining")
+        definition = self.skills.get(assign.skill)
+        if definition is None:
+            detail = f"no skill {assign.skill!r}; this agent offers {', '.join(self.skills)}"
+            await self._dead_letter(DlqReason.UNKNOWN_SKILL, assign, incoming, detail)
+            return self._reject(assign, RejectCode.UNKNOWN_SKILL, detail)
+        try:
+            value = definition.decode_input(assign.input)
+        except ProtocolError as err:
+            await self._dead_letter(DlqReason.BAD_INPUT, assign, incoming, err.detail)
+            return self._reject(assign, RejectCode.BAD_INPUT, err.detail)
+        if self._tasks is None or not self.slots.try_take():
+            used = f"{self.slots.used}/{self.slots.capacity} slots in use"
+            return self._reject(assign, RejectCode.AT_CAPACITY, used)
+        attempt = Attempt(assign, definition, value, instance_id=self.instance_id, agent=self.name)
+        self.attempts[attempt.token] = attempt
+        task = self._tasks.create_task(self._run_attempt(attempt), name=f"attempt {attempt.msg_id}")
+        self._attempt_tasks.add(task)
+        task.add_done_callback(self._attempt_tasks.discard)
+        return accept
+
+    async def _dead_letter(
+        self, reason: DlqReason, assign: Assign, incoming: Incoming, detail: str
+    ) -> None:
+        await self.bus.dead_letter(
+            reason,
+            subject=incoming.subject,
+            error=detail,
+            headers=incoming.headers,
+            payload=incoming.data,
+            task_id=assign.task_id,
+        )
+
+    def _on_cancel(self, cancel: Cancel) -> None:
+        attempt = self.attempts.get(cancel.token)
+        if attempt is None or attempt.task_id != cancel.task_id:
+            log.debug("cancel for unknown token %s of %s ignored", cancel.token, cancel.task_id)
+            return
+        log.info("task %s canceled: %s", cancel.task_id, cancel.reason or "no reason given")
+        attempt.request_cancel(FailureKind.CANCELED, cancel.reason or "canceled")
+
+    # -- running an attempt (item 4) --------------------------------------------------
+
+    async def _run_attempt(self, attempt: Attempt) -> None:
+        buffer = self._pump_buffer(attempt)
+        ctx = TaskContext(attempt, output=buffer, runner=self._subtasks, logger=self._skill_log)
+        try:
+            outcome = await attempt.run(self.agent, ctx)
+        finally:
+            attempt.ended = True
+            if attempt.holds_slot:
+                attempt.holds_slot = False
+                self.slots.give_back()
+            self._attempt_ended.set()
+        await self._pump.close(buffer)
+        # The token stays in the heartbeat's in_flight until the stream has it.
+        self.outbox.put(outcome)
+
+    def _pump_buffer(self, attempt: Attempt) -> OutputBuffer:
+        subject = self.subjects.output(self.name, self.instance_id, attempt.task_id)
+        return OutputBuffer(subject, attempt.task_id, attempt.token, self._pump)
+
+    def _on_acked(self, token: str) -> None:
+        self.attempts.pop(token, None)
+        self.presence.recent.add(token)
+
+    # -- shutdown (item 8) ------------------------------------------------------------
+
+    def _running(self) -> list[Attempt]:
+        return [a for a in self.attempts.values() if not a.ended]
+
+    async def _wait_running(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        while self._running() and (left_s := until - loop.time()) > 0:
+            self._attempt_ended.clear()
+            try:
+                await asyncio.wait_for(self._attempt_ended.wait(), left_s)
+            except TimeoutError:
+                break
+
+    async def _drain(self) -> None:
+        self._draining = True
+        await self._heartbeat()  # tell the supervisor at once: no new work here
+        if not self._skip_grace:
+            await self._wait_running(self.config.drain_grace_s)
+        for attempt in self._running():
+            attempt.request_cancel(FailureKind.HANDED_BACK, "instance shutting down")
+        await self._wait_running(_HANDBACK_WAIT_S)
+        for attempt in self._running():
+            # It ignores its CancelledError: report the hand-back without it.
+            log.warning("task %s did not stop; handed back anyway", attempt.task_id)
+            self.outbox.put(attempt.stopped_failure())
+        if not await self.outbox.wait_empty(self.config.shutdown_flush_s):
+            log.error(
+                "leaving with %d outcomes not stored (tokens %s); their tasks will time out",
+                len(self.outbox),
+                ", ".join(self.outbox.pending_tokens()),
+            )
+        await self._publish_quietly(
+            self.subjects.bye(self.name, self.instance_id), self.presence.bye("drained")
+        )
+        log.info("instance %s left the fleet", self.instance_id)

@@ -1,0 +1,66 @@
+"""`ctx.call`: a sub-task submitted through the supervisor, awaited without a slot."""
+
+import asyncio
+import logging
+from typing import Any, TypeVar
+
+from natsfleet.agents.attempt import Attempt
+from natsfleet.agents.errors import SubtaskFailed
+from natsfleet.agents.slots import Slots
+from natsfleet.bus import FleetClient
+from natsfleet.protocols import TaskState, Timeouts, decode_raw
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SubtaskCaller:
+    """Submits children with the key `<parent id>/<call index>` and waits for them."""
+
+    def __init__(self, client: FleetClient, slots: Slots) -> None:
+        self._client = client
+        self._slots = slots
+
+    async def call(
+        self,
+        attempt: Attempt,
+        skill: str,
+        input: Any,
+        output_type: type[T],
+        timeout_s: float | None,
+    ) -> T:
+        index = attempt.calls
+        attempt.calls += 1
+        remaining_s = _remaining_s(attempt)
+        child_id = await self._client.submit(
+            skill,
+            input,
+            key=f"{attempt.task_id}/{index}",
+            parent_id=attempt.task_id,
+            workflow_id=attempt.assign.workflow_id,
+            # A child cannot usefully outlive the attempt waiting for it.
+            timeouts=Timeouts(schedule_to_close_s=remaining_s) if remaining_s else None,
+        )
+        log.debug("task %s called %s as %s", attempt.task_id, skill, child_id)
+        waits = [s for s in (timeout_s, remaining_s) if s is not None]
+        # Waiting for a child holds no slot, or a fleet of parents deadlocks.
+        self._release(attempt)
+        event = await self._client.wait(child_id, min(waits) if waits else None)
+        await self._slots.take_back()
+        attempt.holds_slot = True
+        if event.state != TaskState.COMPLETED or event.output is None:
+            detail = event.error.detail if event.error else event.detail
+            raise SubtaskFailed(child_id, skill, event.state.value, detail)
+        return decode_raw(event.output, output_type)
+
+    def _release(self, attempt: Attempt) -> None:
+        if attempt.holds_slot:
+            attempt.holds_slot = False
+            self._slots.give_back()
+
+
+def _remaining_s(attempt: Attempt) -> float | None:
+    if attempt.deadline is None:
+        return None
+    return max(0.001, attempt.deadline - asyncio.get_running_loop().time())

@@ -1,0 +1,154 @@
+"""`natsfleet agent run` and `natsfleet agents`."""
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+import click
+import msgspec
+
+from natsfleet.protocols import AgentInfo, NatsFleetError
+
+if TYPE_CHECKING:
+    from natsfleet.bus import BusConfig
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("NATSFLEET_LOG", "INFO").upper()
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """Run agent instances (each one its own process)."""
+
+
+@agent_group.command("run")
+@click.argument("spec")
+@click.option("--nats", "nats_url", help="NATS URL(s), comma-separated [env NATS_URL].")
+@click.option("--prefix", help="Fleet subject prefix [env NATSFLEET_PREFIX].")
+@click.option("--instance", "instance_id", help="Instance id (default: NAME-<random>).")
+@click.option("--capacity", type=click.IntRange(min=1), help="Most tasks at once.")
+@click.option("--heartbeat-s", type=click.FloatRange(min=0.01), help="Heartbeat interval.")
+@click.option("--grace-s", type=click.FloatRange(min=0.0), help="Drain grace period on SIGTERM.")
+def run_command(
+    spec: str,
+    nats_url: str | None,
+    prefix: str | None,
+    instance_id: str | None,
+    capacity: int | None,
+    heartbeat_s: float | None,
+    grace_s: float | None,
+) -> None:
+    """Run one instance of SPEC: a built-in name, module:Class, or an entry point name.
+
+    module:Class is imported from the current directory or PYTHONPATH.
+
+    SIGTERM or Ctrl-C drains it: running tasks get the grace period, the rest
+    are handed back, and it exits 0. A second signal hands back at once.
+    """
+    from natsfleet.agents import load_agent, run_agent
+    from natsfleet.bus import BusConfig
+
+    _setup_logging()
+    # Like uvicorn's --app-dir: `module:Class` imports from the current directory.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        agent_cls = load_agent(spec)
+        overrides = {
+            "capacity": capacity,
+            "heartbeat_interval_s": heartbeat_s,
+            "drain_grace_s": grace_s,
+        }
+        config = msgspec.structs.replace(
+            agent_cls.config, **{k: v for k, v in overrides.items() if v is not None}
+        )
+        bus_config = BusConfig.from_env(url=nats_url, prefix=prefix, name=f"agent {spec}")
+        code = run_agent(agent_cls(), bus_config=bus_config, instance_id=instance_id, config=config)
+    except (NatsFleetError, ValueError, OSError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    sys.exit(code)
+
+
+@click.command("agents")
+@click.option("--nats", "nats_url", help="NATS URL(s), comma-separated [env NATS_URL].")
+@click.option("--prefix", help="Fleet subject prefix [env NATSFLEET_PREFIX].")
+@click.option("--agent", "agent_name", help="Only instances of this agent.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--timeout-s", type=float, default=3.0, show_default=True)
+def agents_command(
+    nats_url: str | None,
+    prefix: str | None,
+    agent_name: str | None,
+    as_json: bool,
+    timeout_s: float,
+) -> None:
+    """List live agent instances, as the supervisor's registry knows them."""
+    from natsfleet.bus import BusConfig, NoResponders, RequestTimeout
+
+    config = BusConfig.from_env(url=nats_url, prefix=prefix, name="natsfleet agents")
+    try:
+        agents = asyncio.run(_fetch_agents(config, agent_name, timeout_s))
+    except (NoResponders, RequestTimeout):
+        click.echo(
+            f"no supervisor answered on {config.prefix}.ctl.agents at {config.url}: "
+            "is one running for this fleet (prefix)?",
+            err=True,
+        )
+        sys.exit(2)
+    except (NatsFleetError, OSError) as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(agents)).decode())
+        return
+    _print_table(agents)
+
+
+async def _fetch_agents(
+    config: "BusConfig", agent_name: str | None, timeout_s: float
+) -> tuple[AgentInfo, ...]:
+    from natsfleet.bus import Bus, FleetClient
+
+    bus = Bus(config, role="cli", instance=str(os.getpid()))
+    try:
+        await bus.connect()
+    except Exception as exc:  # nats-py raises several unrelated types here
+        raise OSError(f"cannot reach NATS at {config.url}: {exc}") from None
+    try:
+        return await FleetClient(bus).agents(agent_name, timeout_s=timeout_s)
+    finally:
+        await bus.close()
+
+
+def _print_table(agents: tuple[AgentInfo, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("agent", "instance", "skills", "load", "last heartbeat", "state")
+    now_ms = time.time() * 1000
+    for info in sorted(agents, key=lambda a: (a.agent, a.instance_id)):
+        state = "draining" if info.draining else ("alive" if info.alive else "silent")
+        table.add_row(
+            info.agent,
+            info.instance_id,
+            ", ".join(s.name for s in info.skills),
+            f"{info.load}/{info.capacity}",
+            f"{max(0.0, now_ms - info.last_seen_ms) / 1000:.1f} s ago",
+            state,
+        )
+    console = Console()
+    if not agents:
+        console.print("no live agent instances")
+        return
+    console.print(table)
+
+
+AGENT_COMMANDS = (agent_group, agents_command)

@@ -1,0 +1,66 @@
+"""`natsfleet supervisor`: run one supervisor process until SIGTERM."""
+
+import asyncio
+import logging
+import signal
+
+import click
+import msgspec
+
+from natsfleet.bus import BusConfig
+from natsfleet.supervisor import Supervisor, SupervisorConfig
+
+
+@click.command("supervisor")
+@click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
+@click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None, help="Subject prefix.")
+@click.option("--id", "supervisor_id", default="", help="Supervisor id (default: random).")
+@click.option("--partition", type=int, default=0, show_default=True)
+@click.option("--lease-ttl", type=float, default=None, help="Lease TTL in seconds.")
+@click.option("--heartbeat-timeout", type=float, default=None, help="Fleet default, seconds.")
+@click.option(
+    "--config-json",
+    default=None,
+    help="SupervisorConfig fields as JSON, e.g. '{\"assign_timeout_s\": 1}'.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
+def supervisor_command(
+    url: str | None,
+    prefix: str | None,
+    supervisor_id: str,
+    partition: int,
+    lease_ttl: float | None,
+    heartbeat_timeout: float | None,
+    config_json: str | None,
+    verbose: int,
+) -> None:
+    """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fields: dict[str, object] = {}
+    if config_json:
+        try:
+            fields = msgspec.json.decode(config_json.encode(), type=dict[str, object])
+        except msgspec.DecodeError as exc:
+            raise click.UsageError(f"--config-json: {exc}") from None
+    fields.update(supervisor_id=supervisor_id or fields.get("supervisor_id", ""))
+    fields["partition"] = partition
+    if lease_ttl is not None:
+        fields["lease_ttl_s"] = lease_ttl
+    try:
+        cfg = msgspec.convert(fields, SupervisorConfig)
+    except msgspec.ValidationError as exc:
+        raise click.UsageError(f"bad supervisor config: {exc}") from None
+    if heartbeat_timeout is not None:
+        timeouts = msgspec.structs.replace(cfg.timeouts, heartbeat_timeout_s=heartbeat_timeout)
+        cfg = msgspec.structs.replace(cfg, timeouts=timeouts)
+    bus_config = BusConfig.from_env(url=url, prefix=prefix, name="natsfleet-supervisor")
+    asyncio.run(_run(cfg, bus_config))
+
+
+async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:
+    supervisor = Supervisor(cfg, bus_config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, supervisor.shutdown)
+    await supervisor.run()

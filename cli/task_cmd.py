@@ -1,0 +1,280 @@
+"""Task verbs: `submit`, `status`, `tasks`, `cancel`, `watch`.
+
+Exit codes: 0 completed (or submitted without --wait), 1 failed, 2 usage
+error, 3 rejected or canceled, 4 the wait timed out (click's own usage errors
+exit 2 as well).
+"""
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout
+from natsfleet.protocols import (
+    NatsFleetError,
+    OutputChunk,
+    RemoteError,
+    TaskEvent,
+    TaskRecord,
+    TaskState,
+    TaskSummary,
+    Timeouts,
+    encode,
+    is_null,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
+
+_console = Console()
+T = TypeVar("T")
+
+_nats = click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
+_prefix = click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None)
+_json = click.option("--json", "as_json", is_flag=True, help="Print protocol structures as JSON.")
+
+
+def _run(
+    url: str | None, prefix: str | None, body: Callable[[FleetClient], Awaitable[int]]
+) -> None:
+    async def main() -> int:
+        async with Bus(BusConfig.from_env(url=url, prefix=prefix), role="cli") as bus:
+            return await body(FleetClient(bus))
+
+    try:
+        code = asyncio.run(main())
+    except RemoteError as exc:
+        _console.print(f"[red]{exc.code.value}[/red]: {exc.detail}", highlight=False)
+        code = EXIT_USAGE if exc.code.value in ("bad_request", "unknown_task") else EXIT_FAILED
+    except NatsFleetError as exc:
+        _console.print(f"[red]error[/red]: {exc}", highlight=False)
+        code = EXIT_FAILED
+    sys.exit(code)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(encode(value).decode())
+
+
+def _exit_for(state: TaskState) -> int:
+    if state == TaskState.COMPLETED:
+        return EXIT_OK
+    if state in (TaskState.REJECTED, TaskState.CANCELED):
+        return EXIT_REJECTED
+    return EXIT_FAILED
+
+
+def _load_input(text: str) -> Any:
+    raw = Path(text[1:]).read_bytes() if text.startswith("@") else text.encode()
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise click.UsageError(f"--input is not JSON: {exc}") from None
+
+
+def _print_event(event: TaskEvent, as_json: bool) -> None:
+    if as_json:
+        _print_json(event)
+        return
+    extra = event.error.detail if event.error else event.detail
+    inst = f" on {event.instance_id}" if event.instance_id else ""
+    _console.print(
+        f"{event.task_id} [bold]{event.state.value}[/bold] attempt {event.attempt}{inst} {extra}",
+        highlight=False,
+    )
+
+
+@click.command("submit")
+@click.argument("skill")
+@click.option("--input", "input_text", default="{}", help="JSON, or @file.")
+@click.option("--wait", is_flag=True, help="Wait for the task to end.")
+@click.option("--stream", is_flag=True, help="Print partial output while waiting.")
+@click.option("--key", default=None, help="Idempotency key.")
+@click.option("--timeout", type=float, default=None, help="How long to wait (s).")
+@click.option("--deadline", type=float, default=None, help="The task's schedule_to_close (s).")
+@click.option("--queue", is_flag=True, help="Wait for an agent with the skill to appear.")
+@click.option("--priority", type=int, default=0)
+@_json
+@_nats
+@_prefix
+def submit_command(
+    skill: str,
+    input_text: str,
+    wait: bool,
+    stream: bool,
+    key: str | None,
+    timeout: float | None,
+    deadline: float | None,
+    queue: bool,
+    priority: int,
+    as_json: bool,
+    url: str | None,
+    prefix: str | None,
+) -> None:
+    """Submit a task to SKILL; print its id (or, with --wait, its outcome)."""
+    value = _load_input(input_text)
+
+    async def body(client: FleetClient) -> int:
+        try:
+            task_id = await client.submit(
+                skill,
+                value,
+                key=key,
+                priority=priority,
+                queue=queue,
+                timeouts=Timeouts(schedule_to_close_s=deadline),
+            )
+        except TaskRejected as exc:
+            _console.print(f"[red]rejected[/red]: {exc}", highlight=False)
+            return EXIT_REJECTED
+        if not (wait or stream):
+            click.echo(encode({"task_id": task_id}).decode() if as_json else task_id)
+            return EXIT_OK
+        try:
+            event = await asyncio.wait_for(_wait(client, task_id, stream), timeout)
+        except (TimeoutError, WaitTimeout):
+            _console.print(f"[yellow]timed out[/yellow] waiting for {task_id}", highlight=False)
+            return EXIT_TIMEOUT
+        _print_outcome(event, as_json)
+        return _exit_for(event.state)
+
+    _run(url, prefix, body)
+
+
+async def _wait(client: FleetClient, task_id: str, stream: bool) -> TaskEvent:
+    if not stream:
+        return await client.wait(task_id)
+    printer = asyncio.create_task(_print_output(client, task_id))
+    try:
+        return await client.wait(task_id)
+    finally:
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+
+
+async def _print_output(client: FleetClient, task_id: str) -> None:
+    async for chunk in client.output(task_id):
+        if isinstance(chunk, OutputChunk):
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+
+
+def _print_outcome(event: TaskEvent, as_json: bool) -> None:
+    if as_json:
+        _print_json(event)
+    elif event.state == TaskState.COMPLETED:
+        click.echo(bytes(event.output).decode())
+    else:
+        _print_event(event, False)
+
+
+@click.command("status")
+@click.argument("task_id")
+@_json
+@_nats
+@_prefix
+def status_command(task_id: str, as_json: bool, url: str | None, prefix: str | None) -> None:
+    """Show one task's record."""
+
+    async def body(client: FleetClient) -> int:
+        record = await client.status(task_id)
+        _print_json(record) if as_json else _print_record(record)
+        return EXIT_OK
+
+    _run(url, prefix, body)
+
+
+def _print_record(record: TaskRecord) -> None:
+    table = Table(title=f"task {record.task_id}", show_header=False)
+    for name in ("state", "skill", "attempts", "instance_id", "token", "priority", "epoch"):
+        table.add_row(name, str(getattr(record, name)))
+    if record.error is not None:
+        table.add_row("error", f"{record.error.error_type}: {record.error.detail}")
+    if not is_null(record.output):
+        table.add_row("output", bytes(record.output).decode()[:500])
+    for attempt in record.history:
+        table.add_row(
+            f"attempt {attempt.attempt}",
+            f"{attempt.instance_id} {attempt.outcome or 'running'}",
+        )
+    _console.print(table)
+
+
+@click.command("tasks")
+@click.option("--state", type=click.Choice([s.value for s in TaskState]), default=None)
+@click.option("--limit", type=int, default=100, show_default=True)
+@_json
+@_nats
+@_prefix
+def tasks_command(
+    state: str | None, limit: int, as_json: bool, url: str | None, prefix: str | None
+) -> None:
+    """List tasks, newest first."""
+
+    async def body(client: FleetClient) -> int:
+        rows = await client.list(TaskState(state) if state else None, limit)
+        _print_json(rows) if as_json else _print_tasks(rows)
+        return EXIT_OK
+
+    _run(url, prefix, body)
+
+
+def _print_tasks(rows: tuple[TaskSummary, ...]) -> None:
+    table = Table("task", "skill", "state", "attempts", "instance")
+    for row in rows:
+        table.add_row(
+            row.task_id, row.skill or row.workflow or "", row.state.value, str(row.attempts),
+            row.instance_id or "",
+        )  # fmt: skip
+    _console.print(table)
+
+
+@click.command("cancel")
+@click.argument("task_id")
+@click.option("--reason", default="")
+@_json
+@_nats
+@_prefix
+def cancel_command(
+    task_id: str, reason: str, as_json: bool, url: str | None, prefix: str | None
+) -> None:
+    """Cancel a queued or running task."""
+
+    async def body(client: FleetClient) -> int:
+        ack = await client.cancel(task_id, reason)
+        if as_json:
+            _print_json(ack)
+        else:
+            _console.print(f"{task_id} {ack.state.value if ack.state else ''}", highlight=False)
+        return EXIT_OK
+
+    _run(url, prefix, body)
+
+
+@click.command("watch")
+@click.argument("task_id", required=False)
+@_json
+@_nats
+@_prefix
+def watch_command(task_id: str | None, as_json: bool, url: str | None, prefix: str | None) -> None:
+    """Print a task's events (its history first), or every task's new events."""
+
+    async def body(client: FleetClient) -> int:
+        async with contextlib.aclosing(client.watch(task_id)) as events:
+            async for event in events:
+                _print_event(event, as_json)
+                if task_id is not None and event.state in (
+                    TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED,
+                ):  # fmt: skip
+                    return _exit_for(event.state)
+        return EXIT_OK
+
+    _run(url, prefix, body)

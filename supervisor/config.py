@@ -1,0 +1,58 @@
+"""Supervisor settings: fleet defaults for timeouts and retries, lease and timing knobs."""
+
+import msgspec
+
+from natsfleet.bus import StorageConfig
+from natsfleet.protocols import RetryPolicy, Timeouts
+
+DAY_S = 86_400.0
+
+#: Fleet defaults; a task's own `Submit.timeouts` override them field by field.
+DEFAULT_TIMEOUTS = Timeouts(
+    schedule_to_start_s=300.0,
+    start_to_close_s=600.0,
+    heartbeat_timeout_s=10.0,
+    schedule_to_close_s=3_600.0,
+)
+
+
+class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How one supervisor process behaves.
+
+    `partition` of `partitions` names the lease this process competes for
+    (key `p<partition>` in KV LEASES); one partition runs today.
+    """
+
+    supervisor_id: str = ""  # empty: a random id per process start
+    partition: int = 0
+    partitions: int = 1
+    timeouts: Timeouts = DEFAULT_TIMEOUTS
+    retry: RetryPolicy = RetryPolicy()
+    # How long an instance has to answer an Assign before we Cancel and move on.
+    assign_timeout_s: float = 2.0
+    # Lease: renewed every ttl/3, acting stops at 2/3 ttl without a renewal.
+    lease_ttl_s: float = 6.0
+    # Unacked TASKS/RESULTS messages come back after this (e.g. after a crash).
+    ack_wait_s: float = 5.0
+    fetch_batch: int = 256
+    # After taking over: time for instances to answer the rollcall before
+    # submissions are judged against the registry (unknown skill).
+    registry_warmup_s: float = 0.5
+    # How often instance silence and retention are checked (None: from timeouts).
+    sweep_interval_s: float | None = None
+    retention_s: float = 7 * DAY_S
+    storage: StorageConfig = StorageConfig()
+
+    @property
+    def heartbeat_timeout_s(self) -> float:
+        return self.timeouts.heartbeat_timeout_s or DEFAULT_TIMEOUTS.heartbeat_timeout_s or 10.0
+
+    @property
+    def sweep_s(self) -> float:
+        if self.sweep_interval_s is not None:
+            return self.sweep_interval_s
+        return max(0.01, min(self.heartbeat_timeout_s / 4, 1.0))
+
+    @property
+    def lease_key(self) -> str:
+        return f"p{self.partition}"

@@ -1,0 +1,155 @@
+"""The control API on `<prefix>.ctl.<verb>`, served by the active supervisor.
+
+The body is decoded here, not by the bus, so that an unknown verb is reported
+as `unknown_verb` whatever it carries; a body that is not the verb's request
+type is `bad_request`, a task id nobody knows is `unknown_task`.
+"""
+
+import logging
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js import errors as js_errors
+
+from natsfleet.bus import Incoming
+from natsfleet.protocols import (
+    CONTROL_VERBS,
+    Ack,
+    AgentsReply,
+    AgentsRequest,
+    ApproveRequest,
+    CancelRequest,
+    Codec,
+    ControlRequest,
+    DeadLetter,
+    DlqEntrySummary,
+    DlqReply,
+    DlqRequest,
+    ErrorCode,
+    ErrorReply,
+    ListRequest,
+    Message,
+    ProtocolError,
+    StatusRequest,
+    Stream,
+    TaskListReply,
+    TaskStatusReply,
+    TaskSummary,
+)
+from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.store import Tracked
+
+log = logging.getLogger(__name__)
+
+RAW = Codec[msgspec.Raw](msgspec.Raw)
+_REQUEST = Codec[ControlRequest](ControlRequest)
+_DEAD_LETTER = Codec[DeadLetter](DeadLetter)
+MAX_LIST = 10_000
+
+
+def _error(code: ErrorCode, detail: str) -> ErrorReply:
+    return ErrorReply(code=code, detail=detail, retryable=False)
+
+
+class Control:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def handle(self, body: msgspec.Raw, incoming: Incoming) -> Message:
+        verb = incoming.subject.rsplit(".", 1)[-1]
+        expected = CONTROL_VERBS.get(verb)
+        if expected is None:
+            return _error(ErrorCode.UNKNOWN_VERB, f"no control verb {verb!r}")
+        try:
+            request = _REQUEST.decode(body)
+        except ProtocolError as exc:
+            return _error(ErrorCode.BAD_REQUEST, exc.detail)
+        if not isinstance(request, expected):
+            return _error(ErrorCode.BAD_REQUEST, f"{verb} expects {expected.__name__}")
+        match request:
+            case StatusRequest():
+                return await self._status(request)
+            case ListRequest():
+                return self._list(request)
+            case CancelRequest():
+                return await self._cancel(request)
+            case AgentsRequest():
+                info = self.engine.registry.info(self.engine.attempts.load, request.agent)
+                return AgentsReply(agents=tuple(info))
+            case DlqRequest():
+                return await self._dlq(request)
+            case ApproveRequest():
+                return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
+
+    async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
+        tracked = await self.engine.store.fetch(task_id)
+        if tracked is None:
+            return _error(ErrorCode.UNKNOWN_TASK, f"no task {task_id!r}")
+        return tracked
+
+    async def _status(self, request: StatusRequest) -> Message:
+        tracked = await self._tracked(request.task_id)
+        if isinstance(tracked, ErrorReply):
+            return tracked
+        return TaskStatusReply(task=tracked.shown())
+
+    def _list(self, request: ListRequest) -> Message:
+        limit = max(0, min(request.limit, MAX_LIST))
+        rows = [t.shown() for t in self.engine.store]
+        if request.state is not None:
+            rows = [r for r in rows if r.state == request.state]
+        rows.sort(key=lambda r: r.created_ms, reverse=True)
+        return TaskListReply(
+            tasks=tuple(
+                TaskSummary(
+                    task_id=r.task_id,
+                    skill=r.skill,
+                    workflow=r.workflow,
+                    state=r.state,
+                    attempts=r.attempts,
+                    instance_id=r.instance_id,
+                    created_ms=r.created_ms,
+                    updated_ms=r.updated_ms,
+                    usage=r.usage,
+                )
+                for r in rows[:limit]
+            )
+        )
+
+    async def _cancel(self, request: CancelRequest) -> Message:
+        tracked = await self._tracked(request.task_id)
+        if isinstance(tracked, ErrorReply):
+            return tracked
+        record = await self.engine.cancel(tracked, request.reason)
+        return Ack(task_id=record.task_id, state=record.state, detail=request.reason)
+
+    async def _dlq(self, request: DlqRequest) -> Message:
+        if request.action != "list":
+            return _error(ErrorCode.BAD_REQUEST, f"dlq action {request.action!r} is not served")
+        bus = self.engine.bus
+        stream = bus.subjects.stream(Stream.DLQ)
+        info = await bus.js.stream_info(stream)
+        last = info.state.last_seq
+        first = max(info.state.first_seq, last - max(0, min(request.limit, 1000)) + 1)
+        entries: list[DlqEntrySummary] = []
+        for seq in range(last, first - 1, -1) if last else ():
+            entry = await _dlq_entry(bus.js, stream, seq)
+            if entry is not None:
+                entries.append(entry)
+        return DlqReply(entries=tuple(entries))
+
+
+async def _dlq_entry(js: JetStreamContext, stream: str, seq: int) -> DlqEntrySummary | None:
+    try:
+        msg = await js.get_msg(stream, seq)
+        letter = _DEAD_LETTER.decode(msg.data or b"")
+    except (js_errors.NotFoundError, ProtocolError):
+        return None
+    return DlqEntrySummary(
+        seq=seq,
+        reason=letter.reason.value,
+        subject=letter.subject,
+        at_ms=letter.at_ms,
+        task_id=letter.task_id,
+        error=letter.error,
+    )

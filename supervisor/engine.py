@@ -1,0 +1,434 @@
+"""The task state machine of the active supervisor.
+
+Every change of a task happens here, under the task's lock, as one
+compare-and-set write (`TaskStore.write`) followed by its event. Timers,
+results, registry news and control requests all end up in these methods.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from msgspec import structs
+
+from natsfleet.bus import Bus
+from natsfleet.protocols import (
+    Cancel,
+    DlqReason,
+    ErrorInfo,
+    Failure,
+    FailureKind,
+    Heartbeat,
+    Result,
+    Rollcall,
+    Submit,
+    TaskRecord,
+    TaskState,
+    Usage,
+    encode,
+    is_terminal,
+)
+from natsfleet.supervisor import transitions as tr
+from natsfleet.supervisor.attempts import Attempt, AttemptTable
+from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.errors import NotLeader, RevisionConflict
+from natsfleet.supervisor.queue import ReadyQueue
+from natsfleet.supervisor.registry import Instance, Registry
+from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
+from natsfleet.supervisor.timers import Timer, TimerKind, Timers
+
+log = logging.getLogger(__name__)
+
+_LOST = "lost"
+_NO_USAGE = Usage()
+
+
+class Engine:
+    """Owns the queue, the attempts table and the timers of one active term."""
+
+    def __init__(
+        self,
+        cfg: SupervisorConfig,
+        bus: Bus,
+        store: TaskStore,
+        registry: Registry,
+        tg: asyncio.TaskGroup,
+    ) -> None:
+        self.cfg = cfg
+        self.bus = bus
+        self.store = store
+        self.registry = registry
+        self.tg = tg
+        self.queue = ReadyQueue()
+        self.attempts = AttemptTable()
+        self.timers = Timers()
+        self.wake = asyncio.Event()
+        self.started = time.monotonic()
+        self._last_rollcall = 0.0
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an action in the term's TaskGroup; NotLeader ends the term."""
+        self.tg.create_task(self._guard(coro))
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except NotLeader:
+            raise
+        except RevisionConflict as exc:
+            log.warning("%s; the record was reloaded", exc)
+        except Exception:
+            log.exception("supervisor action failed")
+
+    def enqueue(self, record: TaskRecord) -> None:
+        if record.skill is None:
+            return
+        self.queue.push(record.task_id, record.skill, record.priority, record.created_ms)
+        self.wake.set()
+
+    def _hb_timeout_s(self, record: TaskRecord) -> float:
+        return record.timeouts.heartbeat_timeout_s or self.cfg.heartbeat_timeout_s
+
+    def _release(self, token: str | None) -> None:
+        if self.attempts.release(token) is not None:
+            self.wake.set()
+
+    async def _cancel_on_instance(self, record: TaskRecord, reason: str) -> None:
+        if record.token is None or record.agent is None or record.instance_id is None:
+            return
+        cancel = Cancel(task_id=record.task_id, token=record.token, reason=reason)
+        subject = self.bus.subjects.cancel(record.agent, record.instance_id)
+        try:
+            await self.bus.publish(subject, cancel)
+        except Exception as exc:  # the attempt is over for us either way
+            log.debug("cancel %s on %s failed: %s", record.token, record.instance_id, exc)
+
+    # -- admission ----------------------------------------------------------------------
+
+    async def admit(self, submit: Submit) -> None:
+        """A submission from TASKS becomes a record (once; a duplicate is ignored)."""
+        # Memory only: a task from before this term fails `create` (the CAS
+        # on revision 0), which costs no extra round trip for new tasks.
+        if self.store.get(submit.task_id) is not None:
+            return
+        now = now_ms()
+        record = tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now)
+        if submit.skill is None:
+            error = ErrorInfo(
+                error_type="unsupported", detail="workflows are not run here", retryable=False
+            )
+            record = tr.rejected(record, error, now)
+        elif not submit.queue and not self.registry.offers(submit.skill):
+            detail = f"no live agent offers skill {submit.skill!r}"
+            error = ErrorInfo(error_type="unknown_skill", detail=detail, retryable=False)
+            record = tr.rejected(record, error, now)
+        tracked = await self.store.create(record)
+        if tracked is None:
+            return
+        await self.store.emit(event_for(tracked.record))
+        if tracked.record.state == TaskState.QUEUED:
+            self.timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
+            self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
+            self.enqueue(tracked.record)
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    async def outcome(self, outcome: Result | Failure) -> None:
+        """A Result or Failure from RESULTS, fenced by its token."""
+        tracked = await self.store.fetch(outcome.task_id)
+        if tracked is None:
+            await self._stale(outcome, "unknown task")
+            return
+        async with tracked.lock:
+            record = tracked.record
+            if record.token != outcome.token:
+                await self._stale(outcome, f"token is not the task's current one ({record.state})")
+                return
+            if is_terminal(record.state):
+                if record.state != TaskState.COMPLETED:
+                    await self._stale(outcome, f"task already {record.state.value}")
+                return  # a redelivery of the result we recorded
+            if isinstance(outcome, Result):
+                await self._complete(tracked, outcome)
+            else:
+                await self._failure(tracked, outcome)
+
+    async def _stale(self, outcome: Result | Failure, why: str) -> None:
+        log.info("stale outcome for %s token %s: %s", outcome.task_id, outcome.token, why)
+        await self.bus.dead_letter(
+            DlqReason.STALE,
+            subject=self.bus.subjects.result(outcome.agent, outcome.instance_id),
+            error=why,
+            payload=encode(outcome),
+            task_id=outcome.task_id,
+            msg_id=f"{outcome.task_id}:{outcome.token}:stale",
+        )
+
+    async def _complete(self, tracked: Tracked, result: Result) -> None:
+        token = tracked.record.token
+        new = tr.completed(tracked.record, result, now_ms())
+        await self.store.write(tracked, new)
+        self._release(token)
+        await self.store.emit(event_for(new))
+
+    async def _failure(self, tracked: Tracked, failure: Failure) -> None:
+        error = ErrorInfo(
+            error_type=failure.error_type, detail=failure.detail, retryable=failure.retryable
+        )
+        if failure.kind == FailureKind.HANDED_BACK:
+            await self.end_attempt(
+                tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
+                counts=False, backoff=False,
+            )  # fmt: skip
+            return
+        if failure.kind == FailureKind.BAD_INPUT:
+            error = ErrorInfo(error_type="bad_input", detail=failure.detail, retryable=False)
+        await self.end_attempt(
+            tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
+            counts=True, backoff=True,
+        )  # fmt: skip
+
+    async def end_attempt(
+        self,
+        tracked: Tracked,
+        *,
+        outcome: str,
+        error: ErrorInfo,
+        usage: Usage = _NO_USAGE,
+        counts: bool,
+        backoff: bool,
+    ) -> None:
+        """Close the current attempt; then retry (after a backoff or at once) or fail."""
+        now = now_ms()
+        token = tracked.record.token
+        record = tr.attempt_ended(
+            tracked.record, outcome=outcome, error=error, usage=usage, now_ms=now, counts=counts
+        )
+        policy = record.retry
+        if counts and not policy.is_retryable(error.error_type, error.retryable):
+            await self.fail(tracked, record, error, DlqReason.NON_RETRYABLE)
+            return
+        if counts and not policy.allows_another(record.attempts):
+            await self.fail(tracked, record, error, DlqReason.MAX_ATTEMPTS)
+            return
+        not_before = now + int(policy.delay_s(record.attempts) * 1000) if backoff else None
+        new = tr.requeued(record, now, not_before_ms=not_before)
+        await self.store.write(tracked, new)
+        self._release(token)
+        await self.store.emit(event_for(new, detail=f"attempt {outcome}"))
+        self.timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)
+        if not_before is None:
+            self.enqueue(new)
+        else:
+            self.timers.add(not_before, TimerKind.RETRY, new.task_id)
+
+    async def fail(
+        self, tracked: Tracked, record: TaskRecord, error: ErrorInfo, reason: DlqReason
+    ) -> None:
+        """End the task failed; its DLQ entry (with every attempt) goes first, deduplicated."""
+        token = tracked.record.token
+        new = structs.replace(tr.failed(record, error, now_ms()), dead_letter=reason)
+        await self.dead_letter_task(new, reason)
+        await self.store.write(tracked, new)
+        self._release(token)
+        self.queue.remove(new.task_id)
+        await self.store.emit(event_for(new, detail=reason.value))
+
+    async def dead_letter_task(self, record: TaskRecord, reason: DlqReason) -> None:
+        error = record.error
+        self.store.lease.check()
+        await self.bus.dead_letter(
+            reason,
+            subject=self.bus.subjects.submit(),
+            error=f"{error.error_type}: {error.detail}" if error else reason.value,
+            payload=bytes(record.input),
+            task_id=record.task_id,
+            attempts=record.history,
+            msg_id=f"{record.task_id}:dlq",
+        )
+
+    # -- attempts that end without an outcome ----------------------------------------------
+
+    async def attempt_lost(self, token: str, why: str, *, timed_out: bool = False) -> None:
+        """The holder died, went silent, dropped the token, or ran out of time."""
+        attempt = self.attempts.get(token)
+        tracked = self.store.get(attempt.task_id) if attempt else None
+        if attempt is None or tracked is None:
+            return
+        async with tracked.lock:
+            record = tracked.record
+            if record.token != token or record.state not in tr.RUNNING_STATES:
+                self._release(token)
+                return
+            log.info("task %s attempt %d on %s ended: %s", record.task_id, record.attempts,
+                     attempt.instance_id, why)  # fmt: skip
+            await self._cancel_on_instance(record, why)
+            error = ErrorInfo(error_type="timeout" if timed_out else _LOST, detail=why)
+            await self.end_attempt(
+                tracked, outcome="timeout" if timed_out else _LOST, error=error,
+                counts=True, backoff=timed_out,
+            )  # fmt: skip
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def on_timer(self, timer: Timer) -> None:
+        self.spawn(self._fire_or_retry(timer))
+
+    async def _fire_or_retry(self, timer: Timer) -> None:
+        try:
+            await self._fire(timer)
+        except (NotLeader, RevisionConflict):
+            raise
+        except Exception as exc:  # NATS unreachable: try again in a second
+            log.warning("timer %s of %s failed (%s); retrying", timer.kind, timer.task_id, exc)
+            self.timers.add(now_ms() + 1000, timer.kind, timer.task_id, timer.token)
+
+    async def _fire(self, timer: Timer) -> None:
+        tracked = self.store.get(timer.task_id)
+        if tracked is None or is_terminal(tracked.record.state):
+            return
+        if timer.kind == TimerKind.ATTEMPT:
+            attempt = self.attempts.get(timer.token)
+            if attempt is not None and (attempt.deadline_ms or 0) <= timer.at_ms:
+                await self.attempt_lost(attempt.token, "start_to_close timeout", timed_out=True)
+        elif timer.kind == TimerKind.RETRY:
+            if tracked.record.state == TaskState.RETRYING:
+                self.enqueue(tracked.record)
+        elif timer.kind == TimerKind.SCHEDULE:
+            await self._schedule_timeout(tracked, timer)
+        else:
+            await self._close_timeout(tracked)
+
+    async def _schedule_timeout(self, tracked: Tracked, timer: Timer) -> None:
+        async with tracked.lock:
+            record = tracked.record
+            deadline = record.schedule_deadline_ms
+            if record.state not in tr.WAITING_STATES or deadline is None or deadline > timer.at_ms:
+                return
+            if record.state == TaskState.RETRYING and tracked.task_id not in self.queue:
+                return  # still backing off; the deadline counts from the retry
+            error = ErrorInfo(
+                error_type="unschedulable",
+                detail=f"no instance took it within {record.timeouts.schedule_to_start_s} s",
+                retryable=False,
+            )
+            await self.fail(tracked, record, error, DlqReason.UNSCHEDULABLE)
+
+    async def _close_timeout(self, tracked: Tracked) -> None:
+        async with tracked.lock:
+            record = tracked.record
+            if is_terminal(record.state):
+                return
+            await self._cancel_on_instance(record, "schedule_to_close deadline")
+            error = ErrorInfo(
+                error_type="deadline",
+                detail=f"not done within {record.timeouts.schedule_to_close_s} s",
+                retryable=False,
+            )
+            await self.fail(tracked, record, error, DlqReason.DEADLINE)
+
+    # -- control -----------------------------------------------------------------------
+
+    async def cancel(self, tracked: Tracked, reason: str) -> TaskRecord:
+        """Cancel a task (idempotent); a running attempt gets a Cancel for its token."""
+        async with tracked.lock:
+            record = tracked.record
+            if is_terminal(record.state):
+                return record
+            token = record.token
+            new = tr.canceled(record, reason or "canceled by request", now_ms())
+            await self.store.write(tracked, new)
+            await self._cancel_on_instance(record, reason or "canceled")
+            self._release(token)
+            self.queue.remove(record.task_id)
+            await self.store.emit(event_for(new))
+            return new
+
+    async def purge_expired(self, retention_s: float) -> None:
+        """Delete terminal records older than the retention (events expire on their own)."""
+        cutoff = now_ms() - int(retention_s * 1000)
+        for tracked in self.store:
+            if is_terminal(tracked.record.state) and tracked.record.updated_ms < cutoff:
+                async with tracked.lock:
+                    await self.store.delete(tracked)
+
+    # -- registry listener -------------------------------------------------------------------
+
+    def _lose(self, attempt: Attempt, why: str) -> None:
+        if not attempt.ending:
+            attempt.ending = True
+            self.spawn(self.attempt_lost(attempt.token, why))
+
+    def instance_gone(self, instance_id: str, reason: str) -> None:
+        for attempt in self.attempts.on_instance(instance_id):
+            self._lose(attempt, f"instance {instance_id} {reason}")
+
+    def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        held = {f.token for f in heartbeat.in_flight}
+        held.update(heartbeat.recent)
+        for attempt in self.attempts.on_instance(instance.instance_id):
+            if not attempt.accepted or attempt.token in held:
+                continue
+            if attempt.accept_seq is not None and heartbeat.seq <= attempt.accept_seq + 1:
+                continue
+            self._lose(attempt, "token missing from heartbeat")
+
+    def capacity_changed(self) -> None:
+        self.wake.set()
+
+    def unknown_instance(self, instance_id: str) -> None:
+        # At most one rollcall a second, however many strangers heartbeat.
+        now = time.monotonic()
+        if now - self._last_rollcall >= 1.0:
+            self._last_rollcall = now
+            self.spawn(self.rollcall())
+
+    async def rollcall(self) -> None:
+        rollcall = Rollcall(supervisor_id=self.bus.instance)
+        await self.bus.publish(self.bus.subjects.rollcall(), rollcall)
+
+    def sweep(self) -> None:
+        """End attempts whose instance has been silent past their heartbeat timeout."""
+        now = time.monotonic()
+        for attempt in self.attempts.all():
+            last = self.registry.last_seen(attempt.instance_id)
+            silence_s = now - (last if last is not None else max(attempt.since, self.started))
+            if silence_s > attempt.hb_timeout_s:
+                self._lose(attempt, f"instance silent for {silence_s:.2f} s")
+
+    def reconcile(self) -> None:
+        """Repair what a failed action (e.g. during a NATS outage) left undone.
+
+        A waiting task missing from the queue goes back in; an attempt whose
+        end was asked for but did not happen may be asked again; an Assign
+        that never got an answer is left to the holder's next heartbeat.
+        """
+        now = now_ms()
+        for tracked in self.store:
+            record = tracked.record
+            if record.state == TaskState.RETRYING and (record.not_before_ms or 0) > now:
+                continue
+            if record.state in tr.WAITING_STATES and record.task_id not in self.queue:
+                self.enqueue(record)
+        stuck_s = 2 * self.cfg.assign_timeout_s + 1.0
+        for attempt in self.attempts.all():
+            attempt.ending = False
+            if not attempt.accepted and time.monotonic() - attempt.since > stuck_s:
+                attempt.accepted = True
+                attempt.accept_seq = None
+
+    def new_attempt(self, record: TaskRecord, *, reserved: bool) -> Attempt:
+        assert record.token is not None and record.instance_id is not None
+        attempt = Attempt(
+            task_id=record.task_id,
+            token=record.token,
+            instance_id=record.instance_id,
+            agent=record.agent or "",
+            hb_timeout_s=self._hb_timeout_s(record),
+        )
+        self.attempts.add(attempt, reserved=reserved)
+        return attempt

@@ -1,0 +1,187 @@
+"""Live agent instances, from their Hello, Heartbeat and Bye.
+
+The registry runs in every supervisor, standbys included, so a standby that
+takes over already knows the fleet. It only records what instances say; what
+to do about a dead instance or a lost token is the engine's business, told
+through the `RegistryListener` it installs while it is active.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from natsfleet.protocols import AgentInfo, Bye, Heartbeat, Hello
+
+log = logging.getLogger(__name__)
+
+
+class RegistryListener(Protocol):
+    def instance_gone(self, instance_id: str, reason: str) -> None: ...
+
+    def heartbeat(self, instance: "Instance", heartbeat: Heartbeat) -> None: ...
+
+    def capacity_changed(self) -> None: ...
+
+    def unknown_instance(self, instance_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Instance:
+    hello: Hello
+    last_seen: float  # monotonic
+    last_seen_ms: int
+    seq: int = -1
+    reported_load: int = 0
+    draining: bool = False
+    departed: bool = False
+    # Set after Reject(at_capacity) or an unanswered Assign: skip the instance
+    # until its next heartbeat says how things stand.
+    paused: bool = False
+    skills: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def instance_id(self) -> str:
+        return self.hello.instance_id
+
+    @property
+    def agent(self) -> str:
+        return self.hello.agent
+
+    @property
+    def capacity(self) -> int:
+        return self.hello.capacity
+
+    def routable(self, now: float, timeout_s: float) -> bool:
+        return (
+            not self.draining
+            and not self.departed
+            and not self.paused
+            and now - self.last_seen < timeout_s
+        )
+
+
+class Registry:
+    """Instances by id; `listener` is the active engine (None on a standby)."""
+
+    def __init__(self, heartbeat_timeout_s: float) -> None:
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.instances: dict[str, Instance] = {}
+        self.listener: RegistryListener | None = None
+
+    def on_hello(self, hello: Hello) -> None:
+        now = time.monotonic()
+        old = self.instances.get(hello.instance_id)
+        if old is not None and old.hello.incarnation != hello.incarnation:
+            # A new process under the same id: the old one is gone, with its attempts.
+            log.info("instance %s restarted (new incarnation)", hello.instance_id)
+            if self.listener is not None:
+                self.listener.instance_gone(hello.instance_id, "restarted")
+            old = None
+        self.instances[hello.instance_id] = Instance(
+            hello=hello,
+            last_seen=now,
+            last_seen_ms=int(time.time() * 1000),
+            seq=old.seq if old else -1,
+            reported_load=old.reported_load if old else 0,
+            skills=frozenset(s.name for s in hello.skills),
+        )
+        if old is None:
+            log.info("instance %s (%s) joined", hello.instance_id, hello.agent)
+        if self.listener is not None:
+            self.listener.capacity_changed()
+
+    def on_heartbeat(self, hb: Heartbeat) -> None:
+        inst = self.instances.get(hb.instance_id)
+        if inst is None or inst.hello.incarnation != hb.incarnation:
+            if self.listener is not None:
+                self.listener.unknown_instance(hb.instance_id)
+            if inst is None:
+                return
+            if inst.hello.incarnation != hb.incarnation:
+                return
+        inst.last_seen = time.monotonic()
+        inst.last_seen_ms = int(time.time() * 1000)
+        inst.seq = hb.seq
+        inst.reported_load = hb.load
+        inst.draining = hb.draining
+        was_paused, inst.paused = inst.paused, False
+        if self.listener is not None:
+            self.listener.heartbeat(inst, hb)
+            if was_paused or hb.load < inst.capacity:
+                self.listener.capacity_changed()
+
+    def on_bye(self, bye: Bye) -> None:
+        inst = self.instances.get(bye.instance_id)
+        if inst is None or inst.hello.incarnation != bye.incarnation:
+            return
+        # Not gone yet as far as its attempts go: its hand-backs are still on
+        # their way through RESULTS; silence ends whatever is left.
+        inst.departed = True
+        log.info("instance %s said bye (%s)", bye.instance_id, bye.reason)
+
+    def pause(self, instance_id: str) -> None:
+        inst = self.instances.get(instance_id)
+        if inst is not None:
+            inst.paused = True
+
+    def drop_skill(self, instance_id: str, skill: str) -> None:
+        inst = self.instances.get(instance_id)
+        if inst is not None:
+            inst.skills = inst.skills - {skill}
+
+    def offers(self, skill: str) -> bool:
+        """Whether any live instance (busy or not) offers `skill`."""
+        now = time.monotonic()
+        return any(
+            skill in inst.skills
+            and not inst.departed
+            and now - inst.last_seen < self.heartbeat_timeout_s
+            for inst in self.instances.values()
+        )
+
+    def candidates(self, skill: str, load: dict[str, int]) -> list[Instance]:
+        """Routable instances with the skill and a free slot, least loaded first."""
+        now = time.monotonic()
+        found = [
+            inst
+            for inst in self.instances.values()
+            if skill in inst.skills
+            and inst.routable(now, self.heartbeat_timeout_s)
+            and load.get(inst.instance_id, 0) < inst.capacity
+        ]
+        found.sort(key=lambda i: load.get(i.instance_id, 0) / max(i.capacity, 1))
+        return found
+
+    def last_seen(self, instance_id: str) -> float | None:
+        """Monotonic time the instance was last heard, None if unknown."""
+        inst = self.instances.get(instance_id)
+        return inst.last_seen if inst is not None else None
+
+    def expire(self, keep_s: float) -> list[str]:
+        """Forget instances silent for longer than `keep_s`; return their ids."""
+        now = time.monotonic()
+        gone = [i for i, inst in self.instances.items() if now - inst.last_seen > keep_s]
+        for instance_id in gone:
+            del self.instances[instance_id]
+        return gone
+
+    def info(self, load: dict[str, int], agent: str | None = None) -> list[AgentInfo]:
+        now = time.monotonic()
+        return [
+            AgentInfo(
+                instance_id=inst.instance_id,
+                agent=inst.agent,
+                incarnation=inst.hello.incarnation,
+                skills=inst.hello.skills,
+                capacity=inst.capacity,
+                load=max(load.get(inst.instance_id, 0), inst.reported_load),
+                last_seen_ms=inst.last_seen_ms,
+                alive=now - inst.last_seen < self.heartbeat_timeout_s and not inst.departed,
+                draining=inst.draining,
+                host=inst.hello.host,
+                pid=inst.hello.pid,
+            )
+            for inst in self.instances.values()
+            if agent is None or inst.agent == agent
+        ]

@@ -1,0 +1,193 @@
+"""Assignment: queued tasks to live instances, by request, with a fresh token each time.
+
+The dispatcher walks each skill's queue (priority, then FIFO) while some
+routable instance with the skill has a free slot, least loaded first and
+preferring one this task has not tried. Each Assign runs as its own task, so
+many are in flight at once; the record is written `assigned` (with the token)
+before the Assign is sent, so a crash in between leaves a token on record.
+"""
+
+import logging
+
+from natsfleet.bus import NoResponders, RequestTimeout
+from natsfleet.protocols import (
+    Accept,
+    Assign,
+    AssignReply,
+    Codec,
+    ErrorInfo,
+    Reject,
+    RejectCode,
+    RemoteError,
+    TaskRecord,
+    TaskState,
+    new_token,
+)
+from natsfleet.supervisor import transitions as tr
+from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.registry import Instance
+from natsfleet.supervisor.store import Tracked, event_for, now_ms
+from natsfleet.supervisor.timers import TimerKind
+
+log = logging.getLogger(__name__)
+
+_REPLY = Codec[AssignReply](AssignReply)
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.cfg = engine.cfg
+        self.bus = engine.bus
+
+    async def run(self) -> None:
+        engine = self.engine
+        while True:
+            await engine.wake.wait()
+            engine.wake.clear()
+            self.dispatch_once()
+
+    def dispatch_once(self) -> None:
+        engine = self.engine
+        for skill in engine.queue.skills():
+            while (task_id := engine.queue.peek(skill)) is not None:
+                tracked = engine.store.get(task_id)
+                if tracked is None or tracked.record.state not in tr.WAITING_STATES:
+                    engine.queue.pop(skill)
+                    continue
+                instance = self._pick(skill, tracked.record)
+                if instance is None:
+                    break  # no free slot for this skill until something changes
+                engine.queue.pop(skill)
+                engine.attempts.reserve(instance.instance_id)
+                engine.spawn(self.assign(tracked, instance))
+
+    def _pick(self, skill: str, record: TaskRecord) -> Instance | None:
+        found = self.engine.registry.candidates(skill, self.engine.attempts.load)
+        if not found:
+            return None
+        tried = {a.instance_id for a in record.history}
+        fresh = [inst for inst in found if inst.instance_id not in tried]
+        return (fresh or found)[0]
+
+    async def assign(self, tracked: Tracked, instance: Instance) -> None:
+        engine = self.engine
+        token = new_token()
+        async with tracked.lock:
+            record = tracked.record
+            if record.state not in tr.WAITING_STATES:
+                engine.attempts.unreserve(instance.instance_id)
+                return
+            new = tr.assigned(
+                record,
+                token=token,
+                instance_id=instance.instance_id,
+                agent=instance.agent,
+                now_ms=now_ms(),
+                assign_timeout_s=self.cfg.assign_timeout_s,
+            )
+            try:
+                await engine.store.write(tracked, new)
+            except BaseException:
+                engine.attempts.unreserve(instance.instance_id)
+                raise
+            engine.new_attempt(new, reserved=True)
+            engine.timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
+        await engine.store.emit(event_for(new))
+        await self._send(tracked, new, instance)
+
+    async def _send(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
+        assert record.token is not None
+        now = now_ms()
+        s2c = record.timeouts.start_to_close_s
+        assign = Assign(
+            task_id=record.task_id,
+            token=record.token,
+            attempt=record.attempts,
+            skill=record.skill or "",
+            input=record.input,
+            remaining_ms=None
+            if record.close_deadline_ms is None
+            else record.close_deadline_ms - now,
+            start_to_close_ms=None if s2c is None else int(s2c * 1000),
+            parent_id=record.parent_id,
+            workflow_id=record.workflow_id,
+            budget_usd=record.budget_usd,
+        )
+        subject = self.bus.subjects.assign(instance.agent, instance.instance_id)
+        try:
+            reply = await self.bus.request(
+                subject, assign, _REPLY, timeout_s=self.cfg.assign_timeout_s
+            )
+        except RemoteError as exc:
+            await self._rejected(tracked, record, instance, None, str(exc))
+            return
+        except (RequestTimeout, NoResponders, Exception) as exc:
+            await self._unanswered(tracked, record, instance, str(exc))
+            return
+        if isinstance(reply, Accept):
+            self._accepted(tracked, record, instance)
+        elif isinstance(reply, Reject):
+            await self._rejected(tracked, record, instance, reply.code, reply.detail)
+
+    def _accepted(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
+        engine = self.engine
+        attempt = engine.attempts.get(record.token)
+        if attempt is None or tracked.record.token != record.token:
+            return  # it already ended (a fast result, a cancel)
+        attempt.accepted = True
+        attempt.accept_seq = instance.seq
+        s2c = record.timeouts.start_to_close_s
+        if s2c is not None:
+            attempt.deadline_ms = now_ms() + int(s2c * 1000)
+            engine.timers.add(attempt.deadline_ms, TimerKind.ATTEMPT, record.task_id, record.token)
+        tracked.accepted = True
+        engine.spawn(engine.store.emit(event_for(record, state=TaskState.WORKING)))
+
+    async def _unanswered(
+        self, tracked: Tracked, record: TaskRecord, instance: Instance, why: str
+    ) -> None:
+        log.info("assign of %s to %s unanswered: %s", record.task_id, instance.instance_id, why)
+        self.engine.registry.pause(instance.instance_id)
+        await self.engine._cancel_on_instance(record, "assign unanswered")
+        await self._give_back(tracked, record)
+
+    async def _rejected(
+        self,
+        tracked: Tracked,
+        record: TaskRecord,
+        instance: Instance,
+        code: RejectCode | None,
+        detail: str,
+    ) -> None:
+        engine = self.engine
+        if code == RejectCode.BAD_INPUT:
+            async with tracked.lock:
+                if tracked.record.token != record.token:
+                    return
+                error = ErrorInfo(error_type="bad_input", detail=detail, retryable=False)
+                await engine.end_attempt(
+                    tracked, outcome="bad_input", error=error, counts=True, backoff=False
+                )
+            return
+        if code == RejectCode.UNKNOWN_SKILL and record.skill is not None:
+            engine.registry.drop_skill(instance.instance_id, record.skill)
+        elif code != RejectCode.DUPLICATE:
+            engine.registry.pause(instance.instance_id)
+        await self._give_back(tracked, record)
+
+    async def _give_back(self, tracked: Tracked, record: TaskRecord) -> None:
+        """The Assign never became an attempt: back to the queue, uncounted."""
+        engine = self.engine
+        async with tracked.lock:
+            if (
+                tracked.record.token != record.token
+                or tracked.record.state not in tr.RUNNING_STATES
+            ):
+                return
+            new = tr.unassigned(tracked.record, now_ms())
+            await engine.store.write(tracked, new)
+            engine.attempts.release(record.token)
+            # A paused instance is skipped until its next heartbeat, so this
+            # does not spin on an instance that keeps refusing.
+            engine.enqueue(new)

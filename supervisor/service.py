@@ -1,0 +1,248 @@
+"""The supervisor process: standby until it holds its partition's lease, then active.
+
+`run()` owns everything in one TaskGroup per term. A term ends when the lease
+is lost (the renewal failed by compare-and-set, or could not be made for 2/3
+of the ttl, or any write found a newer epoch), or on `shutdown()`: the term's
+tasks are cancelled, unacknowledged messages go back to the streams, and on
+shutdown the lease is released so a standby takes over at once.
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.protocols import (
+    AgentAnnouncement,
+    AttemptOutcome,
+    Bucket,
+    Bye,
+    Codec,
+    Heartbeat,
+    Hello,
+    Message,
+    Stream,
+    Submit,
+    encode,
+)
+from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.control import RAW, Control
+from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.errors import NotLeader
+from natsfleet.supervisor.lease import Lease
+from natsfleet.supervisor.recovery import take_over
+from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.scheduler import Dispatcher
+from natsfleet.supervisor.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+_ANNOUNCEMENT = Codec[AgentAnnouncement](AgentAnnouncement)
+_SUBMIT = Codec[Submit](Submit)
+_OUTCOME = Codec[AttemptOutcome](AttemptOutcome)
+
+
+class _Deposed(Exception):
+    """Ends a term from inside its TaskGroup."""
+
+
+class Supervisor:
+    """One supervisor process for one partition.
+
+    Use `await Supervisor(cfg, bus_config).run()`; `shutdown()` (or SIGTERM
+    via the CLI) stops it, releasing the lease. `active` is set while it acts.
+    """
+
+    def __init__(self, cfg: SupervisorConfig, bus_config: BusConfig | None = None) -> None:
+        self.cfg = cfg
+        self.id = cfg.supervisor_id or f"sup-{secrets.token_hex(4)}"
+        self.bus = Bus(bus_config, role="supervisor", instance=self.id)
+        self.registry = Registry(cfg.heartbeat_timeout_s)
+        self.active = asyncio.Event()
+        self.terms = 0
+        self._stop = asyncio.Event()
+        self._lease: Lease | None = None
+        self._engine: Engine | None = None
+        self._persisted: dict[str, float] = {}
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
+
+    def shutdown(self) -> None:
+        """Stop acting, release the lease, close. Idempotent; `run()` returns."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.bus.connect()
+        try:
+            await self.bus.provision(self.cfg.storage)
+            for subject in self.bus.subjects.announcement_subjects():
+                await self.bus.subscribe(subject, _ANNOUNCEMENT, self._on_announcement)
+            self._lease = Lease(
+                await self.bus.kv(Bucket.LEASES),
+                key=self.cfg.lease_key,
+                partition=self.cfg.partition,
+                holder=self.id,
+                ttl_s=self.cfg.lease_ttl_s,
+            )
+            await self._elect(self._lease)
+        finally:
+            if self._lease is not None:
+                with contextlib.suppress(Exception):
+                    await self._lease.release()
+            await self.bus.close()
+            log.info("supervisor %s stopped", self.id)
+
+    async def _elect(self, lease: Lease) -> None:
+        poll_s = min(self.cfg.lease_ttl_s / 4, 0.5)
+        standby_since = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                acquired = await lease.try_acquire()
+            except Exception as exc:  # NATS down: keep trying, as standby
+                log.warning("lease check failed: %s", exc)
+                acquired = False
+            if acquired:
+                warm = time.monotonic() - standby_since >= self.cfg.registry_warmup_s
+                await self._term(lease, warm=warm)
+                standby_since = time.monotonic()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), poll_s)
+
+    async def _term(self, lease: Lease, *, warm: bool) -> None:
+        self.terms += 1
+        log.info("supervisor %s active (epoch %d)", self.id, lease.epoch)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._keep_lease(lease))
+                tg.create_task(self._watch_stop())
+                await self._start_term(tg, lease, warm=warm)
+        except* (_Deposed, NotLeader) as group:
+            log.warning("supervisor %s stops acting: %s", self.id, group.exceptions[0])
+        finally:
+            self.active.clear()
+            self.registry.listener = None
+            self._engine = None
+            lease.drop()
+
+    async def _start_term(self, tg: asyncio.TaskGroup, lease: Lease, *, warm: bool) -> None:
+        bus, cfg = self.bus, self.cfg
+        store = TaskStore(bus, await bus.kv(Bucket.STATE), lease)
+        engine = Engine(cfg, bus, store, self.registry, tg)
+        self._engine = engine
+        await take_over(engine)
+        control = Control(engine)
+        sub = await bus.subscribe(bus.subjects.all_control(), RAW, control.handle, concurrency=32)
+        tg.create_task(self._unsubscribe_at_end(sub))
+        self.registry.listener = engine
+        await engine.rollcall()
+        if not warm:
+            # Instances answer the rollcall within milliseconds; until then
+            # every skill would look unknown.
+            await asyncio.sleep(cfg.registry_warmup_s)
+        dispatcher = Dispatcher(engine)
+        tg.create_task(dispatcher.run())
+        tg.create_task(engine.timers.run(engine.on_timer))
+        tg.create_task(self._sweep(engine))
+        durable = f"supervisor-p{cfg.partition}"
+        tg.create_task(
+            bus.consume(
+                bus.subjects.results(),
+                f"{durable}-results",
+                _OUTCOME,
+                lambda outcome, _: engine.outcome(outcome),
+                stream=bus.subjects.stream(Stream.RESULTS),
+                batch=cfg.fetch_batch,
+                ack_wait_s=cfg.ack_wait_s,
+                parallel=True,
+            )
+        )
+        tg.create_task(
+            bus.consume(
+                bus.subjects.submit(),
+                f"{durable}-tasks",
+                _SUBMIT,
+                lambda submit, _: engine.admit(submit),
+                stream=bus.subjects.stream(Stream.TASKS),
+                batch=cfg.fetch_batch,
+                ack_wait_s=cfg.ack_wait_s,
+                parallel=True,
+            )
+        )
+        engine.wake.set()
+        self.active.set()
+
+    async def _unsubscribe_at_end(self, sub: object) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.bus.unsubscribe(sub, drain=False)  # type: ignore[arg-type]
+
+    async def _keep_lease(self, lease: Lease) -> None:
+        while True:
+            await asyncio.sleep(lease.renew_interval_s)
+            try:
+                renewed = await asyncio.wait_for(lease.renew(), lease.renew_interval_s)
+            except Exception as exc:
+                log.warning("lease renewal failed: %s", exc)
+                renewed = lease.valid() and lease.held
+                if not lease.valid():
+                    renewed = False
+            if not renewed and not lease.valid():
+                raise _Deposed("lease lost")
+            if not lease.held:
+                raise _Deposed("lease taken by another supervisor")
+
+    async def _watch_stop(self) -> None:
+        await self._stop.wait()
+        raise _Deposed("shutting down")
+
+    async def _sweep(self, engine: Engine) -> None:
+        retention_every = max(1, int(60 / self.cfg.sweep_s))
+        reconcile_every = max(1, int(1.0 / self.cfg.sweep_s))
+        ticks = 0
+        while True:
+            await asyncio.sleep(self.cfg.sweep_s)
+            engine.store.lease.check()
+            engine.sweep()
+            self.registry.expire(self.cfg.heartbeat_timeout_s * 3)
+            ticks += 1
+            if ticks % reconcile_every == 0:
+                engine.reconcile()
+            if ticks % retention_every == 0:
+                engine.spawn(engine.purge_expired(self.cfg.retention_s))
+
+    async def _on_announcement(self, message: AgentAnnouncement, _: Incoming) -> Message | None:
+        match message:
+            case Hello():
+                self.registry.on_hello(message)
+                await self._persist_agent(message.instance_id, force=True)
+            case Heartbeat():
+                self.registry.on_heartbeat(message)
+                await self._persist_agent(message.instance_id, force=False)
+            case Bye():
+                self.registry.on_bye(message)
+                await self._persist_agent(message.instance_id, force=True)
+        return None
+
+    async def _persist_agent(self, instance_id: str, *, force: bool) -> None:
+        """Keep the instance's view in KV AGENTS (expiring), for operators and tools."""
+        lease = self._lease
+        if lease is None or not lease.valid():
+            return
+        now = time.monotonic()
+        every_s = self.cfg.heartbeat_timeout_s / 2
+        if not force and now - self._persisted.get(instance_id, 0.0) < every_s:
+            return
+        self._persisted[instance_id] = now
+        load = self._engine.attempts.load if self._engine is not None else {}
+        for info in self.registry.info(load):
+            if info.instance_id == instance_id:
+                with contextlib.suppress(Exception):
+                    kv = await self.bus.kv(Bucket.AGENTS)
+                    await kv.put(instance_id, encode(info))
