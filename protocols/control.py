@@ -3,7 +3,7 @@
 import msgspec
 
 from natsfleet.protocols.agent import SkillSpec
-from natsfleet.protocols.base import NULL_RAW, ErrorReply, Message, Usage
+from natsfleet.protocols.base import ErrorReply, Message, Usage, null_raw
 from natsfleet.protocols.states import TaskState
 from natsfleet.protocols.task import TaskRecord
 
@@ -27,7 +27,7 @@ class ApproveRequest(Message, frozen=True, kw_only=True, tag="ctl.approve"):
 
     task_id: str
     approved: bool = True
-    input: msgspec.Raw = NULL_RAW  # not `Raw | None`: msgspec cannot decode that
+    input: msgspec.Raw = msgspec.field(default_factory=null_raw)
     note: str = ""
 
 

@@ -2,7 +2,7 @@
 
 import msgspec
 
-from natsfleet.protocols.base import NULL_RAW, ErrorInfo, Message, Usage
+from natsfleet.protocols.base import ErrorInfo, Message, Usage, null_raw
 from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.states import TaskState
@@ -71,7 +71,7 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     close_deadline_ms: int | None = None
     attempt_deadline_ms: int | None = None
     not_before_ms: int | None = None
-    output: msgspec.Raw = NULL_RAW  # not `Raw | None`: msgspec cannot decode that
+    output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     error: ErrorInfo | None = None
     usage: Usage = Usage()
     # Lease epoch of the supervisor that wrote this revision (fencing).
@@ -91,5 +91,5 @@ class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
     token: str | None = None
     detail: str = ""
     error: ErrorInfo | None = None
-    output: msgspec.Raw = NULL_RAW  # not `Raw | None`: msgspec cannot decode that
+    output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     skill: str | None = None
