@@ -216,6 +216,8 @@ def explain_validation_error(message: str, data: Any) -> tuple[str, str]:
             "must be lowercase letters, digits and '-' (at most 40, starting and "
             "ending with a letter or digit)"
         )
+    # Optional keys are `X | None` to msgspec; a TOML user never writes null.
+    msg = msg.replace(" | null`", "`")
     return path, msg[:1].lower() + msg[1:]
 
 
