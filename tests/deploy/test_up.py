@@ -97,9 +97,9 @@ async def test_up_restarts_a_killed_child_and_stops_cleanly_on_sigint(
         assert child.pid != victim.pid
         pids.add(child.pid or 0)
 
+        ps_cmd = [sys.executable, "-m", "natsfleet.cli.main", "ps", "--json"]
         ps = subprocess.run(
-            [sys.executable, "-m", "natsfleet.cli.main", "ps", "--json", "--state-dir"]
-            + [str(state_dir)],
+            [*ps_cmd, "--state-dir", str(state_dir)],
             capture_output=True,
             text=True,
             check=True,
