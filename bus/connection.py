@@ -4,11 +4,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import nats
 import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -50,6 +52,10 @@ R = TypeVar("R")
 HeaderHook = Callable[[dict[str, str]], None]
 
 _VERSION_TEXT = str(VERSION)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Bus:
@@ -479,14 +485,17 @@ class Bus:
         With `parallel`, the messages of one fetched batch are handled
         concurrently (the handler must then serialize what needs it).
         """
-        psub = await self.js.pull_subscribe(
-            stream_subject,
-            durable=durable,
-            stream=stream,
-            config=js_api.ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch * 8),
-        )
+        config = js_api.ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch * 8)
+
+        async def subscribe() -> Any:
+            return await self.js.pull_subscribe(
+                stream_subject, durable=durable, stream=stream, config=config
+            )
+
+        psub = await self._retrying(subscribe, f"consumer {durable}")
         if ready is not None:
             ready.set()
+        failing_since: float | None = None
         try:
             while True:
                 try:
@@ -494,12 +503,26 @@ class Bus:
                 except (nats.errors.TimeoutError, TimeoutError):
                     # nats-py raises the builtin TimeoutError from fetch when idle.
                     continue
-                except (
-                    nats.errors.ConnectionClosedError,
-                    nats.errors.ConnectionReconnectingError,
-                ):
+                except nats.errors.Error as exc:
+                    # Reconnecting, JetStream restarting (503), the consumer
+                    # lost with a memory store: transient for a consumer that
+                    # must outlive them all. Log the first, retry, re-subscribe.
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        log.warning("consumer %s: %s; retrying", durable, _describe(exc))
                     await asyncio.sleep(self.config.reconnect_wait_s)
+                    if isinstance(exc, nats.js.errors.NotFoundError):
+                        with contextlib.suppress(Exception):
+                            await psub.unsubscribe()
+                        psub = await self._retrying(subscribe, f"consumer {durable}")
                     continue
+                if failing_since is not None:
+                    log.info(
+                        "consumer %s: fetching again after %.1f s",
+                        durable,
+                        time.monotonic() - failing_since,
+                    )
+                    failing_since = None
                 if parallel and len(msgs) > 1:
                     await asyncio.gather(*(self._dispatch_js(m, codec, handler) for m in msgs))
                     continue
@@ -509,6 +532,18 @@ class Bus:
             # The durable consumer stays; only this process's inbox goes.
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
+
+    async def _retrying(self, operation: Callable[[], Awaitable[R]], what: str) -> R:
+        """Run a JetStream operation until it succeeds (transient NATS errors only)."""
+        logged = False
+        while True:
+            try:
+                return await operation()
+            except (nats.errors.Error, TimeoutError) as exc:
+                if not logged:
+                    log.warning("%s: %s; retrying", what, _describe(exc))
+                    logged = True
+                await asyncio.sleep(self.config.reconnect_wait_s)
 
     async def _dispatch_js(
         self, msg: Msg, codec: Codec[T], handler: Callable[[T, Incoming], Awaitable[None]]

@@ -8,6 +8,7 @@ import click
 from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.compare import compare_command
 from natsfleet.cli.demo_cmd import demo_command
+from natsfleet.cli.deploy_cmd import deploy_command, wait_nats_command
 from natsfleet.cli.server_cmd import schema_command, server_command
 from natsfleet.cli.supervisor_cmd import supervisor_command
 from natsfleet.cli.task_cmd import (
@@ -18,6 +19,7 @@ from natsfleet.cli.task_cmd import (
     watch_command,
 )
 from natsfleet.cli.trace_cmd import trace_command
+from natsfleet.cli.up_cmd import down_command, ps_command, up_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +33,11 @@ cli.add_command(schema_command)
 cli.add_command(demo_command)
 cli.add_command(compare_command)
 cli.add_command(trace_command)
+cli.add_command(up_command)
+cli.add_command(down_command)
+cli.add_command(ps_command)
+cli.add_command(deploy_command)
+cli.add_command(wait_nats_command)
 cli.add_command(supervisor_command)
 cli.add_command(submit_command)
 cli.add_command(status_command)

@@ -109,6 +109,10 @@ class Supervisor:
                 warm = time.monotonic() - standby_since >= self.cfg.registry_warmup_s
                 await self._term(lease, warm=warm)
                 standby_since = time.monotonic()
+                # Not straight back in: after a failed term, give NATS (or a
+                # standby) a moment.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), poll_s)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), poll_s)
@@ -123,6 +127,15 @@ class Supervisor:
                 await self._start_term(tg, lease, warm=warm)
         except* (_Deposed, NotLeader) as group:
             log.warning("supervisor %s stops acting: %s", self.id, group.exceptions[0])
+        except* Exception as group:
+            # A bug or an error NATS did not recover from must not end the
+            # process: stop acting, stand by, and take part in the next election.
+            log.error(
+                "supervisor %s term failed, standing by: %r",
+                self.id,
+                group.exceptions[0],
+                exc_info=group.exceptions[0],
+            )
         finally:
             self.active.clear()
             self.registry.listener = None

@@ -1,0 +1,311 @@
+"""The fleet file (`fleet.toml`): typed sections, loading and validation.
+
+Everything is checked before any process starts: TOML syntax, unknown and
+missing keys, types and ranges, agent specs (imported, never instantiated),
+duplicate names. Each problem names its key as a TOML path
+(`agents[1].instances`) and says what is wrong.
+"""
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from natsfleet.bus.config import DEFAULT_URL
+from natsfleet.deploy.errors import FleetFileError
+from natsfleet.deploy.resolve import agent_spec_problem
+from natsfleet.protocols import DEFAULT_PREFIX
+from natsfleet.protocols.subjects import Subjects
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+SecondsOrZero = Annotated[float, msgspec.Meta(ge=0)]
+# A process label is used as a subject token, a supervisord program, a
+# systemd instance and a Kubernetes name: the intersection of those rules.
+Label = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")]
+
+_RESERVED_LABELS = frozenset({"supervisor", "nats", "jaeger", "server"})
+_URL_SCHEMES = frozenset({"nats", "tls", "ws", "wss"})
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class ClusterNode(_Section, frozen=True):
+    """One nats-server of a cluster (`natsfleet deploy nats-cluster`)."""
+
+    name: Label
+    host: str = "127.0.0.1"
+    client_port: Port = 4222
+    cluster_port: Port = 6222
+    monitor_port: Port | None = None
+    store_dir: str | None = None
+
+
+def _default_nodes() -> tuple[ClusterNode, ...]:
+    return tuple(ClusterNode(name=f"nats-{i}", host=f"nats-{i}") for i in (1, 2, 3))
+
+
+class ClusterSection(_Section, frozen=True):
+    name: Label = "natsfleet"
+    nodes: tuple[ClusterNode, ...] = msgspec.field(default_factory=_default_nodes)
+
+
+class NatsSection(_Section, frozen=True):
+    """Where NATS is. Secrets (passwords, tokens) come from the environment only."""
+
+    url: str = DEFAULT_URL
+    prefix: str = DEFAULT_PREFIX
+    # Start a nats-server at `url` (loopback only) when none answers there.
+    embedded: bool = False
+    store_dir: str = ".natsfleet/jetstream"
+    creds_file: str | None = None
+    nkey_seed_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)
+
+
+class TimeoutDefaults(_Section, frozen=True):
+    """Fleet defaults of the four task timeouts (protocols.Timeouts)."""
+
+    schedule_to_start_s: Seconds | None = None
+    start_to_close_s: Seconds | None = None
+    heartbeat_timeout_s: Seconds | None = None
+    schedule_to_close_s: Seconds | None = None
+
+
+class RetryDefaults(_Section, frozen=True):
+    """Fleet default retry policy (protocols.RetryPolicy)."""
+
+    initial_interval_s: SecondsOrZero | None = None
+    backoff_coefficient: Annotated[float, msgspec.Meta(ge=1)] | None = None
+    maximum_interval_s: SecondsOrZero | None = None
+    maximum_attempts: Count | None = None
+    non_retryable_errors: tuple[str, ...] | None = None
+
+
+class SupervisorSection(_Section, frozen=True):
+    """`replicas` supervisor processes: one active per partition, the rest standbys."""
+
+    replicas: PositiveInt = 1
+    timeouts: TimeoutDefaults = TimeoutDefaults()
+    retry: RetryDefaults = RetryDefaults()
+    assign_timeout_s: Seconds | None = None
+    lease_ttl_s: Seconds | None = None
+    # JetStream replicas of the fleet's streams and buckets (3 on a cluster).
+    stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    # Seconds the supervisor gets to stop before it is killed.
+    stop_timeout_s: Seconds = 10.0
+
+
+class AgentSection(_Section, frozen=True):
+    """One agent type: `instances` processes of `natsfleet agent run AGENT`."""
+
+    agent: str  # a built-in or entry-point name, or package.module:Class
+    name: Label | None = None  # process label; derived from `agent` when absent
+    instances: Count = 1
+    capacity: PositiveInt | None = None
+    heartbeat_interval_s: Seconds | None = None
+    # Running tasks get this long to finish on SIGTERM; process managers wait
+    # this plus `up.stop_margin_s` before SIGKILL.
+    drain_grace_s: SecondsOrZero = 10.0
+    env: dict[str, str] = {}
+
+    @property
+    def label(self) -> str:
+        return self.name or derive_label(self.agent)
+
+    def instance_ids(self) -> list[str]:
+        return [f"{self.label}-{n}" for n in range(1, self.instances + 1)]
+
+
+class UpSection(_Section, frozen=True):
+    """How `natsfleet up` restarts children (Erlang one_for_one intensity)."""
+
+    max_restarts: Count = 5  # more than this many restarts ...
+    within_s: Seconds = 60.0  # ... within this window stops the child
+    backoff_initial_s: SecondsOrZero = 0.5
+    backoff_max_s: SecondsOrZero = 30.0
+    stop_margin_s: SecondsOrZero = 5.0  # on top of an agent's drain grace
+    color: bool = True
+
+
+class Fleet(_Section, frozen=True):
+    nats: NatsSection = msgspec.field(default_factory=NatsSection)
+    supervisor: SupervisorSection = SupervisorSection()
+    agents: tuple[AgentSection, ...] = ()
+    up: UpSection = UpSection()
+    # Passed through to the processes (they read it via NATSFLEET_FLEET_FILE).
+    llm: dict[str, Any] = {}
+    tracing: dict[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFile:
+    """A validated fleet file: its absolute path, its text and its content."""
+
+    path: Path
+    text: str
+    fleet: Fleet
+
+
+def derive_label(spec: str) -> str:
+    """`researcher` -> `researcher`; `my_pkg.mod:TravelAgent` -> `travelagent`."""
+    base = spec.rsplit(":", 1)[-1].rsplit(".", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")[:40] or "agent"
+
+
+def load_fleet(path: Path | str, *, check_agents: bool = True) -> FleetFile:
+    """Read and validate a fleet file.
+
+    Raises:
+        FleetFileError: the first problem found, naming its key.
+    """
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FleetFileError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
+    fleet = parse_fleet(text, str(path))
+    if check_agents:
+        check_agent_specs(fleet, str(path), base_dir=path.parent)
+    return FleetFile(path=path, text=text, fleet=fleet)
+
+
+def parse_fleet(text: str, source: str = "fleet.toml") -> Fleet:
+    """Parse and check everything that needs no import (see `load_fleet`)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise FleetFileError(source, "", f"not valid TOML: {exc}") from None
+    try:
+        fleet = msgspec.convert(data, Fleet, strict=True)
+    except msgspec.ValidationError as exc:
+        key, problem = explain_validation_error(str(exc), data)
+        raise FleetFileError(source, key, problem) from None
+    _check_semantics(fleet, source)
+    return fleet
+
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+
+
+def explain_validation_error(message: str, data: Any) -> tuple[str, str]:
+    """msgspec's `Expected int, got str - at $.agents[0].instances` -> key and problem."""
+    match = _AT.match(message)
+    assert match is not None  # the pattern matches any string
+    msg, path = match["msg"], (match["path"] or "").lstrip(".")
+    if unknown := re.match(r"Object contains unknown field `([^`]+)`", msg):
+        key = _join(path, unknown[1])
+        return key, f"unknown key {unknown[1]!r}{_known_keys_hint(path)}"
+    if missing := re.match(r"Object missing required field `([^`]+)`", msg):
+        return _join(path, missing[1]), "missing required key"
+    if msg.startswith("Expected `object`"):
+        return path, "must be a table" + msg[len("Expected `object`") :]
+    if msg.startswith("Expected `str` matching regex"):
+        return path, (
+            "must be lowercase letters, digits and '-' (at most 40, starting and "
+            "ending with a letter or digit)"
+        )
+    # Optional keys are `X | None` to msgspec; a TOML user never writes null.
+    msg = msg.replace(" | null`", "`")
+    return path, msg[:1].lower() + msg[1:]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _known_keys_hint(path: str) -> str:
+    struct: type[msgspec.Struct] | None = Fleet
+    for part in re.sub(r"\[\d+\]", "", path).split("."):
+        if not part or struct is None:
+            continue
+        field = next((f for f in msgspec.structs.fields(struct) if f.name == part), None)
+        struct = _struct_of(field.type) if field else None
+    if struct is None:
+        return ""
+    return " (known keys: " + ", ".join(f.name for f in msgspec.structs.fields(struct)) + ")"
+
+
+def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
+    for candidate in (tp, *getattr(tp, "__args__", ())):
+        if isinstance(candidate, type) and issubclass(candidate, msgspec.Struct):
+            return candidate
+    return None
+
+
+def _check_semantics(fleet: Fleet, source: str) -> None:
+    try:
+        Subjects(fleet.nats.prefix)
+    except ValueError as exc:
+        raise FleetFileError(source, "nats.prefix", str(exc)) from None
+    _check_url(fleet.nats, source)
+    seen: dict[str, int] = {}
+    for index, agent in enumerate(fleet.agents):
+        key = f"agents[{index}]"
+        if not agent.agent.strip():
+            raise FleetFileError(source, f"{key}.agent", "must not be empty")
+        label = agent.label
+        if label in _RESERVED_LABELS:
+            raise FleetFileError(source, f"{key}.name", f"{label!r} is reserved; choose a name")
+        if label in seen:
+            raise FleetFileError(
+                source,
+                f"{key}.name",
+                f"{label!r} is already used by agents[{seen[label]}]; give each a distinct name",
+            )
+        seen[label] = index
+    up = fleet.up
+    if up.backoff_max_s < up.backoff_initial_s:
+        raise FleetFileError(source, "up.backoff_max_s", "must be >= up.backoff_initial_s")
+    names = [node.name for node in fleet.nats.cluster.nodes]
+    if len(set(names)) != len(names):
+        raise FleetFileError(source, "nats.cluster.nodes", "node names must be distinct")
+
+
+def _check_url(nats: NatsSection, source: str) -> None:
+    parts = [p.strip() for p in nats.url.split(",") if p.strip()]
+    if not parts:
+        raise FleetFileError(source, "nats.url", "must not be empty")
+    for part in parts:
+        split = urlsplit(part)
+        try:
+            port = split.port
+        except ValueError:
+            port = None
+        if split.scheme not in _URL_SCHEMES or not split.hostname or port is None:
+            raise FleetFileError(source, "nats.url", f"{part!r} is not a URL like nats://host:4222")
+    if nats.embedded:
+        host = urlsplit(parts[0]).hostname
+        if len(parts) != 1 or host not in ("127.0.0.1", "localhost", "::1"):
+            raise FleetFileError(
+                source,
+                "nats.embedded",
+                "an embedded server runs on this machine: nats.url must be one "
+                "loopback URL (nats://127.0.0.1:PORT)",
+            )
+
+
+def check_agent_specs(fleet: Fleet, source: str, base_dir: Path | None = None) -> None:
+    """Every agent spec must resolve (imported with its env's PYTHONPATH, not instantiated).
+
+    Relative PYTHONPATH entries count from `base_dir` (the fleet file's
+    directory), which is where `natsfleet up` runs its children.
+    """
+    base = base_dir or Path.cwd()
+    for index, agent in enumerate(fleet.agents):
+        entries = [p for p in agent.env.get("PYTHONPATH", "").split(":") if p]
+        pythonpath = [str(base / p) for p in entries]
+        problem = agent_spec_problem(agent.agent, pythonpath)
+        if problem:
+            raise FleetFileError(source, f"agents[{index}].agent", problem)

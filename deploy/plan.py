@@ -1,0 +1,146 @@
+"""What to run for a fleet: each process's command line and environment.
+
+`natsfleet up` runs these specs; the generators (supervisord, systemd,
+Procfile, compose, Kubernetes) write the same command lines in their own
+syntax, so every target starts the fleet the same way.
+"""
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import msgspec
+
+from natsfleet.deploy.fleetfile import AgentSection, Fleet, FleetFile, SupervisorSection
+
+
+class Kind(StrEnum):
+    SUPERVISOR = "supervisor"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """One child process: `name` is unique in the fleet (`researcher-2`)."""
+
+    name: str
+    kind: Kind
+    group: str  # `supervisor` or the agent's label
+    args: tuple[str, ...]  # after the `natsfleet` command itself
+    env: dict[str, str] = field(default_factory=dict)  # on top of the common env
+    stop_timeout_s: float = 10.0
+
+
+_CREDENTIAL_ENV = {
+    "creds_file": "NATS_CREDS",
+    "nkey_seed_file": "NATS_NKEY_SEED_FILE",
+    "tls_ca_file": "NATS_TLS_CA",
+    "tls_cert_file": "NATS_TLS_CERT",
+    "tls_key_file": "NATS_TLS_KEY",
+}
+
+
+def common_env(
+    fleet: Fleet, *, url: str, fleet_file: str, base_dir: Path | None = None
+) -> dict[str, str]:
+    """The environment every child gets (BusConfig.from_env reads it).
+
+    `base_dir` makes relative credential paths absolute (for `natsfleet up`);
+    generators leave them as written.
+    """
+    env = {
+        "NATS_URL": url,
+        "NATSFLEET_PREFIX": fleet.nats.prefix,
+        "NATSFLEET_FLEET_FILE": fleet_file,
+    }
+    for attr, name in _CREDENTIAL_ENV.items():
+        value: str | None = getattr(fleet.nats, attr)
+        if value:
+            env[name] = str(base_dir / value) if base_dir is not None else value
+    return env
+
+
+def supervisor_config_json(section: SupervisorSection) -> str:
+    """The `--config-json` for `natsfleet supervisor` (SupervisorConfig fields set in the file)."""
+    fields: dict[str, object] = {}
+    timeouts = _set_fields(section.timeouts)
+    if timeouts:
+        fields["timeouts"] = timeouts
+    retry = _set_fields(section.retry)
+    if retry:
+        fields["retry"] = retry
+    for name in ("assign_timeout_s", "lease_ttl_s"):
+        value = getattr(section, name)
+        if value is not None:
+            fields[name] = value
+    if section.stream_replicas is not None:
+        fields["storage"] = {"replicas": section.stream_replicas}
+    return json.dumps(fields, separators=(",", ":"), sort_keys=True)
+
+
+def _set_fields(struct: msgspec.Struct) -> dict[str, object]:
+    return {
+        name: value for name, value in msgspec.structs.asdict(struct).items() if value is not None
+    }
+
+
+def supervisor_args(section: SupervisorSection, supervisor_id: str) -> tuple[str, ...]:
+    args = ["supervisor", "--id", supervisor_id]
+    config = supervisor_config_json(section)
+    if config != "{}":
+        args += ["--config-json", config]
+    return tuple(args)
+
+
+def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
+    args = ["agent", "run", agent.agent, "--instance", instance_id]
+    if agent.capacity is not None:
+        args += ["--capacity", str(agent.capacity)]
+    if agent.heartbeat_interval_s is not None:
+        args += ["--heartbeat-s", _num(agent.heartbeat_interval_s)]
+    # Always passed, so the agent's grace and the process manager's stop
+    # timeout (grace + margin) come from the same number.
+    args += ["--grace-s", _num(agent.drain_grace_s)]
+    return tuple(args)
+
+
+def agent_stop_timeout_s(agent: AgentSection, fleet: Fleet) -> float:
+    """How long a process manager waits after SIGTERM before SIGKILL."""
+    return agent.drain_grace_s + fleet.up.stop_margin_s
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def supervisor_ids(fleet: Fleet) -> list[str]:
+    return [f"supervisor-{n}" for n in range(1, fleet.supervisor.replicas + 1)]
+
+
+def plan(fleet_file: FleetFile) -> list[ProcessSpec]:
+    """Every child of `natsfleet up`: supervisors first, then agent instances."""
+    fleet = fleet_file.fleet
+    specs = [
+        ProcessSpec(
+            name=sid,
+            kind=Kind.SUPERVISOR,
+            group="supervisor",
+            args=supervisor_args(fleet.supervisor, sid),
+            stop_timeout_s=fleet.supervisor.stop_timeout_s,
+        )
+        for sid in supervisor_ids(fleet)
+    ]
+    for agent in fleet.agents:
+        for instance_id in agent.instance_ids():
+            specs.append(
+                ProcessSpec(
+                    name=instance_id,
+                    kind=Kind.AGENT,
+                    group=agent.label,
+                    args=agent_args(agent, instance_id),
+                    env=dict(agent.env),
+                    stop_timeout_s=agent_stop_timeout_s(agent, fleet),
+                )
+            )
+    return specs

@@ -1,0 +1,127 @@
+"""Kubernetes: a ConfigMap with the fleet file, the supervisor Deployment, one per agent.
+
+NATS itself comes from the official Helm chart (nats-io/k8s) with the
+generated `nats-values.yaml`: a 3-node cluster with JetStream on volumes.
+"""
+
+from typing import Any
+
+import yaml
+
+from natsfleet.deploy.fleetfile import FleetFile
+from natsfleet.deploy.plan import agent_args, agent_stop_timeout_s, supervisor_args
+from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
+
+CONFIGMAP = "natsfleet-fleet"
+# The Helm release `nats` in the same namespace serves clients at this name.
+_HELM_URL = "nats://nats:4222"
+
+
+def _container(
+    name: str, image: str, args: list[str], env: dict[str, str], fleet_path: str
+) -> dict[str, Any]:
+    env_list: list[dict[str, Any]] = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    ]
+    env_list += [{"name": k, "value": v} for k, v in env.items()]
+    return {
+        "name": name,
+        "image": image,
+        "command": ["natsfleet"],
+        "args": args,
+        "env": env_list,
+        "volumeMounts": [
+            {"name": "fleet", "mountPath": fleet_path, "subPath": "fleet.toml", "readOnly": True}
+        ],
+    }
+
+
+def _deployment(
+    name: str, component: str, replicas: int, grace_s: float, container: dict[str, Any]
+) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/part-of": "natsfleet", "app.kubernetes.io/component": component}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    # SIGTERM drains; the kubelet SIGKILLs after this.
+                    "terminationGracePeriodSeconds": int(grace_s + 0.999),
+                    "containers": [container],
+                    "volumes": [{"name": "fleet", "configMap": {"name": CONFIGMAP}}],
+                },
+            },
+        },
+    }
+
+
+def nats_values(fleet_file: FleetFile) -> str:
+    """Values for `helm install nats nats/nats` (chart 1.x): cluster + JetStream on PVCs."""
+    values = {
+        "config": {
+            "cluster": {
+                "enabled": True,
+                "replicas": max(3, len(fleet_file.fleet.nats.cluster.nodes)),
+            },
+            "jetstream": {
+                "enabled": True,
+                "fileStore": {"pvc": {"size": "10Gi"}},
+                # fsync every write: a stored task survives a node's power loss.
+                "merge": {"sync_interval": "always"},
+            },
+            "monitor": {"enabled": True},
+        },
+    }
+    return (
+        header("kubernetes", fleet_file)
+        + "# helm repo add nats https://nats-io.github.io/k8s/helm/charts/\n"
+        + "# helm install nats nats/nats -f nats-values.yaml\n"
+        + yaml.safe_dump(values, sort_keys=False)
+    )
+
+
+def generate(fleet_file: FleetFile, options: Options) -> Files:
+    fleet = fleet_file.fleet
+    env = fleet_env(fleet_file, url=_HELM_URL, fleet_path=options.fleet_path)
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": CONFIGMAP, "labels": {"app.kubernetes.io/part-of": "natsfleet"}},
+            "data": {"fleet.toml": fleet_file.text},
+        }
+    ]
+    sup = list(supervisor_args(fleet.supervisor, "$(POD_NAME)"))
+    docs.append(
+        _deployment(
+            "natsfleet-supervisor",
+            "supervisor",
+            fleet.supervisor.replicas,
+            fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s,
+            _container("supervisor", options.image, sup, env, options.fleet_path),
+        )
+    )
+    for agent in fleet.agents:
+        args = list(agent_args(agent, "$(POD_NAME)"))
+        docs.append(
+            _deployment(
+                f"natsfleet-agent-{agent.label}",
+                agent.label,
+                agent.instances,
+                agent_stop_timeout_s(agent, fleet),
+                _container(
+                    agent.label, options.image, args, {**env, **agent.env}, options.fleet_path
+                ),
+            )
+        )
+    text = header("kubernetes", fleet_file) + yaml.safe_dump_all(docs, sort_keys=False, width=100)
+    return {
+        "natsfleet.yaml": text,
+        "nats-values.yaml": nats_values(fleet_file),
+        **fleet_copy(fleet_file),
+    }

@@ -1,0 +1,104 @@
+"""supervisord: one program per agent type (numprocs = instances), one for the supervisors.
+
+Every path is `%(here)s`-relative (the config file's directory), so the
+generated directory runs as is: `supervisord -c DIR/supervisord.conf`.
+"""
+
+import shlex
+
+from natsfleet.deploy.fleetfile import FleetFile
+from natsfleet.deploy.plan import (
+    agent_args,
+    agent_stop_timeout_s,
+    supervisor_args,
+)
+from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
+
+# `%(process_num)d` counts from 1, like `natsfleet up`'s instance ids.
+_NUM = "%(process_num)d"
+
+
+def _env_line(env: dict[str, str]) -> str:
+    # supervisord's syntax: KEY="value",KEY2="value"; '%' must be doubled.
+    parts = []
+    for key, value in env.items():
+        escaped = value.replace("%", "%%").replace('"', '\\"')
+        if key == "NATSFLEET_FLEET_FILE":
+            escaped = value  # contains %(here)s on purpose
+        parts.append(f'{key}="{escaped}"')
+    return ",".join(parts)
+
+
+def _program(name: str, command: str, numprocs: int, stopwaitsecs: int, env: dict[str, str]) -> str:
+    return (
+        f"[program:{name}]\n"
+        f"command={command}\n"
+        f"numprocs={numprocs}\n"
+        "process_name=%(program_name)s-%(process_num)d\n"
+        "numprocs_start=1\n"
+        "directory=%(here)s\n"
+        "autostart=true\n"
+        "autorestart=unexpected\n"
+        "exitcodes=0\n"
+        "startsecs=1\n"
+        "startretries=5\n"
+        "stopsignal=TERM\n"
+        f"stopwaitsecs={stopwaitsecs}\n"
+        "stopasgroup=true\n"
+        "killasgroup=true\n"
+        "redirect_stderr=true\n"
+        f"environment={_env_line(env)}\n"
+    )
+
+
+def generate(fleet_file: FleetFile, options: Options) -> Files:
+    fleet = fleet_file.fleet
+    env = fleet_env(fleet_file, url=fleet.nats.url, fleet_path="%(here)s/fleet.toml")
+    cmd = options.command
+    sections = [
+        header("supervisord", fleet_file, ";"),
+        "[unix_http_server]\nfile=%(here)s/supervisor.sock\nchmod=0700\n",
+        "[supervisord]\nlogfile=%(here)s/supervisord.log\npidfile=%(here)s/supervisord.pid\n"
+        "childlogdir=%(here)s\nnodaemon=false\n",
+        "[rpcinterface:supervisor]\n"
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
+        "[supervisorctl]\nserverurl=unix://%(here)s/supervisor.sock\n",
+    ]
+    sup_args = " ".join(_quote(a) for a in supervisor_args(fleet.supervisor, "X"))
+    sup_args = sup_args.replace("--id X", f"--id supervisor-{_NUM}")
+    sections.append(
+        "; The supervisors: one active per partition, the others standbys.\n"
+        + _program(
+            "supervisor",
+            f"{cmd} {sup_args}",
+            fleet.supervisor.replicas,
+            int(fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s),
+            env,
+        )
+    )
+    active = [a for a in fleet.agents if a.instances > 0]
+    for agent in active:
+        args = agent_args(agent, "X")
+        line = " ".join(_quote(a) for a in args).replace(
+            "--instance X", f"--instance {agent.label}-{_NUM}"
+        )
+        stopwait = agent_stop_timeout_s(agent, fleet)
+        sections.append(
+            f"; {agent.agent}: SIGTERM drains (grace {agent.drain_grace_s:g} s), "
+            f"SIGKILL after {stopwait:g} s\n"
+            + _program(
+                agent.label,
+                f"{cmd} {line}",
+                agent.instances,
+                int(stopwait + 0.999),
+                {**env, **agent.env},
+            )
+        )
+    group = ",".join(["supervisor", *(a.label for a in active)])
+    sections.append(f"[group:natsfleet]\nprograms={group}\n")
+    return {"supervisord.conf": "\n".join(sections), **fleet_copy(fleet_file)}
+
+
+def _quote(arg: str) -> str:
+    # supervisord splits `command` with shlex; '%' starts an expansion.
+    return shlex.quote(arg).replace("%", "%%")
