@@ -51,8 +51,23 @@ class Child:
 class DemoFleet:
     """`async with DemoFleet(run_dir) as fleet:` a running fleet; `fleet.client` talks to it."""
 
-    def __init__(self, run_dir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        supervisor_config: dict[str, object] | None = None,
+        agents: tuple[str, ...] = DEMO_AGENTS,
+        agent_env: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.run_dir = run_dir
+        self.agents = agents
+        self.agent_env = dict(agent_env or {})
+        self.supervisor_config: dict[str, object] = {
+            "supervisor_id": "demo-supervisor",
+            "registry_warmup_s": 0.2,
+            **(supervisor_config or {}),
+        }
         self.log_dir = run_dir / "logs"
         self.data_dir = run_dir / "data"
         self.server = NatsServer(store_dir=run_dir / "jetstream")
@@ -99,22 +114,24 @@ class DemoFleet:
         self._rollcall = loop.create_future()
         supervisor = await self._spawn("supervisor", self._supervisor_cmd())
         await self._ready(supervisor, self._rollcall, timeout_s)
-        waits = []
-        for name in DEMO_AGENTS:
-            future: asyncio.Future[Hello] = loop.create_future()
-            self._hellos[f"{name}-1"] = future
-            child = await self._spawn(f"{name}-1", self._agent_cmd(name))
-            waits.append(self._ready(child, future, timeout_s))
-        await asyncio.gather(*waits)
+        await asyncio.gather(*(self.start_agent(name, timeout_s=timeout_s) for name in self.agents))
+
+    async def start_agent(
+        self, name: str, instance_id: str | None = None, *, timeout_s: float = 60.0
+    ) -> Child:
+        """Start one more instance of agent `name`; returns once it said hello."""
+        instance_id = instance_id or f"{name}-1"
+        future: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
+        self._hellos[instance_id] = future
+        cmd = [sys.executable, "-m", "natsfleet.cli.main", "agent", "run", name,
+               "--nats", self.server.url, "--instance", instance_id]  # fmt: skip
+        child = await self._spawn(instance_id, cmd, self.agent_env.get(name))
+        await self._ready(child, future, timeout_s)
+        return child
 
     def _supervisor_cmd(self) -> list[str]:
-        config = {"supervisor_id": "demo-supervisor", "registry_warmup_s": 0.2}
         return [sys.executable, "-m", "natsfleet.cli.main", "supervisor", "--nats",
-                self.server.url, "--config-json", json.dumps(config)]  # fmt: skip
-
-    def _agent_cmd(self, name: str) -> list[str]:
-        return [sys.executable, "-m", "natsfleet.cli.main", "agent", "run", name,
-                "--nats", self.server.url, "--instance", f"{name}-1"]  # fmt: skip
+                self.server.url, "--config-json", json.dumps(self.supervisor_config)]  # fmt: skip
 
     async def _listen(self) -> None:
         async def on_announcement(message: AgentAnnouncement, _: Incoming) -> Message | None:
@@ -133,12 +150,13 @@ class DemoFleet:
         await self.bus.subscribe(self.bus.subjects.rollcall(), _ROLLCALL, on_rollcall)
         await self.bus.nc.flush()
 
-    async def _spawn(self, name: str, cmd: list[str]) -> Child:
+    async def _spawn(self, name: str, cmd: list[str], extra: dict[str, str] | None = None) -> Child:
         env = {
             **os.environ,
             "NATSFLEET_DATA_DIR": str(self.data_dir.resolve()),
             "NATSFLEET_LOG": os.environ.get("NATSFLEET_LOG", "INFO"),
             **self.extra_env,
+            **(extra or {}),
         }
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as out:
