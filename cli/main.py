@@ -17,6 +17,7 @@ from natsfleet.cli.task_cmd import (
     tasks_command,
     watch_command,
 )
+from natsfleet.cli.workflow_cmd import approve_command, workflows_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +36,8 @@ cli.add_command(status_command)
 cli.add_command(tasks_command)
 cli.add_command(cancel_command)
 cli.add_command(watch_command)
+cli.add_command(approve_command)
+cli.add_command(workflows_group)
 for command in AGENT_COMMANDS:
     cli.add_command(command)
 
