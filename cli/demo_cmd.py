@@ -9,10 +9,10 @@ and say so; with a key the same demo uses the real models.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from datetime import date
 from pathlib import Path
 
 import click
@@ -20,8 +20,14 @@ from rich.console import Console
 
 from natsfleet.agents.llm_binding import default_llm_config, process_llm_config
 from natsfleet.cli.demo_fleet import DEMO_AGENTS, DemoFleet, FleetStartError
-from natsfleet.cli.demo_render import section, show_content, show_travel, step_line
-from natsfleet.cli.demo_steps import CONTENT_QUESTION, TRAVEL_REQUEST, run_content, run_travel
+from natsfleet.cli.demo_render import event_line, section, show_content, show_travel
+from natsfleet.cli.demo_steps import (
+    CONTENT_QUESTION,
+    TRAVEL_REQUEST,
+    narrate,
+    run_content,
+    run_travel,
+)
 from natsfleet.protocols import NatsFleetError
 
 
@@ -80,18 +86,21 @@ async def _demo(console: Console, run_dir: Path, question: str, trip_request: st
             f"({time.monotonic() - started:.1f} s)"
         )
 
-        def say(step: str, agent: str, usage: object) -> None:
-            step_line(console, step, agent, usage)  # type: ignore[arg-type]
+        narrator = asyncio.create_task(narrate(fleet.client, lambda e: event_line(console, e)))
+        try:
+            section(console, "1. Content workflow: research -> write -> edit until approved")
+            console.print(f"Question: {question}")
+            content = await run_content(fleet.client, question)
+            show_content(console, content)
 
-        section(console, "1. Content: research -> write -> edit until approved")
-        console.print(f"Question: {question}")
-        content = await run_content(fleet.client, say, question)
-        show_content(console, content)
-
-        section(console, "2. Travel: book a flight, pay after approval")
-        console.print(f"Request: {trip_request!r}")
-        travel = await run_travel(fleet.client, say, trip_request, date.today())
-        show_travel(console, travel)
+            section(console, "2. Travel workflow: book a flight, pay only after approval")
+            console.print(f"Request: {trip_request!r}")
+            travel = await run_travel(fleet.client, trip_request)
+            show_travel(console, travel)
+        finally:
+            narrator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await narrator
 
         section(console, "Stopping")
         killed = await fleet.stop()

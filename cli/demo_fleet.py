@@ -20,6 +20,8 @@ from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming, NatsServer
 from natsfleet.protocols import AgentAnnouncement, Codec, Hello, Message, Rollcall
 
 DEMO_AGENTS = ("researcher", "writer", "editor", "booker")
+#: The shipped workflow files (content.toml, travel.toml).
+EXAMPLE_WORKFLOWS = Path(__file__).resolve().parents[1] / "examples" / "workflows"
 _ANNOUNCEMENT = Codec[AgentAnnouncement](AgentAnnouncement)
 _ROLLCALL = Codec[Rollcall](Rollcall)
 _STOP_GRACE_S = 10.0
@@ -131,7 +133,8 @@ class DemoFleet:
 
     def _supervisor_cmd(self) -> list[str]:
         return [sys.executable, "-m", "natsfleet.cli.main", "supervisor", "--nats",
-                self.server.url, "--config-json", json.dumps(self.supervisor_config)]  # fmt: skip
+                self.server.url, "--config-json", json.dumps(self.supervisor_config),
+                "--workflows", str(EXAMPLE_WORKFLOWS)]  # fmt: skip
 
     async def _listen(self) -> None:
         async def on_announcement(message: AgentAnnouncement, _: Incoming) -> Message | None:

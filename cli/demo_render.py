@@ -10,7 +10,7 @@ from rich.table import Table
 
 from natsfleet.agents.tools.travel import format_money
 from natsfleet.cli.demo_steps import ContentOutcome, LedgerRow, TravelOutcome
-from natsfleet.protocols import Usage
+from natsfleet.protocols import TaskEvent, TaskState, Usage
 
 
 def section(console: Console, title: str) -> None:
@@ -18,9 +18,17 @@ def section(console: Console, title: str) -> None:
     console.rule(f"[bold]{title}")
 
 
-def step_line(console: Console, step: str, agent: str, usage: Usage) -> None:
-    cost = f"{usage.calls} LLM call(s), ${usage.cost_usd:.4f}" if usage.calls else "no LLM call"
-    console.print(f"  [green]done[/]  {step:<18} by {agent:<14} {cost}")
+def event_line(console: Console, event: TaskEvent) -> None:
+    """One line per step task that ended or got stuck, and per run waiting for a person."""
+    if event.state == TaskState.INPUT_REQUIRED:
+        console.print("  [yellow]waiting[/]   for a person's approval (natsfleet approve RUN_ID)")
+    elif event.skill and event.state in _SHOWN:
+        colour = "green" if event.state == TaskState.COMPLETED else "red"
+        where = f"by {event.instance_id}" if event.instance_id else ""
+        console.print(f"  [{colour}]{event.state.value:<9}[/] {event.skill:<18} {where}")
+
+
+_SHOWN = {TaskState.COMPLETED, TaskState.FAILED, TaskState.RETRYING}
 
 
 def ledger_table(rows: Sequence[LedgerRow]) -> Table:
@@ -41,32 +49,28 @@ def ledger_table(rows: Sequence[LedgerRow]) -> Table:
 
 
 def show_content(console: Console, outcome: ContentOutcome) -> None:
-    draft, verdict = outcome.draft, outcome.verdict
-    state = "approved" if verdict.approved else "NOT approved (out of rounds)"
+    out = outcome.output
+    draft = out.article
+    state = "approved" if out.verdict == "approve" else f"{out.verdict} (out of rounds)"
     console.print(
-        f"\nEditor's verdict: [bold]{state}[/] after {outcome.rounds} round(s); "
+        f"\nEditor's verdict: [bold]{state}[/] after {out.rounds or 1} round(s); "
         f"{draft.words} words; written by {draft.model}."
     )
-    for note in verdict.notes:
+    for note in out.notes or ():
         console.print(f"  - {note}")
     console.print(Panel(Markdown(draft.text), title="The article", expand=False, width=100))
     console.print("[bold]Sources[/]")
     for source in draft.sources:
         console.print(f"  [{source.n}] {source.title} (examples/corpus/{source.location})")
-    console.print("\n[bold]Cost ledger[/]")
+    console.print(f"\n[bold]Cost ledger[/] (workflow run {outcome.run_id})")
     console.print(ledger_table(outcome.ledger))
 
 
 def show_travel(console: Console, outcome: TravelOutcome) -> None:
-    trip, booking, offer = outcome.trip, outcome.booking, outcome.booking.offer
-    console.print(
-        f"\nRequest understood by {trip.parsed_by}: {trip.trip.origin.label} -> "
-        f"{trip.trip.destination.label} on {trip.query.date:%A %d %B %Y}, "
-        f"{trip.query.passengers} passenger(s)."
-    )
-    console.print(outcome.search.text())
-    console.print(f"\nHeld and booked the cheapest: {offer.summary()}")
-    console.print(f"Approval before payment: given by {outcome.approved_by}.")
+    out = outcome.output
+    booking, offer = out.itinerary, out.itinerary.offer
+    console.print(f"\nAsked before paying: {outcome.prompt}")
+    console.print("Answer: approved (automatically, by the demo).")
     itinerary = Table(show_header=False, box=None)
     itinerary.add_column(no_wrap=True)
     itinerary.add_column(overflow="fold")
@@ -77,12 +81,12 @@ def show_travel(console: Console, outcome: TravelOutcome) -> None:
     itinerary.add_row("departs", f"{departs:%a %d %b %Y %H:%M %Z}  {offer.origin.name}")
     itinerary.add_row("arrives", f"{arrives:%a %d %b %Y %H:%M %Z}  {offer.destination.name}")
     itinerary.add_row("booking", f"{booking.reference} ({booking.booking_id})")
-    paid = format_money(outcome.payment.amount_cents, outcome.payment.currency)
-    itinerary.add_row("paid", f"{paid}, payment {outcome.payment.payment_id}")
+    paid = format_money(out.payment.amount_cents, out.payment.currency)
+    itinerary.add_row("paid", f"{paid}, payment {out.payment.payment_id}")
     label = "SANDBOX - no real flight was booked and no money moved" if booking.sandbox else ""
     console.print(Panel(itinerary, title=f"Itinerary {label}".strip(), expand=False))
-    console.print(f"Calendar file (.ics): {outcome.calendar.path}", soft_wrap=True)
-    sent = outcome.confirmation
+    console.print(f"Calendar file (.ics): {out.calendar.path}", soft_wrap=True)
+    sent = out.confirmation
     if sent.delivery == "smtp":
         console.print(f"Confirmation emailed to {sent.to} via SMTP {sent.server}.", soft_wrap=True)
     else:
@@ -91,5 +95,5 @@ def show_travel(console: Console, outcome: TravelOutcome) -> None:
             "so nothing was sent; set NATSFLEET_SMTP_HOST/_PORT to send it)",
             soft_wrap=True,
         )
-    console.print("[bold]Cost ledger[/]")
+    console.print(f"[bold]Cost ledger[/] (workflow run {outcome.run_id})")
     console.print(ledger_table(outcome.ledger))

@@ -1,52 +1,34 @@
-"""The demo's two jobs, run on a live fleet, and what the demo shows of them.
+"""The demo's two jobs: the `content` and `travel` workflows (examples/workflows/).
 
-`run_content` and `run_travel` submit the skills as ordinary tasks through a
-`FleetClient` (the supervisor assigns, times out, retries and fences each
-one) and collect every task's LLM usage for the cost ledger.
+Each is submitted as one workflow run; the supervisor's workflow engine runs
+every step as an ordinary task (assigned, timed out, retried, fenced). The
+travel run stops at its approval step until `approve` (here: automatic, or a
+refusal in the tests). Each step task's LLM usage makes the cost ledger.
 """
 
-from datetime import date
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import Callable
 
 import msgspec
 
-from natsfleet.agents.builtins.content_types import (
-    Draft,
-    EditInput,
-    EditVerdict,
-    Findings,
-    ResearchInput,
-    WriteInput,
-)
-from natsfleet.agents.builtins.travel_types import (
-    BookInput,
-    CalendarEntry,
-    CalendarInput,
-    ConfirmationInput,
-    ConfirmationSent,
-    HoldInput,
-    ParseTripInput,
-    PayInput,
-    Trip,
-)
+from natsfleet.agents.builtins.content_types import Draft
+from natsfleet.agents.builtins.travel_types import CalendarEntry, ConfirmationSent
 from natsfleet.agents.tools import EditCriteria
-from natsfleet.agents.tools.travel import Booking, FlightSearchResult, Hold, Payment
-from natsfleet.bus import FleetClient
-from natsfleet.protocols import Usage
-
-T = TypeVar("T")
+from natsfleet.agents.tools.travel import Booking, Payment
+from natsfleet.bus import FleetClient, TaskFailed
+from natsfleet.protocols import TaskEvent, TaskState, Usage, decode_raw, is_terminal
 
 CONTENT_QUESTION = "How do leases and fencing tokens stop a deposed supervisor from acting?"
 CONTENT_CRITERIA = EditCriteria(
     min_words=120, max_words=450, min_sources_cited=2, banned_phrases=("game changer", "delve")
 )
-MAX_ROUNDS = 3
 TRAVEL_REQUEST = "Book me a flight from Boston to New York next Tuesday"
-_STEP_TIMEOUT_S = 180.0
+TRAVEL_EMAIL = "alex.traveller@example.com"
+_RUN_TIMEOUT_S = 600.0
 
 
 class LedgerRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One task's line in the cost ledger."""
+    """One step task's line in the cost ledger."""
 
     step: str
     task_id: str
@@ -54,88 +36,105 @@ class LedgerRow(msgspec.Struct, frozen=True, kw_only=True):
     usage: Usage
 
 
+class ContentOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """The content workflow's `output` table."""
+
+    article: Draft
+    verdict: str
+    notes: tuple[str, ...] | None = None
+    rounds: int | None = None
+
+
+class TravelOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """The travel workflow's `output` table."""
+
+    itinerary: Booking
+    payment: Payment
+    calendar: CalendarEntry
+    confirmation: ConfirmationSent
+
+
 class ContentOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    findings: Findings
-    draft: Draft
-    verdict: EditVerdict
-    rounds: int
+    run_id: str
+    output: ContentOutput
     ledger: tuple[LedgerRow, ...]
 
 
 class TravelOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    trip: Trip
-    search: FlightSearchResult
-    hold: Hold
-    booking: Booking
-    approved_by: str
-    payment: Payment
-    calendar: CalendarEntry
-    confirmation: ConfirmationSent
+    run_id: str
+    prompt: str
+    output: TravelOutput
     ledger: tuple[LedgerRow, ...]
 
 
-class StepRunner:
-    """Runs one skill as a task and records its ledger row."""
-
-    def __init__(self, client: FleetClient, say: Any) -> None:
-        self.client = client
-        self.say = say
-        self.ledger: list[LedgerRow] = []
-
-    async def __call__(self, step: str, input: Any, output_type: type[T]) -> T:
-        task_id = await self.client.submit(step, input)
-        output = await self.client.result(task_id, output_type, timeout_s=_STEP_TIMEOUT_S)
-        record = await self.client.status(task_id, timeout_s=10.0)
-        agent = record.instance_id or record.agent or "?"
-        self.ledger.append(LedgerRow(step=step, task_id=task_id, agent=agent, usage=record.usage))
-        self.say(step, agent, record.usage)
-        return output
+Say = Callable[[TaskEvent], None]
 
 
-async def run_content(client: FleetClient, say: Any, question: str) -> ContentOutcome:
-    """research -> (write -> edit) until approved or `MAX_ROUNDS` rounds."""
-    run = StepRunner(client, say)
-    findings = await run("research", ResearchInput(question=question), Findings)
-    notes: tuple[str, ...] = ()
-    previous: Draft | None = None
-    verdict: EditVerdict | None = None
-    rounds = 0
-    for rounds in range(1, MAX_ROUNDS + 1):  # noqa: B007 - the count is reported
-        write = WriteInput(findings=findings, brief=question, notes=notes, previous=previous)
-        draft = await run("write", write, Draft)
-        verdict = await run("edit", EditInput(draft=draft, criteria=CONTENT_CRITERIA), EditVerdict)
-        if verdict.approved:
-            break
-        notes, previous = verdict.notes, verdict.draft
-    assert verdict is not None
-    return ContentOutcome(
-        findings=findings,
-        draft=verdict.draft,
-        verdict=verdict,
-        rounds=rounds,
-        ledger=tuple(run.ledger),
+async def ledger(client: FleetClient, run_id: str) -> tuple[LedgerRow, ...]:
+    """Every step task of the run with its usage, in the order they ran."""
+    reply = await client.status_reply(run_id, timeout_s=10.0)
+    rows = []
+    for step in reply.workflow.steps if reply.workflow else ():
+        for task in step.tasks:
+            record = await client.status(task.task_id, timeout_s=10.0)
+            agent = record.instance_id or "?"
+            rows.append(
+                LedgerRow(step=step.name, task_id=task.task_id, agent=agent, usage=record.usage)
+            )
+    return tuple(rows)
+
+
+async def _finished(client: FleetClient, run_id: str) -> TaskEvent:
+    event = await client.wait(run_id, timeout_s=_RUN_TIMEOUT_S)
+    if event.state != TaskState.COMPLETED:
+        raise TaskFailed(event)
+    return event
+
+
+async def run_content(client: FleetClient, question: str) -> ContentOutcome:
+    """The `content` workflow: research, then write and edit until approved (3 rounds)."""
+    run_id = await client.submit(
+        workflow="content",
+        input={"question": question, "criteria": msgspec.to_builtins(CONTENT_CRITERIA)},
     )
+    event = await _finished(client, run_id)
+    output = decode_raw(event.output, ContentOutput)
+    return ContentOutcome(run_id=run_id, output=output, ledger=await ledger(client, run_id))
 
 
-async def run_travel(client: FleetClient, say: Any, request: str, today: date) -> TravelOutcome:
-    """parse -> search -> hold -> book -> approval -> pay -> calendar -> confirmation."""
-    run = StepRunner(client, say)
-    trip = await run("parse_trip", ParseTripInput(request=request, today=today), Trip)
-    search = await run("search_flights", trip.query, FlightSearchResult)
-    hold = await run("hold_offer", HoldInput(search=search), Hold)
-    booking = await run("book", BookInput(hold=hold, passenger=trip.passenger), Booking)
-    token = f"demo-auto-approval-{booking.booking_id}"
-    payment = await run("pay", PayInput(booking=booking, approval_token=token), Payment)
-    calendar = await run("add_to_calendar", CalendarInput(booking=booking), CalendarEntry)
-    sent = await run("send_confirmation", ConfirmationInput(booking=booking), ConfirmationSent)
+async def run_travel(
+    client: FleetClient, request: str, *, email: str = TRAVEL_EMAIL, approve: bool = True
+) -> TravelOutcome:
+    """The `travel` workflow; at its approval step, approve (or refuse) automatically."""
+    run_id = await client.submit(workflow="travel", input={"request": request, "email": email})
+    prompt = await _approval_prompt(client, run_id)
+    await client.approve(
+        run_id, approved=approve, note="automatic approval by natsfleet demo", timeout_s=10.0
+    )
+    event = await _finished(client, run_id)
+    output = decode_raw(event.output, TravelOutput)
     return TravelOutcome(
-        trip=trip,
-        search=search,
-        hold=hold,
-        booking=booking,
-        approved_by="the demo (automatic approval)",
-        payment=payment,
-        calendar=calendar,
-        confirmation=sent,
-        ledger=tuple(run.ledger),
+        run_id=run_id, prompt=prompt, output=output, ledger=await ledger(client, run_id)
     )
+
+
+async def _approval_prompt(client: FleetClient, run_id: str) -> str:
+    """Wait for the run to ask for approval; the question it asks."""
+    async with contextlib.aclosing(client.watch(run_id)) as events:
+        async for event in events:
+            if event.state == TaskState.INPUT_REQUIRED:
+                break
+            if is_terminal(event.state):
+                raise TaskFailed(event)
+    reply = await client.status_reply(run_id, timeout_s=10.0)
+    waiting = [
+        s for s in (reply.workflow.steps if reply.workflow else ()) if s.phase == "input_required"
+    ]
+    return waiting[0].detail if waiting else "approve?"
+
+
+async def narrate(client: FleetClient, say: Say) -> None:
+    """Hand every live task event to `say` (the demo prints step progress with it)."""
+    async with contextlib.aclosing(client.watch()) as events:
+        async for event in events:
+            say(event)

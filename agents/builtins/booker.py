@@ -19,11 +19,13 @@ from pathlib import Path
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.builtins.common import data_dir
 from natsfleet.agents.builtins.travel_types import (
+    DEFAULT_TRAVELLER,
     BookInput,
     CalendarEntry,
     CalendarInput,
     ConfirmationInput,
     ConfirmationSent,
+    HeldOffer,
     HoldInput,
     ParseTripInput,
     PayInput,
@@ -39,8 +41,8 @@ from natsfleet.agents.tools.travel import (
     BookingDesk,
     FlightQuery,
     FlightSearchResult,
-    Hold,
     Offer,
+    Passenger,
     Payment,
     SandboxFareProvider,
     SandboxPayments,
@@ -58,18 +60,38 @@ log = logging.getLogger(__name__)
 SMTP_HOST_ENV = "NATSFLEET_SMTP_HOST"
 
 
+def options_of(input: HoldInput) -> tuple[Offer, ...]:
+    return input.offers or (input.search.offers if input.search is not None else ())
+
+
 def pick_offer(input: HoldInput) -> str:
     """The offer id to hold: the given id, else the chosen (or cheapest) option."""
     if input.offer_id:
         return input.offer_id
-    offers = input.offers or (input.search.offers if input.search is not None else ())
+    offers = options_of(input)
     if not offers:
         raise SkillError("hold_offer needs an offer_id, offers or a search result", retryable=False)
     if input.choice:
-        if not 1 <= input.choice <= len(offers):
-            raise SkillError(f"choice {input.choice} is not 1-{len(offers)}", retryable=False)
-        return offers[input.choice - 1].offer_id
+        return choose(offers, input.choice).offer_id
     return min(offers, key=lambda o: (o.total_cents, o.departs_at)).offer_id
+
+
+def choose(offers: tuple[Offer, ...], number: object) -> Offer:
+    """Option `number` (1-based) of `offers`; a SkillError names the valid range."""
+    if not isinstance(number, int) or not 1 <= number <= len(offers):
+        raise SkillError(f"offer {number!r} is not one of 1-{len(offers)}", retryable=False)
+    return offers[number - 1]
+
+
+def booked_offer(input: BookInput) -> Offer:
+    """The held offer, or the option the approver chose (`{"offer_index": n}`)."""
+    chosen = (input.approval.input or {}).get("offer_index") if input.approval else None
+    if chosen is not None and input.hold is not None:
+        return choose(input.hold.options, chosen)
+    offer = input.hold.offer if input.hold is not None else input.offer
+    if offer is None:
+        raise SkillError("book needs a hold or an offer", retryable=False)
+    return offer
 
 
 def write_eml(booking: Booking, to: str, folder: Path) -> tuple[Path, str, str]:
@@ -112,7 +134,20 @@ class Booker(Agent):
         llm = ctx.llm if isinstance(ctx.llm, TaskLLM) else None
         today = input.today or date.today()
         trip, parsed_by = await parse_trip_text(input.request, today, input.home_airport, llm)
-        return Trip(trip=trip, query=trip.query(), passenger=input.traveller, parsed_by=parsed_by)
+        passenger = input.traveller
+        if input.email:
+            passenger = Passenger(name=passenger.name, email=input.email)
+        return Trip(
+            origin=trip.origin.iata,
+            destination=trip.destination.iata,
+            date=trip.date,
+            passengers=trip.passengers,
+            origin_airport=trip.origin,
+            destination_airport=trip.destination,
+            passenger=passenger,
+            email=passenger.email,
+            parsed_by=parsed_by,
+        )
 
     @skill(name="search_flights")
     async def search(self, input: FlightQuery, ctx: TaskContext) -> FlightSearchResult:
@@ -123,22 +158,29 @@ class Booker(Agent):
         )
 
     @skill
-    async def hold_offer(self, input: HoldInput, ctx: TaskContext) -> Hold:
+    async def hold_offer(self, input: HoldInput, ctx: TaskContext) -> HeldOffer:
         """Hold the chosen offer (default: the cheapest) at its price."""
         desk, _ = self._ensure()
-        return await desk.hold_offer(pick_offer(input))
+        hold = await desk.hold_offer(pick_offer(input))
+        return HeldOffer(
+            hold_id=hold.hold_id,
+            offer=hold.offer,
+            expires_at=hold.expires_at,
+            summary=hold.offer.summary(),
+            passenger=input.trip.passenger if input.trip is not None else DEFAULT_TRAVELLER,
+            options=options_of(input) or (hold.offer,),
+        )
 
     @skill
     async def book(self, input: BookInput, ctx: TaskContext) -> Booking:
         """Book the held offer, once per key (`<workflow>/book`, or the task id)."""
         desk, _ = self._ensure()
-        offer: Offer | None = input.hold.offer if input.hold is not None else input.offer
-        if offer is None:
-            raise SkillError("book needs a hold or an offer", retryable=False)
+        offer = booked_offer(input)
+        passenger = input.passenger or (input.hold.passenger if input.hold else DEFAULT_TRAVELLER)
         key = input.idempotency_key or (
             f"{ctx.workflow_id}/book" if ctx.workflow_id else ctx.task_id
         )
-        return await desk.book(offer, input.passenger, key)
+        return await desk.book(offer, passenger, key)
 
     @skill
     async def pay(self, input: PayInput, ctx: TaskContext) -> Payment:
@@ -166,7 +208,7 @@ class Booker(Agent):
     ) -> ConfirmationSent:
         """Email the confirmation over SMTP, or write it as .eml when no server is set."""
         _, folder = self._ensure()
-        to = input.to or input.booking.passenger.email
+        to = input.to or input.email or input.booking.passenger.email
         if os.environ.get(SMTP_HOST_ENV):
             config = SmtpConfig.from_env()
             sent = await send_confirmation(input.booking, to, config)

@@ -68,16 +68,22 @@ class WriteInput(msgspec.Struct, frozen=True, kw_only=True):
 
     findings: Findings
     brief: str = ""
-    notes: tuple[str, ...] = ()
+    notes: tuple[str, ...] | None = None
     previous: Draft | None = None
     criteria: EditCriteria | None = None
+    round: int = 1
+
+
+#: What `edit` checks when no criteria are given.
+DEFAULT_CRITERIA = EditCriteria(min_words=80, max_words=1200, min_sources_cited=2)
 
 
 class EditInput(msgspec.Struct, frozen=True, kw_only=True):
     """`edit`: the draft and the criteria it must meet."""
 
     draft: Draft
-    criteria: EditCriteria = EditCriteria(min_sources_cited=1)
+    criteria: EditCriteria | None = None  # None: DEFAULT_CRITERIA
+    round: int = 1
 
 
 class EditVerdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,3 +99,4 @@ class EditVerdict(msgspec.Struct, frozen=True, kw_only=True):
     draft: Draft
     model: str
     offline: bool = False
+    round: int = 1  # the input's round, passed through for workflow outputs

@@ -14,7 +14,12 @@ import msgspec
 
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.builtins.common import is_offline, model_label, task_llm
-from natsfleet.agents.builtins.content_types import Draft, EditInput, EditVerdict
+from natsfleet.agents.builtins.content_types import (
+    DEFAULT_CRITERIA,
+    Draft,
+    EditInput,
+    EditVerdict,
+)
 from natsfleet.agents.builtins.revise import revise_mechanically
 from natsfleet.agents.builtins.writer import split_title
 from natsfleet.agents.context import TaskContext
@@ -87,7 +92,7 @@ class Editor(Agent):
     async def edit(self, input: EditInput, ctx: TaskContext) -> EditVerdict:
         """Approve or revise a draft against its criteria, with notes and a revised draft."""
         llm = task_llm(ctx)
-        draft, criteria = input.draft, input.criteria
+        draft, criteria = input.draft, input.criteria or DEFAULT_CRITERIA
         issues = check_draft(draft.text, draft.sources, criteria)
         ctx.progress(0.3, f"{len(issues)} issue(s) from the checks")
         notes = [issue.note for issue in issues]
@@ -119,6 +124,7 @@ class Editor(Agent):
             draft=revised,
             model=model_label(llm),
             offline=is_offline(llm),
+            round=input.round,
         )
 
     async def _review(

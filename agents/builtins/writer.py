@@ -77,7 +77,8 @@ def _prompt(input: WriteInput, brief: str) -> str:
     if input.previous is not None:
         parts.append(f"Previous draft:\n{input.previous.text}")
     if input.notes:
-        parts.append("Editor's notes to address:\n" + "\n".join(f"- {n}" for n in input.notes))
+        notes = "\n".join(f"- {n}" for n in input.notes)
+        parts.append(f"Editor's notes to address:\n{notes}")
     if input.criteria is not None:
         c = input.criteria
         if c.max_words:

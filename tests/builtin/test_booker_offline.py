@@ -9,16 +9,18 @@ from icalendar import Calendar
 
 from natsfleet.agents.builtins.booker import Booker
 from natsfleet.agents.builtins.travel_types import (
+    ApprovalDecision,
     BookInput,
     CalendarInput,
     ConfirmationInput,
+    HeldOffer,
     HoldInput,
     ParseTripInput,
     PayInput,
     Trip,
 )
 from natsfleet.agents.tools import ApprovalRequiredError, TripRequestError
-from natsfleet.agents.tools.travel import Booking, FlightSearchResult, Hold, Passenger, Payment
+from natsfleet.agents.tools.travel import Booking, FlightSearchResult, Passenger, Payment
 from tests.builtin.harness import call_skill, offline_router
 
 TODAY = date(2026, 3, 2)  # a Monday
@@ -42,13 +44,11 @@ async def book_trip(booker: Booker, workflow_id: str = "wf-1") -> Booking:
     )
     trip = await run(booker, "parse_trip", request)
     assert isinstance(trip, Trip)
-    search = await run(booker, "search_flights", trip.query)
+    search = await run(booker, "search_flights", trip)
     assert isinstance(search, FlightSearchResult)
-    hold = await run(booker, "hold_offer", HoldInput(search=search))
-    assert isinstance(hold, Hold)
-    booking = await run(
-        booker, "book", BookInput(hold=hold, passenger=trip.passenger), workflow_id=workflow_id
-    )
+    hold = await run(booker, "hold_offer", HoldInput(search=search, trip=trip))
+    assert isinstance(hold, HeldOffer) and hold.passenger == ADA
+    booking = await run(booker, "book", BookInput(hold=hold), workflow_id=workflow_id)
     assert isinstance(booking, Booking)
     return booking
 
@@ -60,8 +60,8 @@ async def test_parse_trip_offline_uses_rules(booker: Booker) -> None:
         ParseTripInput(request="fly from Boston to Chicago tomorrow for 2 people", today=TODAY),
     )
     assert isinstance(trip, Trip)
-    assert (trip.trip.origin.iata, trip.trip.destination.iata) == ("BOS", "ORD")
-    assert trip.query.date == date(2026, 3, 3) and trip.query.passengers == 2
+    assert (trip.origin, trip.destination_airport.iata) == ("BOS", "ORD")
+    assert trip.date == date(2026, 3, 3) and trip.passengers == 2
     assert trip.parsed_by == "rules"
     with pytest.raises(TripRequestError):
         await run(booker, "parse_trip", ParseTripInput(request="a flight to Atlantis", today=TODAY))
@@ -83,7 +83,7 @@ async def test_hold_choice_and_cheapest(booker: Booker) -> None:
     trip = await run(
         booker, "parse_trip", ParseTripInput(request="from SFO to LAX on 2026-04-01", today=TODAY)
     )
-    search = await run(booker, "search_flights", trip.query)  # type: ignore[attr-defined]
+    search = await run(booker, "search_flights", trip)  # type: ignore[attr-defined]
     cheapest = await run(booker, "hold_offer", HoldInput(offers=search.offers))  # type: ignore[attr-defined]
     third = await run(booker, "hold_offer", HoldInput(search=search, choice=3))  # type: ignore[arg-type]
     assert cheapest.offer == search.offers[0]  # type: ignore[attr-defined]
@@ -112,3 +112,14 @@ async def test_calendar_and_eml_confirmation(booker: Booker, tmp_path: Path) -> 
     assert sent.delivery == "file" and sent.to == ADA.email  # type: ignore[attr-defined]
     eml = Path(sent.eml_path).read_text()  # type: ignore[attr-defined]
     assert "Booking confirmed: BOS -> JFK" in eml and "text/calendar" in eml
+
+
+async def test_book_takes_the_approvers_choice(booker: Booker) -> None:
+    trip = await run(
+        booker, "parse_trip", ParseTripInput(request="from SFO to LAX on 2026-04-01", today=TODAY)
+    )
+    search = await run(booker, "search_flights", trip)
+    hold = await run(booker, "hold_offer", HoldInput(offers=search.offers, trip=trip))  # type: ignore[attr-defined]
+    approval = ApprovalDecision(input={"offer_index": 2}, approval_id="run/approve/0")
+    booking = await run(booker, "book", BookInput(hold=hold, approval=approval))  # type: ignore[arg-type]
+    assert booking.offer.offer_id == search.offers[1].offer_id  # type: ignore[attr-defined]

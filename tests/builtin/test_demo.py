@@ -29,6 +29,7 @@ async def test_demo_runs_offline_to_completion(tmp_path: Path) -> None:
     assert "Editor's verdict: approved" in text
     assert "Sources" in text and "[1] " in text and "Cost ledger" in text
     assert "Itinerary SANDBOX" in text and "Calendar file (.ics): " in text
+    assert "waiting   for a person's approval" in text and "Book and pay for" in text
     assert "nothing was sent" in text and "nothing left running" in text
     (run_dir,) = tmp_path.iterdir()
     assert list((run_dir / "data" / "calendar").glob("*.ics"))

@@ -81,8 +81,8 @@ async def test_parse_trip_on_a_model_and_fallback_to_rules(wire: Any, wire_route
     called = await call_skill(Booker(), "parse_trip", request, router)
     trip = called.output
     assert trip.parsed_by == "model:m-small"
-    assert (trip.query.origin, trip.query.destination, trip.query.passengers) == ("BOS", "SFO", 2)
+    assert (trip.origin, trip.destination, trip.passengers) == ("BOS", "SFO", 2)
     assert called.llm.usage.calls == 1
     fallback = ParseTripInput(request="from BOS to Chicago on 2026-03-09", today=date(2026, 3, 2))
     trip = (await call_skill(Booker(), "parse_trip", fallback, router)).output
-    assert trip.parsed_by == "rules" and trip.query.destination == "ORD"
+    assert trip.parsed_by == "rules" and trip.destination == "ORD"
