@@ -1,7 +1,8 @@
 """Built-in agents, runnable by name: `natsfleet agent run echo`.
 
-The real built-ins (researcher, writer, editor, booker) register here as they
-land; third-party agents use the `natsfleet.agents` entry point group instead.
+The built-ins live in `natsfleet.agents.builtins` (researcher, writer,
+editor, booker); third-party agents use the `natsfleet.agents` entry point
+group instead.
 """
 
 import msgspec
@@ -13,6 +14,10 @@ from natsfleet.agents.skill import skill
 #: Built-in agent name -> `module:Class`, imported only when asked for.
 BUILTIN_AGENTS: dict[str, str] = {
     "echo": "natsfleet.agents.builtin:EchoAgent",
+    "researcher": "natsfleet.agents.builtins.researcher:Researcher",
+    "writer": "natsfleet.agents.builtins.writer:Writer",
+    "editor": "natsfleet.agents.builtins.editor:Editor",
+    "booker": "natsfleet.agents.builtins.booker:Booker",
 }
 
 

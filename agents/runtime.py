@@ -11,6 +11,7 @@ import secrets
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
+from natsfleet.agents.llm_binding import LLMBinding, with_usage
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
 from natsfleet.agents.presence import Presence
@@ -66,8 +67,11 @@ class AgentRuntime:
         bus_config: BusConfig | None = None,
         instance_id: str | None = None,
         config: AgentConfig | None = None,
+        llm: LLMBinding | None = None,
     ) -> None:
         self.agent = agent
+        #: The process's LLM router, bound per attempt into `ctx.llm`.
+        self.llm = llm or LLMBinding()
         self.name = type(agent).name
         self.config = config or type(agent).config
         self.skills: dict[str, SkillDef] = type(agent).skills()
@@ -119,6 +123,7 @@ class AgentRuntime:
         """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect."""
         await self.bus.connect()
         try:
+            await self.llm.open(self.bus)
             await self.agent.setup()
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
@@ -149,6 +154,7 @@ class AgentRuntime:
             self._tasks = None
             await self.bus.close()
             await self.agent.teardown()
+            await self.llm.aclose()
 
     async def _subscribe(self) -> None:
         s = self.subjects
@@ -257,9 +263,14 @@ class AgentRuntime:
 
     async def _run_attempt(self, attempt: Attempt) -> None:
         buffer = self._pump_buffer(attempt)
-        ctx = TaskContext(attempt, output=buffer, runner=self._subtasks, logger=self._skill_log)
+        llm = self.llm.bind(attempt, buffer)
+        ctx = TaskContext(
+            attempt, output=buffer, runner=self._subtasks, logger=self._skill_log, llm=llm
+        )
         try:
             outcome = await attempt.run(self.agent, ctx)
+            if llm is not None:
+                outcome = with_usage(outcome, llm)
         finally:
             attempt.ended = True
             if attempt.holds_slot:

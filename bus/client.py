@@ -249,9 +249,15 @@ class FleetClient:
         )
 
     async def status(self, task_id: str, *, timeout_s: float | None = None) -> TaskRecord:
+        return (await self.status_reply(task_id, timeout_s=timeout_s)).task
+
+    async def status_reply(
+        self, task_id: str, *, timeout_s: float | None = None
+    ) -> TaskStatusReply:
+        """The task record and, for a workflow run, its steps (`reply.workflow`)."""
         reply = await self._control("status", StatusRequest(task_id=task_id), _STATUS, timeout_s)
         assert isinstance(reply, TaskStatusReply)
-        return reply.task
+        return reply
 
     async def list(
         self, state: TaskState | None = None, limit: int = 100, *, timeout_s: float | None = None

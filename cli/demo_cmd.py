@@ -1,37 +1,111 @@
-"""`natsfleet demo`: the first thing a new user runs (`make demo`)."""
+"""`natsfleet demo`: the first thing a new user runs (`make demo`).
+
+It starts an embedded nats-server, a supervisor and one process per built-in
+agent, runs the content job (research, write, edit until approved) on the
+shipped corpus and the travel job (a sandbox booking with an approval before
+payment), prints what they produced and what they cost, and stops everything.
+Without ANTHROPIC_API_KEY / OPENAI_API_KEY the agents use the offline provider
+and say so; with a key the same demo uses the real models.
+"""
 
 import asyncio
-import tempfile
+import contextlib
+import logging
+import os
+import time
 from pathlib import Path
 
 import click
+from rich.console import Console
 
-from natsfleet.bus import Bus, BusConfig, NatsServer
-from natsfleet.protocols import Stream
-
-# What the full demo will run once each part exists, and where it is built.
-_NOT_YET = (
-    ("supervisor", "issue 4: assignment, timeouts, retries, fencing"),
-    ("agent processes", "issue 3: researcher, writer, editor, booker as OS processes"),
-    ("content and travel workflows", "issue 6: research -> write -> edit; book a flight"),
+from natsfleet.agents.llm_binding import default_llm_config, process_llm_config
+from natsfleet.cli.demo_fleet import DEMO_AGENTS, DemoFleet, FleetStartError
+from natsfleet.cli.demo_render import event_line, section, show_content, show_travel
+from natsfleet.cli.demo_steps import (
+    CONTENT_QUESTION,
+    TRAVEL_REQUEST,
+    narrate,
+    run_content,
+    run_travel,
 )
+from natsfleet.protocols import NatsFleetError
+
+
+def _llm_mode() -> str:
+    config = process_llm_config()
+    usable = [
+        m.name
+        for m in config.models
+        if (p := config.providers.get(m.provider)) is not None
+        and (p.api_key() is not None or not p.require_key)
+    ]
+    if usable:
+        return "models: " + ", ".join(usable)
+    keys = "ANTHROPIC_API_KEY or OPENAI_API_KEY" if config == default_llm_config() else "a key"
+    return (
+        f"[bold yellow]OFFLINE[/] (no {keys} set): deterministic stand-ins answer, "
+        "labelled offline-extractive; set a key to use real models"
+    )
 
 
 @click.command("demo")
-def demo_command() -> None:
-    """Start an embedded NATS server and run the demo workflow (no API keys needed)."""
-    asyncio.run(_demo())
+@click.option("--question", default=CONTENT_QUESTION, show_default=True)
+@click.option("--trip", "trip_request", default=TRAVEL_REQUEST, show_default=True)
+@click.option(
+    "--dir",
+    "run_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".natsfleet"),
+    show_default=True,
+    help="Where the run's store, logs, calendar and mail go.",
+)
+def demo_command(question: str, trip_request: str, run_root: Path) -> None:
+    """Run a content and a travel job on a local fleet (no API keys needed)."""
+    logging.basicConfig(level=logging.ERROR)
+    run_dir = (run_root / f"demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}").resolve()
+    console = Console(highlight=False)
+    try:
+        asyncio.run(_demo(console, run_dir, question, trip_request))
+    except FleetStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    except NatsFleetError as exc:
+        raise click.ClickException(
+            f"{type(exc).__name__}: {exc} (logs in {run_dir / 'logs'})"
+        ) from None
 
 
-async def _demo() -> None:
-    store = Path(tempfile.mkdtemp(prefix="natsfleet-demo-"))
-    async with NatsServer(store_dir=store) as server:
-        click.echo(f"embedded nats-server (JetStream) at {server.url}, store {store}")
-        async with Bus(BusConfig(url=server.url), role="demo") as bus:
-            await bus.provision()
-            streams = [bus.subjects.stream(s) for s in Stream]
-            click.echo("provisioned streams: " + ", ".join(streams))
-        click.echo("\nnot there yet (this demo grows as they land):")
-        for part, where in _NOT_YET:
-            click.echo(f"  - {part}: {where}")
-    click.echo("\nserver stopped cleanly")
+async def _demo(console: Console, run_dir: Path, question: str, trip_request: str) -> None:
+    section(console, "natsfleet demo")
+    console.print(f"LLM: {_llm_mode()}")
+    console.print(f"run folder: {run_dir}")
+    started = time.monotonic()
+    async with DemoFleet(run_dir) as fleet:
+        console.print(
+            f"started nats-server ({fleet.server.url}), a supervisor and "
+            f"{len(DEMO_AGENTS)} agent processes: {', '.join(DEMO_AGENTS)} "
+            f"({time.monotonic() - started:.1f} s)"
+        )
+
+        narrator = asyncio.create_task(narrate(fleet.client, lambda e: event_line(console, e)))
+        try:
+            section(console, "1. Content workflow: research -> write -> edit until approved")
+            console.print(f"Question: {question}")
+            content = await run_content(fleet.client, question)
+            show_content(console, content)
+
+            section(console, "2. Travel workflow: book a flight, pay only after approval")
+            console.print(f"Request: {trip_request!r}")
+            travel = await run_travel(fleet.client, trip_request)
+            show_travel(console, travel)
+        finally:
+            narrator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await narrator
+
+        section(console, "Stopping")
+        killed = await fleet.stop()
+    if killed:
+        console.print(f"[red]had to kill: {', '.join(killed)}[/]")
+    else:
+        console.print("agents drained, supervisor and nats-server stopped: nothing left running.")
+    console.print(f"logs: {run_dir / 'logs'}  (total {time.monotonic() - started:.1f} s)")

@@ -20,6 +20,7 @@ from natsfleet.cli.task_cmd import (
 )
 from natsfleet.cli.trace_cmd import trace_command
 from natsfleet.cli.up_cmd import down_command, ps_command, up_command
+from natsfleet.cli.workflow_cmd import approve_command, workflows_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,6 +45,8 @@ cli.add_command(status_command)
 cli.add_command(tasks_command)
 cli.add_command(cancel_command)
 cli.add_command(watch_command)
+cli.add_command(approve_command)
+cli.add_command(workflows_group)
 for command in AGENT_COMMANDS:
     cli.add_command(command)
 

@@ -9,6 +9,7 @@ import msgspec
 
 from natsfleet.bus import BusConfig
 from natsfleet.supervisor import Supervisor, SupervisorConfig
+from natsfleet.supervisor.workflows import WorkflowError
 
 
 @click.command("supervisor")
@@ -23,6 +24,12 @@ from natsfleet.supervisor import Supervisor, SupervisorConfig
     default=None,
     help="SupervisorConfig fields as JSON, e.g. '{\"assign_timeout_s\": 1}'.",
 )
+@click.option(
+    "--workflows",
+    "workflow_sources",
+    multiple=True,
+    help="Workflow folder, .toml file or module:attribute (repeatable).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def supervisor_command(
     url: str | None,
@@ -32,6 +39,7 @@ def supervisor_command(
     lease_ttl: float | None,
     heartbeat_timeout: float | None,
     config_json: str | None,
+    workflow_sources: tuple[str, ...],
     verbose: int,
 ) -> None:
     """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
@@ -47,6 +55,9 @@ def supervisor_command(
     fields["partition"] = partition
     if lease_ttl is not None:
         fields["lease_ttl_s"] = lease_ttl
+    if workflow_sources:
+        listed = fields.get("workflows", [])
+        fields["workflows"] = [*(listed if isinstance(listed, list) else []), *workflow_sources]
     try:
         cfg = msgspec.convert(fields, SupervisorConfig)
     except msgspec.ValidationError as exc:
@@ -59,7 +70,11 @@ def supervisor_command(
 
 
 async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:
-    supervisor = Supervisor(cfg, bus_config)
+    try:
+        supervisor = Supervisor(cfg, bus_config)
+    except WorkflowError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, supervisor.shutdown)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout
+from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
     NatsFleetError,
     OutputChunk,
@@ -92,7 +93,8 @@ def _print_event(event: TaskEvent, as_json: bool) -> None:
 
 
 @click.command("submit")
-@click.argument("skill")
+@click.argument("skill", required=False)
+@click.option("--workflow", default=None, help="Run this workflow instead of one skill.")
 @click.option("--input", "input_text", default="{}", help="JSON, or @file.")
 @click.option("--wait", is_flag=True, help="Wait for the task to end.")
 @click.option("--stream", is_flag=True, help="Print partial output while waiting.")
@@ -101,11 +103,13 @@ def _print_event(event: TaskEvent, as_json: bool) -> None:
 @click.option("--deadline", type=float, default=None, help="The task's schedule_to_close (s).")
 @click.option("--queue", is_flag=True, help="Wait for an agent with the skill to appear.")
 @click.option("--priority", type=int, default=0)
+@click.option("--budget", type=float, default=None, help="Budget in USD (workflows: all steps).")
 @_json
 @_nats
 @_prefix
 def submit_command(
-    skill: str,
+    skill: str | None,
+    workflow: str | None,
     input_text: str,
     wait: bool,
     stream: bool,
@@ -114,11 +118,15 @@ def submit_command(
     deadline: float | None,
     queue: bool,
     priority: int,
+    budget: float | None,
     as_json: bool,
     url: str | None,
     prefix: str | None,
 ) -> None:
-    """Submit a task to SKILL; print its id (or, with --wait, its outcome)."""
+    """Submit a task to SKILL (or a run of --workflow NAME); print its id or, with --wait, its
+    outcome."""
+    if (skill is None) == (workflow is None):
+        raise click.UsageError("give a SKILL or --workflow NAME (not both)")
     value = _load_input(input_text)
 
     async def body(client: FleetClient) -> int:
@@ -126,6 +134,8 @@ def submit_command(
             task_id = await client.submit(
                 skill,
                 value,
+                workflow=workflow,
+                budget_usd=budget,
                 key=key,
                 priority=priority,
                 queue=queue,
@@ -185,8 +195,13 @@ def status_command(task_id: str, as_json: bool, url: str | None, prefix: str | N
     """Show one task's record."""
 
     async def body(client: FleetClient) -> int:
-        record = await client.status(task_id)
-        _print_json(record) if as_json else _print_record(record)
+        reply = await client.status_reply(task_id)
+        if as_json:
+            _print_json(reply.task if reply.workflow is None else reply)
+        else:
+            _print_record(reply.task)
+            if reply.workflow is not None:
+                print_workflow(reply.workflow, _console)
         return EXIT_OK
 
     _run(url, prefix, body)
@@ -194,7 +209,12 @@ def status_command(task_id: str, as_json: bool, url: str | None, prefix: str | N
 
 def _print_record(record: TaskRecord) -> None:
     table = Table(title=f"task {record.task_id}", show_header=False)
-    for name in ("state", "skill", "attempts", "instance_id", "token", "priority", "epoch"):
+    names: tuple[str, ...] = ("state", "skill", "attempts", "instance_id", "token", "priority")
+    names += ("epoch",)
+    if record.workflow is not None:
+        names = ("state", "workflow", "epoch")
+        table.add_row("cost", f"${record.usage.cost_usd:.4f}")
+    for name in names:
         table.add_row(name, str(getattr(record, name)))
     if record.error is not None:
         table.add_row("error", f"{record.error.error_type}: {record.error.detail}")

@@ -88,6 +88,7 @@ from natsfleet.protocols.version import (
     VERSION,
     VERSION_HEADER,
 )
+from natsfleet.protocols.workflow import StepStatus, StepTaskStatus, WorkflowStatus
 
 __all__ = [
     "ALL_MESSAGES",
@@ -151,6 +152,8 @@ __all__ = [
     "SpanEvent",
     "SpanRecord",
     "StatusRequest",
+    "StepStatus",
+    "StepTaskStatus",
     "Stream",
     "Subjects",
     "Submit",
@@ -163,6 +166,7 @@ __all__ = [
     "TaskSummary",
     "Timeouts",
     "Usage",
+    "WorkflowStatus",
     "check_token",
     "decode_raw",
     "encode",

@@ -6,6 +6,7 @@ from natsfleet.protocols.agent import SkillSpec
 from natsfleet.protocols.base import ErrorReply, Message, Usage, null_raw
 from natsfleet.protocols.states import TaskState
 from natsfleet.protocols.task import TaskRecord
+from natsfleet.protocols.workflow import WorkflowStatus
 
 
 class StatusRequest(Message, frozen=True, kw_only=True, tag="ctl.status"):
@@ -59,6 +60,8 @@ CONTROL_VERBS: dict[str, type[ControlRequest]] = {
 
 class TaskStatusReply(Message, frozen=True, kw_only=True, tag="ctl.task"):
     task: TaskRecord
+    # Set for a workflow run: its steps and their tasks.
+    workflow: WorkflowStatus | None = None
 
 
 class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):

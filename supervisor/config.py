@@ -42,6 +42,8 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval_s: float | None = None
     retention_s: float = 7 * DAY_S
     storage: StorageConfig = StorageConfig()
+    # Workflow sources: folders of *.toml, .toml files, or module:attribute.
+    workflows: tuple[str, ...] = ()
 
     @property
     def heartbeat_timeout_s(self) -> float:

@@ -38,6 +38,7 @@ from natsfleet.protocols import (
 )
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.store import Tracked
+from natsfleet.supervisor.workflows.runner import WorkflowRunner
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def _error(code: ErrorCode, detail: str) -> ErrorReply:
 
 
 class Control:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, workflows: WorkflowRunner | None = None) -> None:
         self.engine = engine
+        self.workflows = workflows
 
     async def handle(self, body: msgspec.Raw, incoming: Incoming) -> Message:
         verb = incoming.subject.rsplit(".", 1)[-1]
@@ -79,7 +81,9 @@ class Control:
             case DlqRequest():
                 return await self._dlq(request)
             case ApproveRequest():
-                return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
+                if self.workflows is None:
+                    return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
+                return await self.workflows.approve(request)
 
     async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
         tracked = await self.engine.store.fetch(task_id)
@@ -91,7 +95,8 @@ class Control:
         tracked = await self._tracked(request.task_id)
         if isinstance(tracked, ErrorReply):
             return tracked
-        return TaskStatusReply(task=tracked.shown())
+        workflow = self.workflows.status(request.task_id) if self.workflows else None
+        return TaskStatusReply(task=tracked.shown(), workflow=workflow)
 
     def _list(self, request: ListRequest) -> Message:
         limit = max(0, min(request.limit, MAX_LIST))

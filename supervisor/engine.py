@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from msgspec import structs
 
@@ -45,6 +45,18 @@ _LOST = "lost"
 _NO_USAGE = Usage()
 
 
+class WorkflowHook(Protocol):
+    """The workflow engine as the task engine sees it (docs/architecture.md, "Workflows").
+
+    `admit` takes every Submit with `workflow` set; `task_ended` hears of every
+    task that reached a terminal state through this engine (steps and runs).
+    """
+
+    async def admit(self, submit: Submit) -> None: ...
+
+    def task_ended(self, record: TaskRecord) -> None: ...
+
+
 class Engine:
     """Owns the queue, the attempts table and the timers of one active term."""
 
@@ -67,6 +79,7 @@ class Engine:
         self.wake = asyncio.Event()
         self.started = time.monotonic()
         self._last_rollcall = 0.0
+        self.workflows: WorkflowHook | None = None
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -83,6 +96,10 @@ class Engine:
             log.warning("%s; the record was reloaded", exc)
         except Exception:
             log.exception("supervisor action failed")
+
+    def _ended(self, record: TaskRecord) -> None:
+        if self.workflows is not None and (record.workflow_id or record.workflow):
+            self.workflows.task_ended(record)
 
     def enqueue(self, record: TaskRecord) -> None:
         if record.skill is None:
@@ -115,6 +132,9 @@ class Engine:
         # on revision 0), which costs no extra round trip for new tasks.
         if self.store.get(submit.task_id) is not None:
             return
+        if submit.workflow is not None and self.workflows is not None:
+            await self.workflows.admit(submit)
+            return
         now = now_ms()
         record = tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now)
         if submit.skill is None:
@@ -130,6 +150,8 @@ class Engine:
         if tracked is None:
             return
         await self.store.emit(event_for(tracked.record))
+        if tracked.record.state == TaskState.REJECTED:
+            self._ended(tracked.record)
         if tracked.record.state == TaskState.QUEUED:
             self.timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
             self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
@@ -174,6 +196,7 @@ class Engine:
         await self.store.write(tracked, new)
         self._release(token)
         await self.store.emit(event_for(new))
+        self._ended(new)
 
     async def _failure(self, tracked: Tracked, failure: Failure) -> None:
         error = ErrorInfo(
@@ -237,6 +260,7 @@ class Engine:
         self._release(token)
         self.queue.remove(new.task_id)
         await self.store.emit(event_for(new, detail=reason.value))
+        self._ended(new)
 
     async def dead_letter_task(self, record: TaskRecord, reason: DlqReason) -> None:
         error = record.error
@@ -346,6 +370,7 @@ class Engine:
             self._release(token)
             self.queue.remove(record.task_id)
             await self.store.emit(event_for(new))
+            self._ended(new)
             return new
 
     async def purge_expired(self, retention_s: float) -> None:

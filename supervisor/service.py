@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 
 from natsfleet.bus import Bus, BusConfig, Incoming
 from natsfleet.protocols import (
@@ -36,6 +37,10 @@ from natsfleet.supervisor.recovery import take_over
 from natsfleet.supervisor.registry import Registry
 from natsfleet.supervisor.scheduler import Dispatcher
 from natsfleet.supervisor.store import TaskStore
+from natsfleet.supervisor.workflows import WorkflowDef
+from natsfleet.supervisor.workflows import load as load_workflows
+from natsfleet.supervisor.workflows.runner import WorkflowRunner
+from natsfleet.supervisor.workflows.runstore import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +58,21 @@ class Supervisor:
 
     Use `await Supervisor(cfg, bus_config).run()`; `shutdown()` (or SIGTERM
     via the CLI) stops it, releasing the lease. `active` is set while it acts.
+    Workflows come from `cfg.workflows` and `workflows`; they are validated
+    here, so a bad definition raises `WorkflowDefinitionError` before anything runs.
     """
 
-    def __init__(self, cfg: SupervisorConfig, bus_config: BusConfig | None = None) -> None:
+    def __init__(
+        self,
+        cfg: SupervisorConfig,
+        bus_config: BusConfig | None = None,
+        *,
+        workflows: Iterable[WorkflowDef] = (),
+    ) -> None:
         self.cfg = cfg
+        self.catalog = load_workflows(cfg.workflows)
+        for definition in workflows:
+            self.catalog.add(definition, source="python")
         self.id = cfg.supervisor_id or f"sup-{secrets.token_hex(4)}"
         self.bus = Bus(bus_config, role="supervisor", instance=self.id)
         self.registry = Registry(cfg.heartbeat_timeout_s)
@@ -148,7 +164,13 @@ class Supervisor:
         engine = Engine(cfg, bus, store, self.registry, tg)
         self._engine = engine
         await take_over(engine)
-        control = Control(engine)
+        runner = WorkflowRunner(
+            engine, self.catalog, RunStore(await bus.kv(Bucket.WORKFLOWS), lease)
+        )
+        engine.workflows = runner
+        await runner.resume()
+        tg.create_task(runner.run())
+        control = Control(engine, runner)
         sub = await bus.subscribe(bus.subjects.all_control(), RAW, control.handle, concurrency=32)
         tg.create_task(self._unsubscribe_at_end(sub))
         self.registry.listener = engine

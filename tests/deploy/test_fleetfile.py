@@ -63,7 +63,11 @@ def test_unknown_key_lists_the_known_ones() -> None:
 @pytest.mark.parametrize(
     ("spec", "fragment"),
     [
-        ("no_such_agent_name", "unknown agent 'no_such_agent_name' (known names: echo"),
+        (
+            "no_such_agent_name",
+            "unknown agent 'no_such_agent_name' (known names: booker, echo, editor, "
+            "researcher, writer)",
+        ),
         ("tests.no_such_module:Agent", "cannot import module 'tests.no_such_module'"),
         ("tests.fleet_agents:NoSuchAgent", "has no attribute 'NoSuchAgent'"),
         ("tests.fleet_agents:FAST", "is not a class"),

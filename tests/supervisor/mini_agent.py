@@ -5,6 +5,7 @@ agent runtime. Input is a JSON object:
   sleep_s      run this long (default 0)
   fail         raise an error of this type instead of returning
   retryable    whether that error is retryable (default true)
+  cost_usd     report this cost in the Result's usage
   effects      a directory: append a line to raw.log per execution and
                create effects/<task_id> once (a side-effect store that
                deduplicates by task id)
@@ -43,6 +44,7 @@ from natsfleet.protocols import (
     Result,
     Rollcall,
     SkillSpec,
+    Usage,
     new_incarnation,
     to_raw,
 )
@@ -167,7 +169,8 @@ class MiniAgent:
                     effect.parent.mkdir(exist_ok=True)
                     with contextlib.suppress(FileExistsError), effect.open("x") as f:
                         f.write(self.args.instance)
-                outcome = Result(**common, output=to_raw(spec.get("n")))
+                usage = Usage(cost_usd=float(spec.get("cost_usd", 0.0)))
+                outcome = Result(**common, output=to_raw(spec.get("n")), usage=usage)
         except asyncio.CancelledError:
             kind = FailureKind.HANDED_BACK if self.draining else FailureKind.CANCELED
             outcome = Failure(**common, kind=kind, error_type=kind.value, retryable=self.draining)

@@ -1,0 +1,107 @@
+"""Loading workflows: TOML files, folders of them, and Python objects.
+
+A source is a folder (every `*.toml` in it), one `.toml` file, or
+`module:attribute` naming a `WorkflowDef`, a `Workflow` builder, or a list
+of them. Every definition is validated here, so a supervisor with a bad
+workflow refuses to start and says why.
+"""
+
+import importlib
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError, WorkflowError
+from natsfleet.supervisor.workflows.model import WorkflowDef
+from natsfleet.supervisor.workflows.validate import Graph, check
+
+
+class Catalog:
+    """Validated workflows by name, with their graphs."""
+
+    def __init__(self, definitions: Iterable[WorkflowDef] = ()) -> None:
+        self._defs: dict[str, tuple[WorkflowDef, Graph]] = {}
+        for defn in definitions:
+            self.add(defn)
+
+    def add(self, defn: WorkflowDef, *, source: str = "") -> None:
+        if defn.name in self._defs:
+            raise WorkflowDefinitionError(defn.name, ["declared twice"], source=source)
+        self._defs[defn.name] = (defn, check(defn, source=source))
+
+    def get(self, name: str) -> WorkflowDef | None:
+        found = self._defs.get(name)
+        return None if found is None else found[0]
+
+    def names(self) -> list[str]:
+        return sorted(self._defs)
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+
+def parse_toml(text: str, *, default_name: str = "", source: str = "") -> WorkflowDef:
+    """One workflow from TOML text: `[steps.<name>]` and `[loops.<name>]` tables."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkflowDefinitionError(default_name, [f"not TOML: {exc}"], source=source) from None
+    name = str(data.get("name", default_name))
+    for table in ("steps", "loops"):
+        entries = data.get(table, {})
+        if not isinstance(entries, dict):
+            problem = f"{table} must be tables: [{table}.<name>]"
+            raise WorkflowDefinitionError(name, [problem], source=source)
+        data[table] = [{**body, "name": key} for key, body in entries.items()]
+    data["name"] = name
+    try:
+        return msgspec.convert(data, WorkflowDef)
+    except msgspec.ValidationError as exc:
+        raise WorkflowDefinitionError(name, [str(exc)], source=source) from None
+
+
+def load_file(path: Path) -> WorkflowDef:
+    return parse_toml(path.read_text(), default_name=path.stem, source=str(path))
+
+
+def _from_python(spec: str) -> list[WorkflowDef]:
+    from natsfleet.supervisor.workflows.builder import Workflow
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        value: Any = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise WorkflowError(f"cannot load workflows from {spec!r}: {exc}") from None
+    items = value if isinstance(value, list | tuple) else [value]
+    found = []
+    for item in items:
+        if isinstance(item, Workflow):
+            item = item.definition()
+        if not isinstance(item, WorkflowDef):
+            raise WorkflowError(f"{spec!r} holds {type(item).__name__}, not a workflow")
+        found.append(item)
+    return found
+
+
+def load(sources: Iterable[str | Path]) -> Catalog:
+    """A catalog from folders, `.toml` files and `module:attribute` specs."""
+    catalog = Catalog()
+    for source in sources:
+        text = str(source)
+        path = Path(text)
+        if path.is_dir():
+            for file in sorted(path.glob("*.toml")):
+                catalog.add(load_file(file), source=str(file))
+        elif path.suffix == ".toml":
+            if not path.is_file():
+                raise WorkflowError(f"no workflow file {text!r}")
+            catalog.add(load_file(path), source=text)
+        elif ":" in text:
+            for defn in _from_python(text):
+                catalog.add(defn, source=text)
+        else:
+            raise WorkflowError(f"{text!r} is not a folder, a .toml file or module:attribute")
+    return catalog

@@ -1,0 +1,58 @@
+"""The control API's view of a run (`WorkflowStatus`) and its one-line summary."""
+
+from natsfleet.protocols import StepStatus, StepTaskStatus, TaskState, WorkflowStatus
+from natsfleet.supervisor.store import TaskStore
+from natsfleet.supervisor.workflows.state import StepPhase, WorkflowRun
+
+
+def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
+    """The run's steps with their tasks; attempts and states live from the task records."""
+    steps = []
+    for step_def in run.definition.steps:
+        step = run.steps[step_def.name]
+        tasks = []
+        for item in step.items:
+            tracked = store.get(item.task_id)
+            record = tracked.shown() if tracked is not None else None
+            tasks.append(
+                StepTaskStatus(
+                    task_id=item.task_id, key=item.key, n=item.n,
+                    state=record.state if record is not None else item.state,
+                    attempts=record.attempts if record is not None else item.attempts,
+                    cost_usd=record.usage.cost_usd if record is not None else item.cost_usd,
+                )
+            )  # fmt: skip
+        steps.append(
+            StepStatus(
+                name=step.name, skill=step_def.skill, phase=step.phase.value, round=step.round,
+                tasks=tuple(tasks), cost_usd=sum(t.cost_usd for t in tasks), detail=step.detail,
+            )
+        )  # fmt: skip
+    return WorkflowStatus(
+        run_id=run.run_id,
+        workflow=run.workflow,
+        state=run.state,
+        steps=tuple(steps),
+        spent_usd=run.spent_usd,
+        budget_usd=run.budget_usd,
+        deadline_ms=run.deadline_ms,
+        waiting=waiting(run),
+    )
+
+
+def waiting(run: WorkflowRun) -> tuple[str, ...]:
+    return tuple(n for n, s in run.steps.items() if s.phase == StepPhase.INPUT_REQUIRED)
+
+
+def summary(run: WorkflowRun) -> str:
+    """`research completed; write running (round 2)`: what a TaskEvent's detail says."""
+    if run.state == TaskState.FAILED and run.error is not None:
+        return run.error.detail
+    parts = []
+    for name, step in run.steps.items():
+        if step.phase == StepPhase.PENDING:
+            continue
+        rnd = f" (round {step.round})" if step.round else ""
+        count = f" {sum(1 for i in step.items if i.state == TaskState.COMPLETED)}/{step.total}"
+        parts.append(f"{name} {step.phase.value}{rnd}{count if step.total > 1 else ''}")
+    return "; ".join(parts)

@@ -1,0 +1,226 @@
+"""Load-time validation of a workflow definition, and the graph it derives.
+
+Everything that can be decided without the fleet is decided here, before a
+run starts: names, references (syntax, roots, the steps they name, where
+`item`/`index`/`round` may appear), `after` lists, loops (members, a bound, a
+condition, back-references), approval branches and cycles. Skills are checked
+at submit time against the live agents (see `runner.py`).
+"""
+
+import re
+from dataclasses import dataclass
+
+from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
+from natsfleet.supervisor.workflows.model import MAX_ROUNDS, StepDef, WorkflowDef
+from natsfleet.supervisor.workflows.refs import Ref, refs_in
+
+_STEP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """What a valid definition implies for scheduling."""
+
+    # step -> steps that must be completed (this round, for a step of the same loop).
+    deps: dict[str, frozenset[str]]
+    # step -> steps of its own loop whose previous-round output it reads.
+    back_refs: dict[str, frozenset[str]]
+    loop_of: dict[str, str]
+    # on_reject target -> the approval step whose refusal runs it.
+    branches: dict[str, str]
+
+
+def _step_refs(step: StepDef) -> list[Ref]:
+    refs = refs_in(step.input) + refs_in(step.prompt)
+    if step.for_each is not None:
+        refs += refs_in(step.for_each)
+    return refs
+
+
+def build_graph(defn: WorkflowDef) -> Graph:
+    """The graph of a definition that passed `check` (no validation here)."""
+    loop_of = {name: loop.name for loop in defn.loops for name in loop.steps}
+    order = {name: i for loop in defn.loops for i, name in enumerate(loop.steps)}
+    branches = {s.on_reject: s.name for s in defn.steps if s.approval and s.on_reject != "fail"}
+    deps: dict[str, frozenset[str]] = {}
+    back: dict[str, frozenset[str]] = {}
+    for step in defn.steps:
+        named = {r.step for r in _step_refs(step) if r.step is not None} | set(step.after)
+        if step.name in branches:
+            named.add(branches[step.name])
+        loop = loop_of.get(step.name)
+        backward = {
+            n for n in named
+            if loop is not None and loop_of.get(n) == loop and order[n] >= order[step.name]
+        }  # fmt: skip
+        deps[step.name] = frozenset(named - backward)
+        back[step.name] = frozenset(backward)
+    return Graph(deps=deps, back_refs=back, loop_of=loop_of, branches=branches)
+
+
+def check(defn: WorkflowDef, *, source: str = "") -> Graph:
+    """Raise WorkflowDefinitionError listing every problem, else return the graph."""
+    problems = _names(defn) + _steps(defn) + _loops(defn)
+    if not problems:
+        graph = build_graph(defn)
+        problems += _back_refs(defn, graph) + _cycles(defn, graph)
+    if problems:
+        raise WorkflowDefinitionError(defn.name, problems, source=source)
+    return build_graph(defn)
+
+
+def _names(defn: WorkflowDef) -> list[str]:
+    problems = []
+    if not _WORKFLOW_NAME.match(defn.name):
+        problems.append(f"workflow name {defn.name!r} must match [A-Za-z0-9_-]+")
+    if not defn.steps:
+        problems.append("a workflow needs at least one step")
+    seen: set[str] = set()
+    for step in defn.steps:
+        if not _STEP_NAME.match(step.name):
+            problems.append(f"step name {step.name!r} must match [a-z][a-z0-9_]*")
+        if step.name in seen:
+            problems.append(f"step {step.name!r} is declared twice")
+        seen.add(step.name)
+    if defn.deadline_s is not None and defn.deadline_s <= 0:
+        problems.append("deadline_s must be positive")
+    if defn.budget_usd is not None and defn.budget_usd <= 0:
+        problems.append("budget_usd must be positive")
+    return problems
+
+
+def _refs_problems(where: str, template: object, known: set[str], allowed: set[str]) -> list[str]:
+    try:
+        refs = refs_in(template)
+    except ValueError as exc:
+        return [f"{where}: bad reference: {exc}"]
+    problems = []
+    for ref in refs:
+        if ref.step is not None and ref.step not in known:
+            problems.append(f"{where}: ${{{ref.text}}} refers to undefined step {ref.step!r}")
+        if ref.root in ("item", "index", "round") and ref.root not in allowed:
+            problems.append(f"{where}: ${{{ref.text}}}: {ref.root} is not set here")
+    return problems
+
+
+def _steps(defn: WorkflowDef) -> list[str]:
+    known = {s.name for s in defn.steps}
+    in_loop = {name for loop in defn.loops for name in loop.steps}
+    problems = _refs_problems("output", defn.output, known, set())
+    for step in defn.steps:
+        where = f"step {step.name!r}"
+        allowed = {"round"} if step.name in in_loop else set()
+        if step.for_each is not None:
+            allowed |= {"item", "index"}
+        problems += _refs_problems(where, step.input, known, allowed)
+        problems += _refs_problems(f"{where} prompt", step.prompt, known, allowed)
+        problems += _kind_problems(step, known)
+        for name in step.after:
+            if name not in known or name == step.name:
+                problems.append(f"{where}: after names undefined step {name!r}")
+    return problems
+
+
+def _kind_problems(step: StepDef, known: set[str]) -> list[str]:
+    where = f"step {step.name!r}"
+    problems = []
+    if step.approval == (step.skill is not None):
+        problems.append(f"{where}: give either skill = ... or approval = true")
+    if step.approval and step.for_each is not None:
+        problems.append(f"{where}: an approval step cannot fan out")
+    if step.on_reject != "fail":
+        if not step.approval:
+            problems.append(f"{where}: on_reject belongs to approval steps")
+        elif step.on_reject not in known or step.on_reject == step.name:
+            problems.append(f"{where}: on_reject names undefined step {step.on_reject!r}")
+    if step.for_each is not None:
+        stripped = step.for_each.strip()
+        if not (stripped.startswith("${") and stripped.endswith("}") and stripped.count("${") == 1):
+            problems.append(f"{where}: for_each must be one reference, like ${{steps.x.output}}")
+        else:
+            problems += _refs_problems(f"{where} for_each", stripped, known, set())
+    if step.concurrency is not None and (step.for_each is None or step.concurrency < 1):
+        problems.append(f"{where}: concurrency must be >= 1, on a for_each step")
+    return problems
+
+
+def _loops(defn: WorkflowDef) -> list[str]:
+    problems: list[str] = []
+    steps = {s.name: s for s in defn.steps}
+    owner: dict[str, str] = {}
+    branch_targets = {s.on_reject for s in defn.steps if s.approval}
+    for loop in defn.loops:
+        where = f"loop {loop.name!r}"
+        if not loop.steps:
+            problems.append(f"{where} has no steps")
+        if loop.max_rounds is None or not 1 <= loop.max_rounds <= MAX_ROUNDS:
+            problems.append(f"{where} needs a bound: max_rounds between 1 and {MAX_ROUNDS}")
+        if loop.until is None:
+            problems.append(f"{where} needs an until condition")
+        else:
+            problems += _refs_problems(f"{where} until", loop.until.ref, set(steps), set())
+        for name in loop.steps:
+            step = steps.get(name)
+            if step is None:
+                problems.append(f"{where} names undefined step {name!r}")
+                continue
+            if name in owner:
+                problems.append(f"step {name!r} is in loops {owner[name]!r} and {loop.name!r}")
+            owner[name] = loop.name
+            if step.for_each is not None or step.approval or name in branch_targets:
+                problems.append(f"{where}: step {name!r} (fan-out or approval) cannot loop")
+    return problems
+
+
+def _back_refs(defn: WorkflowDef, graph: Graph) -> list[str]:
+    problems = []
+    for step in defn.steps:
+        for ref in _step_refs(step):
+            if ref.step in graph.back_refs[step.name] and not ref.optional:
+                problems.append(
+                    f"step {step.name!r}: ${{{ref.text}}} reads the previous round of "
+                    f"{ref.step!r}, which has no output in round 1: write ${{{ref.text}?}}"
+                )
+    for loop in defn.loops:
+        if loop.until is not None:
+            for ref in refs_in(loop.until.ref):
+                if ref.step not in loop.steps:
+                    problems.append(f"loop {loop.name!r} until must read a step of the loop")
+    return problems
+
+
+def _edges(defn: WorkflowDef, graph: Graph) -> dict[str, set[str]]:
+    """deps, plus: a step that reads a loop's step waits for every step of that loop."""
+    members: dict[str, list[str]] = {loop.name: list(loop.steps) for loop in defn.loops}
+    edges: dict[str, set[str]] = {}
+    for name, deps in graph.deps.items():
+        edges[name] = set(deps)
+        for dep in deps:
+            loop = graph.loop_of.get(dep)
+            if loop is not None and graph.loop_of.get(name) != loop:
+                edges[name].update(members[loop])
+    return edges
+
+
+def _cycles(defn: WorkflowDef, graph: Graph) -> list[str]:
+    edges = _edges(defn, graph)
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for dep in sorted(edges.get(name, ())):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state and (found := visit(dep)) is not None:
+                return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for step in defn.steps:
+        if step.name not in state and (cycle := visit(step.name)) is not None:
+            return [f"steps form a cycle: {' -> '.join(reversed(cycle))}"]
+    return []
