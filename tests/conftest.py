@@ -1,8 +1,9 @@
 """Shared fixtures: a real nats-server (JetStream on, random port, temp store) per test."""
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,3 +24,22 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
 def prefix() -> str:
     """A unique subject prefix per test keeps tests independent."""
     return f"t{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """natsfleet tracing on, into an in-memory exporter, for this test only."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from natsfleet.bus import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, "natsfleet-test")
+    try:
+        yield exporter
+    finally:
+        tracing.uninstall()

@@ -14,10 +14,11 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from natsfleet.agents.llm import telemetry
 from natsfleet.agents.llm.cache import CacheStore, cache_key, decode_hit, encode_response
 from natsfleet.agents.llm.cache import wants_cache as _wants_cache
 from natsfleet.agents.llm.complexity import choose_tier, estimate_tokens
@@ -61,6 +62,7 @@ class _Opened(msgspec.Struct):
 
     head: list[StreamEvent]
     rest: AsyncGenerator[StreamEvent, None]
+    span: Any = None  # its `chat` span, ended when the stream ends
 
 
 class Router:
@@ -156,6 +158,10 @@ class Router:
         models.sort(key=lambda m: self.providers[m.provider].offline)
         return tier, models
 
+    def _provider_kind(self, model: ModelConfig) -> str:
+        provider = self.config.providers.get(model.provider)
+        return provider.kind.value if provider is not None else model.provider
+
     def _route(self, request: LLMRequest, tier: Tier) -> str:
         return f"model:{request.model}" if request.model else f"tier:{tier.value}"
 
@@ -204,10 +210,21 @@ class Router:
         tier, models = self.plan(request)
         key = cache_key(request, self._route(request, tier)) if self._wants_cache(request) else ""
         if key and (hit := await self._cache_get(key)) is not None:
+            telemetry.cache_hit(hit, models[0] if models else None, tier)
             return self._recorded(hit, ledger)
+        attempts = 0
 
         async def attempt(provider: Provider, model: ModelConfig, timeout_s: float) -> LLMResponse:
-            return await provider.complete(request, model, timeout_s=timeout_s)
+            nonlocal attempts
+            attempts += 1
+            span = telemetry.start_chat(model, self._provider_kind(model), tier, attempts)
+            try:
+                response = await provider.complete(request, model, timeout_s=timeout_s)
+            except BaseException as exc:  # timeouts arrive as cancellation
+                telemetry.end_error(span, exc)
+                raise
+            telemetry.end_ok(span, response, model)
+            return response
 
         models = models if fallback else models[:1]
         response, model = await self._run(request, models, deadline, ledger, attempt)
@@ -237,13 +254,24 @@ class Router:
         tier, models = self.plan(request)
         key = cache_key(request, self._route(request, tier)) if self._wants_cache(request) else ""
         if key and (hit := await self._cache_get(key)) is not None:
+            telemetry.cache_hit(hit, models[0] if models else None, tier)
             if hit.text:
                 yield TextDelta(text=hit.text)
             yield Done(response=self._recorded(hit, ledger))
             return
+        attempts = 0
 
         async def attempt(provider: Provider, model: ModelConfig, timeout_s: float) -> _Opened:
-            return await _open(provider.stream(request, model, timeout_s=timeout_s))
+            nonlocal attempts
+            attempts += 1
+            span = telemetry.start_chat(model, self._provider_kind(model), tier, attempts)
+            try:
+                opened = await _open(provider.stream(request, model, timeout_s=timeout_s))
+            except BaseException as exc:  # timeouts arrive as cancellation
+                telemetry.end_error(span, exc)
+                raise
+            opened.span = span
+            return opened
 
         models = models if fallback else models[:1]
         opened, model = await self._run(request, models, deadline, ledger, attempt)
@@ -257,14 +285,20 @@ class Router:
                     else:
                         yield event
         except StreamInterrupted as exc:
+            telemetry.end_error(opened.span, exc)
             # Running out of the task's time is not the deployment's fault.
             if deadline is None or time.monotonic() < deadline:
                 self.cooldowns.failure(model.name, exc.cause)
+            raise
+        except BaseException as exc:  # closed early or cancelled: the span still ends
+            if done is None:
+                telemetry.end_error(opened.span, exc)
             raise
         assert done is not None  # _relay ends with Done or raises
         self.cooldowns.success(model.name)
         response = self._finish(done.response, model, started)
         response = msgspec.structs.replace(response, first_chunk_ms=first_chunk_ms)
+        telemetry.end_ok(opened.span, response, model)
         if key:
             await self._cache_put(key, response)
         yield Done(response=self._recorded(response, ledger))

@@ -132,8 +132,14 @@ class AnthropicProvider:
 
         self.name = name
         # The router owns retries; the SDK's own would hide errors and eat the deadline.
+        # The SDK's own call span is off: the router's `chat <model>` span is the
+        # one span per call, the same for every provider.
         self._client: Any = anthropic.AsyncAnthropic(
-            api_key=api_key or "unset", base_url=base_url, max_retries=0, timeout=timeout_s
+            api_key=api_key or "unset",
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_s,
+            open_telemetry=False,
         )
 
     async def complete(
