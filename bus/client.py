@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
+from natsfleet.bus import tracing
 from natsfleet.bus.connection import Bus
 from natsfleet.protocols import (
     NULL_RAW,
@@ -93,6 +94,20 @@ class TaskFailed(NatsFleetError):
         super().__init__(f"task {event.task_id} {event.state.value}: {why}")
 
 
+@contextlib.contextmanager
+def _submit_span(task_id: str, skill: str | None, workflow: str | None) -> Iterator[None]:
+    """The root of a task's trace (unless the caller is inside a span already)."""
+    tracer = tracing.tracer()
+    if tracer is None:
+        yield
+        return
+    attributes = {tracing.TASK_ID_ATTRIBUTE: task_id}
+    if workflow:
+        attributes[tracing.WORKFLOW_ID_ATTRIBUTE] = task_id
+    with tracer.start_as_current_span(f"submit {skill or workflow}", attributes=attributes):
+        yield
+
+
 def idempotency_bucket_key(key: str) -> str:
     """KV keys allow few characters; any user key maps to a stable hex digest."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -150,7 +165,8 @@ class FleetClient:
         try:
             # Msg-Id = task id: a resubmission (same key) is deduplicated by the
             # stream within its window and by the supervisor after it.
-            await self.bus.publish_js(self.subjects.submit(), submit, msg_id=task_id)
+            with _submit_span(task_id, skill, workflow):
+                await self.bus.publish_js(self.subjects.submit(), submit, msg_id=task_id)
         except js_errors.APIError as exc:
             if exc.err_code == 10077 or "maximum messages" in str(exc.description):
                 raise TaskRejected(ErrorCode.BACKPRESSURE, "task queue is full") from None

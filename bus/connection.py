@@ -185,6 +185,8 @@ class Bus:
         if self._closed:
             return
         self._closed = True
+        if tracing.enabled() and self.is_connected:
+            await tracing.flush_nats_export()
         for sub in self._subs:
             await sub.stop(drain=True)
         self._subs.clear()

@@ -62,6 +62,8 @@ class NatsSpanExporter(SpanExporter):
         self._service = service
         self._publish = publish
         self._loop = loop
+        # Publishes handed to the loop and not finished yet (see `drain`).
+        self.pending: set[concurrent.futures.Future[None]] = set()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._loop.is_closed():
@@ -76,11 +78,20 @@ class NatsSpanExporter(SpanExporter):
             # Hand over and do not wait: the loop may be the very thread that is
             # flushing this processor at shutdown, and waiting would deadlock.
             future = asyncio.run_coroutine_threadsafe(send(), self._loop)
+            self.pending.add(future)
+            future.add_done_callback(self.pending.discard)
             future.add_done_callback(_log_failure)
         except RuntimeError as exc:  # the loop is gone: nothing to publish with
             log.debug("span export to NATS failed: %s", exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+    async def drain(self) -> None:
+        """Wait (on the loop) for every publish already handed over."""
+        if self.pending:
+            await asyncio.gather(
+                *(asyncio.wrap_future(f) for f in list(self.pending)), return_exceptions=True
+            )
 
     def shutdown(self) -> None:
         return None

@@ -12,12 +12,8 @@ from dataclasses import dataclass, field
 from nats.js import api as js_api
 
 from natsfleet.bus.connection import Bus
+from natsfleet.bus.tracing import TASK_ID_ATTRIBUTE, WORKFLOW_ID_ATTRIBUTE
 from natsfleet.protocols import Codec, ProtocolError, SpanRecord, Stream
-
-#: Span attribute naming the task a span belongs to.
-TASK_ID_ATTRIBUTE = "natsfleet.task.id"
-#: Span attribute naming the workflow run a span belongs to.
-WORKFLOW_ID_ATTRIBUTE = "natsfleet.workflow.id"
 
 _SPAN = Codec[SpanRecord](SpanRecord)
 

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INSTRUMENTATION = "natsfleet"
+#: Span attribute naming the task a span belongs to (`natsfleet trace` finds traces by it).
+TASK_ID_ATTRIBUTE = "natsfleet.task.id"
+#: Span attribute naming the workflow run a span belongs to.
+WORKFLOW_ID_ATTRIBUTE = "natsfleet.workflow.id"
 
 
 @dataclass(slots=True)
@@ -31,7 +35,7 @@ class _Active:
     provider: "TracerProvider"
     service: str
     nats_export: bool
-    nats_attached: bool = False
+    nats_exporter: Any = None
 
 
 _active: _Active | None = None
@@ -136,18 +140,24 @@ def tracer() -> "Tracer | None":
 
 def attach_nats_exporter(publish: Any, loop: Any) -> None:
     """Publish finished spans on NATS through `publish(service, span)` (once per process)."""
-    if _active is None or not _active.nats_export or _active.nats_attached:
+    if _active is None or not _active.nats_export or _active.nats_exporter is not None:
         return
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from natsfleet.bus.span_export import NatsSpanExporter
 
-    _active.provider.add_span_processor(
-        BatchSpanProcessor(
-            NatsSpanExporter(_active.service, publish, loop), schedule_delay_millis=200
-        )
-    )
-    _active.nats_attached = True
+    exporter = NatsSpanExporter(_active.service, publish, loop)
+    _active.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    _active.nats_exporter = exporter
+
+
+async def flush_nats_export() -> None:
+    """Publish every span ended so far on NATS; call before closing the bus."""
+    if _active is None or _active.nats_exporter is None:
+        return
+    # The exporter only hands publishes to this loop, so flushing here is quick.
+    _active.provider.force_flush(timeout_millis=2000)
+    await _active.nats_exporter.drain()
 
 
 # -- propagation ------------------------------------------------------------------

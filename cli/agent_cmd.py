@@ -1,7 +1,6 @@
 """`natsfleet agent run` and `natsfleet agents`."""
 
 import asyncio
-import logging
 import os
 import sys
 import time
@@ -14,15 +13,6 @@ from natsfleet.protocols import AgentInfo, NatsFleetError
 
 if TYPE_CHECKING:
     from natsfleet.bus import BusConfig
-
-
-def _setup_logging() -> None:
-    level = os.environ.get("NATSFLEET_LOG", "INFO").upper()
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 @click.group("agent")
@@ -56,13 +46,16 @@ def run_command(
     """
     from natsfleet.agents import load_agent, run_agent
     from natsfleet.bus import BusConfig
+    from natsfleet.bus.logs import setup_logging, setup_process
 
-    _setup_logging()
+    setup_logging("natsfleet-agent")  # until the agent's own name is known
     # Like uvicorn's --app-dir: `module:Class` imports from the current directory.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         agent_cls = load_agent(spec)
+        # Each agent type is its own service in traces: natsfleet-agent-<name>.
+        setup_process(f"natsfleet-agent-{agent_cls.name}", instance_id or "")
         overrides = {
             "capacity": capacity,
             "heartbeat_interval_s": heartbeat_s,

@@ -8,6 +8,7 @@ import click
 import msgspec
 
 from natsfleet.bus import BusConfig
+from natsfleet.bus.logs import setup_process
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
 
@@ -44,7 +45,7 @@ def supervisor_command(
 ) -> None:
     """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_process("natsfleet-supervisor", supervisor_id, level=level)
     fields: dict[str, object] = {}
     if config_json:
         try:

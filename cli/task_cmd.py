@@ -17,7 +17,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout
+from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout, tracing
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
     NatsFleetError,
@@ -49,6 +49,8 @@ def _run(
         async with Bus(BusConfig.from_env(url=url, prefix=prefix), role="cli") as bus:
             return await body(FleetClient(bus))
 
+    # A submit opens its task's trace when OTEL_* / NATSFLEET_TRACE_NATS say so.
+    tracing.configure("natsfleet-client")
     try:
         code = asyncio.run(main())
     except RemoteError as exc:
@@ -57,6 +59,8 @@ def _run(
     except NatsFleetError as exc:
         _console.print(f"[red]error[/red]: {exc}", highlight=False)
         code = EXIT_FAILED
+    finally:
+        tracing.uninstall()  # flush spans before exiting
     sys.exit(code)
 
 

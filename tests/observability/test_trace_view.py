@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 from natsfleet.bus import Bus, BusConfig, NatsServer
-from natsfleet.bus.trace_view import TASK_ID_ATTRIBUTE, build_tree, read_spans, spans_of_task
+from natsfleet.bus.trace_view import build_tree, read_spans, spans_of_task
+from natsfleet.bus.tracing import TASK_ID_ATTRIBUTE
 from natsfleet.protocols import SpanRecord
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
