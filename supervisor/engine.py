@@ -111,7 +111,9 @@ class Engine:
 
     async def admit(self, submit: Submit) -> None:
         """A submission from TASKS becomes a record (once; a duplicate is ignored)."""
-        if await self.store.fetch(submit.task_id) is not None:
+        # Memory only: a task from before this term fails `create` (the CAS
+        # on revision 0), which costs no extra round trip for new tasks.
+        if self.store.get(submit.task_id) is not None:
             return
         now = now_ms()
         record = tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now)
@@ -274,7 +276,16 @@ class Engine:
     # -- timers ----------------------------------------------------------------------------
 
     def on_timer(self, timer: Timer) -> None:
-        self.spawn(self._fire(timer))
+        self.spawn(self._fire_or_retry(timer))
+
+    async def _fire_or_retry(self, timer: Timer) -> None:
+        try:
+            await self._fire(timer)
+        except (NotLeader, RevisionConflict):
+            raise
+        except Exception as exc:  # NATS unreachable: try again in a second
+            log.warning("timer %s of %s failed (%s); retrying", timer.kind, timer.task_id, exc)
+            self.timers.add(now_ms() + 1000, timer.kind, timer.task_id, timer.token)
 
     async def _fire(self, timer: Timer) -> None:
         tracked = self.store.get(timer.task_id)
@@ -388,6 +399,27 @@ class Engine:
             silence_s = now - (last if last is not None else max(attempt.since, self.started))
             if silence_s > attempt.hb_timeout_s:
                 self._lose(attempt, f"instance silent for {silence_s:.2f} s")
+
+    def reconcile(self) -> None:
+        """Repair what a failed action (e.g. during a NATS outage) left undone.
+
+        A waiting task missing from the queue goes back in; an attempt whose
+        end was asked for but did not happen may be asked again; an Assign
+        that never got an answer is left to the holder's next heartbeat.
+        """
+        now = now_ms()
+        for tracked in self.store:
+            record = tracked.record
+            if record.state == TaskState.RETRYING and (record.not_before_ms or 0) > now:
+                continue
+            if record.state in tr.WAITING_STATES and record.task_id not in self.queue:
+                self.enqueue(record)
+        stuck_s = 2 * self.cfg.assign_timeout_s + 1.0
+        for attempt in self.attempts.all():
+            attempt.ending = False
+            if not attempt.accepted and time.monotonic() - attempt.since > stuck_s:
+                attempt.accepted = True
+                attempt.accept_seq = None
 
     def new_attempt(self, record: TaskRecord, *, reserved: bool) -> Attempt:
         assert record.token is not None and record.instance_id is not None

@@ -119,11 +119,11 @@ class Dispatcher:
             reply = await self.bus.request(
                 subject, assign, _REPLY, timeout_s=self.cfg.assign_timeout_s
             )
-        except (RequestTimeout, NoResponders) as exc:
-            await self._unanswered(tracked, record, instance, str(exc))
-            return
         except RemoteError as exc:
             await self._rejected(tracked, record, instance, None, str(exc))
+            return
+        except (RequestTimeout, NoResponders, Exception) as exc:
+            await self._unanswered(tracked, record, instance, str(exc))
             return
         if isinstance(reply, Accept):
             self._accepted(tracked, record, instance)

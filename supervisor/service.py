@@ -135,6 +135,9 @@ class Supervisor:
         engine = Engine(cfg, bus, store, self.registry, tg)
         self._engine = engine
         await take_over(engine)
+        control = Control(engine)
+        sub = await bus.subscribe(bus.subjects.all_control(), RAW, control.handle, concurrency=32)
+        tg.create_task(self._unsubscribe_at_end(sub))
         self.registry.listener = engine
         await engine.rollcall()
         if not warm:
@@ -170,9 +173,6 @@ class Supervisor:
                 parallel=True,
             )
         )
-        control = Control(engine)
-        sub = await bus.subscribe(bus.subjects.all_control(), RAW, control.handle, concurrency=32)
-        tg.create_task(self._unsubscribe_at_end(sub))
         engine.wake.set()
         self.active.set()
 
@@ -204,6 +204,7 @@ class Supervisor:
 
     async def _sweep(self, engine: Engine) -> None:
         retention_every = max(1, int(60 / self.cfg.sweep_s))
+        reconcile_every = max(1, int(1.0 / self.cfg.sweep_s))
         ticks = 0
         while True:
             await asyncio.sleep(self.cfg.sweep_s)
@@ -211,6 +212,8 @@ class Supervisor:
             engine.sweep()
             self.registry.expire(self.cfg.heartbeat_timeout_s * 3)
             ticks += 1
+            if ticks % reconcile_every == 0:
+                engine.reconcile()
             if ticks % retention_every == 0:
                 engine.spawn(engine.purge_expired(self.cfg.retention_s))
 

@@ -1,11 +1,15 @@
 """Reading what the supervisor left behind: DLQ entries, task records, effects."""
 
+import asyncio
 from pathlib import Path
 
+from nats.js import api as js_api
+
 from natsfleet.bus import Bus
-from natsfleet.protocols import Codec, DeadLetter, Stream
+from natsfleet.protocols import Codec, DeadLetter, Stream, TaskEvent, is_terminal
 
 _DEAD = Codec[DeadLetter](DeadLetter)
+_EVENT = Codec[TaskEvent](TaskEvent)
 
 
 async def dead_letters(bus: Bus) -> list[DeadLetter]:
@@ -23,5 +27,55 @@ async def dead_letters(bus: Bus) -> list[DeadLetter]:
 def effects(root: Path) -> tuple[list[str], list[str]]:
     """(raw executions, deduplicated effects) recorded by the mini agent."""
     raw = (root / "raw.log").read_text().split("\n") if (root / "raw.log").exists() else []
-    done = sorted(p.name for p in (root / "effects").glob("*")) if (root / "effects").exists() else []
+    done = (
+        sorted(p.name for p in (root / "effects").glob("*")) if (root / "effects").exists() else []
+    )
     return [line for line in raw if line], done
+
+
+async def terminal_events(bus: Bus) -> dict[str, list[TaskEvent]]:
+    """Every terminal event in the EVENTS stream, by task."""
+    stream = bus.subjects.stream(Stream.EVENTS)
+    info = await bus.js.stream_info(stream)
+    found: dict[str, list[TaskEvent]] = {}
+    if info.state.messages == 0:
+        return found
+    sub = await bus.js.subscribe(
+        bus.subjects.all_events(), stream=stream, ordered_consumer=True,
+        deliver_policy=js_api.DeliverPolicy.ALL,
+    )  # fmt: skip
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=5)
+            event = _EVENT.decode(msg.data)
+            if is_terminal(event.state):
+                found.setdefault(event.task_id, []).append(event)
+            if msg.metadata.sequence.stream >= info.state.last_seq:
+                return found
+    finally:
+        await sub.unsubscribe()
+
+
+class Tracker:
+    """Collects live terminal events; `done(n)` waits until n tasks ended."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.ended: dict[str, TaskEvent] = {}
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        async def on_event(event: TaskEvent, _: object) -> None:
+            if is_terminal(event.state):
+                self.ended[event.task_id] = event
+                self._changed.set()
+
+        await self.bus.subscribe(self.bus.subjects.all_events(), _EVENT, on_event)
+
+    async def done(self, count: int, timeout_s: float) -> None:
+        async def wait() -> None:
+            while len(self.ended) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), timeout_s)

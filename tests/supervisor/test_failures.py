@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers import dead_letters, effects  # noqa: E402
+from helpers import dead_letters, effects
 
-from natsfleet.protocols import DlqReason, RetryPolicy, TaskState  # noqa: E402
+from natsfleet.protocols import DlqReason, RetryPolicy, TaskState
 
 HB_TIMEOUT_S = 0.4
 

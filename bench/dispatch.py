@@ -1,0 +1,170 @@
+"""No-op tasks through the full path versus raw nats-py request/reply, every process separate.
+
+    .venv/bin/python bench/dispatch.py [--tasks 5000] [--inflight 200] [--seq 300]
+
+Starts a nats-server (file store, temp dir), one supervisor, two mini agents
+(tests/supervisor/mini_agent.py, capacity 100 each) and, for the baseline, a
+raw nats-py echo responder process. Prints tasks/s with N in flight, p50/p99
+of sequential submit->result latency, and the ratios to raw request/reply.
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+
+from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.protocols import Codec, TaskEvent, TaskState, is_terminal, new_task_id
+
+ROOT = Path(__file__).resolve().parents[1]
+RESPONDER = """
+import asyncio, sys, nats
+async def main():
+    nc = await nats.connect(sys.argv[1])
+    async def cb(msg):
+        await msg.respond(msg.data)
+    await nc.subscribe("bench.echo", cb=cb)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def raw_bench(url: str, total: int, inflight: int, seq: int) -> tuple[float, list[float]]:
+    nc = await nats.connect(url)
+    for _ in range(50):
+        await nc.request("bench.echo", b"x", timeout=5)
+    lat = []
+    for _ in range(seq):
+        t = time.perf_counter()
+        await nc.request("bench.echo", b"x", timeout=5)
+        lat.append((time.perf_counter() - t) * 1000)
+    slots = asyncio.Semaphore(inflight)
+
+    async def one() -> None:
+        async with slots:
+            await nc.request("bench.echo", b"x", timeout=10)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(total)))
+    rate = total / (time.perf_counter() - t)
+    await nc.close()
+    return rate, lat
+
+
+class Waiter:
+    """One live subscription to every task's events (not a consumer per task)."""
+
+    def __init__(self, client: FleetClient) -> None:
+        self.client = client
+        self.futures: dict[str, asyncio.Future[TaskEvent]] = {}
+
+    async def start(self) -> None:
+        bus = self.client.bus
+
+        async def on_event(event: TaskEvent, _: object) -> None:
+            future = self.futures.get(event.task_id)
+            if future is not None and is_terminal(event.state) and not future.done():
+                future.set_result(event)
+
+        await bus.subscribe(bus.subjects.all_events(), Codec[TaskEvent](TaskEvent), on_event)
+
+    async def run(self) -> TaskEvent:
+        task_id = new_task_id()
+        future = self.futures[task_id] = asyncio.get_running_loop().create_future()
+        await self.client.submit("echo", {}, task_id=task_id)
+        try:
+            return await asyncio.wait_for(future, 60)
+        finally:
+            del self.futures[task_id]
+
+
+async def fleet_bench(
+    client: FleetClient, total: int, inflight: int, seq: int
+) -> tuple[float, list[float]]:
+    waiter = Waiter(client)
+    await waiter.start()
+    for _ in range(20):
+        await waiter.run()
+    lat = []
+    for _ in range(seq):
+        t = time.perf_counter()
+        event = await waiter.run()
+        assert event.state == TaskState.COMPLETED
+        lat.append((time.perf_counter() - t) * 1000)
+    slots = asyncio.Semaphore(inflight)
+
+    async def one() -> None:
+        async with slots:
+            event = await waiter.run()
+            assert event.state == TaskState.COMPLETED
+
+    t = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(total)))
+    return total / (time.perf_counter() - t), lat
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--inflight", type=int, default=200)
+    parser.add_argument("--seq", type=int, default=300)
+    parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
+    args = parser.parse_args()
+    procs: list[asyncio.subprocess.Process] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        async with NatsServer(store_dir=Path(tmp) / "js") as server:
+            url, prefix = server.url, "bench"
+            cfg = json.dumps({"supervisor_id": "bench-sup", "registry_warmup_s": 0.3})
+            try:
+                profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+                procs.append(await spawn(*profile, "-m", "natsfleet.cli.main", "supervisor",
+                    "--nats", url, "--prefix", prefix, "--config-json", cfg))  # fmt: skip
+                for name in ("b1", "b2"):
+                    procs.append(await spawn(str(ROOT / "tests/supervisor/mini_agent.py"),
+                                             "--url", url, "--prefix", prefix, "--instance",
+                                             name, "--capacity", "100", "--hb", "0.5"))  # fmt: skip
+                procs.append(await spawn("-c", RESPONDER, url))
+                async with Bus(BusConfig(url=url, prefix=prefix), role="bench") as bus:
+                    await bus.provision()
+                    client = FleetClient(bus)
+                    await asyncio.sleep(1.5)  # let the processes start (bench only)
+                    raw_rate, raw_lat = await raw_bench(url, args.tasks, args.inflight, args.seq)
+                    rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq)
+            finally:
+                # SIGTERM first: the supervisor exits cleanly (and writes its profile).
+                for proc in procs:
+                    proc.terminate()
+                for proc in procs:
+                    try:
+                        await asyncio.wait_for(proc.wait(), 10)
+                    except TimeoutError:
+                        proc.kill()
+                        await proc.wait()
+    p50, p99 = statistics.median(lat), pct(lat, 0.99)
+    raw50, raw99 = statistics.median(raw_lat), pct(raw_lat, 0.99)
+    print(
+        f"raw nats-py request/reply: {raw_rate:8.0f} req/s  p50 {raw50:.3f} ms  p99 {raw99:.3f} ms"
+    )
+    print(f"natsfleet task (full path): {rate:8.0f} tasks/s p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    print(f"ratio raw/natsfleet: throughput {raw_rate / rate:.1f}x, p50 {p50 / raw50:.1f}x")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
