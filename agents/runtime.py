@@ -116,8 +116,14 @@ class AgentRuntime:
         self._stop.set()
 
     async def run(self) -> None:
-        """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect."""
-        await self.bus.connect()
+        """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect.
+
+        Without NATS at start it keeps trying (start order need not matter)
+        until connected or shut down.
+        """
+        if not await self._connect():
+            log.info("instance %s stopped before NATS was reachable", self.instance_id)
+            return
         try:
             await self.agent.setup()
             async with asyncio.TaskGroup() as tasks:
@@ -149,6 +155,23 @@ class AgentRuntime:
             self._tasks = None
             await self.bus.close()
             await self.agent.teardown()
+
+    async def _connect(self) -> bool:
+        """Connect unless `shutdown()` comes first; False if it did."""
+        log.info("connecting to NATS at %s", self.bus.config.url)
+        # Bounded helpers, both awaited below before returning: no orphans.
+        connecting = asyncio.ensure_future(self.bus.connect())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for helper in (connecting, stopping):
+                helper.cancel()
+            await asyncio.wait({connecting, stopping})
+        if connecting.cancelled():
+            return False
+        connecting.result()  # raises if connecting failed
+        return True
 
     async def _subscribe(self) -> None:
         s = self.subjects
