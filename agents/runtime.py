@@ -11,6 +11,7 @@ import secrets
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
+from natsfleet.agents.errors import AgentError
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
 from natsfleet.agents.presence import Presence
@@ -56,6 +57,9 @@ class AgentRuntime:
     ```python
     runtime = AgentRuntime(MyAgent(), bus_config=BusConfig.from_env())
     await runtime.run()      # returns after the drain; call runtime.shutdown() to start it
+
+    async with AgentRuntime(MyAgent()) as runtime:   # or: serving inside the block,
+        ...                                          # drained at its end
     ```
     """
 
@@ -100,6 +104,7 @@ class AgentRuntime:
         self._attempt_ended = asyncio.Event()
         self._draining = False
         self._skip_grace = False
+        self._runner: asyncio.Future[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -155,6 +160,23 @@ class AgentRuntime:
             self._tasks = None
             await self.bus.close()
             await self.agent.teardown()
+
+    async def __aenter__(self) -> "AgentRuntime":
+        """Run in the background until the block ends; returns once serving."""
+        self._runner = asyncio.ensure_future(self.run())
+        ready = asyncio.ensure_future(self.ready.wait())
+        await asyncio.wait({self._runner, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self._runner.done():
+            self._runner.result()  # raises why it could not start
+            raise AgentError(f"instance {self.instance_id} stopped before serving")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Drain (as SIGTERM would) and wait until the instance has left."""
+        self.shutdown()
+        if self._runner is not None:
+            await self._runner
 
     async def _connect(self) -> bool:
         """Connect unless `shutdown()` comes first; False if it did."""
