@@ -302,7 +302,14 @@ class AgentRuntime:
 
     async def _run_attempt(self, attempt: Attempt) -> None:
         buffer = self._pump_buffer(attempt)
-        ctx = TaskContext(attempt, output=buffer, runner=self._subtasks, logger=self._skill_log)
+        ctx = TaskContext(
+            attempt,
+            output=buffer,
+            runner=self._subtasks,
+            logger=self._skill_log,
+            llm=self.agent.llm,
+            tools=dict(self.agent.tools),
+        )
         try:
             outcome = await attempt.run(self.agent, ctx)
         finally:

@@ -6,7 +6,7 @@ import asyncio
 import msgspec
 import pytest
 
-from natsfleet.agents import AgentRuntime
+from natsfleet.agents import AgentRuntime, TaskContext, skill
 from natsfleet.bus import BusConfig, NatsServer
 from natsfleet.protocols import (
     MSG_ID_HEADER,
@@ -262,3 +262,31 @@ async def test_waits_for_nats_at_start_and_stops_on_shutdown() -> None:
         assert not runtime.ready.is_set()
     finally:
         bus_log.removeHandler(handler)
+
+
+async def test_context_carries_the_agents_llm_and_tools(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    seen: list[tuple[object, dict[str, object]]] = []
+
+    class Equipped(EchoAgent):
+        name = "equipped"
+
+        async def setup(self) -> None:
+            self.llm = "fake-llm"
+            self.tools = {"search": len}
+
+        @skill
+        async def look(self, input: Text, ctx: TaskContext) -> Text:
+            seen.append((ctx.llm, ctx.tools))
+            assert ctx.span is None and ctx.remaining_s is None
+            return input
+
+    async with (
+        driver(nats_server.url, prefix) as d,
+        running(Equipped(), nats_server.url, prefix, instance_id="q1"),
+    ):
+        await d.hello("q1")
+        assign, _ = await d.assign("equipped", "q1", "look", Text(text="x"))
+        assert isinstance(await d.outcome(assign.token), Result)
+        assert seen == [("fake-llm", {"search": len})]
