@@ -104,9 +104,14 @@ class Attempt:
             return self.stopped_failure()
         async with asyncio.TaskGroup() as group:
             self._skill_task = group.create_task(self._invoke(agent, ctx))
-        if self._skill_task.cancelled() or self.cancel_kind is not None:
+        if self.cancel_kind is not None:
             # A skill that swallowed the CancelledError is still reported stopped.
             return self.stopped_failure()
+        if self._skill_task.cancelled():
+            # Nobody asked: the skill let a CancelledError of its own escape.
+            return self.failure(
+                FailureKind.ERROR, "CancelledError", "cancelled from inside", retryable=True
+            )
         return self._skill_task.result()
 
     async def _invoke(self, agent: "Agent", ctx: "TaskContext") -> AttemptOutcome:
