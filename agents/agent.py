@@ -1,6 +1,8 @@
 """The Agent base class and its small config Struct."""
 
-from typing import ClassVar
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -55,13 +57,18 @@ class Agent:
     ```
 
     `setup()` runs once before the instance says hello and `teardown()` once
-    after it said bye; override them to open and close clients.
+    after it said bye; override them to open and close clients, and to set
+    `self.llm` and `self.tools`, which every skill's context carries.
     """
 
     name: ClassVar[str] = ""
     version: ClassVar[str] = "0"
     description: ClassVar[str] = ""
     config: ClassVar[AgentConfig] = AgentConfig()
+    #: Every skill's `ctx.llm`; set it in `setup()` (`natsfleet.agents.llm` provides one).
+    llm: Any = None
+    #: Every skill's `ctx.tools` (copied per attempt); set it in `setup()`.
+    tools: Mapping[str, Any] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -54,6 +54,10 @@ class Attempt:
     def msg_id(self) -> str:
         return f"{self.task_id}:{self.token}"
 
+    def stop_requested(self) -> bool:
+        """A Cancel or a hand-back asked this attempt to stop."""
+        return self.cancel_kind is not None
+
     def request_cancel(self, kind: FailureKind, detail: str) -> None:
         """Stop the skill (CancelledError at its next await). The first reason wins."""
         if self.cancel_kind is not None or self.ended:
@@ -100,13 +104,18 @@ class Attempt:
         The skill runs in a child task so that a Cancel can stop it without
         cancelling this one, which still has to report the outcome.
         """
-        if self.cancel_kind is not None:
+        if self.stop_requested():
             return self.stopped_failure()
         async with asyncio.TaskGroup() as group:
             self._skill_task = group.create_task(self._invoke(agent, ctx))
-        if self._skill_task.cancelled() or self.cancel_kind is not None:
+        if self.stop_requested():
             # A skill that swallowed the CancelledError is still reported stopped.
             return self.stopped_failure()
+        if self._skill_task.cancelled():
+            # Nobody asked: the skill let a CancelledError of its own escape.
+            return self.failure(
+                FailureKind.ERROR, "CancelledError", "cancelled from inside", retryable=True
+            )
         return self._skill_task.result()
 
     async def _invoke(self, agent: "Agent", ctx: "TaskContext") -> AttemptOutcome:

@@ -11,6 +11,7 @@ import secrets
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
+from natsfleet.agents.errors import AgentError
 from natsfleet.agents.llm_binding import LLMBinding, with_usage
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
@@ -57,6 +58,9 @@ class AgentRuntime:
     ```python
     runtime = AgentRuntime(MyAgent(), bus_config=BusConfig.from_env())
     await runtime.run()      # returns after the drain; call runtime.shutdown() to start it
+
+    async with AgentRuntime(MyAgent()) as runtime:   # or: serving inside the block,
+        ...                                          # drained at its end
     ```
     """
 
@@ -104,6 +108,7 @@ class AgentRuntime:
         self._attempt_ended = asyncio.Event()
         self._draining = False
         self._skip_grace = False
+        self._runner: asyncio.Future[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -120,8 +125,14 @@ class AgentRuntime:
         self._stop.set()
 
     async def run(self) -> None:
-        """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect."""
-        await self.bus.connect()
+        """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect.
+
+        Without NATS at start it keeps trying (start order need not matter)
+        until connected or shut down.
+        """
+        if not await self._connect():
+            log.info("instance %s stopped before NATS was reachable", self.instance_id)
+            return
         try:
             await self.llm.open(self.bus)
             await self.agent.setup()
@@ -155,6 +166,40 @@ class AgentRuntime:
             await self.bus.close()
             await self.agent.teardown()
             await self.llm.aclose()
+
+    async def __aenter__(self) -> "AgentRuntime":
+        """Run in the background until the block ends; returns once serving."""
+        self._runner = asyncio.ensure_future(self.run())
+        ready = asyncio.ensure_future(self.ready.wait())
+        await asyncio.wait({self._runner, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self._runner.done():
+            self._runner.result()  # raises why it could not start
+            raise AgentError(f"instance {self.instance_id} stopped before serving")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Drain (as SIGTERM would) and wait until the instance has left."""
+        self.shutdown()
+        if self._runner is not None:
+            await self._runner
+
+    async def _connect(self) -> bool:
+        """Connect unless `shutdown()` comes first; False if it did."""
+        log.info("connecting to NATS at %s", self.bus.config.url)
+        # Bounded helpers, both awaited below before returning: no orphans.
+        connecting = asyncio.ensure_future(self.bus.connect())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for helper in (connecting, stopping):
+                helper.cancel()
+            await asyncio.wait({connecting, stopping})
+        if connecting.cancelled():
+            return False
+        connecting.result()  # raises if connecting failed
+        return True
 
     async def _subscribe(self) -> None:
         s = self.subjects
@@ -263,9 +308,16 @@ class AgentRuntime:
 
     async def _run_attempt(self, attempt: Attempt) -> None:
         buffer = self._pump_buffer(attempt)
-        llm = self.llm.bind(attempt, buffer)
+        # An agent that set its own `self.llm` in setup() keeps it; otherwise
+        # each attempt gets the process's router bound to this attempt.
+        llm = self.llm.bind(attempt, buffer) if self.agent.llm is None else None
         ctx = TaskContext(
-            attempt, output=buffer, runner=self._subtasks, logger=self._skill_log, llm=llm
+            attempt,
+            output=buffer,
+            runner=self._subtasks,
+            logger=self._skill_log,
+            llm=llm if llm is not None else self.agent.llm,
+            tools=dict(self.agent.tools),
         )
         try:
             outcome = await attempt.run(self.agent, ctx)

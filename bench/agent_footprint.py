@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/agent_footprint.py [--instances 3] [--window-s 10] [--heartbeat-s 2]
 
-Starts a private nats-server, N `natsfleet agent run echo` processes (the
-built-in echo agent, default config but for the heartbeat interval), lets
-them settle, then reads each process's RSS from /proc and counts the bytes
-of every hello/heartbeat on the bus during the window.
+Starts a private nats-server, N `natsfleet agent run echo` processes at once
+(the built-in echo agent, default config but for the heartbeat interval),
+times each one's start to its Hello, lets them settle, then reads each
+process's RSS from /proc and counts the bytes of every heartbeat on the bus
+during the window.
 """
 
 import argparse
@@ -36,18 +37,22 @@ async def main(instances: int, window_s: float, heartbeat_s: float) -> None:
         async with Bus(config, role="bench", instance="0") as bus:
             await bus.provision()
             payload = {"bytes": 0, "wire": 0, "count": 0}
+            hello_at: dict[str, float] = {}
 
             async def on_msg(msg: object) -> None:
                 data = msg.data  # type: ignore[attr-defined]
                 headers = msg.header or {}  # type: ignore[attr-defined]
                 header_bytes = 12 + sum(len(k) + len(v) + 4 for k, v in headers.items())
                 subject = msg.subject  # type: ignore[attr-defined]
+                if subject.endswith(".hello"):
+                    hello_at.setdefault(subject.split(".")[-2], time.monotonic())
                 payload["count"] += 1
                 payload["bytes"] += len(data)
                 payload["wire"] += len(data) + header_bytes + len(subject) + _HPUB_OVERHEAD
 
             await bus.nc.subscribe(bus.subjects.announcements(), cb=on_msg)
             procs = []
+            spawned = time.monotonic()
             for i in range(instances):
                 procs.append(
                     await asyncio.create_subprocess_exec(
@@ -85,6 +90,10 @@ async def main(instances: int, window_s: float, heartbeat_s: float) -> None:
                     await p.wait()
             per_instance = seen["count"] / instances
             print(f"instances: {instances}, heartbeat interval: {heartbeat_s} s")
+            startup = [
+                hello_at[f"echo-{i}"] - spawned for i in range(instances) if f"echo-{i}" in hello_at
+            ]
+            print(f"process start to Hello: {min(startup):.2f}-{max(startup):.2f} s")
             print(f"RSS per idle instance: {sum(rss) / len(rss) / 1024:.1f} MiB ({rss} KiB)")
             print(
                 f"heartbeats per instance: {per_instance / elapsed:.2f}/s, "

@@ -87,6 +87,8 @@ def agents_command(
     """List live agent instances, as the supervisor's registry knows them."""
     from natsfleet.bus import BusConfig, NoResponders, RequestTimeout
 
+    # The connection's retry warnings would bury the one line that matters here.
+    logging.getLogger("natsfleet.bus").setLevel(logging.ERROR)
     config = BusConfig.from_env(url=nats_url, prefix=prefix, name="natsfleet agents")
     try:
         agents = asyncio.run(_fetch_agents(config, agent_name, timeout_s))
@@ -112,7 +114,10 @@ async def _fetch_agents(
 
     bus = Bus(config, role="cli", instance=str(os.getpid()))
     try:
-        await bus.connect()
+        # The bus retries a refused connection forever; a listing should not.
+        await asyncio.wait_for(bus.connect(), timeout_s)
+    except TimeoutError:
+        raise OSError(f"cannot reach NATS at {config.url} within {timeout_s} s") from None
     except Exception as exc:  # nats-py raises several unrelated types here
         raise OSError(f"cannot reach NATS at {config.url}: {exc}") from None
     try:

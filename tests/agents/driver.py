@@ -234,21 +234,12 @@ async def running(
     instance_id: str | None = None,
     config: AgentConfig | None = None,
 ) -> AsyncIterator[AgentRuntime]:
-    """An in-process instance of `agent`, drained at exit."""
+    """An in-process instance of `agent`, drained at exit (the grace skipped)."""
     runtime = AgentRuntime(
         agent, bus_config=BusConfig(url=url, prefix=prefix), instance_id=instance_id, config=config
     )
-    task = asyncio.create_task(runtime.run())
-    ready = asyncio.create_task(runtime.ready.wait())
-    await asyncio.wait({task, ready}, timeout=10.0, return_when=asyncio.FIRST_COMPLETED)
-    if not ready.done():
-        ready.cancel()
-        if task.done():
-            task.result()  # raises why it stopped
-        task.cancel()
-        raise TimeoutError("agent did not become ready")
-    try:
-        yield runtime
-    finally:
-        runtime.shutdown(immediate=True)
-        await asyncio.wait_for(task, 10.0)
+    async with runtime:
+        try:
+            yield runtime
+        finally:
+            runtime.shutdown(immediate=True)

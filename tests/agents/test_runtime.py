@@ -6,7 +6,8 @@ import asyncio
 import msgspec
 import pytest
 
-from natsfleet.bus import NatsServer
+from natsfleet.agents import AgentRuntime, TaskContext, skill
+from natsfleet.bus import BusConfig, NatsServer
 from natsfleet.protocols import (
     MSG_ID_HEADER,
     Accept,
@@ -231,3 +232,61 @@ async def test_slept_result_type(nats_server: NatsServer, prefix: str) -> None:
         outcome = await d.outcome(assign.token)
         assert isinstance(outcome, Result)
         assert decode_raw(outcome.output, Slept).instance_id == "e1"
+
+
+async def test_waits_for_nats_at_start_and_stops_on_shutdown() -> None:
+    import logging
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    retrying = asyncio.Event()
+
+    class OnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "nats error" in record.getMessage():
+                retrying.set()
+
+    handler = OnRetry()
+    bus_log = logging.getLogger("natsfleet.bus.connection")
+    bus_log.addHandler(handler)
+    try:
+        runtime = AgentRuntime(
+            EchoAgent(), bus_config=BusConfig(url=f"nats://127.0.0.1:{port}", prefix="none")
+        )
+        task = asyncio.create_task(runtime.run())
+        await asyncio.wait_for(retrying.wait(), 10)
+        runtime.shutdown()
+        await asyncio.wait_for(task, 2)
+        assert not runtime.ready.is_set()
+    finally:
+        bus_log.removeHandler(handler)
+
+
+async def test_context_carries_the_agents_llm_and_tools(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    seen: list[tuple[object, dict[str, object]]] = []
+
+    class Equipped(EchoAgent):
+        name = "equipped"
+
+        async def setup(self) -> None:
+            self.llm = "fake-llm"
+            self.tools = {"search": len}
+
+        @skill
+        async def look(self, input: Text, ctx: TaskContext) -> Text:
+            seen.append((ctx.llm, ctx.tools))
+            assert ctx.span is None and ctx.remaining_s is None
+            return input
+
+    async with (
+        driver(nats_server.url, prefix) as d,
+        running(Equipped(), nats_server.url, prefix, instance_id="q1"),
+    ):
+        await d.hello("q1")
+        assign, _ = await d.assign("equipped", "q1", "look", Text(text="x"))
+        assert isinstance(await d.outcome(assign.token), Result)
+        assert seen == [("fake-llm", {"search": len})]
