@@ -497,6 +497,8 @@ class Bus:
                 except (
                     nats.errors.ConnectionClosedError,
                     nats.errors.ConnectionReconnectingError,
+                    # JetStream answers 503 for a moment after a server restart.
+                    nats.js.errors.ServiceUnavailableError,
                 ):
                     await asyncio.sleep(self.config.reconnect_wait_s)
                     continue

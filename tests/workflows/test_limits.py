@@ -90,6 +90,10 @@ async def test_budget_deadline_and_unknown_skill(wf: WfFleet) -> None:
     # (a step task never outlives its run's).
     ended = (TaskState.CANCELED, TaskState.FAILED)
     status = await wf.until(
-        slow, lambda _, s: all(t.state in ended for t in s.steps[1].tasks), timeout_s=10
+        slow,
+        lambda _, s: (
+            step_state(s, "slow") == "failed" and all(t.state in ended for t in s.steps[1].tasks)
+        ),
+        timeout_s=10,
     )
     assert step_state(status, "quick") == "completed"
