@@ -1,6 +1,7 @@
 """`natsfleet agent run` and `natsfleet agents`."""
 
 import asyncio
+import logging
 import os
 import sys
 import time

@@ -308,6 +308,13 @@ class Planner:
         return null_raw()
 
     def result(self, now_ms: int) -> WorkflowRun:
+        if is_terminal(self.state) and self.state != TaskState.COMPLETED:
+            # Steps still going when the run ended show that they were stopped.
+            stopped = (StepPhase.RUNNING, StepPhase.INPUT_REQUIRED)
+            for name, step in self.steps.items():
+                if step.phase in stopped:
+                    detail = f"stopped: run {self.state.value}"
+                    self.steps[name] = structs.replace(step, phase=StepPhase.FAILED, detail=detail)
         return structs.replace(
             self.run, steps=self.steps, loops=self.loops, spent_usd=self.spent_usd,
             state=self.state, error=self.error, output=self.output, updated_ms=now_ms,

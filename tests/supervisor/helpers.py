@@ -3,6 +3,7 @@
 import asyncio
 from pathlib import Path
 
+from nats.aio.msg import Msg
 from nats.js import api as js_api
 
 from natsfleet.bus import Bus
@@ -65,12 +66,22 @@ class Tracker:
         self._changed = asyncio.Event()
 
     async def start(self) -> None:
-        async def on_event(event: TaskEvent, _: object) -> None:
+        async def on_event(msg: Msg) -> None:
+            event = _EVENT.decode(msg.data)
             if is_terminal(event.state):
                 self.ended[event.task_id] = event
                 self._changed.set()
 
-        await self.bus.subscribe(self.bus.subjects.all_events(), _EVENT, on_event)
+        # From the EVENTS stream, not a plain subscription: terminal events
+        # published while this connection reconnects (a server restart in
+        # the test) must not be missed.
+        await self.bus.js.subscribe(
+            self.bus.subjects.all_events(),
+            stream=self.bus.subjects.stream(Stream.EVENTS),
+            cb=on_event,
+            ordered_consumer=True,
+            deliver_policy=js_api.DeliverPolicy.NEW,
+        )
 
     async def done(self, count: int, timeout_s: float) -> None:
         async def wait() -> None:

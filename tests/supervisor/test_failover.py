@@ -21,9 +21,10 @@ LEASE_TTL_S = FAST["lease_ttl_s"]
 async def _submit_many(fleet: Any, count: int, spec: dict[str, Any]) -> list[str]:
     ids: list[str] = []
     for start in range(0, count, 100):
-        batch = [fleet.client.submit("echo", {**spec, "n": i}) for i in range(start, start + 100)]
+        stop = min(start + 100, count)
+        batch = [fleet.client.submit("echo", {**spec, "n": i}) for i in range(start, stop)]
         ids += await asyncio.gather(*batch)
-    return ids[:count]
+    return ids
 
 
 async def _check_exactly_once(fleet: Any, ids: list[str]) -> None:

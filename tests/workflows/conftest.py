@@ -19,7 +19,9 @@ from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
 from natsfleet.protocols import (
     AgentAnnouncement,
     Codec,
+    ErrorCode,
     Hello,
+    RemoteError,
     Rollcall,
     TaskRecord,
     TaskState,
@@ -118,10 +120,16 @@ class WfFleet:
         """Poll the run's status until `check` holds (a deadline, never a fixed sleep)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout_s
+        reply = None
         while True:
-            reply = await self.client.status_reply(run_id)
-            if reply.workflow is not None and check(reply.task, reply.workflow):
-                return reply.workflow
+            try:
+                reply = await self.client.status_reply(run_id)
+            except RemoteError as exc:  # not admitted yet
+                if exc.code != ErrorCode.UNKNOWN_TASK:
+                    raise
+            if reply is not None and reply.workflow is not None:
+                if check(reply.task, reply.workflow):
+                    return reply.workflow
             if loop.time() > end:
                 raise AssertionError(f"run {run_id} never got there: {reply}")
             await asyncio.sleep(0.05)
