@@ -7,6 +7,7 @@ their tokens in the heartbeat's `in_flight` until the stream has them.
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 
@@ -29,6 +30,8 @@ class Outbox:
         self._subject = subject
         self._on_acked = on_acked
         self._pending: dict[str, AttemptOutcome] = {}
+        # The context each outcome was made in: its publish joins that trace.
+        self._contexts: dict[str, contextvars.Context] = {}
         self._seen: set[str] = set()
         self._warned: set[str] = set()
         self._more = asyncio.Event()
@@ -41,12 +44,14 @@ class Outbox:
     def pending_tokens(self) -> list[str]:
         return list(self._pending)
 
-    def put(self, outcome: AttemptOutcome) -> bool:
+    def put(self, outcome: AttemptOutcome, context: contextvars.Context | None = None) -> bool:
         """Queue the outcome of `outcome.token`; False if that token already has one."""
         if outcome.token in self._seen:
             return False
         self._seen.add(outcome.token)
         self._pending[outcome.token] = outcome
+        if context is not None:
+            self._contexts[outcome.token] = context
         self._empty.clear()
         self._more.set()
         return True
@@ -70,7 +75,12 @@ class Outbox:
             await self._more.wait()
             self._more.clear()
             batch = list(self._pending.values())[:_BATCH]
-            results = await asyncio.gather(*(self._publish(o) for o in batch))
+            results = await asyncio.gather(
+                *(
+                    asyncio.create_task(self._publish(o), context=self._contexts.get(o.token))
+                    for o in batch
+                )
+            )
             if len(self._pending) > 0:
                 self._more.set()
             else:
@@ -105,5 +115,6 @@ class Outbox:
             self._warned.discard(outcome.token)
             log.info("outcome of %s stored after retrying", msg_id)
         self._pending.pop(outcome.token, None)
+        self._contexts.pop(outcome.token, None)
         self._on_acked(outcome.token)
         return True

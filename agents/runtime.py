@@ -5,9 +5,11 @@ supervisor contract"); the numbers in comments below refer to its items.
 """
 
 import asyncio
+import contextvars
 import logging
 import secrets
 
+from natsfleet.agents import telemetry
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
@@ -20,6 +22,7 @@ from natsfleet.agents.skill import SkillDef
 from natsfleet.agents.slots import Slots
 from natsfleet.agents.subtasks import SubtaskCaller
 from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
+from natsfleet.bus.logs import task_scope
 from natsfleet.protocols import (
     Accept,
     AgentInbox,
@@ -320,7 +323,15 @@ class AgentRuntime:
             tools=dict(self.agent.tools),
         )
         try:
-            outcome = await attempt.run(self.agent, ctx)
+            with (
+                telemetry.invoke_agent(self.name, self.instance_id, attempt) as span,
+                task_scope(task_id=attempt.task_id, attempt=attempt.number),
+            ):
+                ctx.span = span
+                outcome = await attempt.run(self.agent, ctx)
+                telemetry.record_outcome(span, outcome)
+                # Captured here so the outcome's publish joins the task's trace.
+                outcome_context = contextvars.copy_context()
             if llm is not None:
                 outcome = with_usage(outcome, llm)
         finally:
@@ -331,7 +342,7 @@ class AgentRuntime:
             self._attempt_ended.set()
         await self._pump.close(buffer)
         # The token stays in the heartbeat's in_flight until the stream has it.
-        self.outbox.put(outcome)
+        self.outbox.put(outcome, outcome_context)
 
     def _pump_buffer(self, attempt: Attempt) -> OutputBuffer:
         subject = self.subjects.output(self.name, self.instance_id, attempt.task_id)

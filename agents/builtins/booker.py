@@ -36,6 +36,7 @@ from natsfleet.agents.context import TaskContext
 from natsfleet.agents.errors import SkillError
 from natsfleet.agents.llm import TaskLLM
 from natsfleet.agents.skill import skill
+from natsfleet.agents.telemetry import execute_tool
 from natsfleet.agents.tools.travel import (
     Booking,
     BookingDesk,
@@ -153,15 +154,17 @@ class Booker(Agent):
     async def search(self, input: FlightQuery, ctx: TaskContext) -> FlightSearchResult:
         """Offers for a one-way query, cheapest first (sandbox provider, labelled)."""
         desk, _ = self._ensure()
-        return await search_flights(
-            input.origin, input.destination, input.date, input.passengers, provider=desk.fares
-        )
+        with execute_tool("search_flights", provider="sandbox"):
+            return await search_flights(
+                input.origin, input.destination, input.date, input.passengers, provider=desk.fares
+            )
 
     @skill
     async def hold_offer(self, input: HoldInput, ctx: TaskContext) -> HeldOffer:
         """Hold the chosen offer (default: the cheapest) at its price."""
         desk, _ = self._ensure()
-        hold = await desk.hold_offer(pick_offer(input))
+        with execute_tool("hold_offer"):
+            hold = await desk.hold_offer(pick_offer(input))
         return HeldOffer(
             hold_id=hold.hold_id,
             offer=hold.offer,
@@ -180,7 +183,8 @@ class Booker(Agent):
         key = input.idempotency_key or (
             f"{ctx.workflow_id}/book" if ctx.workflow_id else ctx.task_id
         )
-        return await desk.book(offer, passenger, key)
+        with execute_tool("book"):
+            return await desk.book(offer, passenger, key)
 
     @skill
     async def pay(self, input: PayInput, ctx: TaskContext) -> Payment:
@@ -189,13 +193,15 @@ class Booker(Agent):
         amount = (
             input.booking.offer.total_cents if input.amount_cents is None else input.amount_cents
         )
-        return await desk.pay(input.booking, amount, input.approval_token or None)
+        with execute_tool("pay", provider="sandbox"):
+            return await desk.pay(input.booking, amount, input.approval_token or None)
 
     @skill
     async def add_to_calendar(self, input: CalendarInput, ctx: TaskContext) -> CalendarEntry:
         """Write the booking as an iCalendar file; returns its path."""
         _, folder = self._ensure()
-        path = await asyncio.to_thread(add_to_calendar, input.booking, folder / "calendar")
+        with execute_tool("add_to_calendar"):
+            path = await asyncio.to_thread(add_to_calendar, input.booking, folder / "calendar")
         return CalendarEntry(
             path=str(path.resolve()),
             booking_id=input.booking.booking_id,
@@ -211,7 +217,8 @@ class Booker(Agent):
         to = input.to or input.email or input.booking.passenger.email
         if os.environ.get(SMTP_HOST_ENV):
             config = SmtpConfig.from_env()
-            sent = await send_confirmation(input.booking, to, config)
+            with execute_tool("send_confirmation", delivery="smtp"):
+                sent = await send_confirmation(input.booking, to, config)
             return ConfirmationSent(
                 to=sent.to,
                 subject=sent.subject,

@@ -26,6 +26,7 @@ from natsfleet.agents.context import TaskContext
 from natsfleet.agents.errors import SkillError
 from natsfleet.agents.llm import TaskLLM, Tier
 from natsfleet.agents.skill import skill
+from natsfleet.agents.telemetry import execute_tool
 from natsfleet.agents.tools.editing import cited_numbers
 from natsfleet.agents.tools.research import LocalCorpusSearch, Passage, SearchProvider
 from natsfleet.agents.tools.research.web import WebSearchProvider
@@ -151,7 +152,9 @@ class Researcher(Agent):
             self._search = make_search_provider()
         llm = task_llm(ctx)
         ctx.progress(0.1, f"searching {self._search.name}")
-        passages = relevant(await self._search.search(input.question, max(1, input.max_passages)))
+        with execute_tool("search", provider=self._search.name):
+            found = await self._search.search(input.question, max(1, input.max_passages))
+        passages = relevant(found)
         if not passages:
             raise SkillError(f"no passage matches {input.question!r}", retryable=False)
         sources, numbers = number_sources(passages)
