@@ -30,6 +30,7 @@ from natsfleet.protocols import (
     encode,
     is_terminal,
 )
+from natsfleet.supervisor import telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
@@ -37,6 +38,7 @@ from natsfleet.supervisor.errors import NotLeader, RevisionConflict
 from natsfleet.supervisor.queue import ReadyQueue
 from natsfleet.supervisor.registry import Instance, Registry
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
+from natsfleet.supervisor.telemetry import AttemptSpans
 from natsfleet.supervisor.timers import Timer, TimerKind, Timers
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class Engine:
         self.started = time.monotonic()
         self._last_rollcall = 0.0
         self.workflows: WorkflowHook | None = None
+        self.spans = AttemptSpans()
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -111,6 +114,7 @@ class Engine:
         return record.timeouts.heartbeat_timeout_s or self.cfg.heartbeat_timeout_s
 
     def _release(self, token: str | None) -> None:
+        self.spans.end(token)  # no-op when the ending site already ended it
         if self.attempts.release(token) is not None:
             self.wake.set()
 
@@ -136,7 +140,7 @@ class Engine:
             await self.workflows.admit(submit)
             return
         now = now_ms()
-        record = tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now)
+        record = telemetry.with_trace(tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now))
         if submit.skill is None:
             error = ErrorInfo(
                 error_type="unsupported", detail="workflows are not run here", retryable=False
@@ -194,6 +198,7 @@ class Engine:
         token = tracked.record.token
         new = tr.completed(tracked.record, result, now_ms())
         await self.store.write(tracked, new)
+        self.spans.end(token, "completed")
         self._release(token)
         await self.store.emit(event_for(new))
         self._ended(new)
@@ -241,6 +246,8 @@ class Engine:
         not_before = now + int(policy.delay_s(record.attempts) * 1000) if backoff else None
         new = tr.requeued(record, now, not_before_ms=not_before)
         await self.store.write(tracked, new)
+        then = "reassign" if not_before is None else f"retry in {(not_before - now) / 1000:.2f} s"
+        self.spans.end(token, outcome, error, then)
         self._release(token)
         await self.store.emit(event_for(new, detail=f"attempt {outcome}"))
         self.timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)
@@ -257,6 +264,8 @@ class Engine:
         new = structs.replace(tr.failed(record, error, now_ms()), dead_letter=reason)
         await self.dead_letter_task(new, reason)
         await self.store.write(tracked, new)
+        last = record.history[-1].outcome if record.history else None
+        self.spans.end(token, last or "", error, f"fail: {reason.value}")
         self._release(token)
         self.queue.remove(new.task_id)
         await self.store.emit(event_for(new, detail=reason.value))

@@ -92,6 +92,7 @@ class Dispatcher:
                 engine.attempts.unreserve(instance.instance_id)
                 raise
             engine.new_attempt(new, reserved=True)
+            engine.spans.start(new)
             engine.timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
         await engine.store.emit(event_for(new))
         await self._send(tracked, new, instance)
@@ -116,9 +117,10 @@ class Dispatcher:
         )
         subject = self.bus.subjects.assign(instance.agent, instance.instance_id)
         try:
-            reply = await self.bus.request(
-                subject, assign, _REPLY, timeout_s=self.cfg.assign_timeout_s
-            )
+            with self.engine.spans.current(record.token):
+                reply = await self.bus.request(
+                    subject, assign, _REPLY, timeout_s=self.cfg.assign_timeout_s
+                )
         except RemoteError as exc:
             await self._rejected(tracked, record, instance, None, str(exc))
             return
@@ -187,6 +189,7 @@ class Dispatcher:
                 return
             new = tr.unassigned(tracked.record, now_ms())
             await engine.store.write(tracked, new)
+            engine.spans.end(record.token, "not accepted", then="requeue")
             engine.attempts.release(record.token)
             # A paused instance is skipped until its next heartbeat, so this
             # does not spin on an instance that keeps refusing.

@@ -109,7 +109,10 @@ class AgentProcs:
         return await self.spawn(instance_id, cmd, env)
 
     async def start_supervisor(
-        self, name: str = "sup", config: dict[str, Any] | None = None
+        self,
+        name: str = "sup",
+        config: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
     ) -> AgentProcess:
         """Start `natsfleet supervisor` with `config` (SupervisorConfig fields as JSON).
 
@@ -117,8 +120,8 @@ class AgentProcs:
         """
         cmd = [sys.executable, "-m", "natsfleet.cli.main", "supervisor"]
         cmd += ["--nats", self.url, "--prefix", self.prefix]
-        cmd += ["--config-json", json.dumps({**(config or {}), "supervisor_id": name})]
-        return await self.spawn(name, cmd)
+        cmd += ["--config-json", json.dumps({**(config or {}), "supervisor_id": name}), "-v"]
+        return await self.spawn(name, cmd, env)
 
     async def spawn(
         self, name: str, cmd: list[str], env: dict[str, str] | None = None
