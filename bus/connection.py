@@ -58,6 +58,35 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _Running:
+    """The handlers of a parallel consumer: at most `limit` at once, owned here.
+
+    Handlers never raise (`_dispatch_js` settles every outcome), so nothing is
+    lost by not joining them in a TaskGroup; `cancel()` ends those still running.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(fn, *args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            await fn(*args)
+        finally:
+            self._slots.release()
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class Bus:
     """A NATS connection speaking the natsfleet protocol.
 
@@ -482,8 +511,10 @@ class Bus:
         A message is acked when its handler returns (unless the handler acked,
         nak'ed or term'ed it itself), nak'ed with a delay if the handler
         raises, and dead-lettered then terminated if it cannot be decoded.
-        With `parallel`, the messages of one fetched batch are handled
-        concurrently (the handler must then serialize what needs it).
+        With `parallel`, messages are handled concurrently, up to `batch` at
+        once, and the next batch is fetched while earlier ones are still being
+        handled (no barrier per batch); the handler must then serialize what
+        needs it.
         """
         config = js_api.ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch * 8)
 
@@ -496,6 +527,7 @@ class Bus:
         if ready is not None:
             ready.set()
         failing_since: float | None = None
+        running = _Running(batch)
         try:
             while True:
                 try:
@@ -523,15 +555,19 @@ class Bus:
                         time.monotonic() - failing_since,
                     )
                     failing_since = None
-                if parallel and len(msgs) > 1:
-                    await asyncio.gather(*(self._dispatch_js(m, codec, handler) for m in msgs))
+                if parallel:
+                    for msg in msgs:
+                        await running.start(self._dispatch_js, msg, codec, handler)
                     continue
                 for msg in msgs:
                     await self._dispatch_js(msg, codec, handler)
         finally:
             # The durable consumer stays; only this process's inbox goes.
+            # Handlers still running are cancelled: their messages are not
+            # acknowledged and come back after ack_wait.
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
+            await running.cancel()
 
     async def _retrying(self, operation: Callable[[], Awaitable[R]], what: str) -> R:
         """Run a JetStream operation until it succeeds (transient NATS errors only)."""
