@@ -18,6 +18,7 @@ from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
 from natsfleet.bus import deadletter, tracing
+from natsfleet.bus.acks import AckPipe
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
@@ -108,6 +109,8 @@ class Bus:
         self._blobs: BlobStore | None = None
         self._kv: dict[Bucket, KeyValue] = {}
         self._subs: list[Subscription[Any]] = []
+        self._acks: AckPipe | None = None
+        self._acks_lock = asyncio.Lock()
         self._closed = False
         self._state = "new"
 
@@ -298,10 +301,39 @@ class Bus:
         if tracing.enabled():
             with tracing.publish_span(subject, hdrs, len(data), msg_id):
                 ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
-        else:
-            ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
+            self.stats.published += 1
+            return ack
+        future = await self.publish_async(subject, data, hdrs)
+        if timeout >= self.config.js_timeout_s:
+            return await future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise nats.errors.TimeoutError() from None
+
+    async def publish_async(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> "asyncio.Future[js_api.PubAck]":
+        """JetStream publish of raw bytes without waiting: the future is the ack.
+
+        The future gives the `PubAck` (its `seq` is a KV revision) or raises the
+        JetStream error (`APIError`, e.g. a failed expected-sequence check) or
+        `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
+        flight at once; await their futures together (DESIGN.md section 8).
+        """
+        if self._acks is None:
+            async with self._acks_lock:
+                if self._acks is None:
+                    acks = AckPipe(self.nc, self.config.js_timeout_s)
+                    await acks.start()
+                    self._acks = acks
+        future = await self._acks.publish(subject, payload, headers)
         self.stats.published += 1
-        return ack
+        return future
+
+    def kv_subject(self, bucket: Bucket, key: str) -> str:
+        """The subject a KV entry is written on (what `KeyValue.put` publishes to)."""
+        return f"$KV.{self.subjects.bucket(bucket)}.{key}"
 
     async def request(
         self,
