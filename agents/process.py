@@ -3,22 +3,13 @@
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
 
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.runtime import AgentRuntime
 from natsfleet.bus import BusConfig
+from natsfleet.bus.loop import loop_factory
 
 log = logging.getLogger(__name__)
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when it is installed, else asyncio's default."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 async def serve(runtime: AgentRuntime) -> None:

@@ -18,6 +18,7 @@ from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
 from natsfleet.bus import deadletter, tracing
+from natsfleet.bus.acks import AckPipe
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
@@ -58,6 +59,35 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class _Running:
+    """The handlers of a parallel consumer: at most `limit` at once, owned here.
+
+    Handlers never raise (`_dispatch_js` settles every outcome), so nothing is
+    lost by not joining them in a TaskGroup; `cancel()` ends those still running.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(fn, *args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            await fn(*args)
+        finally:
+            self._slots.release()
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class Bus:
     """A NATS connection speaking the natsfleet protocol.
 
@@ -79,6 +109,8 @@ class Bus:
         self._blobs: BlobStore | None = None
         self._kv: dict[Bucket, KeyValue] = {}
         self._subs: list[Subscription[Any]] = []
+        self._acks: AckPipe | None = None
+        self._acks_lock = asyncio.Lock()
         self._closed = False
         self._state = "new"
 
@@ -271,10 +303,39 @@ class Bus:
         if tracing.enabled():
             with tracing.publish_span(subject, hdrs, len(data), msg_id):
                 ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
-        else:
-            ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
+            self.stats.published += 1
+            return ack
+        future = await self.publish_async(subject, data, hdrs)
+        if timeout >= self.config.js_timeout_s:
+            return await future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise nats.errors.TimeoutError() from None
+
+    async def publish_async(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> "asyncio.Future[js_api.PubAck]":
+        """JetStream publish of raw bytes without waiting: the future is the ack.
+
+        The future gives the `PubAck` (its `seq` is a KV revision) or raises the
+        JetStream error (`APIError`, e.g. a failed expected-sequence check) or
+        `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
+        flight at once; await their futures together (DESIGN.md section 8).
+        """
+        if self._acks is None:
+            async with self._acks_lock:
+                if self._acks is None:
+                    acks = AckPipe(self.nc, self.config.js_timeout_s)
+                    await acks.start()
+                    self._acks = acks
+        future = await self._acks.publish(subject, payload, headers)
         self.stats.published += 1
-        return ack
+        return future
+
+    def kv_subject(self, bucket: Bucket, key: str) -> str:
+        """The subject a KV entry is written on (what `KeyValue.put` publishes to)."""
+        return f"$KV.{self.subjects.bucket(bucket)}.{key}"
 
     async def request(
         self,
@@ -484,8 +545,10 @@ class Bus:
         A message is acked when its handler returns (unless the handler acked,
         nak'ed or term'ed it itself), nak'ed with a delay if the handler
         raises, and dead-lettered then terminated if it cannot be decoded.
-        With `parallel`, the messages of one fetched batch are handled
-        concurrently (the handler must then serialize what needs it).
+        With `parallel`, messages are handled concurrently, up to `batch` at
+        once, and the next batch is fetched while earlier ones are still being
+        handled (no barrier per batch); the handler must then serialize what
+        needs it.
         """
         config = js_api.ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch * 8)
 
@@ -498,6 +561,7 @@ class Bus:
         if ready is not None:
             ready.set()
         failing_since: float | None = None
+        running = _Running(batch)
         try:
             while True:
                 try:
@@ -525,15 +589,19 @@ class Bus:
                         time.monotonic() - failing_since,
                     )
                     failing_since = None
-                if parallel and len(msgs) > 1:
-                    await asyncio.gather(*(self._dispatch_js(m, codec, handler) for m in msgs))
+                if parallel:
+                    for msg in msgs:
+                        await running.start(self._dispatch_js, msg, codec, handler)
                     continue
                 for msg in msgs:
                     await self._dispatch_js(msg, codec, handler)
         finally:
             # The durable consumer stays; only this process's inbox goes.
+            # Handlers still running are cancelled: their messages are not
+            # acknowledged and come back after ack_wait.
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
+            await running.cancel()
 
     async def _retrying(self, operation: Callable[[], Awaitable[R]], what: str) -> R:
         """Run a JetStream operation until it succeeds (transient NATS errors only)."""

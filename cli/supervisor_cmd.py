@@ -9,6 +9,7 @@ import msgspec
 
 from natsfleet.bus import BusConfig
 from natsfleet.bus.logs import setup_process
+from natsfleet.bus.loop import loop_factory
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
 
@@ -67,7 +68,8 @@ def supervisor_command(
         timeouts = msgspec.structs.replace(cfg.timeouts, heartbeat_timeout_s=heartbeat_timeout)
         cfg = msgspec.structs.replace(cfg, timeouts=timeouts)
     bus_config = BusConfig.from_env(url=url, prefix=prefix, name="natsfleet-supervisor")
-    asyncio.run(_run(cfg, bus_config))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_run(cfg, bus_config))
 
 
 async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:

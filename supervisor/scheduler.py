@@ -70,6 +70,55 @@ class Dispatcher:
         fresh = [inst for inst in found if inst.instance_id not in tried]
         return (fresh or found)[0]
 
+    async def assign_at_once(self, record: TaskRecord) -> bool:
+        """Admit a new (queued) task straight to a free instance; False if none is free.
+
+        Only when nothing of its skill waits (priority and FIFO still hold).
+        The record is created `assigned`, with the token, before the Assign is
+        sent, exactly as `assign` writes it over a queued record: recovery
+        sees the same thing whichever way it got there.
+        """
+        engine = self.engine
+        skill = record.skill
+        if skill is None or engine.queue.peek(skill) is not None:
+            return False
+        instance = self._pick(skill, record)
+        if instance is None:
+            return False
+        engine.attempts.reserve(instance.instance_id)
+        token = new_token()
+        new = tr.assigned(
+            record,
+            token=token,
+            instance_id=instance.instance_id,
+            agent=instance.agent,
+            now_ms=record.updated_ms,
+            assign_timeout_s=self.cfg.assign_timeout_s,
+        )
+        try:
+            tracked = await engine.store.create(new)
+        except BaseException:
+            engine.attempts.unreserve(instance.instance_id)
+            raise
+        if tracked is None:  # a duplicate submit: the task exists already
+            engine.attempts.unreserve(instance.instance_id)
+            return True
+        new = tracked.record
+        engine.new_attempt(new, reserved=True)
+        engine.spans.start(new)
+        timers = engine.timers
+        timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)  # if given back
+        timers.add(new.close_deadline_ms, TimerKind.CLOSE, new.task_id)
+        timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
+        engine.spawn(self._emit_and_send(tracked, new, instance))
+        return True
+
+    async def _emit_and_send(
+        self, tracked: Tracked, record: TaskRecord, instance: Instance
+    ) -> None:
+        await self.engine.store.emit(event_for(record))
+        await self._send(tracked, record, instance)
+
     async def assign(self, tracked: Tracked, instance: Instance) -> None:
         engine = self.engine
         token = new_token()

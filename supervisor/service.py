@@ -180,6 +180,7 @@ class Supervisor:
             # every skill would look unknown.
             await asyncio.sleep(cfg.registry_warmup_s)
         dispatcher = Dispatcher(engine)
+        engine.assign_at_once = dispatcher.assign_at_once
         tg.create_task(dispatcher.run())
         tg.create_task(engine.timers.run(engine.on_timer))
         tg.create_task(self._sweep(engine))

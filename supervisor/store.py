@@ -14,12 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from msgspec import structs
+from nats.js import api as js_api
 from nats.js import errors as js_errors
-from nats.js.kv import KeyValue
+from nats.js.kv import VALID_KEY_RE, KeyValue
 
 from natsfleet.bus import Bus
 from natsfleet.protocols import (
     NULL_RAW,
+    Bucket,
     Codec,
     TaskEvent,
     TaskRecord,
@@ -33,6 +35,10 @@ from natsfleet.supervisor.lease import Lease
 log = logging.getLogger(__name__)
 
 _RECORD = Codec[TaskRecord](TaskRecord)
+_VALID_KEY = VALID_KEY_RE
+_EXPECTED_LAST = js_api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
+# JSStreamWrongLastSequenceErrF, JSStreamWrongLastSequenceConstantErr (as nats.js.kv)
+_WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 def now_ms() -> int:
@@ -118,15 +124,36 @@ class TaskStore:
             await watcher.stop()  # type: ignore[no-untyped-call]
         return list(self._tasks.values())
 
+    async def _cas(self, key: str, data: bytes, last: int) -> int:
+        """Write `data` if the key's last revision is `last` (0: no entry); the new revision.
+
+        What `KeyValue.update` does, through the bus's pipelined publishes
+        (no inbox, timer and `wait_for` per write).
+        """
+        if not _VALID_KEY.match(key) or key[0] == "." or key[-1] == ".":
+            raise js_errors.InvalidKeyError(key)
+        headers = {_EXPECTED_LAST: str(last)}
+        future = await self.bus.publish_async(self.bus.kv_subject(Bucket.STATE, key), data, headers)
+        try:
+            return (await future).seq
+        except js_errors.APIError as err:
+            if err.err_code in _WRONG_LAST_SEQUENCE:
+                raise js_errors.KeyWrongLastSequenceError(description=err.description) from None
+            raise
+
     async def create(self, record: TaskRecord) -> Tracked | None:
         """Write a new record; None if the task already exists (a duplicate submit)."""
         self.lease.check()
         record = _stamp(record, self.lease.epoch)
+        data = encode(record)
         try:
-            revision = await self.kv.create(record.task_id, encode(record))
+            revision = await self._cas(record.task_id, data, 0)
         except js_errors.KeyWrongLastSequenceError:
-            await self.fetch(record.task_id)
-            return None
+            try:  # a deleted key's tombstone: `create` re-creates over it
+                revision = await self.kv.create(record.task_id, data)
+            except js_errors.KeyWrongLastSequenceError:
+                await self.fetch(record.task_id)
+                return None
         tracked = Tracked(record=record, revision=revision)
         self._tasks[record.task_id] = tracked
         return tracked
@@ -136,7 +163,7 @@ class TaskStore:
         self.lease.check()
         record = _stamp(record, self.lease.epoch)
         try:
-            revision = await self.kv.update(record.task_id, encode(record), last=tracked.revision)
+            revision = await self._cas(record.task_id, encode(record), tracked.revision)
         except js_errors.KeyWrongLastSequenceError:
             await self._conflict(tracked)
             raise  # pragma: no cover - _conflict always raises

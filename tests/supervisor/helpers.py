@@ -1,6 +1,8 @@
 """Reading what the supervisor left behind: DLQ entries, task records, effects."""
 
 import asyncio
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from nats.aio.msg import Msg
@@ -34,11 +36,24 @@ def effects(root: Path) -> tuple[list[str], list[str]]:
     return [line for line in raw if line], done
 
 
-async def terminal_events(bus: Bus) -> dict[str, list[TaskEvent]]:
-    """Every terminal event in the EVENTS stream, by task."""
+async def terminal_events(
+    bus: Bus, expect: Iterable[str] = (), timeout_s: float = 10.0
+) -> dict[str, list[TaskEvent]]:
+    """Every terminal event in the EVENTS stream, by task.
+
+    A live subscriber can see an event before the stream has stored it (the
+    server routes a publish to subscribers and queues it for the stream at
+    once), so reading stops at the stream's last sequence only once every
+    task in `expect` has shown up, or `timeout_s` has passed.
+    """
     stream = bus.subjects.stream(Stream.EVENTS)
-    info = await bus.js.stream_info(stream)
     found: dict[str, list[TaskEvent]] = {}
+    missing = set(expect)
+    deadline = time.monotonic() + timeout_s
+    info = await bus.js.stream_info(stream)
+    while info.state.messages == 0 and missing and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        info = await bus.js.stream_info(stream)
     if info.state.messages == 0:
         return found
     sub = await bus.js.subscribe(
@@ -51,8 +66,16 @@ async def terminal_events(bus: Bus) -> dict[str, list[TaskEvent]]:
             event = _EVENT.decode(msg.data)
             if is_terminal(event.state):
                 found.setdefault(event.task_id, []).append(event)
+                missing.discard(event.task_id)
             if msg.metadata.sequence.stream >= info.state.last_seq:
-                return found
+                if not missing or time.monotonic() >= deadline:
+                    return found
+                info = await bus.js.stream_info(stream)
+                while info.state.last_seq <= msg.metadata.sequence.stream:
+                    if time.monotonic() >= deadline:
+                        return found
+                    await asyncio.sleep(0.05)
+                    info = await bus.js.stream_info(stream)
     finally:
         await sub.unsubscribe()
 

@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.bus.loop import loop_factory
 from natsfleet.protocols import (
     Accept,
     AgentInbox,
@@ -205,4 +206,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # Like real agent processes (natsfleet.agents.process): uvloop when installed.
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())

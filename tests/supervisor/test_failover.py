@@ -28,7 +28,7 @@ async def _submit_many(fleet: Any, count: int, spec: dict[str, Any]) -> list[str
 
 
 async def _check_exactly_once(fleet: Any, ids: list[str]) -> None:
-    finals = await terminal_events(fleet.bus)
+    finals = await terminal_events(fleet.bus, expect=ids)
     for task_id in ids:
         events = finals.get(task_id, [])
         assert len(events) == 1, (task_id, events)
