@@ -36,6 +36,7 @@ from natsfleet.protocols import (
     Heartbeat,
     InFlight,
     ProtocolError,
+    RemoteError,
     Result,
     Rollcall,
     Submit,
@@ -308,7 +309,12 @@ async def test_named_hostile_cases(hostile: Hostile) -> None:
 
 async def _until_state(client: FleetClient, task_id: str, state: TaskState) -> None:
     deadline = time.monotonic() + 20
-    while (await client.status(task_id)).state not in (state, TaskState.WORKING):
+    while True:
+        try:
+            if (await client.status(task_id)).state in (state, TaskState.WORKING):
+                return
+        except RemoteError:  # not admitted yet
+            pass
         assert time.monotonic() < deadline, f"{task_id} never reached {state}"
         await asyncio.sleep(0.05)
 
