@@ -84,7 +84,9 @@ class AgentRuntime:
         self.skills: dict[str, SkillDef] = type(agent).skills()
         self.instance_id = check_token(instance_id or default_instance_id(self.name), "instance id")
         self.incarnation = new_incarnation()
-        self.bus = Bus(bus_config, role="agent", instance=self.instance_id)
+        # Role `agent.<type>`: the reply inbox `_INBOX.<prefix>.agent.<type>.<inst>`
+        # lets a per-type NATS user be confined to its own (deploy/permissions.py).
+        self.bus = Bus(bus_config, role=f"agent.{self.name}", instance=self.instance_id)
         self.subjects = self.bus.subjects
         self.presence = Presence(
             agent=self.name,

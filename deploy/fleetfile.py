@@ -71,6 +71,9 @@ class NatsSection(_Section, frozen=True):
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # Per-role NKey seeds (`natsfleet deploy nats-auth`): each process gets
+    # NATS_NKEY_SEED_FILE=<dir>/<user>.nk for its role (deploy/plan.py).
+    credentials_dir: str | None = None
     cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)
 
 

@@ -130,7 +130,7 @@ class Launcher:
             ),
         }
         up = self.fleet.up
-        for spec in plan(self.fleet_file):
+        for spec in plan(self.fleet_file, base_dir=self.fleet_file.path.parent):
             intensity = RestartIntensity(
                 max_restarts=up.max_restarts,
                 within_s=up.within_s,

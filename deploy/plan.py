@@ -61,6 +61,27 @@ def common_env(
     return env
 
 
+SUPERVISOR_USER = "supervisor"
+CLIENT_USER = "client"
+
+
+def agent_user(agent: AgentSection) -> str:
+    """The NATS user (and seed file stem) of one agent entry of the fleet file."""
+    return f"agent-{agent.label}"
+
+
+def role_env(fleet: Fleet, user: str, base_dir: Path | None = None) -> dict[str, str]:
+    """`NATS_NKEY_SEED_FILE` of `user` when the fleet file names a `credentials_dir`
+    (written by `natsfleet deploy nats-auth`); it wins over a shared seed file."""
+    directory = fleet.nats.credentials_dir
+    if not directory:
+        return {}
+    path = Path(directory) / f"{user}.nk"
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return {"NATS_NKEY_SEED_FILE": str(path)}
+
+
 def supervisor_config_json(section: SupervisorSection) -> str:
     """The `--config-json` for `natsfleet supervisor` (SupervisorConfig fields set in the file)."""
     fields: dict[str, object] = {}
@@ -118,8 +139,12 @@ def supervisor_ids(fleet: Fleet) -> list[str]:
     return [f"supervisor-{n}" for n in range(1, fleet.supervisor.replicas + 1)]
 
 
-def plan(fleet_file: FleetFile) -> list[ProcessSpec]:
-    """Every child of `natsfleet up`: supervisors first, then agent instances."""
+def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpec]:
+    """Every child of `natsfleet up`: supervisors first, then agent instances.
+
+    Each gets its role's credentials (`role_env`); `base_dir` makes relative
+    credential paths absolute (for `natsfleet up`).
+    """
     fleet = fleet_file.fleet
     specs = [
         ProcessSpec(
@@ -127,6 +152,7 @@ def plan(fleet_file: FleetFile) -> list[ProcessSpec]:
             kind=Kind.SUPERVISOR,
             group="supervisor",
             args=supervisor_args(fleet.supervisor, sid),
+            env=role_env(fleet, SUPERVISOR_USER, base_dir),
             stop_timeout_s=fleet.supervisor.stop_timeout_s,
         )
         for sid in supervisor_ids(fleet)
@@ -139,7 +165,7 @@ def plan(fleet_file: FleetFile) -> list[ProcessSpec]:
                     kind=Kind.AGENT,
                     group=agent.label,
                     args=agent_args(agent, instance_id),
-                    env=dict(agent.env),
+                    env={**role_env(fleet, agent_user(agent), base_dir), **agent.env},
                     stop_timeout_s=agent_stop_timeout_s(agent, fleet),
                 )
             )

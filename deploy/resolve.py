@@ -74,3 +74,18 @@ def agent_spec_problem(spec: str, pythonpath: Sequence[str] = ()) -> str | None:
                 "give an import path such as 'my_pkg.agents:MyAgent'"
             )
         return _import_path(known[spec])
+
+
+def agent_type_name(spec: str, pythonpath: Sequence[str] = ()) -> str | None:
+    """The subject name (`Agent.name`) the class behind `spec` declares, or None
+    when it does not resolve. Imports the module, never instantiates the class."""
+    with _extra_path(pythonpath):
+        path = spec if ":" in spec else known_agent_names().get(spec)
+        if path is None or _import_path(path) is not None:
+            return None
+        module_name, _, attr_path = path.partition(":")
+        target: object = importlib.import_module(module_name)
+        for attr in attr_path.split("."):
+            target = getattr(target, attr)
+        name = getattr(target, "name", None)
+        return name if isinstance(name, str) and name else None

@@ -47,6 +47,10 @@ class Codec(Generic[T]):
             raise ProtocolError(DlqReason.DECODE_ERROR, str(exc)) from None
         except RecursionError:
             raise ProtocolError(DlqReason.DECODE_ERROR, "JSON nested too deeply") from None
+        except UnicodeDecodeError as exc:
+            # msgspec raises this (not DecodeError) for invalid UTF-8 inside a
+            # tag or string; found by tests/security/test_hostile.py.
+            raise ProtocolError(DlqReason.DECODE_ERROR, f"invalid UTF-8: {exc.reason}") from None
 
 
 def decode_raw(raw: msgspec.Raw, type_: type[T]) -> T:
@@ -57,6 +61,8 @@ def decode_raw(raw: msgspec.Raw, type_: type[T]) -> T:
         raise ProtocolError(DlqReason.BAD_INPUT, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError(DlqReason.DECODE_ERROR, str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(DlqReason.DECODE_ERROR, f"invalid UTF-8: {exc.reason}") from None
 
 
 def to_raw(value: Any) -> msgspec.Raw:

@@ -4,6 +4,7 @@ import msgspec
 
 from natsfleet.protocols.agent import SkillSpec
 from natsfleet.protocols.base import ErrorReply, Message, Usage, null_raw
+from natsfleet.protocols.dlq import DeadLetter
 from natsfleet.protocols.states import TaskState
 from natsfleet.protocols.task import TaskRecord
 from natsfleet.protocols.workflow import WorkflowStatus
@@ -110,6 +111,10 @@ class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):
 class DlqReply(Message, frozen=True, kw_only=True, tag="ctl.dlq_reply"):
     entries: tuple[DlqEntrySummary, ...] = ()
     detail: str = ""
+    # `show`: the whole entry (payload, headers, attempts).
+    entry: DeadLetter | None = None
+    # `retry`: the id of the new task that re-runs the dead-lettered input.
+    task_id: str | None = None
 
 
 class Ack(Message, frozen=True, kw_only=True, tag="ctl.ack"):

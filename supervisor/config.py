@@ -35,6 +35,10 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Unacked TASKS/RESULTS messages come back after this (e.g. after a crash).
     ack_wait_s: float = 5.0
     fetch_batch: int = 256
+    # Admission stops while this many tasks wait for an instance: submissions
+    # then stay in TASKS until it is full and clients get `backpressure`, so a
+    # flood of submits never grows the supervisor's memory without bound.
+    max_waiting: int = 50_000
     # After taking over: time for instances to answer the rollcall before
     # submissions are judged against the registry (unknown skill).
     registry_warmup_s: float = 0.5

@@ -36,6 +36,7 @@ from natsfleet.protocols import (
     TaskStatusReply,
     TaskSummary,
 )
+from natsfleet.supervisor.dlq import dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.store import Tracked
 from natsfleet.supervisor.workflows.runner import WorkflowRunner
@@ -129,6 +130,8 @@ class Control:
         return Ack(task_id=record.task_id, state=record.state, detail=request.reason)
 
     async def _dlq(self, request: DlqRequest) -> Message:
+        if request.action in ("show", "retry"):
+            return await dlq_show_or_retry(self.engine, request)
         if request.action != "list":
             return _error(ErrorCode.BAD_REQUEST, f"dlq action {request.action!r} is not served")
         bus = self.engine.bus

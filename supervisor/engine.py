@@ -34,7 +34,7 @@ from natsfleet.supervisor import telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
-from natsfleet.supervisor.errors import NotLeader, RevisionConflict
+from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
 from natsfleet.supervisor.queue import ReadyQueue
 from natsfleet.supervisor.registry import Instance, Registry
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
@@ -139,6 +139,8 @@ class Engine:
         # on revision 0), which costs no extra round trip for new tasks.
         if self.store.get(submit.task_id) is not None:
             return
+        if len(self.queue) >= self.cfg.max_waiting:
+            raise Backpressure(len(self.queue))
         if submit.workflow is not None and self.workflows is not None:
             await self.workflows.admit(submit)
             return

@@ -32,3 +32,12 @@ class RevisionConflict(SupervisorError):
         self.task_id = task_id
         self.expected = expected
         super().__init__(f"task {task_id}: revision {expected} is no longer the latest")
+
+
+class Backpressure(SupervisorError):
+    """Too many tasks wait already: the submission stays in TASKS (redelivered
+    later), so TASKS fills up and clients get `backpressure` at its maximum."""
+
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        super().__init__(f"{waiting} tasks wait for an instance; admission paused", retryable=True)

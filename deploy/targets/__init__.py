@@ -5,7 +5,15 @@ from pathlib import Path
 
 from natsfleet.deploy.errors import DeployError
 from natsfleet.deploy.fleetfile import FleetFile
-from natsfleet.deploy.targets import compose, kubernetes, natsconf, procfile, supervisord, systemd
+from natsfleet.deploy.targets import (
+    compose,
+    kubernetes,
+    natsauth,
+    natsconf,
+    procfile,
+    supervisord,
+    systemd,
+)
 from natsfleet.deploy.targets.common import Files, Options
 
 Generator = Callable[[FleetFile, Options], Files]
@@ -17,7 +25,11 @@ TARGETS: dict[str, Generator] = {
     "compose": compose.generate,
     "kubernetes": kubernetes.generate,
     "nats-cluster": natsconf.generate,
+    "nats-auth": natsauth.generate,
 }
+
+#: Files holding secrets (NKey seeds): written readable by their owner only.
+SECRET_SUFFIXES = (".nk", ".creds")
 
 
 def generate(target: str, fleet_file: FleetFile, options: Options | None = None) -> Files:
@@ -42,6 +54,8 @@ def write_files(files: Files, out_dir: Path) -> list[Path]:
         path = out_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")
+        if path.name.endswith(SECRET_SUFFIXES):
+            path.chmod(0o600)
         written.append(path)
     return written
 

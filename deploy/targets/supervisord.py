@@ -8,8 +8,11 @@ import shlex
 
 from natsfleet.deploy.fleetfile import FleetFile
 from natsfleet.deploy.plan import (
+    SUPERVISOR_USER,
     agent_args,
     agent_stop_timeout_s,
+    agent_user,
+    role_env,
     supervisor_args,
 )
 from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
@@ -73,7 +76,7 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
             f"{cmd} {sup_args}",
             fleet.supervisor.replicas,
             int(fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s),
-            env,
+            {**env, **role_env(fleet, SUPERVISOR_USER)},
         )
     )
     active = [a for a in fleet.agents if a.instances > 0]
@@ -91,7 +94,7 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 f"{cmd} {line}",
                 agent.instances,
                 int(stopwait + 0.999),
-                {**env, **agent.env},
+                {**env, **role_env(fleet, agent_user(agent)), **agent.env},
             )
         )
     group = ",".join(["supervisor", *(a.label for a in active)])

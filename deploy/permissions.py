@@ -1,0 +1,153 @@
+"""NATS subject permissions per role, derived from `protocols.Subjects`.
+
+Nothing here spells a subject by hand: every fleet subject comes from
+`Subjects` (DESIGN.md section 4), and JetStream's own API subjects are scoped
+to the fleet's streams, buckets and object store by name:
+
+- `$JS.API.<...>.<stream>`: stream info, message get, consumer create/next/
+  delete on that stream only (`_read_stream`), or every operation on it
+  (`_own_stream`, the supervisor, which provisions them);
+- `$KV.<bucket>.>`: writing a key of a KV bucket;
+- `$O.<store>.>`: writing an object of the object store;
+- `$JS.FC.>` / `$JS.ACK.<stream>.>`: flow control of ordered consumers, acks.
+
+Roles: `supervisor`; one user per agent *type* (the subject name its class
+declares, e.g. `researcher`); `client` (CLI, FleetClient, gateways). Replies
+to requests a role receives are allowed by `allow_responses`, so an agent
+can answer an Assign without publishing rights on the supervisor's inbox.
+"""
+
+from dataclasses import dataclass, field
+
+from natsfleet.protocols.subjects import Bucket, Stream, Subjects
+
+#: The roles a client process's Bus may use (`Bus(role=...)`): their inboxes.
+CLIENT_ROLES = ("client", "cli")
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """One user's publish and subscribe allow-lists (everything else is denied)."""
+
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    allow_responses: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+
+def agent_role(agent_name: str) -> str:
+    """The Bus role of an agent of type `agent_name`: its reply inbox is
+    `_INBOX.<prefix>.agent.<name>.<instance>`, so per-type users confine it."""
+    return f"agent.{agent_name}"
+
+
+def _kv_stream(s: Subjects, bucket: Bucket) -> str:
+    return f"KV_{s.bucket(bucket)}"
+
+
+def _obj_stream(s: Subjects) -> str:
+    return f"OBJ_{s.object_store()}"
+
+
+def _read_stream(stream: str) -> list[str]:
+    """Read one stream: its info, single messages, and ephemeral or ordered consumers."""
+    return [
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.MSG.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.INFO.{stream}.>",
+        f"$JS.API.CONSUMER.DELETE.{stream}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
+    ]
+
+
+def _own_stream(stream: str) -> list[str]:
+    """Every JetStream API operation on one stream (create, update, purge, consumers)."""
+    return [
+        f"$JS.API.STREAM.*.{stream}",
+        f"$JS.API.STREAM.MSG.*.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.CONSUMER.*.{stream}",
+        f"$JS.API.CONSUMER.*.{stream}.>",
+        f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.>",
+        f"$JS.ACK.{stream}.>",
+    ]
+
+
+def _kv_user(s: Subjects, bucket: Bucket) -> list[str]:
+    """Read and write keys of one bucket, without the rights to purge or delete it."""
+    return [f"$KV.{s.bucket(bucket)}.>", *_read_stream(_kv_stream(s, bucket))]
+
+
+def _blobs_user(s: Subjects) -> list[str]:
+    # Payloads over the max payload travel through the object store both ways.
+    return [f"$O.{s.object_store()}.>", *_read_stream(_obj_stream(s))]
+
+
+def _common_publish(s: Subjects) -> list[str]:
+    """What any role may publish: dead letters, spans, flow control replies."""
+    return [s.all_dlq(), s.all_spans(), "$JS.FC.>"]
+
+
+def supervisor(s: Subjects) -> Permissions:
+    """Everything under the prefix, and every operation on the fleet's own
+    streams, buckets and object store: the only writer of STATE and LEASES."""
+    streams = [s.stream(stream) for stream in Stream]
+    streams += [_kv_stream(s, bucket) for bucket in Bucket]
+    streams.append(_obj_stream(s))
+    publish = [f"{s.prefix}.>", "$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"]
+    for stream in streams:
+        publish += _own_stream(stream)
+    publish += [f"$KV.{s.bucket(bucket)}.>" for bucket in Bucket]
+    publish += [f"$O.{s.object_store()}.>", "$JS.FC.>"]
+    subscribe = [f"{s.prefix}.>", f"{s.reply_inbox('supervisor', '*')}.>"]
+    return Permissions(tuple(publish), tuple(subscribe))
+
+
+def agent(s: Subjects, name: str) -> Permissions:
+    """An agent type: its own announcements, results and output; sub-tasks;
+    the LLM CACHE; the events of the sub-tasks it waits for."""
+    publish = [
+        s.hello(name, "*"),
+        s.heartbeat(name, "*"),
+        s.bye(name, "*"),
+        s.result(name, "*"),
+        s.output(name, "*", "*"),
+        s.submit(),  # ctx.call: sub-tasks
+        *_common_publish(s),
+        *_kv_user(s, Bucket.CACHE),
+        *_kv_user(s, Bucket.IDEM),  # ctx.call's idempotency keys
+        *_read_stream(s.stream(Stream.EVENTS)),  # waiting for a child's terminal event
+        *_blobs_user(s),
+    ]
+    subscribe = [
+        s.inbox(name, "*"),  # its own assign and cancel
+        s.rollcall(),
+        f"{s.reply_inbox(agent_role(name), '*')}.>",
+    ]
+    return Permissions(tuple(publish), tuple(subscribe))
+
+
+def client(s: Subjects) -> Permissions:
+    """Submit, watch events and output, ask the control API; never write task
+    state, results or announcements (no impersonating an agent)."""
+    publish = [
+        s.submit(),
+        s.all_control(),
+        *_common_publish(s),
+        *_kv_user(s, Bucket.IDEM),
+        *_read_stream(s.stream(Stream.EVENTS)),
+        *_read_stream(s.stream(Stream.SPANS)),  # natsfleet trace
+        *_blobs_user(s),
+    ]
+    subscribe = [
+        s.all_events(),
+        s.task_output("*"),
+        *(f"{s.reply_inbox(role, '*')}.>" for role in CLIENT_ROLES),
+    ]
+    return Permissions(tuple(publish), tuple(subscribe))
