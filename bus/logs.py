@@ -104,6 +104,10 @@ def setup_logging(
 
 
 def setup_process(service: str, instance_id: str = "", *, level: str | int | None = None) -> bool:
-    """Logging and tracing for one natsfleet process; returns whether tracing is on."""
+    """Logging, tracing and (OTLP) metrics for one natsfleet process; returns
+    whether tracing is on."""
+    from natsfleet.bus.metrics import configure_metrics
+
     setup_logging(service, level=level)
+    configure_metrics(service, instance_id)
     return tracing.configure(service, instance_id)

@@ -10,6 +10,7 @@ import msgspec
 from natsfleet.bus import BusConfig
 from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
+from natsfleet.bus.metrics import configure_metrics
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
 
@@ -33,6 +34,13 @@ from natsfleet.supervisor.workflows import WorkflowError
     help="Workflow folder, .toml file or module:attribute (repeatable).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="NATSFLEET_METRICS_PORT",
+    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics (off by default).",
+)
 def supervisor_command(
     url: str | None,
     prefix: str | None,
@@ -43,9 +51,12 @@ def supervisor_command(
     config_json: str | None,
     workflow_sources: tuple[str, ...],
     verbose: int,
+    metrics_port: int | None,
 ) -> None:
     """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
     level = logging.WARNING - 10 * min(verbose, 2)
+    # Metrics first: with --metrics-port the one provider must have both readers.
+    configure_metrics("natsfleet-supervisor", supervisor_id, prometheus_port=metrics_port)
     setup_process("natsfleet-supervisor", supervisor_id, level=level)
     fields: dict[str, object] = {}
     if config_json:

@@ -35,6 +35,7 @@ from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
+from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.queue import ReadyQueue
 from natsfleet.supervisor.registry import Instance, Registry
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
@@ -83,6 +84,7 @@ class Engine:
         self._last_rollcall = 0.0
         self.workflows: WorkflowHook | None = None
         self.spans = AttemptSpans()
+        self.metrics: SupervisorMetrics | None = None
         # The dispatcher's shortcut for a new task an instance can take now:
         # its first record is written `assigned` (one write instead of two).
         self.assign_at_once: Callable[[TaskRecord], Awaitable[bool]] | None = None
@@ -104,6 +106,8 @@ class Engine:
             log.exception("supervisor action failed")
 
     def _ended(self, record: TaskRecord) -> None:
+        if self.metrics is not None:
+            self.metrics.task_ended(record)
         if self.workflows is not None and (record.workflow_id or record.workflow):
             self.workflows.task_ended(record)
 
@@ -206,6 +210,8 @@ class Engine:
         new = tr.completed(tracked.record, result, now_ms())
         await self.store.write(tracked, new)
         self.spans.end(token, "completed")
+        if self.metrics is not None:
+            self.metrics.attempt_ended(new, "completed", reassigned=False)
         self._release(token)
         await self.store.emit(event_for(new))
         self._ended(new)
@@ -255,6 +261,8 @@ class Engine:
         await self.store.write(tracked, new)
         then = "reassign" if not_before is None else f"retry in {(not_before - now) / 1000:.2f} s"
         self.spans.end(token, outcome, error, then)
+        if self.metrics is not None:
+            self.metrics.attempt_ended(new, outcome, reassigned=not_before is None)
         self._release(token)
         await self.store.emit(event_for(new, detail=f"attempt {outcome}"))
         self.timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)
@@ -273,6 +281,8 @@ class Engine:
         await self.store.write(tracked, new)
         last = record.history[-1].outcome if record.history else None
         self.spans.end(token, last or "", error, f"fail: {reason.value}")
+        if self.metrics is not None:
+            self.metrics.attempt_ended(new, last or "failed", reassigned=False)
         self._release(token)
         self.queue.remove(new.task_id)
         await self.store.emit(event_for(new, detail=reason.value))

@@ -28,6 +28,10 @@ class ReadyQueue:
     def remove(self, task_id: str) -> None:
         self._members.pop(task_id, None)
 
+    def members(self) -> dict[str, str]:
+        """Waiting task id -> skill (a copy)."""
+        return dict(self._members)
+
     def skills(self) -> list[str]:
         return [skill for skill, heap in self._heaps.items() if heap]
 

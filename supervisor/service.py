@@ -33,6 +33,7 @@ from natsfleet.supervisor.control import RAW, Control
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.lease import Lease
+from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.recovery import take_over
 from natsfleet.supervisor.registry import Registry
 from natsfleet.supervisor.scheduler import Dispatcher
@@ -76,6 +77,7 @@ class Supervisor:
         self.id = cfg.supervisor_id or f"sup-{secrets.token_hex(4)}"
         self.bus = Bus(bus_config, role="supervisor", instance=self.id)
         self.registry = Registry(cfg.heartbeat_timeout_s)
+        self.metrics = SupervisorMetrics(self.registry)
         self.active = asyncio.Event()
         self.terms = 0
         self._stop = asyncio.Event()
@@ -156,6 +158,7 @@ class Supervisor:
             self.active.clear()
             self.registry.listener = None
             self._engine = None
+            self.metrics.engine = None
             lease.drop()
 
     async def _start_term(self, tg: asyncio.TaskGroup, lease: Lease, *, warm: bool) -> None:
@@ -163,6 +166,8 @@ class Supervisor:
         store = TaskStore(bus, await bus.kv(Bucket.STATE), lease)
         engine = Engine(cfg, bus, store, self.registry, tg)
         self._engine = engine
+        engine.metrics = self.metrics
+        self.metrics.engine = engine
         await take_over(engine)
         runner = WorkflowRunner(
             engine, self.catalog, RunStore(await bus.kv(Bucket.WORKFLOWS), lease)

@@ -10,6 +10,8 @@ Nothing happens unless natsfleet tracing is on.
 
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import metrics
+
 from natsfleet.agents.llm.config import ModelConfig
 from natsfleet.agents.llm.errors import LLMError
 from natsfleet.agents.llm.types import LLMResponse, Tier
@@ -39,10 +41,23 @@ def start_chat(
     return tracer.start_span(f"chat {model.model}", kind=SpanKind.CLIENT, attributes=attributes)
 
 
+_meter = metrics.get_meter("natsfleet.llm")
+_tokens = _meter.create_counter(
+    "natsfleet.llm.tokens", unit="{token}", description="LLM tokens by model and type"
+)
+_cost = _meter.create_counter("natsfleet.llm.cost", unit="USD", description="LLM cost by model")
+
+
 def end_ok(span: "Span | None", response: LLMResponse, model: ModelConfig) -> None:
+    usage = response.usage
+    # Metrics whether or not tracing is on (no-ops unless metrics are configured).
+    labels = {"model": model.model, "provider": response.provider or model.provider}
+    _tokens.add(usage.input_tokens, {**labels, "type": "input"})
+    _tokens.add(usage.output_tokens, {**labels, "type": "output"})
+    if not response.offline:
+        _cost.add(model.cost_usd(usage), labels)
     if span is None:
         return
-    usage = response.usage
     span.set_attributes(
         {
             "gen_ai.response.model": response.model or model.model,
