@@ -26,7 +26,9 @@ def _without_instance(args: tuple[str, ...]) -> list[str]:
 def generate(fleet_file: FleetFile, options: Options) -> Files:
     fleet = fleet_file.fleet
     env = fleet_env(fleet_file, url=_IN_CONTAINER_URL, fleet_path=options.fleet_path)
-    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://jaeger:4317"
+    # OTLP over HTTP (natsfleet's default protocol) to Jaeger v2's 4318.
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://jaeger:4318"
+    env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     mount = [f"./fleet.toml:{options.fleet_path}:ro"]
     common: dict[str, Any] = {
         "image": options.image,
@@ -65,7 +67,11 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         services[agent.label] = {
             **common,
             "command": _without_instance(agent_args(agent, "X")),
-            "environment": {**env, "OTEL_SERVICE_NAME": f"natsfleet-{agent.label}", **agent.env},
+            "environment": {
+                **env,
+                "OTEL_SERVICE_NAME": f"natsfleet-agent-{agent.label}",
+                **agent.env,
+            },
             "stop_grace_period": f"{agent_stop_timeout_s(agent, fleet):g}s",
             "deploy": {"replicas": agent.instances},
         }

@@ -62,7 +62,8 @@ def test_compose(fleet_file: FleetFile) -> None:
     assert env["NATS_URL"] == "nats://nats:4222"
     assert env["NATSFLEET_PREFIX"] == "acme"
     assert env["NATSFLEET_FLEET_FILE"] == "/etc/natsfleet/fleet.toml"
-    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
 
 
 def test_kubernetes(fleet_file: FleetFile) -> None:
@@ -170,3 +171,13 @@ def test_every_target_writes_the_fleet_file_or_node_configs(fleet_file: FleetFil
         assert files, target
         if target not in ("nats-cluster", "nats-auth"):
             assert files["fleet.toml"] == fleet_file.text
+
+
+def test_dev_compose_runs_jaeger_v2_with_nats() -> None:
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "deploy" / "compose" / "compose.yaml"
+    services = yaml.safe_load(path.read_text())["services"]
+    assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2")
+    assert {"4317:4317", "4318:4318", "16686:16686"} <= set(services["jaeger"]["ports"])
+    assert "-js" in services["nats"]["command"]
