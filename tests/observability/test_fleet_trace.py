@@ -19,6 +19,7 @@ from .otlp_receiver import OtlpReceiver, ReceivedSpan
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 TASK = "natsfleet.task.id"
+QUESTION = '{"question": "How do leases and fencing tokens stop a deposed supervisor from acting?"}'
 
 
 def tracing_env(receiver: OtlpReceiver) -> dict[str, str]:
@@ -156,3 +157,54 @@ async def running_on(client: FleetClient, task_id: str) -> str:
             return record.instance_id
         assert time.monotonic() < deadline, record
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(90)
+async def test_a_workflow_is_one_trace(
+    nats_server: NatsServer, prefix: str, tmp_path: Path
+) -> None:
+    with OtlpReceiver() as receiver:
+        env = tracing_env(receiver)
+        async with AgentProcs(nats_server.url, prefix, tmp_path) as procs:
+            config = {"registry_warmup_s": 0.3, "workflows": ["examples/workflows"]}
+            await procs.start_supervisor("sup", config, env=env)
+            for agent in ("researcher", "writer", "editor"):
+                await procs.start(agent, instance_id=f"{agent}-1", heartbeat_s=0.2, env=env)
+            async with Bus(BusConfig(url=nats_server.url, prefix=prefix)) as bus:
+                await until_agents(FleetClient(bus), 3)
+            submitted = subprocess.run(
+                [NATSFLEET, "submit", "--workflow", "content", "--input", QUESTION,
+                 "--wait", "--json",
+                 "--timeout", "60", "--nats", nats_server.url, "--prefix", prefix],
+                capture_output=True, text=True, timeout=90, env={**procs_env(), **env},
+            )  # fmt: skip
+            assert submitted.returncode == 0, (submitted.stdout[-2000:], submitted.stderr[-2000:])
+            run_id = next(
+                line.split('"task_id":"', 1)[1].split('"', 1)[0]
+                for line in submitted.stdout.splitlines()
+                if '"task_id":"' in line
+            )
+
+            def names() -> set[str]:
+                return {
+                    s.name
+                    for s in receiver.snapshot()
+                    if run_id in (s.attributes.get(TASK), s.attributes.get("natsfleet.workflow.id"))
+                }
+
+            wanted = {"invoke_agent researcher", "invoke_agent writer", "invoke_agent editor"}
+            await until(lambda: wanted <= names(), 20, "every agent's spans")
+            mine = [
+                s
+                for s in receiver.snapshot()
+                if run_id in (s.attributes.get(TASK), s.attributes.get("natsfleet.workflow.id"))
+            ]
+            assert len({s.trace_id for s in mine}) == 1, {(s.name, s.trace_id) for s in mine}
+            services = {s.service for s in receiver.snapshot() if s.trace_id == mine[0].trace_id}
+            assert {
+                "natsfleet-client",
+                "natsfleet-supervisor",
+                "natsfleet-agent-researcher",
+                "natsfleet-agent-writer",
+                "natsfleet-agent-editor",
+            } <= services
