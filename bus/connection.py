@@ -53,6 +53,8 @@ R = TypeVar("R")
 HeaderHook = Callable[[dict[str, str]], None]
 
 _VERSION_TEXT = str(VERSION)
+# Below this a payload fits any NATS server's max payload (the smallest sane one).
+_SMALL_BYTES = 64 * 1024
 
 
 def _describe(exc: BaseException) -> str:
@@ -260,7 +262,8 @@ class Bus:
 
     async def _payload(self, message: Message, headers: dict[str, str]) -> bytes:
         data = encode(message)
-        if len(data) > self.nc.max_payload - HEADER_ROOM_BYTES:
+        # Most messages are far below any server's max payload: skip the lookup.
+        if len(data) > _SMALL_BYTES and len(data) > self.nc.max_payload - HEADER_ROOM_BYTES:
             assert self._blobs is not None
             headers[BLOB_HEADER] = await self._blobs.put(data)
             self.stats.blobs_offloaded += 1
@@ -399,7 +402,7 @@ class Bus:
             self._subs.remove(sub)
 
     async def _resolve(self, msg: Msg, max_bytes: int) -> bytes:
-        name = blob_name(msg.headers)
+        name = blob_name(msg.headers) if msg.headers else None
         if name is not None:
             assert self._blobs is not None
             return await self._blobs.get(name, max_bytes)
@@ -412,7 +415,12 @@ class Bus:
     @staticmethod
     def _check_version(headers: dict[str, str] | None) -> None:
         # A message without the header (e.g. from the nats CLI) is read as ours.
-        version = header(headers, VERSION_HEADER)
+        if not headers:
+            return
+        version = headers.get(VERSION_HEADER)
+        if version is None or version == _VERSION_TEXT:
+            return
+        version = header(headers, VERSION_HEADER)  # a list, with fast-mail-parser
         if version is not None and version != _VERSION_TEXT:
             raise ProtocolError(
                 DlqReason.UNSUPPORTED_VERSION,
@@ -421,16 +429,16 @@ class Bus:
 
     async def decode_msg(self, msg: Msg, codec: Codec[T], max_bytes: int) -> tuple[T, Incoming]:
         """Decode one received message; raises ProtocolError with the reason."""
+        headers = msg.headers
+        self._check_version(headers)
+        data = await self._resolve(msg, max_bytes)
         incoming = Incoming(
             subject=msg.subject,
             reply=msg.reply,
-            headers=normalized(msg.headers),
-            data=msg.data,
+            headers=normalized(headers) if headers else {},
+            data=data,
             raw=msg,
         )
-        self._check_version(msg.headers)
-        data = await self._resolve(msg, max_bytes)
-        incoming.data = data
         return codec.decode(data), incoming
 
     async def dispatch(

@@ -23,8 +23,9 @@ def normalized(headers: Mapping[str, Any] | None) -> dict[str, str]:
     """Headers as `dict[str, str]` whichever parser nats-py used."""
     if not headers:
         return {}
-    if all(isinstance(value, str) for value in headers.values()):
-        return dict(headers)
+    if all(type(value) is str for value in headers.values()):
+        # nats-py builds a fresh dict per message: no copy needed.
+        return headers if isinstance(headers, dict) else dict(headers)
     return {name: header(headers, name) or "" for name in headers}
 
 
