@@ -10,6 +10,7 @@ import msgspec
 from natsfleet.bus import BusConfig
 from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
+from natsfleet.bus.redact import redact
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
 
@@ -76,7 +77,7 @@ async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:
     try:
         supervisor = Supervisor(cfg, bus_config)
     except WorkflowError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         raise SystemExit(2) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
