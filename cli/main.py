@@ -40,9 +40,7 @@ class _RedactingGroup(click.Group):
             message = redact(exc.message)
             if message == exc.message:
                 raise
-            redacted = click.ClickException(message)
-            redacted.exit_code = exc.exit_code
-            raise redacted from None
+            raise click.ClickException(message) from None
 
 
 def _redacting_excepthook(
