@@ -1,6 +1,7 @@
 """Errors a skill raises on purpose, errors of the runtime, and how any
 exception becomes a wire `Failure` (type and message, never a traceback)."""
 
+from natsfleet.bus.redact import redact
 from natsfleet.protocols import NatsFleetError
 
 # A Failure's detail travels in messages, logs and DLQ entries: keep it short.
@@ -66,7 +67,8 @@ def describe_exception(exc: BaseException) -> tuple[str, str, bool]:
 
     A `SkillError` says all three itself; any other natsfleet error keeps its
     own `retryable`; anything else is retryable (an unexpected crash may well
-    be transient). Only the type and message leave the process.
+    be transient). Only the type and message leave the process, with
+    secrets redacted.
     """
     if isinstance(exc, SkillError):
         error_type, retryable = exc.error_type, exc.retryable
@@ -75,6 +77,8 @@ def describe_exception(exc: BaseException) -> tuple[str, str, bool]:
         error_type = type(exc).__name__
         retryable = exc.retryable if isinstance(exc, NatsFleetError) else True
         detail = str(exc)
+    # The detail travels in Failures, task events, logs and DLQ entries.
+    detail = redact(detail)
     if len(detail) > MAX_DETAIL_CHARS:
         detail = detail[:MAX_DETAIL_CHARS] + "..."
     return error_type, detail, retryable

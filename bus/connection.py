@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from natsfleet.bus import deadletter, tracing
+from natsfleet.bus import deadletter, redact, tracing
 from natsfleet.bus.acks import AckPipe
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
@@ -154,6 +154,11 @@ class Bus:
             "reconnected_cb": self._on_reconnected,
             "closed_cb": self._on_closed,
         }
+        # Whatever this process authenticates with must never leave it.
+        redact.register(cfg.password, cfg.token)
+        for secret_file in (cfg.nkey_seed_file, cfg.creds_file):
+            if secret_file:
+                redact.register_file(secret_file)
         if cfg.user:
             options["user"] = cfg.user
             options["password"] = cfg.password

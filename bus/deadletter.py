@@ -6,6 +6,7 @@ import time
 from nats.js import JetStreamContext
 
 from natsfleet.bus.incoming import normalized
+from natsfleet.bus.redact import redact, redact_bytes, redact_mapping
 from natsfleet.protocols import (
     MSG_ID_HEADER,
     VERSION,
@@ -47,6 +48,7 @@ def build_entry(
     task_id: str | None = None,
     attempts: tuple[AttemptRecord, ...] = (),
 ) -> DeadLetter:
+    """A DLQ entry; secrets are redacted from its error, headers and payload."""
     kept = payload
     if len(payload) > MAX_KEPT_PAYLOAD_BYTES:
         kept = payload[:MAX_KEPT_PAYLOAD_BYTES]
@@ -54,10 +56,10 @@ def build_entry(
     return DeadLetter(
         reason=reason,
         subject=subject,
-        error=error,
+        error=redact(error),
         at_ms=int(time.time() * 1000),
-        headers=normalized(headers),
-        payload=kept,
+        headers=redact_mapping(normalized(headers)),
+        payload=redact_bytes(kept),
         source=source,
         task_id=task_id,
         attempts=attempts,

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from natsfleet.bus import tracing
+from natsfleet.bus import redact, tracing
 
 #: Task fields for every log line written while a task is being handled.
 _task_fields: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -65,7 +65,8 @@ class TextFormatter(logging.Formatter):
         if hasattr(record, "trace_id"):
             parts.append(f"trace={record.trace_id}")
         record.fields = f" [{' '.join(parts)}]" if parts else ""
-        return super().format(record)
+        # The whole line: message, exception text and fields alike.
+        return redact.redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -75,13 +76,18 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact.redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and key != "fields" and not key.startswith("_"):
-                line[key] = value if isinstance(value, str | int | float | bool) else str(value)
+                kept = value if isinstance(value, int | float | bool) else str(value)
+                line[key] = redact.redact(kept) if isinstance(kept, str) else kept
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = redact.redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            line["exc"] = redact.redact(record.exc_text)
+        if record.stack_info:
+            line["stack"] = redact.redact(self.formatStack(record.stack_info))
         return json.dumps(line, separators=(",", ":"))
 
 
@@ -90,6 +96,7 @@ def setup_logging(
 ) -> None:
     """Configure the root logger for a natsfleet process (stderr). Idempotent."""
     env = os.environ if env is None else env
+    redact.load_environment(env)
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_natsfleet", False):

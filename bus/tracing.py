@@ -102,8 +102,10 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
             OTLPSpanExporter,
         )
+    from natsfleet.bus.span_export import RedactingExporter
+
     # The exporters read OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS themselves.
-    return OTLPSpanExporter()
+    return RedactingExporter(OTLPSpanExporter())
 
 
 def install(

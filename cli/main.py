@@ -3,8 +3,14 @@
 Each group of verbs lives in its own module and is registered here.
 """
 
+import sys
+import traceback
+from types import TracebackType
+from typing import Any
+
 import click
 
+from natsfleet.bus.redact import redact
 from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.compare import compare_command
 from natsfleet.cli.demo_cmd import demo_command
@@ -24,7 +30,26 @@ from natsfleet.cli.up_cmd import down_command, ps_command, up_command
 from natsfleet.cli.workflow_cmd import approve_command, workflows_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _RedactingGroup(click.Group):
+    """Error messages leave the CLI with secrets redacted."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            message = redact(exc.message)
+            if message == exc.message:
+                raise
+            raise click.ClickException(message) from None
+
+
+def _redacting_excepthook(
+    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, exc, tb))))
+
+
+@click.group(cls=_RedactingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="natsfleet")
 def cli() -> None:
     """Run fleets of AI agents as independent processes over NATS."""
@@ -54,6 +79,7 @@ for command in AGENT_COMMANDS:
 
 
 def main() -> None:
+    sys.excepthook = _redacting_excepthook
     cli()
 
 

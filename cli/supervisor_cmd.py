@@ -11,6 +11,7 @@ from natsfleet.bus import BusConfig
 from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
 from natsfleet.bus.metrics import configure_metrics
+from natsfleet.bus.redact import redact
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
 
@@ -87,7 +88,7 @@ async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:
     try:
         supervisor = Supervisor(cfg, bus_config)
     except WorkflowError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(redact(f"error: {exc}"), err=True)
         raise SystemExit(2) from None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

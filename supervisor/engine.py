@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from msgspec import structs
 
 from natsfleet.bus import Bus
+from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Cancel,
     DlqReason,
@@ -217,9 +218,9 @@ class Engine:
         self._ended(new)
 
     async def _failure(self, tracked: Tracked, failure: Failure) -> None:
-        error = ErrorInfo(
-            error_type=failure.error_type, detail=failure.detail, retryable=failure.retryable
-        )
+        # Agents redact their own; an older or foreign agent's detail is redacted here.
+        detail = redact(failure.detail)
+        error = ErrorInfo(error_type=failure.error_type, detail=detail, retryable=failure.retryable)
         if failure.kind == FailureKind.HANDED_BACK:
             await self.end_attempt(
                 tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
@@ -227,7 +228,7 @@ class Engine:
             )  # fmt: skip
             return
         if failure.kind == FailureKind.BAD_INPUT:
-            error = ErrorInfo(error_type="bad_input", detail=failure.detail, retryable=False)
+            error = ErrorInfo(error_type="bad_input", detail=detail, retryable=False)
         await self.end_attempt(
             tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
             counts=True, backoff=True,

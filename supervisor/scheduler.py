@@ -10,6 +10,7 @@ before the Assign is sent, so a crash in between leaves a token on record.
 import logging
 
 from natsfleet.bus import NoResponders, RequestTimeout
+from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Accept,
     Assign,
@@ -171,10 +172,10 @@ class Dispatcher:
                     subject, assign, _REPLY, timeout_s=self.cfg.assign_timeout_s
                 )
         except RemoteError as exc:
-            await self._rejected(tracked, record, instance, None, str(exc))
+            await self._rejected(tracked, record, instance, None, redact(str(exc)))
             return
         except (RequestTimeout, NoResponders, Exception) as exc:
-            await self._unanswered(tracked, record, instance, str(exc))
+            await self._unanswered(tracked, record, instance, redact(str(exc)))
             return
         if isinstance(reply, Accept):
             self._accepted(tracked, record, instance)

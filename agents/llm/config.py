@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from natsfleet.agents.llm.types import Tier, TokenUsage
+from natsfleet.bus.redact import register
 from natsfleet.protocols import NatsFleetError
 
 _PER_MTOK = 1_000_000.0
@@ -65,9 +66,12 @@ class ProviderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 raise ConfigError(
                     f"cannot read api_key_file {self.api_key_file!r}: {exc.strerror}"
                 ) from None
+            register(text)  # redacted from everything this process emits
             return text or None
         name = self.api_key_env or _DEFAULT_KEY_ENV[self.kind]
-        return (env if env is not None else os.environ).get(name) or None
+        key = (env if env is not None else os.environ).get(name) or None
+        register(key)
+        return key
 
 
 class ModelConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

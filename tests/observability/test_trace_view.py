@@ -1,5 +1,6 @@
 """`natsfleet trace` reads spans back from NATS and draws the task's tree."""
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,10 @@ async def test_trace_command_prints_the_waterfall(nats_server: NatsServer, prefi
         for record in [*SPANS, OTHER]:
             await bus._publish_span_record("natsfleet-test", record)
         await bus.nc.flush()
+        # Core publishes: the stream stores them a moment after the flush.
+        async with asyncio.timeout(5):
+            while len(await read_spans(bus)) < len(SPANS) + 1:
+                await asyncio.sleep(0.02)
         assert len(await read_spans(bus)) == len(SPANS) + 1
     out = subprocess.run(
         [NATSFLEET, "trace", "T1", "--nats", nats_server.url, "--prefix", prefix],
