@@ -1,0 +1,81 @@
+"""The task CLI's exit codes against a real fleet, and the schedule-to-start and
+schedule-to-close expiry paths (bounds asserted with explicit tolerances)."""
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from natsfleet.protocols import DlqReason, TaskState, Timeouts
+
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
+TOLERANCE_S = 1.5  # scheduling, timer and process-start slack on a loaded 2-core machine
+
+
+async def cli(fleet: Any, *args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+    command = [NATSFLEET, *args, "--nats", fleet.server.url, "--prefix", fleet.prefix]
+    return await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+async def test_submit_status_cancel_exit_codes(fleet: Any) -> None:
+    await fleet.supervisor()
+    await fleet.agent("a1")
+    done = await cli(fleet, "submit", "echo", "--input", '{"n": 3}', "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    final = json.loads(done.stdout.strip().splitlines()[-1])
+    assert final["state"] == "completed" and final["output"] == 3
+    failed = await cli(
+        fleet, "submit", "echo", "--input", '{"fail": "Boom", "retryable": false}', "--wait"
+    )
+    assert failed.returncode == 1, failed.stdout
+    rejected = await cli(fleet, "submit", "nobody", "--input", "{}", "--wait")
+    assert rejected.returncode == 3, rejected.stdout
+    slow = await cli(
+        fleet, "submit", "echo", "--input", '{"sleep_s": 5}', "--wait", "--timeout", "0.3"
+    )
+    assert slow.returncode == 4, slow.stdout
+    usage = await cli(fleet, "submit", "echo", "--input", "{not json")
+    assert usage.returncode == 2
+    unknown = await cli(fleet, "status", "NO-SUCH-TASK")
+    assert unknown.returncode == 2 and "unknown_task" in unknown.stdout + unknown.stderr
+    queued = await cli(fleet, "submit", "nobody", "--input", "{}", "--queue", "--json")
+    assert queued.returncode == 0
+    task_id = json.loads(queued.stdout.strip().splitlines()[-1])["task_id"]
+    canceled = await cli(fleet, "cancel", task_id)
+    assert canceled.returncode == 0, canceled.stdout + canceled.stderr
+    event = await fleet.client.wait(task_id, timeout_s=10)
+    assert event.state == TaskState.CANCELED
+
+
+async def test_schedule_to_start_expires_unschedulable_tasks(fleet: Any) -> None:
+    await fleet.supervisor()
+    started = time.monotonic()
+    task_id = await fleet.client.submit(
+        "nobody", {}, queue=True, timeouts=Timeouts(schedule_to_start_s=0.4)
+    )
+    event = await fleet.client.wait(task_id, timeout_s=10)
+    elapsed = time.monotonic() - started
+    assert event.state == TaskState.FAILED, event
+    assert 0.4 <= elapsed <= 0.4 + TOLERANCE_S, elapsed
+    record = await fleet.client.status(task_id)
+    assert record.dead_letter == DlqReason.UNSCHEDULABLE and record.attempts == 0
+
+
+async def test_schedule_to_close_ends_a_running_task(fleet: Any) -> None:
+    await fleet.supervisor()
+    await fleet.agent("a1")
+    started = time.monotonic()
+    task_id = await fleet.client.submit(
+        "echo", {"sleep_s": 5}, timeouts=Timeouts(schedule_to_close_s=0.6)
+    )
+    event = await fleet.client.wait(task_id, timeout_s=10)
+    elapsed = time.monotonic() - started
+    assert event.state == TaskState.FAILED, event
+    assert 0.6 <= elapsed <= 0.6 + TOLERANCE_S, elapsed
+    record = await fleet.client.status(task_id)
+    assert record.dead_letter == DlqReason.DEADLINE
