@@ -189,7 +189,13 @@ class Engine:
             if is_terminal(record.state):
                 if record.state != TaskState.COMPLETED:
                     await self._stale(outcome, f"task already {record.state.value}")
-                return  # a redelivery of the result we recorded
+                    return
+                # A redelivery of the result we recorded: its terminal event may
+                # not have been stored (e.g. the EVENTS stream had no leader
+                # while a cluster node died), so publish it again; its Msg-Id
+                # `<task>:final` makes a second copy a no-op.
+                await self.store.emit_final_again(record)
+                return
             if isinstance(outcome, Result):
                 await self._complete(tracked, outcome)
             else:

@@ -19,6 +19,7 @@ from nats.js import errors as js_errors
 from nats.js.kv import VALID_KEY_RE, KeyValue
 
 from natsfleet.bus import Bus
+from natsfleet.bus.kvread import latest_entries
 from natsfleet.protocols import (
     NULL_RAW,
     Bucket,
@@ -104,24 +105,16 @@ class TaskStore:
 
     async def load_all(self) -> list[Tracked]:
         """Every record in STATE (one ordered consumer, not one get per key)."""
-        watcher = await self.kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.operation is not None or not entry.value:
-                    self._tasks.pop(entry.key, None)
-                    continue
-                try:
-                    record = _RECORD.decode(entry.value)
-                except Exception as exc:
-                    log.error("unreadable task record %s: %s", entry.key, exc)
-                    continue
-                self._tasks[entry.key] = Tracked(record=record, revision=entry.revision or 0)
-                if entry.delta == 0:
-                    break
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        for entry in await latest_entries(self.kv, self.bus.config.js_timeout_s):
+            if entry.operation is not None or not entry.value:
+                self._tasks.pop(entry.key, None)
+                continue
+            try:
+                record = _RECORD.decode(entry.value)
+            except Exception as exc:
+                log.error("unreadable task record %s: %s", entry.key, exc)
+                continue
+            self._tasks[entry.key] = Tracked(record=record, revision=entry.revision or 0)
         return list(self._tasks.values())
 
     async def _cas(self, key: str, data: bytes, last: int) -> int:

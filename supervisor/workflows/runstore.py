@@ -14,6 +14,7 @@ from msgspec import structs
 from nats.js import errors as js_errors
 from nats.js.kv import KeyValue
 
+from natsfleet.bus.kvread import latest_entries
 from natsfleet.protocols import Codec, encode
 from natsfleet.supervisor.errors import NotLeader, RevisionConflict
 from natsfleet.supervisor.lease import Lease
@@ -46,23 +47,15 @@ class RunStore:
         return self._runs.get(run_id)
 
     async def load_all(self) -> list[TrackedRun]:
-        watcher = await self.kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                if entry.operation is not None or not entry.value:
-                    self._runs.pop(entry.key, None)
-                else:
-                    try:
-                        run = _RUN.decode(entry.value)
-                        self._runs[entry.key] = TrackedRun(run, entry.revision or 0)
-                    except Exception as exc:
-                        log.error("unreadable workflow run %s: %s", entry.key, exc)
-                if entry.delta == 0:
-                    break
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]
+        for entry in await latest_entries(self.kv):
+            if entry.operation is not None or not entry.value:
+                self._runs.pop(entry.key, None)
+                continue
+            try:
+                run = _RUN.decode(entry.value)
+                self._runs[entry.key] = TrackedRun(run, entry.revision or 0)
+            except Exception as exc:
+                log.error("unreadable workflow run %s: %s", entry.key, exc)
         return list(self._runs.values())
 
     async def create(self, run: WorkflowRun) -> TrackedRun:
