@@ -233,8 +233,14 @@ class FleetClient:
             raise TaskFailed(event)
         return decode_raw(event.output, output_type)
 
-    async def output(self, task_id: str) -> AsyncIterator[OutputChunk | Progress]:
-        """Partial output and progress of a running task, until it ends."""
+    async def output(
+        self, task_id: str, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[OutputChunk | Progress]:
+        """Partial output and progress of a running task, until it ends.
+
+        `ready` is set once subscribed: subscribe before submitting (with a
+        task id made beforehand) to miss nothing.
+        """
         queue: asyncio.Queue[OutputChunk | Progress | None] = asyncio.Queue()
 
         async def on_output(message: TaskOutput, _: object) -> Message | None:
@@ -242,6 +248,8 @@ class FleetClient:
             return None
 
         sub = await self.bus.subscribe(self.subjects.task_output(task_id), _OUTPUT, on_output)
+        if ready is not None:
+            ready.set()
 
         async def until_done() -> None:
             await self.wait(task_id)

@@ -30,6 +30,7 @@ from natsfleet.protocols import (
     Timeouts,
     encode,
     is_null,
+    new_task_id,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
@@ -134,8 +135,16 @@ def submit_command(
     value = _load_input(input_text)
 
     async def body(client: FleetClient) -> int:
+        # With --stream, listen for the output before the task exists: the id is
+        # made here, so not even the first chunk is missed.
+        task_id = new_task_id()
+        printer: asyncio.Task[None] | None = None
+        if stream:
+            ready = asyncio.Event()
+            printer = asyncio.create_task(_print_output(client, task_id, ready))
+            await ready.wait()
         try:
-            task_id = await client.submit(
+            submitted = await client.submit(
                 skill,
                 value,
                 workflow=workflow,
@@ -144,38 +153,38 @@ def submit_command(
                 priority=priority,
                 queue=queue,
                 timeouts=Timeouts(schedule_to_close_s=deadline),
+                task_id=task_id,
             )
+            if not (wait or stream):
+                click.echo(encode({"task_id": submitted}).decode() if as_json else submitted)
+                return EXIT_OK
+            if printer is not None and submitted != task_id:  # an existing key's task
+                printer.cancel()
+                printer = asyncio.create_task(_print_output(client, submitted, None))
+            try:
+                event = await asyncio.wait_for(client.wait(submitted), timeout)
+            except (TimeoutError, WaitTimeout):
+                message = f"[yellow]timed out[/yellow] waiting for {submitted}"
+                _console.print(message, highlight=False)
+                return EXIT_TIMEOUT
         except TaskRejected as exc:
             _console.print(f"[red]rejected[/red]: {exc}", highlight=False)
             return EXIT_REJECTED
-        if not (wait or stream):
-            click.echo(encode({"task_id": task_id}).decode() if as_json else task_id)
-            return EXIT_OK
-        try:
-            event = await asyncio.wait_for(_wait(client, task_id, stream), timeout)
-        except (TimeoutError, WaitTimeout):
-            _console.print(f"[yellow]timed out[/yellow] waiting for {task_id}", highlight=False)
-            return EXIT_TIMEOUT
+        finally:
+            if printer is not None:
+                printer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await printer
+        if stream:
+            sys.stdout.write("\n")
         _print_outcome(event, as_json)
         return _exit_for(event.state)
 
     _run(url, prefix, body)
 
 
-async def _wait(client: FleetClient, task_id: str, stream: bool) -> TaskEvent:
-    if not stream:
-        return await client.wait(task_id)
-    printer = asyncio.create_task(_print_output(client, task_id))
-    try:
-        return await client.wait(task_id)
-    finally:
-        printer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await printer
-
-
-async def _print_output(client: FleetClient, task_id: str) -> None:
-    async for chunk in client.output(task_id):
+async def _print_output(client: FleetClient, task_id: str, ready: asyncio.Event | None) -> None:
+    async for chunk in client.output(task_id, ready):
         if isinstance(chunk, OutputChunk):
             sys.stdout.write(chunk.text)
             sys.stdout.flush()
