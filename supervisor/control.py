@@ -38,6 +38,7 @@ from natsfleet.protocols import (
 )
 from natsfleet.supervisor.dlq import dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.pending import pending_submit
 from natsfleet.supervisor.store import Tracked
 from natsfleet.supervisor.workflows.runner import WorkflowRunner
 
@@ -125,7 +126,16 @@ class Control:
     async def _cancel(self, request: CancelRequest) -> Message:
         tracked = await self._tracked(request.task_id)
         if isinstance(tracked, ErrorReply):
-            return tracked
+            # Submitted but not read from TASKS yet: cancel it before it starts.
+            submit = await pending_submit(self.engine.bus, request.task_id)
+            if submit is None or submit.skill is None:
+                return tracked
+            pending = await self.engine.cancel_pending(submit, request.reason)
+            if pending is not None:
+                return Ack(task_id=pending.task_id, state=pending.state, detail=request.reason)
+            tracked = await self._tracked(request.task_id)  # admitted meanwhile
+            if isinstance(tracked, ErrorReply):
+                return tracked
         record = await self.engine.cancel(tracked, request.reason)
         return Ack(task_id=record.task_id, state=record.state, detail=request.reason)
 

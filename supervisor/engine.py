@@ -406,6 +406,19 @@ class Engine:
             self._ended(new)
             return new
 
+    async def cancel_pending(self, submit: Submit, reason: str) -> TaskRecord | None:
+        """Record a not-yet-admitted task as canceled, so its Submit is ignored
+        when it is read; None if it was admitted meanwhile."""
+        now = now_ms()
+        record = tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now)
+        record = tr.canceled(record, reason or "canceled before it started", now)
+        tracked = await self.store.create(record)
+        if tracked is None:
+            return None
+        await self.store.emit(event_for(tracked.record))
+        self._ended(tracked.record)
+        return tracked.record
+
     async def purge_expired(self, retention_s: float) -> None:
         """Delete terminal records older than the retention (events expire on their own)."""
         cutoff = now_ms() - int(retention_s * 1000)

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from natsfleet.protocols import DlqReason, TaskState, Timeouts
+import pytest
+
+from natsfleet.protocols import DlqReason, RemoteError, Stream, TaskState, Timeouts
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 TOLERANCE_S = 1.5  # scheduling, timer and process-start slack on a loaded 2-core machine
@@ -79,3 +81,39 @@ async def test_schedule_to_close_ends_a_running_task(fleet: Any) -> None:
     assert 0.6 <= elapsed <= 0.6 + TOLERANCE_S, elapsed
     record = await fleet.client.status(task_id)
     assert record.dead_letter == DlqReason.DEADLINE
+
+
+async def test_cancel_of_a_submit_still_waiting_in_tasks(fleet: Any) -> None:
+    # One slot, busy; max_waiting=1: one task waits in the supervisor's queue and
+    # the next stays in TASKS (backpressure), known only as a message there.
+    await fleet.supervisor(max_waiting=1)
+    await fleet.agent("a1", capacity=1)
+    busy = await fleet.client.submit("echo", {"sleep_s": 5})
+    first = await fleet.client.submit("echo", {"n": 1})
+    deadline = time.monotonic() + 10
+    while True:  # the first is admitted and waits for the slot; the second cannot be
+        try:
+            if (await fleet.client.status(first)).state == TaskState.QUEUED:
+                break
+        except RemoteError:
+            pass
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    second = await fleet.client.submit("echo", {"n": 2})
+    # Wait until the supervisor has been handed the second Submit (and refused it).
+    tasks = fleet.bus.subjects.stream(Stream.TASKS)
+    last = (await fleet.bus.js.stream_info(tasks)).state.last_seq
+    while (
+        await fleet.bus.js.consumer_info(tasks, "supervisor-p0-tasks")
+    ).delivered.stream_seq < last:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    with pytest.raises(RemoteError):
+        await fleet.client.status(second)  # not admitted: only in TASKS
+    ack = await fleet.client.cancel(second, "changed my mind")
+    assert ack.state == TaskState.CANCELED
+    event = await fleet.client.wait(second, timeout_s=10)
+    assert event.state == TaskState.CANCELED
+    assert (await fleet.client.status(second)).state == TaskState.CANCELED
+    await fleet.client.cancel(busy)
+    assert (await fleet.client.wait(first, timeout_s=10)).state == TaskState.COMPLETED
