@@ -156,3 +156,22 @@ class AgentProcs:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def until_agents(client: Any, count: int, timeout_s: float = 20.0) -> None:
+    """Wait until the supervisor's registry lists `count` live instances.
+
+    `client` is a FleetClient; until a supervisor answers, requests fail with
+    NoResponders/RequestTimeout, which only means "not yet".
+    """
+    from natsfleet.protocols import NatsFleetError
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            if len(await client.agents(timeout_s=1)) >= count:
+                return
+        except NatsFleetError:
+            pass
+        assert asyncio.get_running_loop().time() < deadline, "agents never registered"
+        await asyncio.sleep(0.05)

@@ -4,11 +4,10 @@ the first chunk on (it listens before the task exists)."""
 import asyncio
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
-from tests.procs import AgentProcs
+from tests.procs import AgentProcs, until_agents
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 
@@ -21,15 +20,7 @@ async def test_submit_stream_prints_every_chunk(
         await procs.start("tests.fleet_agents:EchoAgent", instance_id="e1", heartbeat_s=0.2)
         async with Bus(BusConfig(url=nats_server.url, prefix=prefix)) as bus:
             client = FleetClient(bus)
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if await client.agents(timeout_s=1):
-                        break
-                except Exception:  # the supervisor is still starting
-                    pass
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
+            await until_agents(client, 1)
         run = await asyncio.to_thread(
             subprocess.run,
             [NATSFLEET, "submit", "stream", "--input", '{"chunks": 30, "gap_ms": 5}',

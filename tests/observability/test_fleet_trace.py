@@ -13,7 +13,7 @@ import pytest
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
 from natsfleet.protocols import RemoteError, TaskState
-from tests.procs import AgentProcs
+from tests.procs import AgentProcs, until_agents
 
 from .otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -132,18 +132,6 @@ def procs_env() -> dict[str, str]:
     from tests.procs import agent_env
 
     return agent_env()
-
-
-async def until_agents(client: FleetClient, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if len(await client.agents(timeout_s=1)) >= count:
-                return
-        except Exception:  # no supervisor yet
-            pass
-        assert time.monotonic() < deadline, "agents never registered"
-        await asyncio.sleep(0.05)
 
 
 async def running_on(client: FleetClient, task_id: str) -> str:

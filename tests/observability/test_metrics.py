@@ -2,13 +2,12 @@
 
 import asyncio
 import socket
-import time
 import urllib.request
 from pathlib import Path
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
 from natsfleet.bus.metrics import configure_metrics
-from tests.procs import AgentProcs
+from tests.procs import AgentProcs, until_agents
 
 
 def free_port() -> int:
@@ -44,15 +43,7 @@ async def test_supervisor_serves_fleet_metrics(
         await procs.start("tests.fleet_agents:EchoAgent", instance_id="e1", heartbeat_s=0.2)
         async with Bus(BusConfig(url=nats_server.url, prefix=prefix)) as bus:
             client = FleetClient(bus)
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if await client.agents(timeout_s=1):
-                        break
-                except Exception:  # the supervisor is still starting
-                    pass
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.05)
+            await until_agents(client, 1)
             ids = [await client.submit("echo", {"text": str(n)}) for n in range(3)]
             ids.append(await client.submit("fail", {"message": "no", "retryable": False}))
             for task_id in ids:

@@ -22,7 +22,7 @@ from natsfleet.bus.deadletter import build_entry
 from natsfleet.bus.logs import JsonFormatter, TextFormatter
 from natsfleet.bus.span_export import redacted_span, to_record
 from natsfleet.protocols import Bucket, DlqReason, Stream, encode
-from tests.procs import AgentProcs, agent_env
+from tests.procs import AgentProcs, agent_env, until_agents
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 R = redact.REDACTED
@@ -104,7 +104,7 @@ async def test_a_run_leaks_the_key_nowhere(
     ):
         sup = await procs.start_supervisor("sup", {"registry_warmup_s": 0.2}, env=env)
         agent = await procs.start("tests.secret_agents:LeakyAgent", instance_id="leaky-1", env=env)
-        await _until_agents(FleetClient(bus), 1)
+        await until_agents(FleetClient(bus), 1)
         submitted = await asyncio.to_thread(
             subprocess.run,
             [NATSFLEET, "submit", "call_model", "--input", '{"prompt": "hi"}', "--wait",
@@ -138,18 +138,6 @@ async def test_a_run_leaks_the_key_nowhere(
         assert R.encode() in emitted[name], name
     agent_lines = [json.loads(line) for line in emitted["leaky-1.log"].splitlines()[1:] if line]
     assert any(line.get("api_key") == R and R in line.get("exc", "") for line in agent_lines)
-
-
-async def _until_agents(client: FleetClient, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            if len(await client.agents(timeout_s=1)) >= count:
-                return
-        except Exception:  # no supervisor yet
-            pass
-        assert time.monotonic() < deadline, "agents never registered"
-        await asyncio.sleep(0.05)
 
 
 async def _until(found: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 15) -> None:
