@@ -2,7 +2,8 @@
 
 Every outcome is a JetStream publish with `Nats-Msg-Id` = `<task>:<token>`, so
 retrying after a lost acknowledgement (or across a server restart) cannot
-record it twice. Outcomes wait here while NATS is away; the runtime keeps
+store it twice; when several are ready at once (and tracing is off) they go as
+one `OutcomeBatch` message. Outcomes wait here while NATS is away; the runtime keeps
 their tokens in the heartbeat's `in_flight` until the stream has them.
 """
 
@@ -11,8 +12,8 @@ import contextvars
 import logging
 from collections.abc import Callable
 
-from natsfleet.bus import Bus
-from natsfleet.protocols import AttemptOutcome
+from natsfleet.bus import Bus, tracing
+from natsfleet.protocols import AttemptOutcome, OutcomeBatch
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,16 @@ class Outbox:
             await self._more.wait()
             self._more.clear()
             batch = list(self._pending.values())[:_BATCH]
-            results = await asyncio.gather(
-                *(
-                    asyncio.create_task(self._publish(o), context=self._contexts.get(o.token))
-                    for o in batch
+            if len(batch) > 1 and not tracing.enabled():
+                results = [await self._publish_batch(batch)]
+            else:
+                # Traced, each outcome's publish joins its own attempt's trace.
+                results = await asyncio.gather(
+                    *(
+                        asyncio.create_task(self._publish(o), context=self._contexts.get(o.token))
+                        for o in batch
+                    )
                 )
-            )
             if len(self._pending) > 0:
                 self._more.set()
             else:
@@ -91,6 +96,37 @@ class Outbox:
             # NATS is away or JetStream not ready yet: retry the same outcomes.
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, _MAX_BACKOFF_S)
+
+    async def _publish_batch(self, batch: list[AttemptOutcome]) -> bool:
+        """Several outcomes in one RESULTS message (`OutcomeBatch`), one stream ack.
+
+        A retried batch may be grouped differently and be stored twice: the
+        supervisor records one outcome per token either way.
+        """
+        first = batch[0]
+        msg_id = f"batch:{first.task_id}:{first.token}:{len(batch)}"
+        try:
+            await self._bus.publish_js(
+                self._subject,
+                OutcomeBatch(outcomes=tuple(batch)),
+                msg_id=msg_id,
+                timeout_s=_PUBLISH_TIMEOUT_S,
+            )
+        except Exception as exc:  # any failure: keep them and try again
+            level = logging.DEBUG if first.token in self._warned else logging.WARNING
+            self._warned.add(first.token)
+            log.log(level, "%d outcomes not yet stored (%s: %s); retrying", len(batch),
+                    type(exc).__name__, exc)  # fmt: skip
+            return False
+        self._warned.discard(first.token)
+        for outcome in batch:
+            self._stored(outcome.token)
+        return True
+
+    def _stored(self, token: str) -> None:
+        self._pending.pop(token, None)
+        self._contexts.pop(token, None)
+        self._on_acked(token)
 
     async def _publish(self, outcome: AttemptOutcome) -> bool:
         msg_id = f"{outcome.task_id}:{outcome.token}"
@@ -114,7 +150,5 @@ class Outbox:
         if outcome.token in self._warned:
             self._warned.discard(outcome.token)
             log.info("outcome of %s stored after retrying", msg_id)
-        self._pending.pop(outcome.token, None)
-        self._contexts.pop(outcome.token, None)
-        self._on_acked(outcome.token)
+        self._stored(outcome.token)
         return True

@@ -81,6 +81,7 @@ class Presence:
             pid=os.getpid(),
             heartbeat_interval_s=self.config.heartbeat_interval_s,
             started_ms=self._started_ms,
+            assign_batch=True,
         )
 
     def heartbeat(self, attempts: Iterable[Attempt], *, load: int, draining: bool) -> Heartbeat:

@@ -27,6 +27,8 @@ from natsfleet.protocols import (
     Accept,
     AgentInbox,
     Assign,
+    AssignBatch,
+    AssignBatchReply,
     Cancel,
     Codec,
     DlqReason,
@@ -37,6 +39,7 @@ from natsfleet.protocols import (
     RejectCode,
     Rollcall,
     check_token,
+    encode,
     new_incarnation,
 )
 
@@ -249,6 +252,9 @@ class AgentRuntime:
         match message:
             case Assign():
                 return await self._on_assign(message, incoming)
+            case AssignBatch():
+                replies = [await self._on_assign(a, incoming, alone=False) for a in message.assigns]
+                return AssignBatchReply(replies=tuple(replies))
             case Cancel():
                 self._on_cancel(message)
                 return None
@@ -263,7 +269,9 @@ class AgentRuntime:
             detail=detail,
         )
 
-    async def _on_assign(self, assign: Assign, incoming: Incoming) -> Message:
+    async def _on_assign(
+        self, assign: Assign, incoming: Incoming, *, alone: bool = True
+    ) -> Accept | Reject:
         accept = Accept(task_id=assign.task_id, token=assign.token, instance_id=self.instance_id)
         if assign.token in self.attempts or assign.token in self.presence.recent:
             return accept  # a repeated Assign: answered again, never run twice
@@ -272,12 +280,12 @@ class AgentRuntime:
         definition = self.skills.get(assign.skill)
         if definition is None:
             detail = f"no skill {assign.skill!r}; this agent offers {', '.join(self.skills)}"
-            await self._dead_letter(DlqReason.UNKNOWN_SKILL, assign, incoming, detail)
+            await self._dead_letter(DlqReason.UNKNOWN_SKILL, assign, incoming, detail, alone)
             return self._reject(assign, RejectCode.UNKNOWN_SKILL, detail)
         try:
             value = definition.decode_input(assign.input)
         except ProtocolError as err:
-            await self._dead_letter(DlqReason.BAD_INPUT, assign, incoming, err.detail)
+            await self._dead_letter(DlqReason.BAD_INPUT, assign, incoming, err.detail, alone)
             return self._reject(assign, RejectCode.BAD_INPUT, err.detail)
         if self._tasks is None or not self.slots.try_take():
             used = f"{self.slots.used}/{self.slots.capacity} slots in use"
@@ -290,14 +298,15 @@ class AgentRuntime:
         return accept
 
     async def _dead_letter(
-        self, reason: DlqReason, assign: Assign, incoming: Incoming, detail: str
+        self, reason: DlqReason, assign: Assign, incoming: Incoming, detail: str, alone: bool
     ) -> None:
         await self.bus.dead_letter(
             reason,
             subject=incoming.subject,
             error=detail,
             headers=incoming.headers,
-            payload=incoming.data,
+            # Out of a batch, the one Assign at fault, not the whole request.
+            payload=incoming.data if alone else encode(assign),
             task_id=assign.task_id,
         )
 

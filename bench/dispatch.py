@@ -1,16 +1,20 @@
 """No-op tasks through the full path versus raw nats-py request/reply, every process separate.
 
-    .venv/bin/python bench/dispatch.py [--tasks 5000] [--inflight 200] [--seq 300]
+    .venv/bin/python bench/dispatch.py [--tasks 3000] [--inflight 200] [--seq 300]
+                                       [--agent runtime|mini] [--profile FILE]
 
-Starts a nats-server (file store, temp dir), one supervisor, two mini agents
-(tests/supervisor/mini_agent.py, capacity 100 each) and, for the baseline, a
-raw nats-py echo responder process. Prints tasks/s with N in flight, p50/p99
-of sequential submit->result latency, and the ratios to raw request/reply.
+Starts a nats-server (file store, temp dir), one supervisor, two agent
+instances (capacity 100 each: bench/noop_agent.py on the real agent runtime,
+or with `--agent mini` the tests' mini agent) and, for the baseline, a raw
+nats-py echo responder process. Prints tasks/s with N in flight, p50/p99 of
+sequential submit->result latency, the ratios to raw request/reply, and the
+CPU time each process spent per task during the throughput phase (Linux).
 """
 
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -35,10 +39,47 @@ asyncio.run(main())
 """
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
+async def spawn(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        sys.executable,
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
     )
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by each named process between `start()` and `stop()`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_s(pid) for name, pid in self.pids.items()}
+        now["driver"] = time.process_time()
+        return now
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self) -> None:
+        after = self._now()
+        self.used = {name: after[name] - self.before[name] for name in after}
+
+    def per_op_us(self, ops: int) -> str:
+        return ", ".join(f"{name} {1e6 * s / ops:.0f}" for name, s in self.used.items())
 
 
 def pct(values: list[float], q: float) -> float:
@@ -46,7 +87,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def raw_bench(url: str, total: int, inflight: int, seq: int) -> tuple[float, list[float]]:
+async def raw_bench(
+    url: str, total: int, inflight: int, seq: int, meter: CpuMeter
+) -> tuple[float, list[float]]:
     nc = await nats.connect(url)
     for _ in range(50):
         await nc.request("bench.echo", b"x", timeout=5)
@@ -61,9 +104,11 @@ async def raw_bench(url: str, total: int, inflight: int, seq: int) -> tuple[floa
         async with slots:
             await nc.request("bench.echo", b"x", timeout=10)
 
+    meter.start()
     t = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(total)))
     rate = total / (time.perf_counter() - t)
+    meter.stop()
     await nc.close()
     return rate, lat
 
@@ -96,7 +141,7 @@ class Waiter:
 
 
 async def fleet_bench(
-    client: FleetClient, total: int, inflight: int, seq: int
+    client: FleetClient, total: int, inflight: int, seq: int, meter: CpuMeter
 ) -> tuple[float, list[float]]:
     waiter = Waiter(client)
     await waiter.start()
@@ -115,9 +160,12 @@ async def fleet_bench(
             event = await waiter.run()
             assert event.state == TaskState.COMPLETED
 
+    meter.start()
     t = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(total)))
-    return total / (time.perf_counter() - t), lat
+    rate = total / (time.perf_counter() - t)
+    meter.stop()
+    return rate, lat
 
 
 async def main() -> None:
@@ -125,6 +173,12 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--seq", type=int, default=300)
+    parser.add_argument(
+        "--agent",
+        choices=("runtime", "mini"),
+        default="runtime",
+        help="agents on the real runtime (bench/noop_agent.py) or tests' mini agent",
+    )
     parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
     args = parser.parse_args()
     procs: list[asyncio.subprocess.Process] = []
@@ -137,16 +191,33 @@ async def main() -> None:
                 procs.append(await spawn(*profile, "-m", "natsfleet.cli.main", "supervisor",
                     "--nats", url, "--prefix", prefix, "--config-json", cfg))  # fmt: skip
                 for name in ("b1", "b2"):
-                    procs.append(await spawn(str(ROOT / "tests/supervisor/mini_agent.py"),
-                                             "--url", url, "--prefix", prefix, "--instance",
-                                             name, "--capacity", "100", "--hb", "0.5"))  # fmt: skip
+                    if args.agent == "mini":
+                        mini = str(ROOT / "tests/supervisor/mini_agent.py")
+                        procs.append(await spawn(mini, "--url", url, "--prefix", prefix,
+                                                 "--instance", name, "--capacity", "100",
+                                                 "--hb", "0.5"))  # fmt: skip
+                    else:
+                        env = os.environ | {"PYTHONPATH": str(ROOT / "bench")}
+                        procs.append(await spawn("-m", "natsfleet.cli.main", "agent", "run",
+                                                 "noop_agent:Noop", "--nats", url, "--prefix",
+                                                 prefix, "--instance", name, env=env))  # fmt: skip
                 procs.append(await spawn("-c", RESPONDER, url))
                 async with Bus(BusConfig(url=url, prefix=prefix), role="bench") as bus:
                     await bus.provision()
                     client = FleetClient(bus)
                     await asyncio.sleep(1.5)  # let the processes start (bench only)
-                    raw_rate, raw_lat = await raw_bench(url, args.tasks, args.inflight, args.seq)
-                    rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq)
+                    server_pid = server.pid or 0
+                    raw_meter = CpuMeter({"nats-server": server_pid, "responder": procs[3].pid})
+                    raw_rate, raw_lat = await raw_bench(
+                        url, args.tasks, args.inflight, args.seq, raw_meter
+                    )
+                    names = ("supervisor", "agent b1", "agent b2")
+                    meter = CpuMeter({"nats-server": server_pid} | {
+                        name: proc.pid for name, proc in zip(names, procs, strict=False)
+                    })  # fmt: skip
+                    rate, lat = await fleet_bench(
+                        client, args.tasks, args.inflight, args.seq, meter
+                    )
             finally:
                 # SIGTERM first: the supervisor exits cleanly (and writes its profile).
                 for proc in procs:
@@ -164,6 +235,8 @@ async def main() -> None:
     )
     print(f"natsfleet task (full path): {rate:8.0f} tasks/s p50 {p50:.3f} ms  p99 {p99:.3f} ms")
     print(f"ratio raw/natsfleet: throughput {raw_rate / rate:.1f}x, p50 {p50 / raw50:.1f}x")
+    print(f"CPU us per request (raw):  {raw_meter.per_op_us(args.tasks)}")
+    print(f"CPU us per task (natsfleet): {meter.per_op_us(args.tasks)}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,17 @@
-"""Pipelined JetStream publishes: many in flight, each stream ack a future.
+"""Replies as futures: requests and pipelined JetStream publishes on one inbox.
 
-`nc.request` per JetStream publish costs a fresh inbox token, a timer and a
-`wait_for` per message, and the ack is parsed by `json.loads` into a
-dataclass. Here every publish carries a reply subject under one wildcard
-subscription, the ack is decoded by msgspec, and one timer expires all
-overdue acks (they are issued in order with the same timeout, so the oldest
-come first). The caller awaits the future when it needs the ack, so a batch of
-writes costs one flush and one round trip instead of one of each per write.
+`nc.request` costs a fresh inbox token, a `wait_for` (a timer and a task
+switch) per message, and a JetStream ack is parsed by `json.loads` into a
+dataclass. Here every request carries a reply subject under one wildcard
+subscription and its answer resolves a future; one timer per timeout value
+expires the overdue ones (issued in order with the same timeout, the oldest
+come first). The caller awaits the future when it needs the answer, so a batch
+of writes costs one flush and one round trip instead of one of each per write.
 """
 
 import asyncio
 import itertools
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -19,8 +20,14 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
+from natsfleet.bus.incoming import header
+
 _NO_RESPONDERS = "503"
 _SWEEP_S = 0.05
+
+
+class NoReply(nats.errors.Error):
+    """Nobody subscribes to the request's subject (the server's 503 status)."""
 
 
 class _ApiError(msgspec.Struct):
@@ -48,71 +55,111 @@ def _api_error(error: _ApiError) -> nats.js.errors.APIError:
     return nats.js.errors.APIError(**msgspec.structs.asdict(error))  # pragma: no cover
 
 
-class AckPipe:
-    """JetStream publishes on one connection whose acks arrive as futures."""
+class Replies:
+    """Requests on one connection whose replies arrive as futures.
 
-    def __init__(self, nc: NatsClient, timeout_s: float) -> None:
+    `request` gives the reply message; `publish_js` the decoded stream ack.
+    """
+
+    def __init__(self, nc: NatsClient, js_timeout_s: float) -> None:
         self._nc = nc
-        self._timeout_s = timeout_s
+        self._js_timeout_s = js_timeout_s
         self._prefix = ""
         self._ids = itertools.count(1)
-        # token -> (future, deadline); insertion order is deadline order.
-        self._pending: dict[str, tuple[asyncio.Future[js_api.PubAck], float]] = {}
+        # timeout -> {token: entry}; insertion order is deadline order.
+        self._pending: dict[float, dict[str, _Entry]] = {}
+        self._where: dict[str, float] = {}
         self._sweep: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
-        await self._nc.subscribe(self._prefix + "*", cb=self._on_ack)
+        await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
 
-    async def publish(
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout_s: float
+    ) -> "asyncio.Future[Msg]":
+        """Send; the future gives the reply, or raises `NoReply` or `nats.errors.TimeoutError`."""
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        await self._send(subject, payload, headers, _Entry(future, timeout_s, ack=False))
+        return future
+
+    async def publish_js(
         self, subject: str, payload: bytes, headers: dict[str, str] | None
-    ) -> asyncio.Future[js_api.PubAck]:
-        """Send; the future gives the stream's ack or raises the JetStream error."""
+    ) -> "asyncio.Future[js_api.PubAck]":
+        """JetStream publish; the future gives the stream's ack or raises its error."""
+        future: asyncio.Future[js_api.PubAck] = asyncio.get_running_loop().create_future()
+        await self._send(subject, payload, headers, _Entry(future, self._js_timeout_s, ack=True))
+        return future
+
+    async def _send(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None, entry: "_Entry"
+    ) -> None:
         loop = asyncio.get_running_loop()
         token = str(next(self._ids))
-        future: asyncio.Future[js_api.PubAck] = loop.create_future()
-        self._pending[token] = (future, loop.time() + self._timeout_s)
+        entry.deadline = loop.time() + entry.timeout_s
+        self._pending.setdefault(entry.timeout_s, {})[token] = entry
+        self._where[token] = entry.timeout_s
         try:
             await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
         except BaseException:
-            self._pending.pop(token, None)
+            self._pop(token)
             raise
         if self._sweep is None:
             self._sweep = loop.call_later(_SWEEP_S, self._expire)
-        return future
 
-    async def _on_ack(self, msg: Msg) -> None:
-        entry = self._pending.pop(msg.subject[len(self._prefix) :], None)
-        if entry is None or entry[0].done():
+    def _pop(self, token: str) -> "_Entry | None":
+        timeout_s = self._where.pop(token, None)
+        if timeout_s is None:
+            return None
+        return self._pending[timeout_s].pop(token, None)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        entry = self._pop(msg.subject[len(self._prefix) :])
+        if entry is None or entry.future.done():
             return
-        future = entry[0]
-        if msg.headers and msg.headers.get("Status") == _NO_RESPONDERS:
-            future.set_exception(nats.js.errors.NoStreamResponseError())
-            return
-        try:
-            ack = _DECODE(msg.data)
-        except msgspec.DecodeError as exc:
-            future.set_exception(nats.errors.Error(f"unreadable stream ack: {exc}"))
-            return
-        if ack.error is not None:
-            future.set_exception(_api_error(ack.error))
+        future = entry.future
+        if not msg.data and header(msg.headers, "Status") == _NO_RESPONDERS:
+            future.set_exception(nats.js.errors.NoStreamResponseError() if entry.ack else NoReply())
+        elif not entry.ack:
+            future.set_result(msg)
         else:
-            future.set_result(
-                js_api.PubAck(
-                    stream=ack.stream, seq=ack.seq, domain=ack.domain, duplicate=ack.duplicate
-                )
-            )
+            _settle_ack(msg, future)
 
     def _expire(self) -> None:
         self._sweep = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        while self._pending:
-            token, (future, deadline) = next(iter(self._pending.items()))
-            if deadline > now:
-                break
-            del self._pending[token]
-            if not future.done():
-                future.set_exception(nats.errors.TimeoutError())
-        if self._pending:
+        for pending in self._pending.values():
+            while pending:
+                token, entry = next(iter(pending.items()))
+                if entry.deadline > now:
+                    break
+                del pending[token]
+                del self._where[token]
+                if not entry.future.done():
+                    entry.future.set_exception(nats.errors.TimeoutError())
+        if self._where:
             self._sweep = loop.call_later(_SWEEP_S, self._expire)
+
+
+class _Entry:
+    __slots__ = ("ack", "deadline", "future", "timeout_s")
+
+    def __init__(self, future: "asyncio.Future[Any]", timeout_s: float, *, ack: bool) -> None:
+        self.future = future
+        self.timeout_s = timeout_s
+        self.deadline = 0.0
+        self.ack = ack
+
+
+def _settle_ack(msg: Msg, future: "asyncio.Future[Any]") -> None:
+    try:
+        ack = _DECODE(msg.data)
+    except msgspec.DecodeError as err:
+        future.set_exception(nats.errors.Error(f"unreadable stream ack: {err}"))
+        return
+    if ack.error is not None:
+        future.set_exception(_api_error(ack.error))
+    else:
+        pub_ack = js_api.PubAck(ack.stream, ack.seq, domain=ack.domain, duplicate=ack.duplicate)
+        future.set_result(pub_ack)

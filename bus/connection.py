@@ -1,10 +1,8 @@
 """The Bus: one NATS connection with typed publish, request and subscribe."""
 
 import asyncio
-import contextlib
 import logging
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,12 +16,13 @@ from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
 from natsfleet.bus import deadletter, redact, tracing
-from natsfleet.bus.acks import AckPipe
+from natsfleet.bus.acks import NoReply, Replies
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
 from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.provision import StorageConfig, provision
+from natsfleet.bus.pull import PullLoop
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
 from natsfleet.protocols import (
@@ -61,35 +60,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class _Running:
-    """The handlers of a parallel consumer: at most `limit` at once, owned here.
-
-    Handlers never raise (`_dispatch_js` settles every outcome), so nothing is
-    lost by not joining them in a TaskGroup; `cancel()` ends those still running.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._slots = asyncio.Semaphore(limit)
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-        await self._slots.acquire()
-        task = asyncio.create_task(self._run(fn, *args))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-        try:
-            await fn(*args)
-        finally:
-            self._slots.release()
-
-    async def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 class Bus:
     """A NATS connection speaking the natsfleet protocol.
 
@@ -111,8 +81,10 @@ class Bus:
         self._blobs: BlobStore | None = None
         self._kv: dict[Bucket, KeyValue] = {}
         self._subs: list[Subscription[Any]] = []
-        self._acks: AckPipe | None = None
-        self._acks_lock = asyncio.Lock()
+        self._replies: Replies | None = None
+        self._replies_lock = asyncio.Lock()
+        self._pulls: set[PullLoop] = set()
+        self._kv_bases: dict[Bucket, str] = {}
         self._closed = False
         self._state = "new"
 
@@ -215,6 +187,9 @@ class Bus:
         self.stats.reconnects += 1
         url = self._nc.connected_url if self._nc else None
         self._set_state("connected", f"again to {url.netloc if url else '?'}")
+        # Pull requests may not have survived (a restarted server forgets them).
+        for pull in self._pulls:
+            pull.reset()
 
     async def _on_closed(self) -> None:
         self._set_state("closed")
@@ -331,19 +306,25 @@ class Bus:
         `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
         flight at once; await their futures together (DESIGN.md section 8).
         """
-        if self._acks is None:
-            async with self._acks_lock:
-                if self._acks is None:
-                    acks = AckPipe(self.nc, self.config.js_timeout_s)
-                    await acks.start()
-                    self._acks = acks
-        future = await self._acks.publish(subject, payload, headers)
+        replies = self._replies or await self._start_replies()
+        future = await replies.publish_js(subject, payload, headers)
         self.stats.published += 1
         return future
 
+    async def _start_replies(self) -> Replies:
+        async with self._replies_lock:
+            if self._replies is None:
+                replies = Replies(self.nc, self.config.js_timeout_s)
+                await replies.start()
+                self._replies = replies
+            return self._replies
+
     def kv_subject(self, bucket: Bucket, key: str) -> str:
         """The subject a KV entry is written on (what `KeyValue.put` publishes to)."""
-        return f"$KV.{self.subjects.bucket(bucket)}.{key}"
+        base = self._kv_bases.get(bucket)
+        if base is None:  # on the hot path: once per bucket, not per write
+            base = self._kv_bases[bucket] = f"$KV.{self.subjects.bucket(bucket)}."
+        return base + key
 
     async def request(
         self,
@@ -358,13 +339,14 @@ class Bus:
         timeout = timeout_s or self.config.request_timeout_s
         hdrs = self.headers(headers)
         data = await self._payload(message, hdrs)
+        replies = self._replies or await self._start_replies()
         try:
             if tracing.enabled():
                 with tracing.publish_span(subject, hdrs, len(data)):
-                    msg = await self.nc.request(subject, data, timeout=timeout, headers=hdrs)
+                    msg = await (await replies.request(subject, data, hdrs, timeout))
             else:
-                msg = await self.nc.request(subject, data, timeout=timeout, headers=hdrs)
-        except nats.errors.NoRespondersError:
+                msg = await (await replies.request(subject, data, hdrs, timeout))
+        except NoReply:
             raise NoResponders(subject) from None
         except nats.errors.TimeoutError:
             raise RequestTimeout(subject, timeout) from None
@@ -548,73 +530,81 @@ class Bus:
         *,
         stream: str | None = None,
         batch: int = 128,
-        fetch_timeout_s: float = 1.0,
         ack_wait_s: float = 30.0,
         ready: asyncio.Event | None = None,
         parallel: bool = False,
     ) -> None:
-        """Pull from a durable consumer until cancelled.
+        """Pull from a durable consumer until cancelled (bus/pull.py).
 
         A message is acked when its handler returns (unless the handler acked,
         nak'ed or term'ed it itself), nak'ed with a delay if the handler
         raises, and dead-lettered then terminated if it cannot be decoded.
-        With `parallel`, messages are handled concurrently, up to `batch` at
-        once, and the next batch is fetched while earlier ones are still being
-        handled (no barrier per batch); the handler must then serialize what
-        needs it.
+        At most `batch` messages are requested or being handled at once. With
+        `parallel` they are handled concurrently (the handler must serialize
+        what needs it); without, one at a time in stream order.
         """
-        config = js_api.ConsumerConfig(ack_wait=ack_wait_s, max_ack_pending=batch * 8)
+        config = js_api.ConsumerConfig(
+            durable_name=durable,
+            filter_subject=stream_subject,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait_s,
+            max_ack_pending=batch * 8,
+        )
 
-        async def subscribe() -> Any:
-            return await self.js.pull_subscribe(
-                stream_subject, durable=durable, stream=stream, config=config
-            )
+        async def find_stream() -> str:
+            return await self.js.find_stream_name_by_subject(stream_subject)
 
-        psub = await self._retrying(subscribe, f"consumer {durable}")
+        if stream is None:
+            stream = await self._retrying(find_stream, f"consumer {durable}")
+        stream_name = stream
+
+        async def ensure_consumer() -> None:
+            try:
+                await self.js.consumer_info(stream_name, durable)
+            except nats.js.errors.NotFoundError:
+                await self.js.add_consumer(stream_name, config)
+
+        running: set[asyncio.Task[None]] = set()
+
+        async def settle(msg: Msg) -> None:
+            try:
+                await self._dispatch_js(msg, codec, handler)
+            finally:
+                pull.done()
+
+        async def on_message(msg: Msg) -> None:
+            if not parallel:
+                await settle(msg)
+                return
+            task = asyncio.create_task(settle(msg))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+        pull = PullLoop(
+            self.nc,
+            f"{self.js._prefix}.CONSUMER.MSG.NEXT.{stream_name}.{durable}",
+            on_message,
+            ensure_consumer,
+            limit=batch,
+            retry_s=self.config.reconnect_wait_s,
+            name=durable,
+        )
+        await self._retrying(ensure_consumer, f"consumer {durable}")
+        await pull.start()
+        self._pulls.add(pull)
         if ready is not None:
             ready.set()
-        failing_since: float | None = None
-        running = _Running(batch)
         try:
-            while True:
-                try:
-                    msgs = await psub.fetch(batch, timeout=fetch_timeout_s)
-                except (nats.errors.TimeoutError, TimeoutError):
-                    # nats-py raises the builtin TimeoutError from fetch when idle.
-                    continue
-                except nats.errors.Error as exc:
-                    # Reconnecting, JetStream restarting (503), the consumer
-                    # lost with a memory store: transient for a consumer that
-                    # must outlive them all. Log the first, retry, re-subscribe.
-                    if failing_since is None:
-                        failing_since = time.monotonic()
-                        log.warning("consumer %s: %s; retrying", durable, _describe(exc))
-                    await asyncio.sleep(self.config.reconnect_wait_s)
-                    if isinstance(exc, nats.js.errors.NotFoundError):
-                        with contextlib.suppress(Exception):
-                            await psub.unsubscribe()
-                        psub = await self._retrying(subscribe, f"consumer {durable}")
-                    continue
-                if failing_since is not None:
-                    log.info(
-                        "consumer %s: fetching again after %.1f s",
-                        durable,
-                        time.monotonic() - failing_since,
-                    )
-                    failing_since = None
-                if parallel:
-                    for msg in msgs:
-                        await running.start(self._dispatch_js, msg, codec, handler)
-                    continue
-                for msg in msgs:
-                    await self._dispatch_js(msg, codec, handler)
+            await pull.run()
         finally:
             # The durable consumer stays; only this process's inbox goes.
             # Handlers still running are cancelled: their messages are not
             # acknowledged and come back after ack_wait.
-            with contextlib.suppress(Exception):
-                await psub.unsubscribe()
-            await running.cancel()
+            self._pulls.discard(pull)
+            await pull.stop()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
 
     async def _retrying(self, operation: Callable[[], Awaitable[R]], what: str) -> R:
         """Run a JetStream operation until it succeeds (transient NATS errors only)."""

@@ -31,6 +31,9 @@ class Hello(Message, frozen=True, kw_only=True, tag="agent.hello"):
     pid: int = 0
     heartbeat_interval_s: float
     started_ms: int = 0
+    # Takes `AssignBatch` on its assign inbox (older instances get one Assign
+    # per request).
+    assign_batch: bool = False
 
 
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,7 +111,18 @@ class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):
 
 
 #: What arrives on `agent.<type>.<inst>.{assign,cancel}`.
-AgentInbox = Assign | Cancel
+class AssignBatch(Message, frozen=True, kw_only=True, tag="task.assign_batch"):
+    """Several Assigns for one instance in one request (DESIGN.md section 8).
+
+    Sent only to instances whose Hello says `assign_batch`, when more than one
+    Assign for them is ready in the same event-loop turn. Each Assign is
+    handled as if it came alone; the `AssignBatchReply` answers them in order.
+    """
+
+    assigns: tuple[Assign, ...]
+
+
+AgentInbox = Assign | Cancel | AssignBatch
 
 
 class Accept(Message, frozen=True, kw_only=True, tag="task.accept"):
@@ -135,6 +149,15 @@ class Reject(Message, frozen=True, kw_only=True, tag="task.reject"):
 
 #: The answer to an `Assign` request.
 AssignReply = Accept | Reject | ErrorReply
+
+
+class AssignBatchReply(Message, frozen=True, kw_only=True, tag="task.assign_batch_reply"):
+    """The answers to an `AssignBatch`, one per Assign, in the same order."""
+
+    replies: tuple[Accept | Reject, ...]
+
+
+AssignBatchAnswer = AssignBatchReply | ErrorReply
 
 
 class FailureKind(StrEnum):
@@ -176,8 +199,23 @@ class Failure(Message, frozen=True, kw_only=True, tag="task.failure"):
     usage: Usage = Usage()
 
 
-#: What arrives on `result.<type>.<inst>` (through the RESULTS stream).
+#: One attempt's end.
 AttemptOutcome = Result | Failure
+
+
+class OutcomeBatch(Message, frozen=True, kw_only=True, tag="task.outcome_batch"):
+    """Several outcomes of one instance in one RESULTS message (DESIGN.md section 8).
+
+    An instance's outbox sends one when more than one outcome is ready at
+    once; each is handled exactly as if it had come alone (fenced by its
+    token). `Nats-Msg-Id` is `batch:<first task_id>:<first token>:<count>`.
+    """
+
+    outcomes: tuple[Result | Failure, ...]
+
+
+#: What arrives on `result.<type>.<inst>` (through the RESULTS stream).
+ResultsMessage = Result | Failure | OutcomeBatch
 
 
 class Progress(Message, frozen=True, kw_only=True, tag="task.progress"):

@@ -156,12 +156,12 @@ class Engine:
                 error_type="unsupported", detail="workflows are not run here", retryable=False
             )
             record = tr.rejected(record, error, now)
+        elif self.assign_at_once is not None and await self.assign_at_once(record):
+            return  # (a free instance offers the skill: no need to ask the registry)
         elif not submit.queue and not self.registry.offers(submit.skill):
             detail = f"no live agent offers skill {submit.skill!r}"
             error = ErrorInfo(error_type="unknown_skill", detail=detail, retryable=False)
             record = tr.rejected(record, error, now)
-        elif self.assign_at_once is not None and await self.assign_at_once(record):
-            return
         tracked = await self.store.create(record)
         if tracked is None:
             return

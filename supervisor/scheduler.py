@@ -14,8 +14,6 @@ from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Accept,
     Assign,
-    AssignReply,
-    Codec,
     ErrorInfo,
     Reject,
     RejectCode,
@@ -25,6 +23,7 @@ from natsfleet.protocols import (
     new_token,
 )
 from natsfleet.supervisor import transitions as tr
+from natsfleet.supervisor.assigner import Assigner
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.registry import Instance
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
@@ -32,14 +31,13 @@ from natsfleet.supervisor.timers import TimerKind
 
 log = logging.getLogger(__name__)
 
-_REPLY = Codec[AssignReply](AssignReply)
-
 
 class Dispatcher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.cfg = engine.cfg
         self.bus = engine.bus
+        self.assigner = Assigner(engine.bus, engine.cfg.assign_timeout_s, engine.spawn)
 
     async def run(self) -> None:
         engine = self.engine
@@ -111,14 +109,8 @@ class Dispatcher:
         timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)  # if given back
         timers.add(new.close_deadline_ms, TimerKind.CLOSE, new.task_id)
         timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
-        engine.spawn(self._emit_and_send(tracked, new, instance))
+        engine.spawn(self._send(tracked, new, instance))
         return True
-
-    async def _emit_and_send(
-        self, tracked: Tracked, record: TaskRecord, instance: Instance
-    ) -> None:
-        await self.engine.store.emit(event_for(record))
-        await self._send(tracked, record, instance)
 
     async def assign(self, tracked: Tracked, instance: Instance) -> None:
         engine = self.engine
@@ -144,7 +136,6 @@ class Dispatcher:
             engine.new_attempt(new, reserved=True)
             engine.spans.start(new)
             engine.timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
-        await engine.store.emit(event_for(new))
         await self._send(tracked, new, instance)
 
     async def _send(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
@@ -165,12 +156,9 @@ class Dispatcher:
             workflow_id=record.workflow_id,
             budget_usd=record.budget_usd,
         )
-        subject = self.bus.subjects.assign(instance.agent, instance.instance_id)
         try:
             with self.engine.spans.current(record.token):
-                reply = await self.bus.request(
-                    subject, assign, _REPLY, timeout_s=self.cfg.assign_timeout_s
-                )
+                reply = await self.assigner.send(instance, assign)
         except RemoteError as exc:
             await self._rejected(tracked, record, instance, None, redact(str(exc)))
             return
@@ -194,6 +182,8 @@ class Dispatcher:
             attempt.deadline_ms = now_ms() + int(s2c * 1000)
             engine.timers.add(attempt.deadline_ms, TimerKind.ATTEMPT, record.task_id, record.token)
         tracked.accepted = True
+        # The attempt's one event: `assigned` is a record state (status shows
+        # it) but not published; `working` names the instance once it runs.
         engine.spawn(engine.store.emit(event_for(record, state=TaskState.WORKING)))
 
     async def _unanswered(

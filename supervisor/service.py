@@ -17,13 +17,14 @@ from collections.abc import Iterable
 from natsfleet.bus import Bus, BusConfig, Incoming
 from natsfleet.protocols import (
     AgentAnnouncement,
-    AttemptOutcome,
     Bucket,
     Bye,
     Codec,
     Heartbeat,
     Hello,
     Message,
+    OutcomeBatch,
+    ResultsMessage,
     Stream,
     Submit,
     encode,
@@ -47,7 +48,21 @@ log = logging.getLogger(__name__)
 
 _ANNOUNCEMENT = Codec[AgentAnnouncement](AgentAnnouncement)
 _SUBMIT = Codec[Submit](Submit)
-_OUTCOME = Codec[AttemptOutcome](AttemptOutcome)
+_OUTCOME = Codec[ResultsMessage](ResultsMessage)
+
+
+async def _outcomes(engine: Engine, message: ResultsMessage) -> None:
+    """One outcome, or each of a batch (all handled; the first error, if any, is raised
+    so the message comes back, and the outcomes already recorded are then no-ops)."""
+    if not isinstance(message, OutcomeBatch):
+        await engine.outcome(message)
+        return
+    done = await asyncio.gather(
+        *(engine.outcome(o) for o in message.outcomes), return_exceptions=True
+    )
+    for result in done:
+        if isinstance(result, BaseException):
+            raise result
 
 
 class _Deposed(Exception):
@@ -195,7 +210,7 @@ class Supervisor:
                 bus.subjects.results(),
                 f"{durable}-results",
                 _OUTCOME,
-                lambda outcome, _: engine.outcome(outcome),
+                lambda message, _: _outcomes(engine, message),
                 stream=bus.subjects.stream(Stream.RESULTS),
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,

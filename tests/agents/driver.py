@@ -25,6 +25,8 @@ from natsfleet.protocols import (
     Heartbeat,
     Hello,
     Message,
+    OutcomeBatch,
+    ResultsMessage,
     Rollcall,
     Stream,
     new_task_id,
@@ -36,7 +38,7 @@ T = TypeVar("T")
 
 _ANNOUNCEMENT = Codec[AgentAnnouncement](AgentAnnouncement)
 _REPLY = Codec[AssignReply](AssignReply)
-_OUTCOME = Codec[AttemptOutcome](AttemptOutcome)
+_OUTCOME = Codec[ResultsMessage](ResultsMessage)
 _DLQ = Codec[DeadLetter](DeadLetter)
 _ROLLCALL = Codec[Rollcall](Rollcall)
 
@@ -115,9 +117,11 @@ class Driver:
                 await asyncio.sleep(0.02)
                 continue
             for msg in msgs:
-                outcome = _OUTCOME.decode(msg.data)
-                self.outcomes.append(outcome)
-                self.outcome_headers[outcome.token] = dict(msg.headers or {})
+                message = _OUTCOME.decode(msg.data)
+                batch = message.outcomes if isinstance(message, OutcomeBatch) else (message,)
+                for outcome in batch:
+                    self.outcomes.append(outcome)
+                    self.outcome_headers[outcome.token] = dict(msg.headers or {})
                 await msg.ack()
             self._changed.set()
 

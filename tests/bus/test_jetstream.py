@@ -88,7 +88,6 @@ async def test_consume_acks_handled_dead_letters_bad_and_redelivers_failed(bus: 
             SUBMIT,
             handle,
             stream=bus.subjects.stream(Stream.TASKS),
-            fetch_timeout_s=0.1,
         )
     )
     try:

@@ -88,7 +88,6 @@ async def test_request_and_jetstream_hops_join_one_trace(
             Codec[Submit](Submit),
             on_submit,
             stream=bus.subjects.stream(Stream.TASKS),
-            fetch_timeout_s=0.1,
         )
     )
     try:

@@ -31,6 +31,8 @@ from natsfleet.protocols import (
     Accept,
     AgentInbox,
     Assign,
+    AssignBatch,
+    AssignBatchReply,
     Bye,
     Cancel,
     Codec,
@@ -74,6 +76,7 @@ class MiniAgent:
             host=socket.gethostname(),
             pid=os.getpid(),
             heartbeat_interval_s=self.args.hb,
+            assign_batch=True,
         )
 
     async def run(self) -> None:
@@ -124,12 +127,17 @@ class MiniAgent:
         return None
 
     async def on_inbox(self, message: AgentInbox, _: Incoming) -> Message | None:
-        i = self.args.instance
         if isinstance(message, Cancel):
             task = self.running.get(message.token)
             if task is not None:
                 task.cancel()
             return None
+        if isinstance(message, AssignBatch):
+            return AssignBatchReply(replies=tuple(self.on_assign(a) for a in message.assigns))
+        return self.on_assign(message)
+
+    def on_assign(self, message: Assign) -> Accept | Reject:
+        i = self.args.instance
         if message.token in self.running or message.token in self.recent:
             return Accept(task_id=message.task_id, token=message.token, instance_id=i)
         if self.draining or len(self.running) >= self.args.capacity:
