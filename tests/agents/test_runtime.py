@@ -12,6 +12,9 @@ from natsfleet.protocols import (
     MSG_ID_HEADER,
     Accept,
     Assign,
+    AssignBatch,
+    AssignBatchAnswer,
+    AssignBatchReply,
     Codec,
     ErrorCode,
     Failure,
@@ -23,6 +26,9 @@ from natsfleet.protocols import (
     Result,
     TaskOutput,
     decode_raw,
+    new_task_id,
+    new_token,
+    to_raw,
 )
 from tests.agents.driver import driver, error_reply, running
 from tests.fleet_agents import FAST, EchoAgent, Echoed, Slept, Text
@@ -136,6 +142,48 @@ async def test_malformed_assignments_are_rejected_and_dead_lettered(
         assign, reply = await d.assign("echo", "e1", "echo", Text(text="still here"))
         assert isinstance(reply, Accept)
         assert isinstance(await d.outcome(assign.token), Result)
+
+
+async def test_an_assign_batch_is_answered_one_for_one_in_order(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    async with (
+        driver(nats_server.url, prefix) as d,
+        running(EchoAgent(), nats_server.url, prefix, instance_id="e1"),
+    ):
+        hello = await d.hello("e1")
+        assert hello.assign_batch
+
+        def make(skill: str, value: object) -> Assign:
+            return Assign(task_id=new_task_id(), token=new_token(), attempt=1, skill=skill,
+                          input=to_raw(value))  # fmt: skip
+
+        assigns = (
+            make("echo", {"text": "a"}),
+            make("translate", {"text": "b"}),
+            make("echo", {"text": 42}),
+            make("echo", {"text": "d"}),
+        )
+        answer = await d.bus.request(
+            d.subjects.assign("echo", "e1"),
+            AssignBatch(assigns=assigns),
+            Codec[AssignBatchAnswer](AssignBatchAnswer),
+        )
+        assert isinstance(answer, AssignBatchReply)
+        assert [r.token for r in answer.replies] == [a.token for a in assigns]
+        kinds = [(type(r), getattr(r, "code", None)) for r in answer.replies]
+        assert kinds == [
+            (Accept, None),
+            (Reject, RejectCode.UNKNOWN_SKILL),
+            (Reject, RejectCode.BAD_INPUT),
+            (Accept, None),
+        ]
+        for accepted in (assigns[0], assigns[3]):
+            assert isinstance(await d.outcome(accepted.token), Result)
+        # The dead letter holds the one Assign at fault, not the whole batch.
+        entry = await d.dead_letter("bad_input")
+        assert entry.task_id == assigns[2].task_id
+        assert Codec[Assign](Assign).decode(entry.payload) == assigns[2]
 
 
 async def test_cancel_reaches_running_skill(nats_server: NatsServer, prefix: str) -> None:

@@ -1,0 +1,139 @@
+"""`Bus.consume` on its own pull loop (bus/pull.py): credit bounds, order, lost consumers."""
+
+import asyncio
+
+from natsfleet.bus import Bus, FleetClient, Incoming, NatsServer
+from natsfleet.protocols import Codec, Stream, Submit
+
+SUBMIT = Codec[Submit](Submit)
+
+
+async def _consume(bus: Bus, durable: str, handle: object, **kwargs: object) -> asyncio.Task[None]:
+    return asyncio.create_task(
+        bus.consume(
+            bus.subjects.submit(),
+            durable,
+            SUBMIT,
+            handle,  # type: ignore[arg-type]
+            stream=bus.subjects.stream(Stream.TASKS),
+            **kwargs,  # type: ignore[arg-type]
+        )
+    )
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_parallel_handlers_never_exceed_the_batch_and_each_message_is_acked_once(
+    bus: Bus,
+) -> None:
+    client = FleetClient(bus)
+    ids = [await client.submit("echo", {"n": n}) for n in range(60)]
+    running = 0
+    most = 0
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handle(submit: Submit, _: Incoming) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)  # hold the credit a little while others arrive
+        running -= 1
+        seen.append(submit.task_id)
+        if len(seen) == len(ids):
+            done.set()
+
+    consumer = await _consume(bus, "credit", handle, batch=8, parallel=True)
+    try:
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await _stop(consumer)
+    assert sorted(seen) == sorted(ids)
+    assert 1 < most <= 8
+    # Work queue: every acknowledged message is gone from TASKS.
+    info = await bus.js.stream_info(bus.subjects.stream(Stream.TASKS))
+    assert info.state.messages == 0
+
+
+async def test_sequential_consumption_keeps_stream_order(bus: Bus) -> None:
+    client = FleetClient(bus)
+    ids = [await client.submit("echo", {"n": n}) for n in range(30)]
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handle(submit: Submit, _: Incoming) -> None:
+        await asyncio.sleep(0)
+        seen.append(submit.task_id)
+        if len(seen) == len(ids):
+            done.set()
+
+    consumer = await _consume(bus, "ordered", handle, batch=4)
+    try:
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await _stop(consumer)
+    assert seen == ids
+
+
+async def test_a_deleted_consumer_is_recreated_and_consumption_goes_on(bus: Bus) -> None:
+    client = FleetClient(bus)
+    seen: list[str] = []
+    changed = asyncio.Event()
+
+    async def handle(submit: Submit, _: Incoming) -> None:
+        seen.append(submit.task_id)
+        changed.set()
+
+    async def until_seen(task_id: str) -> None:
+        while task_id not in seen:
+            changed.clear()
+            await changed.wait()
+
+    consumer = await _consume(bus, "lost", handle)
+    try:
+        first = await client.submit("echo", {"n": 1})
+        await asyncio.wait_for(until_seen(first), 5)
+        await bus.js.delete_consumer(bus.subjects.stream(Stream.TASKS), "lost")
+        second = await client.submit("echo", {"n": 2})
+        # Noticed by the request's 409 or by its silence (2 heartbeats + 1 s).
+        await asyncio.wait_for(until_seen(second), 8)
+    finally:
+        await _stop(consumer)
+
+
+async def test_consumption_resumes_after_a_server_restart(
+    bus: Bus, nats_server: NatsServer
+) -> None:
+    client = FleetClient(bus)
+    seen: list[str] = []
+    changed = asyncio.Event()
+
+    async def handle(submit: Submit, _: Incoming) -> None:
+        seen.append(submit.task_id)
+        changed.set()
+
+    async def until_seen(task_id: str) -> None:
+        while task_id not in seen:
+            changed.clear()
+            await changed.wait()
+
+    consumer = await _consume(bus, "restart", handle)
+    try:
+        first = await client.submit("echo", {"n": 1})
+        await asyncio.wait_for(until_seen(first), 5)
+        await nats_server.restart()
+        # The client reconnects on its own; submit again until JetStream is back.
+        second = None
+        deadline = asyncio.get_running_loop().time() + 10
+        while second is None:
+            try:
+                second = await client.submit("echo", {"n": 2})
+            except Exception:
+                assert asyncio.get_running_loop().time() < deadline, "JetStream never came back"
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(until_seen(second), 8)
+    finally:
+        await _stop(consumer)
