@@ -186,9 +186,10 @@ class Supervisor:
         tg.create_task(self._unsubscribe_at_end(sub))
         self.registry.listener = engine
         await engine.rollcall()
-        if not warm:
+        if not warm or not self.registry.knows_everyone():
             # Instances answer the rollcall within milliseconds; until then
-            # every skill would look unknown.
+            # every skill would look unknown (a standby hears only the
+            # heartbeats of instances that said Hello before it started).
             await asyncio.sleep(cfg.registry_warmup_s)
         dispatcher = Dispatcher(engine)
         engine.assign_at_once = dispatcher.assign_at_once
