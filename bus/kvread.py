@@ -1,6 +1,7 @@
 """Reading a KV bucket: every key to its end (without trusting the watcher's marker),
 or the most recently written keys."""
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
@@ -69,7 +70,10 @@ async def recent_values(
     found: list[tuple[str, bytes]] = []
     try:
         while True:
-            msg = await sub.next_msg(timeout=timeout_s)
+            try:
+                msg = await sub.next_msg(timeout=timeout_s)
+            except (nats.errors.TimeoutError, TimeoutError):
+                return found  # the newest ones expired (per-message TTL) meanwhile
             headers = msg.headers or {}
             if msg.data and _OPERATION not in headers and _MARKER not in headers:
                 found.append((msg.subject[len(prefix) :], msg.data))
