@@ -13,11 +13,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import FAST
 from helpers import terminal_events
 
-from natsfleet.protocols import Bucket, Codec, Stream, Submit, TaskState, encode
+from natsfleet.protocols import Bucket, Codec, RemoteError, Stream, Submit, TaskState, encode
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.config import SupervisorConfig
 
 _SUBMIT = Codec[Submit](Submit)
+
+
+async def _state(fleet: Any, task_id: str) -> TaskState | None:
+    try:
+        return (await fleet.client.status(task_id)).state
+    except RemoteError:  # not admitted yet
+        return None
 
 
 async def test_late_create_and_ack_of_a_deposed_supervisor_is_adopted(fleet: Any) -> None:
@@ -76,3 +83,34 @@ async def test_late_create_and_ack_of_a_deposed_supervisor_is_adopted(fleet: Any
         "completed",
     ]
     assert "adopting it" in sup_b.log()
+
+
+async def test_late_ack_of_a_result_by_a_deposed_supervisor_hides_nothing(fleet: Any) -> None:
+    sup_a = await fleet.supervisor("sup-a", ack_wait_s=30.0)
+    await fleet.agent("a1", capacity=4)
+    task_id = await fleet.client.submit("echo", {"n": 7, "sleep_s": 0.5})
+    results = fleet.bus.subjects.stream(Stream.RESULTS)
+    deadline = time.monotonic() + 10
+    while await _state(fleet, task_id) != TaskState.WORKING:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    (old,) = [c.name for c in await fleet.bus.js.consumers_info(results)]
+    await sup_a.kill()
+
+    # As the deposed term: the result fetched on its consumer, not yet acked...
+    while (await fleet.bus.js.stream_info(results)).state.messages == 0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    psub = await fleet.bus.js.pull_subscribe_bind(durable=old, stream=results)
+    (msg,) = await psub.fetch(1, timeout=5)
+    # ...a new term takes over, then the deposed term's ack lands.
+    await fleet.supervisor("sup-b")
+    await msg.ack()
+    await fleet.bus.nc.flush()
+
+    event = await fleet.client.wait(task_id, timeout_s=10)
+    assert event.state == TaskState.COMPLETED, event
+    record = await fleet.client.status(task_id)
+    assert [a.outcome for a in record.history] == ["completed"], record.history
+    finals = await terminal_events(fleet.bus, expect=[task_id])
+    assert len(finals[task_id]) == 1
