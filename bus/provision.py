@@ -5,7 +5,7 @@ settings changes nothing; with new limits it updates the streams in place.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 from nats.js import JetStreamContext
@@ -88,9 +88,10 @@ def stream_configs(subjects: Subjects, cfg: StorageConfig) -> list[js_api.Stream
 
 
 def bucket_ttls(cfg: StorageConfig) -> dict[Bucket, float | None]:
-    # STATE and WORKFLOWS have no bucket TTL: a running task must not expire;
-    # the supervisor deletes terminal records past their retention. LEASES
-    # carry their own expiry inside the value, checked on compare-and-set.
+    # STATE and WORKFLOWS have no bucket TTL: a running task must not expire.
+    # A terminal task record carries its own TTL (`Nats-TTL`, the retention);
+    # the supervisor deletes finished runs past their retention. LEASES carry
+    # their own expiry inside the value, checked on compare-and-set.
     return {
         Bucket.STATE: None,
         Bucket.IDEM: cfg.idem_ttl_s,
@@ -122,7 +123,26 @@ async def _ensure_bucket(
         )
     except js_errors.BadRequestError:
         log.warning("KV bucket %s exists with other settings; using it as it is", name)
-        return await js.key_value(name)
+        kv = await js.key_value(name)
+        await _allow_msg_ttl(js, kv)
+        return kv
+
+
+async def _allow_msg_ttl(js: JetStreamContext, kv: KeyValue) -> None:
+    """Let an existing bucket take per-message TTLs (nats-py creates new ones so).
+
+    Terminal task records expire by `Nats-TTL` (docs/supervisor.md); a bucket
+    made by an older version lacks the flag, and a server (2.11+) rejects the
+    header on such a stream. Enabling it is one-way and changes nothing else.
+    """
+    config = (await kv.status()).stream_info.config
+    if config.allow_msg_ttl:
+        return
+    try:
+        await js.update_stream(replace(config, allow_msg_ttl=True))
+        log.info("KV bucket stream %s now allows per-message TTLs", config.name)
+    except js_errors.Error as exc:  # an older server: records then never expire
+        log.warning("stream %s cannot allow per-message TTLs: %s", config.name, exc)
 
 
 async def provision(

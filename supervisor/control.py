@@ -5,6 +5,7 @@ as `unknown_verb` whatever it carries; a body that is not the verb's request
 type is `bad_request`, a task id nobody knows is `unknown_task`.
 """
 
+import contextlib
 import logging
 
 import msgspec
@@ -12,6 +13,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as js_errors
 
 from natsfleet.bus import Incoming
+from natsfleet.bus.kvread import recent_values
 from natsfleet.protocols import (
     CONTROL_VERBS,
     Ack,
@@ -33,8 +35,10 @@ from natsfleet.protocols import (
     StatusRequest,
     Stream,
     TaskListReply,
+    TaskRecord,
     TaskStatusReply,
     TaskSummary,
+    is_terminal,
 )
 from natsfleet.supervisor.dlq import dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
@@ -47,7 +51,10 @@ log = logging.getLogger(__name__)
 RAW = Codec[msgspec.Raw](msgspec.Raw)
 _REQUEST = Codec[ControlRequest](ControlRequest)
 _DEAD_LETTER = Codec[DeadLetter](DeadLetter)
+_RECORD = msgspec.json.Decoder(TaskRecord)
 MAX_LIST = 10_000
+#: At most this many of the newest STATE entries are read to list finished tasks.
+MAX_SCAN = 20_000
 
 
 def _error(code: ErrorCode, detail: str) -> ErrorReply:
@@ -74,7 +81,7 @@ class Control:
             case StatusRequest():
                 return await self._status(request)
             case ListRequest():
-                return self._list(request)
+                return await self._list(request)
             case CancelRequest():
                 return await self._cancel(request)
             case AgentsRequest():
@@ -88,7 +95,7 @@ class Control:
                 return await self.workflows.approve(request)
 
     async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
-        tracked = await self.engine.store.fetch(task_id)
+        tracked = await self.engine.find(task_id)
         if tracked is None:
             return _error(ErrorCode.UNKNOWN_TASK, f"no task {task_id!r}")
         return tracked
@@ -100,12 +107,21 @@ class Control:
         workflow = self.workflows.status(request.task_id) if self.workflows else None
         return TaskStatusReply(task=tracked.shown(), workflow=workflow)
 
-    def _list(self, request: ListRequest) -> Message:
+    async def _list(self, request: ListRequest) -> Message:
+        """Live tasks from memory; finished ones from the newest writes in KV STATE."""
         limit = max(0, min(request.limit, MAX_LIST))
-        rows = [t.shown() for t in self.engine.store]
+        rows = {t.task_id: t.shown() for t in self.engine.store}
+        if request.state is None or is_terminal(request.state):
+            store = self.engine.store
+            scan = min(MAX_SCAN, max(4 * limit, 256))
+            for key, value in await recent_values(store.bus.js, store.kv, scan):
+                if key not in rows:
+                    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                        rows[key] = _RECORD.decode(value)
+        found = list(rows.values())
         if request.state is not None:
-            rows = [r for r in rows if r.state == request.state]
-        rows.sort(key=lambda r: r.created_ms, reverse=True)
+            found = [r for r in found if r.state == request.state]
+        found.sort(key=lambda r: r.created_ms, reverse=True)
         return TaskListReply(
             tasks=tuple(
                 TaskSummary(
@@ -119,7 +135,7 @@ class Control:
                     updated_ms=r.updated_ms,
                     usage=r.usage,
                 )
-                for r in rows[:limit]
+                for r in found[:limit]
             )
         )
 

@@ -31,7 +31,7 @@ from natsfleet.protocols import (
     encode,
     is_terminal,
 )
-from natsfleet.supervisor import telemetry
+from natsfleet.supervisor import recovery, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
@@ -157,13 +157,17 @@ class Engine:
             )
             record = tr.rejected(record, error, now)
         elif self.assign_at_once is not None and await self.assign_at_once(record):
-            return  # (a free instance offers the skill: no need to ask the registry)
+            # (A free instance offers the skill: no need to ask the registry.)
+            if self.store.get(record.task_id) is None:  # it was there already
+                await self.find(record.task_id)
+            return
         elif not submit.queue and not self.registry.offers(submit.skill):
             detail = f"no live agent offers skill {submit.skill!r}"
             error = ErrorInfo(error_type="unknown_skill", detail=detail, retryable=False)
             record = tr.rejected(record, error, now)
         tracked = await self.store.create(record)
         if tracked is None:
+            await self.find(record.task_id)
             return
         await self.store.emit(event_for(tracked.record))
         if tracked.record.state == TaskState.REJECTED:
@@ -173,11 +177,28 @@ class Engine:
             self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
             self.enqueue(tracked.record)
 
+    async def find(self, task_id: str) -> Tracked | None:
+        """The task's record: from memory, else from KV, adopting it if unfinished.
+
+        An unfinished record this term does not track was written after the
+        term loaded STATE, by a deposed supervisor that had passed its lease
+        check just before it stopped (docs/supervisor.md, "Leases and
+        failover"). It is adopted exactly as at take-over. A finished record
+        is returned as read, not kept in memory.
+        """
+        tracked = self.store.get(task_id)
+        if tracked is not None:
+            return tracked
+        tracked = await self.store.load(task_id)
+        if tracked is None or is_terminal(tracked.record.state):
+            return tracked
+        return await recovery.adopt_found(self, tracked)
+
     # -- outcomes -------------------------------------------------------------------------
 
     async def outcome(self, outcome: Result | Failure) -> None:
         """A Result or Failure from RESULTS, fenced by its token."""
-        tracked = await self.store.fetch(outcome.task_id)
+        tracked = await self.find(outcome.task_id)
         if tracked is None:
             await self._stale(outcome, "unknown task")
             return
@@ -414,18 +435,11 @@ class Engine:
         record = tr.canceled(record, reason or "canceled before it started", now)
         tracked = await self.store.create(record)
         if tracked is None:
+            await self.find(record.task_id)  # adopted if a deposed term created it
             return None
         await self.store.emit(event_for(tracked.record))
         self._ended(tracked.record)
         return tracked.record
-
-    async def purge_expired(self, retention_s: float) -> None:
-        """Delete terminal records older than the retention (events expire on their own)."""
-        cutoff = now_ms() - int(retention_s * 1000)
-        for tracked in self.store:
-            if is_terminal(tracked.record.state) and tracked.record.updated_ms < cutoff:
-                async with tracked.lock:
-                    await self.store.delete(tracked)
 
     # -- registry listener -------------------------------------------------------------------
 

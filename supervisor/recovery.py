@@ -5,16 +5,24 @@ deposed supervisor's late compare-and-set fails on each of them), then
 re-arms every deadline from what is persisted, and re-sends the terminal
 events (and DLQ entries) of tasks that ended just before the change, which
 the streams deduplicate if they were already stored.
+
+An unfinished record found later, at admission or with a result (written by a
+deposed supervisor after this term loaded STATE), is adopted the same way
+(`adopt_found`).
 """
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from natsfleet.protocols import TaskState, is_terminal
 from natsfleet.supervisor import transitions as tr
-from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.errors import RevisionConflict
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
 from natsfleet.supervisor.timers import TimerKind
+
+if TYPE_CHECKING:  # the engine calls `adopt_found`
+    from natsfleet.supervisor.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +30,19 @@ log = logging.getLogger(__name__)
 #: streams' default duplicate window is two minutes).
 RESEND_WINDOW_MS = 110_000
 _ADOPT_CONCURRENCY = 256
+# A deposed supervisor lands at most the few writes it had in flight.
+_ADOPT_TRIES = 5
 
 
-async def take_over(engine: Engine) -> None:
+async def take_over(engine: "Engine") -> None:
     store = engine.store
     loaded = await store.load_all()
     unfinished = [t for t in loaded if not is_terminal(t.record.state)]
-    await _adopt(engine, unfinished)
+    await _adopt_all(engine, unfinished)
     for tracked in unfinished:
+        if is_terminal(tracked.record.state):  # a deposed term's late write ended it
+            store.forget(tracked.task_id)
+            continue
         _rearm(engine, tracked)
     recent = now_ms() - RESEND_WINDOW_MS
     for tracked in loaded:
@@ -47,20 +60,61 @@ async def take_over(engine: Engine) -> None:
     )
 
 
-async def _adopt(engine: Engine, unfinished: list[Tracked]) -> None:
-    slots = asyncio.Semaphore(_ADOPT_CONCURRENCY)
+async def adopt_found(engine: "Engine", found: Tracked) -> Tracked:
+    """Adopt an unfinished record this term did not load; the tracked record."""
+    store = engine.store
+    tracked = store.track(found)
+    if tracked is not found:  # adopted (or created) meanwhile
+        return tracked
+    log.warning(
+        "task %s (epoch %d) was written after this term loaded STATE; adopting it",
+        found.task_id,
+        found.record.epoch,
+    )
+    try:
+        await _adopt(engine, tracked)
+    except BaseException:
+        store.forget(tracked.task_id)
+        raise
+    if is_terminal(tracked.record.state):
+        store.forget(tracked.task_id)
+    else:
+        _rearm(engine, tracked)
+    return tracked
+
+
+async def _adopt(engine: "Engine", tracked: Tracked) -> None:
+    """Rewrite the record with this term's epoch, so older writers' CAS fails.
+
+    A conflict reloads the record (`TaskStore.write`); one written by an
+    older epoch in the meantime is adopted as it now is.
+    """
     epoch = engine.store.lease.epoch
+    async with tracked.lock:
+        for attempt in range(_ADOPT_TRIES):
+            if is_terminal(tracked.record.state):
+                return
+            try:
+                await engine.store.write(tracked, tr.adopted(tracked.record, epoch, now_ms()))
+                return
+            except RevisionConflict:
+                if attempt == _ADOPT_TRIES - 1:
+                    raise
+
+
+async def _adopt_all(engine: "Engine", unfinished: list[Tracked]) -> None:
+    slots = asyncio.Semaphore(_ADOPT_CONCURRENCY)
 
     async def adopt(tracked: Tracked) -> None:
-        async with slots, tracked.lock:
-            await engine.store.write(tracked, tr.adopted(tracked.record, epoch, now_ms()))
+        async with slots:
+            await _adopt(engine, tracked)
 
     async with asyncio.TaskGroup() as tg:
         for tracked in unfinished:
             tg.create_task(adopt(tracked))
 
 
-def _rearm(engine: Engine, tracked: Tracked) -> None:
+def _rearm(engine: "Engine", tracked: Tracked) -> None:
     record = tracked.record
     timers = engine.timers
     timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)

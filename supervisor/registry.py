@@ -68,9 +68,19 @@ class Registry:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.instances: dict[str, Instance] = {}
         self.listener: RegistryListener | None = None
+        # Instances heard only by heartbeat (their Hello came before we
+        # listened): monotonic time last heard. A standby learns them only
+        # from the rollcall of its term.
+        self._strangers: dict[str, float] = {}
+
+    def knows_everyone(self) -> bool:
+        """No unknown instance has heartbeated within the heartbeat timeout."""
+        since = time.monotonic() - self.heartbeat_timeout_s
+        return all(heard < since for heard in self._strangers.values())
 
     def on_hello(self, hello: Hello) -> None:
         now = time.monotonic()
+        self._strangers.pop(hello.instance_id, None)
         old = self.instances.get(hello.instance_id)
         if old is not None and old.hello.incarnation != hello.incarnation:
             # A new process under the same id: the old one is gone, with its attempts.
@@ -94,6 +104,7 @@ class Registry:
     def on_heartbeat(self, hb: Heartbeat) -> None:
         inst = self.instances.get(hb.instance_id)
         if inst is None or inst.hello.incarnation != hb.incarnation:
+            self._strangers[hb.instance_id] = time.monotonic()
             if self.listener is not None:
                 self.listener.unknown_instance(hb.instance_id)
             if inst is None:

@@ -30,6 +30,7 @@ from natsfleet.protocols import (
     encode,
 )
 from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.consumers import fence
 from natsfleet.supervisor.control import RAW, Control
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.errors import NotLeader
@@ -178,11 +179,16 @@ class Supervisor:
 
     async def _start_term(self, tg: asyncio.TaskGroup, lease: Lease, *, warm: bool) -> None:
         bus, cfg = self.bus, self.cfg
-        store = TaskStore(bus, await bus.kv(Bucket.STATE), lease)
+        kv = await bus.kv(Bucket.STATE)
+        ttl_enabled = bool((await kv.status()).stream_info.config.allow_msg_ttl)
+        store = TaskStore(bus, kv, lease, retention_s=cfg.retention_s, ttl_enabled=ttl_enabled)
         engine = Engine(cfg, bus, store, self.registry, tg)
         self._engine = engine
         engine.metrics = self.metrics
         self.metrics.engine = engine
+        # Fence the previous terms' consumers before STATE is loaded (consumers.py).
+        results = await self._fence(lease, Stream.RESULTS, bus.subjects.results(), "results")
+        tasks = await self._fence(lease, Stream.TASKS, bus.subjects.submit(), "tasks")
         await take_over(engine)
         runner = WorkflowRunner(
             engine, self.catalog, RunStore(await bus.kv(Bucket.WORKFLOWS), lease)
@@ -195,20 +201,20 @@ class Supervisor:
         tg.create_task(self._unsubscribe_at_end(sub))
         self.registry.listener = engine
         await engine.rollcall()
-        if not warm:
+        if not warm or not self.registry.knows_everyone():
             # Instances answer the rollcall within milliseconds; until then
-            # every skill would look unknown.
+            # every skill would look unknown (a standby hears only the
+            # heartbeats of instances that said Hello before it started).
             await asyncio.sleep(cfg.registry_warmup_s)
         dispatcher = Dispatcher(engine)
         engine.assign_at_once = dispatcher.assign_at_once
         tg.create_task(dispatcher.run())
         tg.create_task(engine.timers.run(engine.on_timer))
         tg.create_task(self._sweep(engine))
-        durable = f"supervisor-p{cfg.partition}"
         tg.create_task(
             bus.consume(
                 bus.subjects.results(),
-                f"{durable}-results",
+                results,
                 _OUTCOME,
                 lambda message, _: _outcomes(engine, message),
                 stream=bus.subjects.stream(Stream.RESULTS),
@@ -220,7 +226,7 @@ class Supervisor:
         tg.create_task(
             bus.consume(
                 bus.subjects.submit(),
-                f"{durable}-tasks",
+                tasks,
                 _SUBMIT,
                 lambda submit, _: engine.admit(submit),
                 stream=bus.subjects.stream(Stream.TASKS),
@@ -231,6 +237,12 @@ class Supervisor:
         )
         engine.wake.set()
         self.active.set()
+
+    async def _fence(self, lease: Lease, stream: Stream, subject: str, kind: str) -> str:
+        return await fence(
+            self.bus, lease, stream=self.bus.subjects.stream(stream), subject=subject,
+            kind=kind, batch=self.cfg.fetch_batch, ack_wait_s=self.cfg.ack_wait_s,
+        )  # fmt: skip
 
     async def _unsubscribe_at_end(self, sub: object) -> None:
         try:
@@ -259,7 +271,6 @@ class Supervisor:
         raise _Deposed("shutting down")
 
     async def _sweep(self, engine: Engine) -> None:
-        retention_every = max(1, int(60 / self.cfg.sweep_s))
         reconcile_every = max(1, int(1.0 / self.cfg.sweep_s))
         ticks = 0
         while True:
@@ -270,8 +281,6 @@ class Supervisor:
             ticks += 1
             if ticks % reconcile_every == 0:
                 engine.reconcile()
-            if ticks % retention_every == 0:
-                engine.spawn(engine.purge_expired(self.cfg.retention_s))
 
     async def _on_announcement(self, message: AgentAnnouncement, _: Incoming) -> Message | None:
         match message:

@@ -1,14 +1,20 @@
 """Task records in KV STATE, changed only by compare-and-set, with their events.
 
-The store keeps every record it knows in memory with the KV revision it read
-or wrote. A write sends `Nats-Expected-Last-Subject-Sequence` = that revision,
-so a write from anyone holding an older view fails; each written record
-carries the writer's lease epoch. The lease is checked before every write, so
-a supervisor that may have been deposed sends nothing at all.
+The store keeps every unfinished record in memory with the KV revision it
+read or wrote. A write sends `Nats-Expected-Last-Subject-Sequence` = that
+revision, so a write from anyone holding an older view fails; each written
+record carries the writer's lease epoch. The lease is checked before every
+write, so a supervisor that may have been deposed sends nothing at all.
+
+A terminal record is written with a per-message TTL (`Nats-TTL` = the
+retention), so KV STATE forgets it on its own, and it leaves memory as soon
+as its terminal event is acknowledged: memory holds the live tasks only.
+Whoever needs a finished task reads it from KV (`fetch`, `load`).
 """
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +44,7 @@ log = logging.getLogger(__name__)
 _RECORD = Codec[TaskRecord](TaskRecord)
 _VALID_KEY = VALID_KEY_RE
 _EXPECTED_LAST = js_api.Header.EXPECTED_LAST_SUBJECT_SEQUENCE.value
+_MSG_TTL = js_api.Header.MSG_TTL.value
 # JSStreamWrongLastSequenceErrF, JSStreamWrongLastSequenceConstantErr (as nats.js.kv)
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 
@@ -69,13 +76,29 @@ class Tracked:
 
 
 class TaskStore:
-    """The supervisor's task records: KV STATE plus an in-memory index."""
+    """The supervisor's task records: KV STATE plus an in-memory index of live ones.
 
-    def __init__(self, bus: Bus, kv: KeyValue, lease: Lease) -> None:
+    `retention_s` is the per-message TTL of terminal records; it is sent only
+    when the bucket allows per-message TTLs (`ttl_enabled`, nats-server 2.11+),
+    since a server rejects the header on a stream that does not.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        kv: KeyValue,
+        lease: Lease,
+        *,
+        retention_s: float | None = None,
+        ttl_enabled: bool = False,
+    ) -> None:
         self.bus = bus
         self.kv = kv
         self.lease = lease
         self._tasks: dict[str, Tracked] = {}
+        self._ttl_s = (
+            max(1, math.ceil(retention_s)) if retention_s is not None and ttl_enabled else None
+        )
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -84,27 +107,43 @@ class TaskStore:
         return iter(list(self._tasks.values()))
 
     def get(self, task_id: str) -> Tracked | None:
+        """A record this term tracks in memory (a live task, or one just ended)."""
         return self._tasks.get(task_id)
+
+    def track(self, tracked: Tracked) -> Tracked:
+        """Keep `tracked` in memory unless the task is tracked already; the tracked one."""
+        return self._tasks.setdefault(tracked.task_id, tracked)
 
     def forget(self, task_id: str) -> None:
         self._tasks.pop(task_id, None)
 
-    async def fetch(self, task_id: str) -> Tracked | None:
-        """The record from memory, else from KV (a task this process has not seen)."""
-        tracked = self._tasks.get(task_id)
-        if tracked is not None:
-            return tracked
+    async def load(self, task_id: str) -> Tracked | None:
+        """The record as stored in KV (not kept in memory); None if there is none."""
         try:
             entry = await self.kv.get(task_id)
         except (js_errors.KeyNotFoundError, js_errors.InvalidKeyError):
             return None
         if not entry.value:
             return None
-        tracked = Tracked(record=_RECORD.decode(entry.value), revision=entry.revision or 0)
-        return self._tasks.setdefault(task_id, tracked)
+        return Tracked(record=_RECORD.decode(entry.value), revision=entry.revision or 0)
+
+    async def fetch(self, task_id: str) -> Tracked | None:
+        """The record from memory, else from KV (a finished task, or one never seen).
+
+        A record read from KV is not kept in memory; to act on an unfinished
+        one that this term does not track, use `Engine.find` (it adopts it).
+        """
+        tracked = self._tasks.get(task_id)
+        if tracked is not None:
+            return tracked
+        return await self.load(task_id)
 
     async def load_all(self) -> list[Tracked]:
-        """Every record in STATE (one ordered consumer, not one get per key)."""
+        """Every record in STATE (one ordered consumer, not one get per key).
+
+        Only unfinished ones are kept in memory; all are returned.
+        """
+        loaded: list[Tracked] = []
         for entry in await latest_entries(self.kv, self.bus.config.js_timeout_s):
             if entry.operation is not None or not entry.value:
                 self._tasks.pop(entry.key, None)
@@ -114,10 +153,18 @@ class TaskStore:
             except Exception as exc:
                 log.error("unreadable task record %s: %s", entry.key, exc)
                 continue
-            self._tasks[entry.key] = Tracked(record=record, revision=entry.revision or 0)
-        return list(self._tasks.values())
+            tracked = Tracked(record=record, revision=entry.revision or 0)
+            loaded.append(tracked)
+            if is_terminal(record.state):
+                self._tasks.pop(entry.key, None)
+            else:
+                self._tasks[entry.key] = tracked
+        return loaded
 
-    async def _cas(self, key: str, data: bytes, last: int) -> int:
+    def _ttl(self, record: TaskRecord) -> float | None:
+        return self._ttl_s if is_terminal(record.state) else None
+
+    async def _cas(self, key: str, data: bytes, last: int, ttl_s: float | None = None) -> int:
         """Write `data` if the key's last revision is `last` (0: no entry); the new revision.
 
         What `KeyValue.update` does, through the bus's pipelined publishes
@@ -126,6 +173,8 @@ class TaskStore:
         if not _VALID_KEY.match(key) or key[0] == "." or key[-1] == ".":
             raise js_errors.InvalidKeyError(key)
         headers = {_EXPECTED_LAST: str(last)}
+        if ttl_s is not None:
+            headers[_MSG_TTL] = str(int(ttl_s))
         future = await self.bus.publish_async(self.bus.kv_subject(Bucket.STATE, key), data, headers)
         try:
             return (await future).seq
@@ -140,13 +189,12 @@ class TaskStore:
         record = _stamp(record, self.lease.epoch)
         data = encode(record)
         try:
-            revision = await self._cas(record.task_id, data, 0)
+            revision = await self._cas(record.task_id, data, 0, self._ttl(record))
         except js_errors.KeyWrongLastSequenceError:
             try:  # a deleted key's tombstone: `create` re-creates over it
-                revision = await self.kv.create(record.task_id, data)
+                revision = await self.kv.create(record.task_id, data, msg_ttl=self._ttl(record))
             except js_errors.KeyWrongLastSequenceError:
-                await self.fetch(record.task_id)
-                return None
+                return None  # the caller decides: a duplicate, or a record to adopt
         tracked = Tracked(record=record, revision=revision)
         self._tasks[record.task_id] = tracked
         return tracked
@@ -156,7 +204,9 @@ class TaskStore:
         self.lease.check()
         record = _stamp(record, self.lease.epoch)
         try:
-            revision = await self._cas(record.task_id, encode(record), tracked.revision)
+            revision = await self._cas(
+                record.task_id, encode(record), tracked.revision, self._ttl(record)
+            )
         except js_errors.KeyWrongLastSequenceError:
             await self._conflict(tracked)
             raise  # pragma: no cover - _conflict always raises
@@ -180,11 +230,6 @@ class TaskStore:
         tracked.revision = entry.revision or 0
         raise RevisionConflict(tracked.task_id, tracked.revision)
 
-    async def delete(self, tracked: Tracked) -> None:
-        self.lease.check()
-        await self.kv.delete(tracked.task_id, last=tracked.revision)
-        self._tasks.pop(tracked.task_id, None)
-
     # -- events -------------------------------------------------------------------
 
     async def emit(self, event: TaskEvent) -> None:
@@ -199,6 +244,10 @@ class TaskStore:
         subject = self.bus.subjects.events(event.task_id)
         if is_terminal(event.state):
             await self.bus.publish_js(subject, event, msg_id=f"{event.task_id}:final")
+            # Announced for good: the finished task now lives in KV only.
+            tracked = self._tasks.get(event.task_id)
+            if tracked is not None and is_terminal(tracked.record.state):
+                del self._tasks[event.task_id]
         else:
             await self.bus.publish(subject, event)
 

@@ -192,11 +192,13 @@ class WorkflowRunner:
         tracked = await store.create(started)
         if tracked is not None:
             await store.emit(event_for(tracked.record, detail=f"workflow {run.workflow} started"))
+        else:  # a redelivered Submit; or created by a deposed term: adopted
+            await self.engine.find(record.task_id)
         self.engine.timers.add(run.deadline_ms, TimerKind.CLOSE, run.run_id)
 
     async def _mirror(self, run: WorkflowRun) -> None:
         """Show the run's state, cost, output or error on its task record and events."""
-        tracked = await self.engine.store.fetch(run.run_id)
+        tracked = await self.engine.find(run.run_id)
         if tracked is None:
             return
         async with tracked.lock:
@@ -250,15 +252,20 @@ class WorkflowRunner:
                 if is_terminal(item.state):
                     continue
                 task = store.get(item.task_id)
-                if task is not None and is_terminal(task.record.state):
-                    ended.append(task.record)
-                elif (
+                if (
                     task is None
                     and not is_terminal(run.state)
                     and (force_resubmit or now_ms() - run.updated_ms > RESUBMIT_AFTER_MS)
                 ):
-                    await self._resubmit(run, step.name, item.n)
+                    # Finished tasks are in KV only: look there before resubmitting.
+                    task = await self.engine.find(item.task_id)
+                    if task is None:
+                        await self._resubmit(run, step.name, item.n)
+                if task is not None and is_terminal(task.record.state):
+                    ended.append(task.record)
         run_record = store.get(run.run_id)
+        if run_record is None and not is_terminal(run.state):
+            run_record = await store.fetch(run.run_id)
         async with tracked.lock:
             if run_record is not None and is_terminal(run_record.record.state):
                 ended.append(run_record.record)

@@ -5,13 +5,22 @@ import asyncio
 import pytest
 from nats.js import api as js_api
 
-from natsfleet.bus import Bus, FleetClient, Incoming, StorageConfig, TaskRejected
+from natsfleet.bus import (
+    Bus,
+    BusConfig,
+    FleetClient,
+    Incoming,
+    NatsServer,
+    StorageConfig,
+    TaskRejected,
+)
 from natsfleet.protocols import (
     Bucket,
     Codec,
     DlqReason,
     ErrorCode,
     Stream,
+    Subjects,
     Submit,
 )
 
@@ -42,6 +51,29 @@ async def test_provisioning_is_idempotent_and_follows_the_design(bus: Bus) -> No
     await bus.provision(StorageConfig(tasks_max_msgs=10))
     tasks = await bus.js.stream_info(names.stream(Stream.TASKS))
     assert tasks.config.max_msgs == 10
+
+
+async def test_provisioning_lets_an_older_state_bucket_take_message_ttls(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    # A STATE bucket as an earlier version made it: no per-message TTLs.
+    name = f"KV_{Subjects(prefix).bucket(Bucket.STATE)}"
+    async with Bus(BusConfig(url=nats_server.url, prefix=prefix), role="test") as bus:
+        await bus.js.add_stream(
+            js_api.StreamConfig(
+                name=name, subjects=[f"$KV.{name[3:]}.>"], max_msgs_per_subject=1,
+                allow_rollup_hdrs=True, deny_delete=True, allow_direct=True,
+                discard=js_api.DiscardPolicy.NEW, allow_msg_ttl=False,
+            )
+        )  # fmt: skip
+        assert not (await bus.js.stream_info(name)).config.allow_msg_ttl
+        for _ in range(2):  # and again: nothing more to change
+            await bus.provision()
+            config = (await bus.js.stream_info(name)).config
+            assert config.allow_msg_ttl
+            assert config.max_msgs_per_subject == 1
+        kv = await bus.kv(Bucket.STATE)
+        await kv.create("t1", b"{}", msg_ttl=60)  # refused without the flag
 
 
 async def test_submit_beyond_the_tasks_maximum_is_rejected_with_backpressure(bus: Bus) -> None:

@@ -104,7 +104,7 @@ async def test_cancel_of_a_submit_still_waiting_in_tasks(fleet: Any) -> None:
     tasks = fleet.bus.subjects.stream(Stream.TASKS)
     last = (await fleet.bus.js.stream_info(tasks)).state.last_seq
     while (
-        await fleet.bus.js.consumer_info(tasks, "supervisor-p0-tasks")
+        await fleet.bus.js.consumer_info(tasks, "supervisor-p0-tasks-e1")
     ).delivered.stream_seq < last:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
