@@ -115,6 +115,7 @@ class PullLoop:
         self._sub = await self._nc.subscribe(
             self._prefix + "*", cb=self._deliver, pending_msgs_limit=-1, pending_bytes_limit=-1
         )
+        self._wake.set()  # the first pull goes out at once
 
     def done(self) -> None:
         """A delivered message was settled (or abandoned): its credit comes back."""

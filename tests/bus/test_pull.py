@@ -137,3 +137,21 @@ async def test_consumption_resumes_after_a_server_restart(
         await asyncio.wait_for(until_seen(second), 8)
     finally:
         await _stop(consumer)
+
+
+async def test_the_first_message_is_delivered_at_once_not_after_a_heartbeat(bus: Bus) -> None:
+    client = FleetClient(bus)
+    ready = asyncio.Event()
+    handled = asyncio.Event()
+
+    async def handle(_: Submit, __: Incoming) -> None:
+        handled.set()
+
+    consumer = await _consume(bus, "first", handle, ready=ready)
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        await client.submit("echo", {"n": 1})
+        # The pull loop's idle wake-up is 1 s: delivery must not wait for it.
+        await asyncio.wait_for(handled.wait(), 0.5)
+    finally:
+        await _stop(consumer)
