@@ -24,6 +24,7 @@ from pathlib import Path
 import nats
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus.loop import loop_factory
 from natsfleet.protocols import Codec, TaskEvent, TaskState, is_terminal, new_task_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,9 @@ async def main():
         await msg.respond(msg.data)
     await nc.subscribe("bench.echo", cb=cb)
     await asyncio.Event().wait()
-asyncio.run(main())
+from natsfleet.bus.loop import loop_factory
+with asyncio.Runner(loop_factory=loop_factory()) as runner:
+    runner.run(main())
 """
 
 
@@ -240,4 +243,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # Every process on the loop natsfleet's processes use (uvloop when
+    # installed): the driver, the raw responder, the supervisor and agents.
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())

@@ -166,11 +166,11 @@ class Dispatcher:
             await self._unanswered(tracked, record, instance, redact(str(exc)))
             return
         if isinstance(reply, Accept):
-            self._accepted(tracked, record, instance)
+            await self._accepted(tracked, record, instance)
         elif isinstance(reply, Reject):
             await self._rejected(tracked, record, instance, reply.code, reply.detail)
 
-    def _accepted(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
+    async def _accepted(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
         engine = self.engine
         attempt = engine.attempts.get(record.token)
         if attempt is None or tracked.record.token != record.token:
@@ -184,7 +184,7 @@ class Dispatcher:
         tracked.accepted = True
         # The attempt's one event: `assigned` is a record state (status shows
         # it) but not published; `working` names the instance once it runs.
-        engine.spawn(engine.store.emit(event_for(record, state=TaskState.WORKING)))
+        await engine.store.emit(event_for(record, state=TaskState.WORKING))
 
     async def _unanswered(
         self, tracked: Tracked, record: TaskRecord, instance: Instance, why: str
