@@ -20,6 +20,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
+from natsfleet.bus import wire
 from natsfleet.bus.incoming import header
 
 _NO_RESPONDERS = "503"
@@ -100,7 +101,11 @@ class Replies:
         self._pending.setdefault(entry.timeout_s, {})[token] = entry
         self._where[token] = entry.timeout_s
         try:
-            await self._nc.publish(subject, payload, reply=self._prefix + token, headers=headers)
+            reply = self._prefix + token
+            if headers:
+                await wire.publish(self._nc, subject, payload, headers, reply)
+            else:
+                await self._nc.publish(subject, payload, reply=reply)
         except BaseException:
             self._pop(token)
             raise

@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from natsfleet.bus import deadletter, redact, tracing
+from natsfleet.bus import deadletter, redact, tracing, wire
 from natsfleet.bus.acks import NoReply, Replies
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
@@ -260,7 +260,7 @@ class Bus:
             with tracing.publish_span(subject, hdrs, len(data)):
                 await self.nc.publish(subject, data, headers=hdrs)
         else:
-            await self.nc.publish(subject, data, headers=hdrs)
+            await wire.publish(self.nc, subject, data, hdrs)
         self.stats.published += 1
 
     async def _publish_span_record(self, service: str, record: SpanRecord) -> None:
