@@ -107,6 +107,7 @@ class Engine:
             log.exception("supervisor action failed")
 
     def _ended(self, record: TaskRecord) -> None:
+        self.timers.forget(record.task_id)
         if self.metrics is not None:
             self.metrics.task_ended(record)
         if self.workflows is not None and (record.workflow_id or record.workflow):

@@ -149,6 +149,7 @@ class WorkflowRunner:
             await self._submit(new, launch)
         await self._mirror(new)
         if is_terminal(new.state):
+            self.engine.timers.forget(new.run_id)
             await self._cancel_open(new, planner.open_tasks())
         return new
 
