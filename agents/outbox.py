@@ -10,14 +10,18 @@ their tokens in the heartbeat's `in_flight` until the stream has them.
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from natsfleet.bus import Bus, tracing
-from natsfleet.protocols import AttemptOutcome, OutcomeBatch
+from natsfleet.protocols import AttemptOutcome, OutcomeBatch, Result
 
 log = logging.getLogger(__name__)
 
 _BATCH = 64
+# An OutcomeBatch stays far below any server's max payload and the readers'
+# size limit; an outcome bigger than this goes alone (blob offload applies).
+_BATCH_BYTES = 256 * 1024
+_OVERHEAD_BYTES = 400  # ids, token, usage, field names
 _PUBLISH_TIMEOUT_S = 2.0
 _FIRST_BACKOFF_S = 0.05
 _MAX_BACKOFF_S = 1.0
@@ -75,7 +79,7 @@ class Outbox:
         while True:
             await self._more.wait()
             self._more.clear()
-            batch = list(self._pending.values())[:_BATCH]
+            batch = _first_batch(self._pending.values())
             if len(batch) > 1 and not tracing.enabled():
                 results = [await self._publish_batch(batch)]
             else:
@@ -152,3 +156,21 @@ class Outbox:
             log.info("outcome of %s stored after retrying", msg_id)
         self._stored(outcome.token)
         return True
+
+
+def _size(outcome: AttemptOutcome) -> int:
+    body = len(outcome.output) if isinstance(outcome, Result) else len(outcome.detail)
+    return body + _OVERHEAD_BYTES
+
+
+def _first_batch(pending: Iterable[AttemptOutcome]) -> list[AttemptOutcome]:
+    """The oldest outcomes, at most `_BATCH` of them and about `_BATCH_BYTES` (at least one)."""
+    batch: list[AttemptOutcome] = []
+    total = 0
+    for outcome in pending:
+        size = _size(outcome)
+        if batch and (len(batch) == _BATCH or total + size > _BATCH_BYTES):
+            break
+        batch.append(outcome)
+        total += size
+    return batch

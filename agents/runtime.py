@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import logging
 import secrets
+from typing import Any
 
 from natsfleet.agents import telemetry
 from natsfleet.agents.agent import Agent, AgentConfig
@@ -110,6 +111,8 @@ class AgentRuntime:
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
+        # Work a reply must not wait for (dead letters out of an AssignBatch).
+        self._background: set[asyncio.Task[Any]] = set()
         # A skill's `ctx.log` is named after the agent's own module, not ours.
         self._skill_log = logging.getLogger(type(agent).__module__)
         self._stop = asyncio.Event()
@@ -300,7 +303,7 @@ class AgentRuntime:
     async def _dead_letter(
         self, reason: DlqReason, assign: Assign, incoming: Incoming, detail: str, alone: bool
     ) -> None:
-        await self.bus.dead_letter(
+        write = self.bus.dead_letter(
             reason,
             subject=incoming.subject,
             error=detail,
@@ -309,6 +312,19 @@ class AgentRuntime:
             payload=incoming.data if alone else encode(assign),
             task_id=assign.task_id,
         )
+        if alone:
+            await write
+            return
+        # Out of a batch the reply must not wait for the DLQ's ack (one slow
+        # write would time out every Assign in it): it is written meanwhile.
+        task = asyncio.create_task(write)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: "asyncio.Task[Any]") -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("dead letter not written: %s", task.exception())
 
     def _on_cancel(self, cancel: Cancel) -> None:
         attempt = self.attempts.get(cancel.token)

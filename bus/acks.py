@@ -116,7 +116,11 @@ class Replies:
         timeout_s = self._where.pop(token, None)
         if timeout_s is None:
             return None
-        return self._pending[timeout_s].pop(token, None)
+        pending = self._pending[timeout_s]
+        entry = pending.pop(token, None)
+        if not pending:  # callers choose timeouts freely: keep no empty buckets
+            del self._pending[timeout_s]
+        return entry
 
     async def _on_reply(self, msg: Msg) -> None:
         entry = self._pop(msg.subject[len(self._prefix) :])
@@ -134,7 +138,7 @@ class Replies:
         self._sweep = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for pending in self._pending.values():
+        for timeout_s, pending in list(self._pending.items()):
             while pending:
                 token, entry = next(iter(pending.items()))
                 if entry.deadline > now:
@@ -143,6 +147,8 @@ class Replies:
                 del self._where[token]
                 if not entry.future.done():
                     entry.future.set_exception(nats.errors.TimeoutError())
+            if not pending:
+                del self._pending[timeout_s]
         if self._where:
             self._sweep = loop.call_later(_SWEEP_S, self._expire)
 

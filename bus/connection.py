@@ -565,6 +565,9 @@ class Bus:
                 await self.js.add_consumer(stream_name, config)
 
         running: set[asyncio.Task[None]] = set()
+        # In order: one worker takes them from here, so the subscription's
+        # callback (which also reads the pull requests' heartbeats) never waits.
+        ordered: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def settle(msg: Msg) -> None:
             try:
@@ -572,9 +575,13 @@ class Bus:
             finally:
                 pull.done()
 
-        async def on_message(msg: Msg) -> None:
+        async def work_in_order() -> None:
+            while True:
+                await settle(await ordered.get())
+
+        def on_message(msg: Msg) -> None:
             if not parallel:
-                await settle(msg)
+                ordered.put_nowait(msg)
                 return
             task = asyncio.create_task(settle(msg))
             running.add(task)
@@ -592,6 +599,10 @@ class Bus:
         await self._retrying(ensure_consumer, f"consumer {durable}")
         await pull.start()
         self._pulls.add(pull)
+        if not parallel:
+            worker = asyncio.create_task(work_in_order())
+            running.add(worker)
+            worker.add_done_callback(running.discard)
         if ready is not None:
             ready.set()
         try:

@@ -7,20 +7,26 @@ is a probe every second. Here pull requests stay outstanding on the server, so
 a message is delivered the moment it is stored, and a new request is sent when
 enough credit has come back (as nats.go's `Consume` does).
 
-Each request has its own reply subject under one wildcard subscription, so a
-status (heartbeat, 408 expired, 409/503 refused) names its request; stored
-messages keep their own subject and are counted against the oldest request,
-which is the one the server serves first. A request ends when it has
-delivered its batch, expired or was refused. Credit
-is `limit`: messages requested but not yet delivered plus messages delivered
-but not yet settled by their handler never exceed it (the handler calls
-`done()`), which bounds both the handlers running and `max_ack_pending` use.
+Credit is `limit`: messages requested but not yet delivered plus messages
+delivered but not yet settled by their handler (`done()`), which bounds the
+handlers running and `max_ack_pending` use. Outstanding credit is counted as
+a total, not per request: the server serves its waiting requests round-robin
+and a stored message keeps its own subject, so a message cannot name its
+request. Every message takes one from the total; a request that ends early
+(408 expired, 409 refused, 503 JetStream away) arrives as a status on its own
+reply subject and gives back what the server still owed it
+(`Nats-Pending-Messages`, or all it asked for when refused unserved).
 
-Liveness: every request asks for idle heartbeats; a request silent for
-`2 * heartbeat_s + 1` s (the server restarted and forgot it, the connection
-was replaced, the consumer was deleted) is dropped and the consumer checked
-(re-created when gone) before pulling again. A reconnect drops them all at
-once.
+Liveness: every request asks for idle heartbeats. When credit is outstanding
+and nothing at all (message, heartbeat, status) has arrived for
+`2 * heartbeat_s + 1` s, the server has forgotten the requests (it restarted,
+the connection was replaced, the consumer was deleted): all of it is written
+off, the consumer checked (re-created when gone) and pulled again. A
+reconnect does the same at once. Should old requests have survived after all,
+at most one more `limit` of messages arrives; `max_ack_pending` still bounds
+it. Statuses are read in the subscription callback, which never waits for a
+handler (`on_message` must return at once), so a slow handler cannot make a
+live request look dead.
 """
 
 import asyncio
@@ -29,7 +35,6 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import msgspec
 import nats.errors
@@ -45,6 +50,7 @@ log = logging.getLogger(__name__)
 _STATUS = "Status"
 _DESCRIPTION = "Description"
 _HEARTBEAT = "100"
+_PENDING = "Nats-Pending-Messages"
 # 404 no messages (no_wait only), 408 expired, 409 refused (max waiting,
 # consumer deleted, leadership change, ...), 503 JetStream not available.
 _ENDS_REQUEST = frozenset({"404", "408", "409", "503"})
@@ -56,18 +62,13 @@ class _PullRequest(msgspec.Struct, omit_defaults=True):
     idle_heartbeat: int
 
 
-@dataclass(slots=True)
-class _Outstanding:
-    wanted: int
-    seen: float
-
-
 class PullLoop:
     """Messages of one durable consumer, handed to `on_message` as they arrive.
 
     `on_message` is called from the subscription's task, in stream order; it
-    must be quick (start a task for slow work) and every message it is given
-    must eventually be followed by one `done()` call, which returns its credit.
+    must return at once (queue the message or start a task) and every message
+    it is given must eventually be followed by one `done()` call, which
+    returns its credit.
     `ensure_consumer` creates or binds the durable consumer; it is called
     before the first pull and whenever the consumer may have gone.
     """
@@ -76,7 +77,7 @@ class PullLoop:
         self,
         nc: NatsClient,
         next_subject: str,
-        on_message: Callable[[Msg], Awaitable[None]],
+        on_message: Callable[[Msg], None],
         ensure_consumer: Callable[[], Awaitable[None]],
         *,
         limit: int,
@@ -96,8 +97,10 @@ class PullLoop:
         self._name = name
         self._prefix = ""
         self._ids = itertools.count(1)
-        self._requests: dict[str, _Outstanding] = {}
-        self._requested = 0  # asked for, not yet delivered
+        # Requests that may still be open on the server: token -> batch asked.
+        self._requests: dict[str, int] = {}
+        self._requested = 0  # asked for, not yet delivered (all requests)
+        self._heard = time.monotonic()  # anything at all from the server
         self._held = 0  # delivered, not yet done()
         self._sub: Subscription | None = None
         self._wake = asyncio.Event()
@@ -106,7 +109,13 @@ class PullLoop:
 
     @property
     def held(self) -> int:
+        """Messages delivered and not yet settled."""
         return self._held
+
+    @property
+    def outstanding(self) -> int:
+        """Messages requested and not yet delivered."""
+        return self._requested
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
@@ -136,14 +145,14 @@ class PullLoop:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._heartbeat_s)
             self._wake.clear()
-            self._drop_silent()
+            self._check_alive()
             if self._check:
                 if not await self._ensure():
                     await asyncio.sleep(self._retry_s)
                     self._wake.set()
                     continue
             free = self._free()
-            if free > 0 and (free >= self._threshold() or not self._requests):
+            if free > 0 and (free >= self._threshold() or self._requested == 0):
                 await self._pull(free)
 
     async def stop(self) -> None:
@@ -183,51 +192,43 @@ class PullLoop:
         except nats.errors.Error as exc:  # reconnecting: the wake-up after it pulls again
             self._failed(exc)
             return
-        self._requests[token] = _Outstanding(wanted=batch, seen=time.monotonic())
+        if self._requested == 0:
+            self._heard = time.monotonic()  # a new stretch of outstanding credit
+        self._requests[token] = batch
         self._requested += batch
 
-    def _drop_silent(self) -> None:
-        # The server sends a heartbeat every heartbeat_s while a request idles;
-        # a request that said nothing for much longer no longer exists there.
-        cutoff = time.monotonic() - (2 * self._heartbeat_s + 1.0)
-        for token, request in list(self._requests.items()):
-            if request.seen < cutoff:
-                self._end(token)
-                self._check = True
-
-    def _end(self, token: str) -> None:
-        request = self._requests.pop(token, None)
-        if request is not None:
-            self._requested -= request.wanted
+    def _check_alive(self) -> None:
+        # While credit is outstanding the server sends a heartbeat every
+        # heartbeat_s when it has nothing else to send: long silence means it
+        # no longer has our requests.
+        silent_s = time.monotonic() - self._heard
+        if self._requested > 0 and silent_s > 2 * self._heartbeat_s + 1.0:
+            self._requests.clear()
+            self._requested = 0
+            self._check = True
 
     async def _deliver(self, msg: Msg) -> None:
+        self._heard = time.monotonic()
         status = header(msg.headers, _STATUS) if msg.headers and not msg.data else None
         if status is not None:
-            # Status messages come on the request's own reply subject.
-            token = msg.subject[len(self._prefix) :]
-            request = self._requests.get(token)
-            if request is not None:
-                request.seen = time.monotonic()
-            if status == _HEARTBEAT:
+            if status == _HEARTBEAT or status not in _ENDS_REQUEST:
                 return
-            if status in _ENDS_REQUEST:
-                self._end(token)
-                if status != "408":
-                    description = header(msg.headers, _DESCRIPTION) or ""
-                    self._failed(nats.js.errors.APIError(code=int(status), description=description))
-                    self._check = True
-                self._wake.set()
+            # Statuses come on the request's own reply subject.
+            batch = self._requests.pop(msg.subject[len(self._prefix) :], None)
+            if batch is not None:
+                owed = header(msg.headers, _PENDING)
+                self._requested = max(0, self._requested - (int(owed) if owed else batch))
+            if status != "408":
+                description = header(msg.headers, _DESCRIPTION) or ""
+                self._failed(nats.js.errors.APIError(code=int(status), description=description))
+                self._check = True
+            self._wake.set()
             return
-        # Stored messages keep their own subject, so they cannot name their
-        # request; the server serves waiting requests in order, oldest first.
-        if self._requests:
-            token, request = next(iter(self._requests.items()))
-            request.seen = time.monotonic()
-            request.wanted -= 1
+        if self._requested > 0:
             self._requested -= 1
-            if request.wanted == 0:
-                del self._requests[token]
-        # A message of a request we dropped still holds credit until done().
+            if self._requested == 0:
+                self._requests.clear()  # every request was served in full
+        # A message of a request written off still holds credit until done().
         self._held += 1
         if self._failing_since is not None:
             log.info(
@@ -236,7 +237,7 @@ class PullLoop:
                 time.monotonic() - self._failing_since,
             )
             self._failing_since = None
-        await self._on_message(msg)
+        self._on_message(msg)
 
     def _failed(self, exc: BaseException) -> None:
         if self._failing_since is None:

@@ -20,6 +20,9 @@ from typing import Any
 from nats.aio.client import Client
 
 _INVALID = re.compile(r"[ \t\r\n]")
+# A header name is a token (what nats-py checks on each publish); checked once per name.
+_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_good_names: set[str] = set()
 _HEADER_START = "NATS/1.0\r\n"
 # The nats-py internals used below (present since nats-py 2.0).
 _FAST = all(hasattr(Client, name) for name in ("_send_command", "_flush_pending"))
@@ -37,7 +40,9 @@ async def publish(
     # A CR or LF inside a name or value would end the header (or the command)
     # early: such a message takes nats-py's path, which rejects or cleans it.
     if (
-        _INVALID.search(subject)
+        not subject
+        or not _names_ok(headers)
+        or _INVALID.search(subject)
         or (reply and _INVALID.search(reply))
         or text.count("\n") != lines
         or text.count("\r") != lines
@@ -55,3 +60,12 @@ async def publish(
     queue = getattr(internals, "_flush_queue", None)
     if queue is not None and queue.empty():
         await internals._flush_pending()
+
+
+def _names_ok(headers: dict[str, str]) -> bool:
+    for name in headers:
+        if name not in _good_names:
+            if not _NAME.fullmatch(name):
+                return False
+            _good_names.add(name)
+    return True

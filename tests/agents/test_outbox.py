@@ -81,3 +81,36 @@ async def test_outcomes_ready_together_go_as_one_batch_then_alone(
         assert single == alone
     finally:
         await bus.close()
+
+
+async def test_big_outcomes_are_not_batched(nats_server: NatsServer, prefix: str) -> None:
+    bus = await Bus(BusConfig(url=nats_server.url, prefix=prefix), role="agent").connect()
+    try:
+        await bus.provision()
+        acked: list[str] = []
+        box = Outbox(bus, bus.subjects.result("echo", "i1"), acked.append)
+        big = [
+            Result(
+                task_id=new_task_id(),
+                token=new_token(),
+                attempt=1,
+                instance_id="i1",
+                agent="echo",
+                output=to_raw("x" * 200_000),
+            )
+            for _ in range(3)
+        ]
+        for each in big:
+            box.put(each)
+        runner = asyncio.create_task(box.run())
+        try:
+            async with asyncio.timeout(5):
+                while len(acked) < 3:
+                    await asyncio.sleep(0.01)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        # ~200 KB each: one per message, never a multi-megabyte batch.
+        assert await stored(bus, 3) == big
+    finally:
+        await bus.close()

@@ -6,7 +6,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, NatsServer
+from natsfleet.bus import Bus, BusConfig, NatsServer, NoResponders, RequestTimeout
 from natsfleet.protocols import Bucket
 
 
@@ -41,3 +41,28 @@ async def test_no_stream_and_timeout(nats_server: NatsServer, prefix: str) -> No
         await bus.nc.subscribe(f"{prefix}.silent")
         with pytest.raises(nats.errors.TimeoutError):
             await (await bus.publish_async(f"{prefix}.silent", b"x"))
+
+
+async def test_requests_with_many_different_timeouts_leave_nothing_behind(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    from natsfleet.protocols import Rollcall
+
+    async with Bus(BusConfig(url=nats_server.url, prefix=prefix)) as bus:
+
+        async def echo(message: Rollcall, _: object) -> Rollcall:
+            return message
+
+        from natsfleet.protocols import Codec
+
+        codec = Codec[Rollcall](Rollcall)
+        await bus.subscribe(f"{prefix}.echo", codec, echo)  # type: ignore[arg-type]
+        for n in range(20):  # callers pick timeouts freely
+            await bus.request(f"{prefix}.echo", Rollcall(supervisor_id="x"), codec,
+                              timeout_s=1.0 + n / 100)  # fmt: skip
+        with pytest.raises((NoResponders, RequestTimeout)):
+            await bus.request(f"{prefix}.silent", Rollcall(supervisor_id="x"), codec,
+                              timeout_s=0.1)  # fmt: skip
+        replies = bus._replies
+        assert replies is not None
+        assert replies._pending == {} and replies._where == {}

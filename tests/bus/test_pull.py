@@ -159,3 +159,78 @@ async def test_the_first_message_is_delivered_at_once_not_after_a_heartbeat(bus:
         await asyncio.wait_for(handled.wait(), 0.5)
     finally:
         await _stop(consumer)
+
+
+async def test_messages_trickling_in_are_handled_promptly_with_requests_overlapping(
+    bus: Bus,
+) -> None:
+    # Credit comes back one message at a time, so several pull requests are
+    # outstanding at once; the server serves them round-robin, and the credit
+    # count must stay right or pulling stalls until a request expires.
+    client = FleetClient(bus)
+    handled: dict[str, float] = {}
+    sent: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+
+    async def handle(submit: Submit, _: Incoming) -> None:
+        handled[submit.task_id] = loop.time()
+        await asyncio.sleep(0.03)
+
+    consumer = await _consume(bus, "trickle", handle, batch=3, parallel=True)
+    try:
+        for n in range(30):
+            task_id = await client.submit("echo", {"n": n})
+            sent[task_id] = loop.time()
+            await asyncio.sleep(0.02)
+        async with asyncio.timeout(5):
+            while len(handled) < len(sent):
+                await asyncio.sleep(0.02)
+    finally:
+        await _stop(consumer)
+    waits = [handled[t] - sent[t] for t in sent]
+    assert max(waits) < 0.5, sorted(waits)[-3:]
+
+
+async def test_a_slow_handler_in_order_does_not_make_live_requests_look_dead(bus: Bus) -> None:
+    # Credit 4, two messages: the first handler blocks past 2 heartbeats + 1 s
+    # while a request with 2 credits idles on the server. Its heartbeats must
+    # still be read, or the request is written off and pulled again, and the
+    # server then has more credit than we count.
+    client = FleetClient(bus)
+    seen: list[str] = []
+    most_credit = 0
+    release = asyncio.Event()
+
+    async def handle(submit: Submit, _: Incoming) -> None:
+        seen.append(submit.task_id)
+        if len(seen) == 1:
+            await release.wait()
+
+    ids = [await client.submit("echo", {"n": n}) for n in range(2)]
+    consumer = await _consume(bus, "slow", handle, batch=4)
+    try:
+        async with asyncio.timeout(5):
+            while not bus._pulls:
+                await asyncio.sleep(0.01)
+        (pull,) = bus._pulls
+        loop = asyncio.get_running_loop()
+
+        async def sample(until_s: float) -> None:
+            nonlocal most_credit
+            until = loop.time() + until_s
+            while loop.time() < until:
+                most_credit = max(most_credit, pull.outstanding + pull.held)
+                await asyncio.sleep(0.05)
+
+        await sample(3.6)
+        ids += [await client.submit("echo", {"n": n}) for n in range(2, 8)]
+        await sample(0.5)
+        release.set()
+        async with asyncio.timeout(5):
+            while len(seen) < len(ids):
+                await asyncio.sleep(0.02)
+    finally:
+        release.set()
+        await _stop(consumer)
+    assert seen == ids  # in order, each once
+    assert most_credit <= 4

@@ -63,3 +63,22 @@ async def test_a_bad_subject_is_refused_as_nats_py_refuses_it(nats_server: NatsS
             await wire.publish(nc, "w.a b", b"", {"A": "b"})
     finally:
         await nc.close()
+
+
+async def test_an_empty_subject_or_a_bad_header_name_is_refused_not_sent(
+    nats_server: NatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        got = await _receive(nc, "w.>")
+        with pytest.raises(nats.errors.BadSubjectError):
+            await wire.publish(nc, "", b"", {"A": "b"})
+        with pytest.raises(nats.errors.BadHeaderError):
+            await wire.publish(nc, "w.one", b"", {"Bad Name": "b"})
+        # The connection is fine and nothing else went out.
+        await wire.publish(nc, "w.after", b"ok", {"A": "b"})
+        msg = await asyncio.wait_for(got.get(), 2)
+        assert (msg.subject, msg.data) == ("w.after", b"ok") and got.empty()
+        assert nc.is_connected
+    finally:
+        await nc.close()
