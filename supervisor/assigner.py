@@ -6,13 +6,13 @@ acks). They go out as one `AssignBatch` request, answered by one
 `AssignBatchReply`, instead of a request and a reply each. A lone Assign, an
 instance whose Hello does not say `assign_batch`, and every Assign while
 tracing is on (each carries its own trace context in its headers) go alone,
-exactly as before. Either way each caller gets its own Accept or Reject, or
-the error its request would have raised.
+exactly as before. The first caller of a turn leads: it yields once, so the
+callbacks already ready in that turn add theirs, then sends for all of them.
+Either way each caller gets its own Accept or Reject, or the error its
+request would have raised.
 """
 
 import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from natsfleet.bus import Bus, tracing
 from natsfleet.protocols import (
@@ -42,15 +42,9 @@ _Waiting = list[tuple[Assign, "asyncio.Future[Accept | Reject]"]]
 
 
 class Assigner:
-    def __init__(
-        self,
-        bus: Bus,
-        timeout_s: float,
-        spawn: Callable[[Coroutine[Any, Any, None]], None],
-    ) -> None:
+    def __init__(self, bus: Bus, timeout_s: float) -> None:
         self._bus = bus
         self._timeout_s = timeout_s
-        self._spawn = spawn
         self._waiting: dict[str, tuple[Instance, _Waiting]] = {}
         self.batches_sent = 0
         self.batched_assigns = 0
@@ -59,15 +53,33 @@ class Assigner:
         """The instance's answer; raises what `Bus.request` raises."""
         if not instance.hello.assign_batch or tracing.enabled():
             return await self._alone(instance, assign)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Accept | Reject] = loop.create_future()
-        entry = self._waiting.get(instance.instance_id)
-        if entry is None:
-            entry = self._waiting[instance.instance_id] = (instance, [])
-            # After the callbacks already ready in this turn: their Assigns join.
-            loop.call_soon(self._flush, instance.instance_id)
-        entry[1].append((assign, future))
-        return await future
+        joining = self._waiting.get(instance.instance_id)
+        if joining is not None:  # a batch for this instance is being gathered
+            future: asyncio.Future[Accept | Reject] = asyncio.get_running_loop().create_future()
+            joining[1].append((assign, future))
+            return await future
+        # The first this turn leads: it waits one turn for the Assigns of the
+        # callbacks already ready (they join above), then sends for everyone.
+        waiting: _Waiting = []
+        self._waiting[instance.instance_id] = (instance, waiting)
+        try:
+            await asyncio.sleep(0)
+        finally:
+            del self._waiting[instance.instance_id]
+        if not waiting:
+            return await self._alone(instance, assign)
+        try:
+            replies = await self._many(instance, [assign, *(a for a, _ in waiting)])
+        except BaseException as exc:
+            for _, joined in waiting:
+                if isinstance(exc, Exception):
+                    _settle(joined, exc)
+                elif not joined.done():
+                    joined.cancel()  # the leader's term ended: so did theirs
+            raise
+        for reply, (_, joined) in zip(replies[1:], waiting, strict=True):
+            _settle(joined, reply)
+        return replies[0]
 
     async def _alone(self, instance: Instance, assign: Assign) -> Accept | Reject:
         subject = self._bus.subjects.assign(instance.agent, instance.instance_id)
@@ -76,52 +88,20 @@ class Assigner:
             raise RemoteError(reply.code, reply.detail, reply.retryable)
         return reply
 
-    def _flush(self, instance_id: str) -> None:
-        instance, waiting = self._waiting.pop(instance_id)
-        send = (
-            self._one(instance, *waiting[0]) if len(waiting) == 1 else self._many(instance, waiting)
-        )
-        try:
-            self._spawn(send)
-        except RuntimeError:  # the term ended this turn: its callers are gone too
-            send.close()
-            for _, future in waiting:
-                future.cancel()
-
-    async def _one(
-        self, instance: Instance, assign: Assign, future: "asyncio.Future[Accept | Reject]"
-    ) -> None:
-        try:
-            reply = await self._alone(instance, assign)
-        except Exception as exc:
-            _settle(future, exc)
-        else:
-            _settle(future, reply)
-
-    async def _many(self, instance: Instance, waiting: _Waiting) -> None:
+    async def _many(self, instance: Instance, assigns: list[Assign]) -> list[Accept | Reject]:
         subject = self._bus.subjects.assign(instance.agent, instance.instance_id)
-        batch = AssignBatch(assigns=tuple(assign for assign, _ in waiting))
         self.batches_sent += 1
-        self.batched_assigns += len(waiting)
-        try:
-            answer = await self._bus.request(
-                subject, batch, _BATCH_REPLY, timeout_s=self._timeout_s
+        self.batched_assigns += len(assigns)
+        answer = await self._bus.request(
+            subject, AssignBatch(assigns=tuple(assigns)), _BATCH_REPLY, timeout_s=self._timeout_s
+        )
+        replies = list(answer.replies) if isinstance(answer, AssignBatchReply) else []
+        if [reply.token for reply in replies] != [assign.token for assign in assigns]:
+            raise BadBatchReply(
+                f"{instance.instance_id} answered {len(replies)} of {len(assigns)} assigns"
+                " or out of order"
             )
-            replies = answer.replies if isinstance(answer, AssignBatchReply) else ()
-            if len(replies) != len(waiting) or any(
-                reply.token != assign.token
-                for reply, (assign, _) in zip(replies, waiting, strict=True)
-            ):
-                raise BadBatchReply(
-                    f"{instance.instance_id} answered {len(replies)} of {len(waiting)} assigns"
-                    " or out of order"
-                )
-        except Exception as exc:
-            for _, future in waiting:
-                _settle(future, exc)
-            return
-        for reply, (_, future) in zip(replies, waiting, strict=True):
-            _settle(future, reply)
+        return replies
 
 
 def _settle(

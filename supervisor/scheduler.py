@@ -37,7 +37,7 @@ class Dispatcher:
         self.engine = engine
         self.cfg = engine.cfg
         self.bus = engine.bus
-        self.assigner = Assigner(engine.bus, engine.cfg.assign_timeout_s, engine.spawn)
+        self.assigner = Assigner(engine.bus, engine.cfg.assign_timeout_s)
 
     async def run(self) -> None:
         engine = self.engine

@@ -2,8 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -83,23 +82,11 @@ def accept_all(message: AgentInbox) -> Message:
     return one(message)
 
 
-def spawner() -> tuple[Callable[[Coroutine[Any, Any, None]], None], set[asyncio.Task[None]]]:
-    tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return spawn, tasks
-
-
 async def test_assigns_ready_in_one_turn_go_as_one_batch_each_caller_gets_its_answer(
     bus: Bus,
 ) -> None:
     received = await serve(bus, accept_all)
-    spawn, _ = spawner()
-    assigner = Assigner(bus, 2.0, spawn)
+    assigner = Assigner(bus, 2.0)
     target = instance(batch=True)
     assigns = [assign(n) for n in range(5)]
     replies = await asyncio.gather(*(assigner.send(target, a) for a in assigns))
@@ -119,8 +106,7 @@ async def test_an_instance_that_does_not_say_assign_batch_gets_one_request_each(
     bus: Bus,
 ) -> None:
     received = await serve(bus, accept_all)
-    spawn, _ = spawner()
-    assigner = Assigner(bus, 2.0, spawn)
+    assigner = Assigner(bus, 2.0)
     assigns = [assign(n) for n in range(4)]
     replies = await asyncio.gather(*(assigner.send(instance(batch=False), a) for a in assigns))
     assert all(isinstance(m, Assign) for m in received) and len(received) == 4
@@ -129,8 +115,7 @@ async def test_an_instance_that_does_not_say_assign_batch_gets_one_request_each(
 
 async def test_a_batch_reply_that_does_not_match_fails_every_caller(bus: Bus) -> None:
     await serve(bus, lambda _: AssignBatchReply(replies=()))
-    spawn, _ = spawner()
-    assigner = Assigner(bus, 2.0, spawn)
+    assigner = Assigner(bus, 2.0)
     results = await asyncio.gather(
         *(assigner.send(instance(batch=True), assign(n)) for n in range(3)),
         return_exceptions=True,
@@ -139,8 +124,7 @@ async def test_a_batch_reply_that_does_not_match_fails_every_caller(bus: Bus) ->
 
 
 async def test_a_batch_nobody_receives_fails_every_caller_alike(bus: Bus) -> None:
-    spawn, _ = spawner()
-    assigner = Assigner(bus, 0.2, spawn)
+    assigner = Assigner(bus, 0.2)
     results = await asyncio.gather(
         *(assigner.send(instance(batch=True), assign(n)) for n in range(3)),
         return_exceptions=True,
