@@ -80,8 +80,9 @@ class Outbox:
             await self._more.wait()
             self._more.clear()
             batch = _first_batch(self._pending.values())
-            if len(batch) > 1 and not tracing.enabled():
-                results = [await self._publish_batch(batch)]
+            if not tracing.enabled():
+                one = len(batch) == 1
+                results = [await (self._publish(batch[0]) if one else self._publish_batch(batch))]
             else:
                 # Traced, each outcome's publish joins its own attempt's trace.
                 results = await asyncio.gather(
