@@ -110,52 +110,41 @@ class Outbox:
         """
         first = batch[0]
         msg_id = f"batch:{first.task_id}:{first.token}:{len(batch)}"
-        try:
-            await self._bus.publish_js(
-                self._subject,
-                OutcomeBatch(outcomes=tuple(batch)),
-                msg_id=msg_id,
-                timeout_s=_PUBLISH_TIMEOUT_S,
-            )
-        except Exception as exc:  # any failure: keep them and try again
-            level = logging.DEBUG if first.token in self._warned else logging.WARNING
-            self._warned.add(first.token)
-            log.log(level, "%d outcomes not yet stored (%s: %s); retrying", len(batch),
-                    type(exc).__name__, exc)  # fmt: skip
-            return False
-        self._warned.discard(first.token)
-        for outcome in batch:
-            self._stored(outcome.token)
-        return True
-
-    def _stored(self, token: str) -> None:
-        self._pending.pop(token, None)
-        self._contexts.pop(token, None)
-        self._on_acked(token)
+        return await self._store(OutcomeBatch(outcomes=tuple(batch)), msg_id, batch)
 
     async def _publish(self, outcome: AttemptOutcome) -> bool:
-        msg_id = f"{outcome.task_id}:{outcome.token}"
+        return await self._store(outcome, f"{outcome.task_id}:{outcome.token}", [outcome])
+
+    async def _store(
+        self, message: AttemptOutcome | OutcomeBatch, msg_id: str, outcomes: list[AttemptOutcome]
+    ) -> bool:
+        """Publish `message` (carrying `outcomes`); True once the stream has it."""
+        first = outcomes[0]
         try:
             await self._bus.publish_js(
-                self._subject, outcome, msg_id=msg_id, timeout_s=_PUBLISH_TIMEOUT_S
+                self._subject, message, msg_id=msg_id, timeout_s=_PUBLISH_TIMEOUT_S
             )
-        except Exception as exc:  # any failure: keep it and try again
+        except Exception as exc:  # any failure: keep them and try again
             # One warning per outcome; the retries of a long outage stay at debug.
-            level = logging.DEBUG if outcome.token in self._warned else logging.WARNING
-            self._warned.add(outcome.token)
+            level = logging.DEBUG if first.token in self._warned else logging.WARNING
+            self._warned.add(first.token)
             log.log(
                 level,
                 "outcome of %s not yet stored (%s: %s); retrying",
                 msg_id,
                 type(exc).__name__,
                 exc,
-                extra={"task_id": outcome.task_id, "token": outcome.token},
+                extra={"task_id": first.task_id, "token": first.token},
             )
             return False
-        if outcome.token in self._warned:
-            self._warned.discard(outcome.token)
+        tokens = {outcome.token for outcome in outcomes}
+        if tokens & self._warned:  # (a retried batch may be grouped differently)
+            self._warned -= tokens
             log.info("outcome of %s stored after retrying", msg_id)
-        self._stored(outcome.token)
+        for outcome in outcomes:
+            self._pending.pop(outcome.token, None)
+            self._contexts.pop(outcome.token, None)
+            self._on_acked(outcome.token)
         return True
 
 
