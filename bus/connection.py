@@ -19,7 +19,7 @@ from natsfleet.bus import deadletter, redact, tracing, wire
 from natsfleet.bus.acks import NoReply, Replies
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
-from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout
+from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout, describe
 from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
@@ -54,10 +54,6 @@ HeaderHook = Callable[[dict[str, str]], None]
 _VERSION_TEXT = str(VERSION)
 # Below this a payload fits any NATS server's max payload (the smallest sane one).
 _SMALL_BYTES = 64 * 1024
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 class Bus:
@@ -306,12 +302,14 @@ class Bus:
         `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
         flight at once; await their futures together (DESIGN.md section 8).
         """
-        replies = self._replies or await self._start_replies()
-        future = await replies.publish_js(subject, payload, headers)
+        future = await (await self._reply_mux()).publish_js(subject, payload, headers)
         self.stats.published += 1
         return future
 
-    async def _start_replies(self) -> Replies:
+    async def _reply_mux(self) -> Replies:
+        """The connection's one reply inbox (`Replies`), started on first use."""
+        if self._replies is not None:
+            return self._replies
         async with self._replies_lock:
             if self._replies is None:
                 replies = Replies(self.nc, self.config.js_timeout_s)
@@ -339,7 +337,7 @@ class Bus:
         timeout = timeout_s or self.config.request_timeout_s
         hdrs = self.headers(headers)
         data = await self._payload(message, hdrs)
-        replies = self._replies or await self._start_replies()
+        replies = await self._reply_mux()
         try:
             if tracing.enabled():
                 with tracing.publish_span(subject, hdrs, len(data)):
@@ -625,7 +623,7 @@ class Bus:
                 return await operation()
             except (nats.errors.Error, TimeoutError) as exc:
                 if not logged:
-                    log.warning("%s: %s; retrying", what, _describe(exc))
+                    log.warning("%s: %s; retrying", what, describe(exc))
                     logged = True
                 await asyncio.sleep(self.config.reconnect_wait_s)
 

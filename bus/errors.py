@@ -3,6 +3,11 @@
 from natsfleet.protocols import NatsFleetError
 
 
+def describe(exc: BaseException) -> str:
+    """`Type: message` for a log line (just `Type` when the message is empty)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 class BusError(NatsFleetError):
     """A bus operation failed."""
 

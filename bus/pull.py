@@ -43,6 +43,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from natsfleet.bus.errors import describe
 from natsfleet.bus.incoming import header
 
 log = logging.getLogger(__name__)
@@ -242,8 +243,4 @@ class PullLoop:
     def _failed(self, exc: BaseException) -> None:
         if self._failing_since is None:
             self._failing_since = time.monotonic()
-            log.warning("consumer %s: %s; retrying", self._name, _describe(exc))
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("consumer %s: %s; retrying", self._name, describe(exc))
