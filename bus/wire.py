@@ -32,7 +32,7 @@ async def publish(
     nc: Client, subject: str, payload: bytes, headers: dict[str, str], reply: str = ""
 ) -> None:
     """Publish `payload` with `headers` (and a reply subject); nats-py's semantics."""
-    if not nc.is_connected or nc.is_draining_pubs or len(payload) > nc.max_payload:
+    if not _FAST or not nc.is_connected or nc.is_draining_pubs or len(payload) > nc.max_payload:
         await nc.publish(subject, payload, reply=reply, headers=headers)
         return
     text = _HEADER_START + "".join(f"{key}: {value}\r\n" for key, value in headers.items())
@@ -46,7 +46,6 @@ async def publish(
         or (reply and _INVALID.search(reply))
         or text.count("\n") != lines
         or text.count("\r") != lines
-        or not _FAST
     ):
         await nc.publish(subject, payload, reply=reply, headers=headers)
         return

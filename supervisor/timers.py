@@ -13,7 +13,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -24,13 +24,13 @@ class TimerKind(StrEnum):
     RETRY = "retry"
 
 
-@dataclass(order=True, frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class Timer:
     at_ms: int
     seq: int
-    kind: TimerKind = field(compare=False)
-    task_id: str = field(compare=False)
-    token: str | None = field(compare=False, default=None)
+    kind: TimerKind
+    task_id: str
+    token: str | None = None
 
 
 _COMPACT_MIN = 1024
