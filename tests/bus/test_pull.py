@@ -21,6 +21,23 @@ async def _consume(bus: Bus, durable: str, handle: object, **kwargs: object) -> 
     )
 
 
+class _Seen:
+    """A handler that records task ids, and a wait for one of them."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self._changed = asyncio.Event()
+
+    async def handle(self, submit: Submit, _: Incoming) -> None:
+        self.ids.append(submit.task_id)
+        self._changed.set()
+
+    async def until(self, task_id: str) -> None:
+        while task_id not in self.ids:
+            self._changed.clear()
+            await self._changed.wait()
+
+
 async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -84,26 +101,15 @@ async def test_sequential_consumption_keeps_stream_order(bus: Bus) -> None:
 
 async def test_a_deleted_consumer_is_recreated_and_consumption_goes_on(bus: Bus) -> None:
     client = FleetClient(bus)
-    seen: list[str] = []
-    changed = asyncio.Event()
-
-    async def handle(submit: Submit, _: Incoming) -> None:
-        seen.append(submit.task_id)
-        changed.set()
-
-    async def until_seen(task_id: str) -> None:
-        while task_id not in seen:
-            changed.clear()
-            await changed.wait()
-
-    consumer = await _consume(bus, "lost", handle)
+    seen = _Seen()
+    consumer = await _consume(bus, "lost", seen.handle)
     try:
         first = await client.submit("echo", {"n": 1})
-        await asyncio.wait_for(until_seen(first), 5)
+        await asyncio.wait_for(seen.until(first), 5)
         await bus.js.delete_consumer(bus.subjects.stream(Stream.TASKS), "lost")
         second = await client.submit("echo", {"n": 2})
         # Noticed by the request's 409 or by its silence (2 heartbeats + 1 s).
-        await asyncio.wait_for(until_seen(second), 8)
+        await asyncio.wait_for(seen.until(second), 8)
     finally:
         await _stop(consumer)
 
@@ -112,22 +118,11 @@ async def test_consumption_resumes_after_a_server_restart(
     bus: Bus, nats_server: NatsServer
 ) -> None:
     client = FleetClient(bus)
-    seen: list[str] = []
-    changed = asyncio.Event()
-
-    async def handle(submit: Submit, _: Incoming) -> None:
-        seen.append(submit.task_id)
-        changed.set()
-
-    async def until_seen(task_id: str) -> None:
-        while task_id not in seen:
-            changed.clear()
-            await changed.wait()
-
-    consumer = await _consume(bus, "restart", handle)
+    seen = _Seen()
+    consumer = await _consume(bus, "restart", seen.handle)
     try:
         first = await client.submit("echo", {"n": 1})
-        await asyncio.wait_for(until_seen(first), 5)
+        await asyncio.wait_for(seen.until(first), 5)
         await nats_server.restart()
         # The client reconnects on its own; submit again until JetStream is back.
         second = None
@@ -138,7 +133,7 @@ async def test_consumption_resumes_after_a_server_restart(
             except Exception:
                 assert asyncio.get_running_loop().time() < deadline, "JetStream never came back"
                 await asyncio.sleep(0.1)
-        await asyncio.wait_for(until_seen(second), 8)
+        await asyncio.wait_for(seen.until(second), 8)
     finally:
         await _stop(consumer)
 
