@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from natsfleet.bus import Bus, tracing
+from natsfleet.bus.loop import wait_event
 from natsfleet.protocols import AttemptOutcome, OutcomeBatch, Result
 
 log = logging.getLogger(__name__)
@@ -68,11 +69,7 @@ class Outbox:
 
     async def wait_empty(self, timeout_s: float) -> bool:
         """True once everything queued was acknowledged, False if time ran out first."""
-        try:
-            await asyncio.wait_for(self._empty.wait(), timeout_s)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._empty, timeout_s)
 
     async def run(self) -> None:
         backoff_s = _FIRST_BACKOFF_S

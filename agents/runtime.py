@@ -24,6 +24,7 @@ from natsfleet.agents.slots import Slots
 from natsfleet.agents.subtasks import SubtaskCaller
 from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
 from natsfleet.bus.logs import task_scope
+from natsfleet.bus.loop import wait_event
 from natsfleet.protocols import (
     Accept,
     AgentInbox,
@@ -389,9 +390,7 @@ class AgentRuntime:
         until = loop.time() + timeout_s
         while self._running() and (left_s := until - loop.time()) > 0:
             self._attempt_ended.clear()
-            try:
-                await asyncio.wait_for(self._attempt_ended.wait(), left_s)
-            except TimeoutError:
+            if not await wait_event(self._attempt_ended, left_s):
                 break
 
     async def _drain(self) -> None:

@@ -16,3 +16,21 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until `event` is set or `timeout_s` has passed; True if it was set.
+
+    Not `asyncio.wait_for(event.wait(), ...)`: on Python 3.11 that swallows a
+    cancellation arriving just as the event is set (python/cpython#86296), and
+    a loop around it then never stops (a consumer, a timer loop, a term that
+    cannot end). `asyncio.timeout` tells its own cancellation from others.
+    """
+    if event.is_set():
+        return True
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -45,6 +45,7 @@ from nats.aio.subscription import Subscription
 
 from natsfleet.bus.errors import describe
 from natsfleet.bus.incoming import header
+from natsfleet.bus.loop import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,7 @@ class PullLoop:
     async def run(self) -> None:
         """Keep requests outstanding until cancelled."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._heartbeat_s)
+            await wait_event(self._wake, self._heartbeat_s)
             self._wake.clear()
             self._check_alive()
             if self._check:

@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from natsfleet.bus.loop import wait_event
 from natsfleet.deploy.logsink import LineSink
 from natsfleet.deploy.plan import ProcessSpec
 from natsfleet.deploy.restart import RestartIntensity
@@ -97,8 +98,7 @@ class Child:
                 self.state.restarts,
                 delay_s,
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay_s)
+            await wait_event(self._stopping, delay_s)
         self._set("stopped", exit_code=self.state.exit_code)
 
     async def _run_once(self) -> int:

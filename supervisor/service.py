@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 
 from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.bus.loop import wait_event
 from natsfleet.protocols import (
     AgentAnnouncement,
     Bucket,
@@ -145,11 +146,9 @@ class Supervisor:
                 standby_since = time.monotonic()
                 # Not straight back in: after a failed term, give NATS (or a
                 # standby) a moment.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), poll_s)
+                await wait_event(self._stop, poll_s)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), poll_s)
+            await wait_event(self._stop, poll_s)
 
     async def _term(self, lease: Lease, *, warm: bool) -> None:
         self.terms += 1

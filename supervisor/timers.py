@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from natsfleet.bus.loop import wait_event
+
 
 class TimerKind(StrEnum):
     SCHEDULE = "schedule_to_start"
@@ -94,10 +96,7 @@ class Timers:
                 continue
             delay_s = (self._heap[0][0] - time.time() * 1000) / 1000
             if delay_s > 0:
-                try:
-                    await asyncio.wait_for(self._changed.wait(), delay_s)
-                except TimeoutError:
-                    pass
+                await wait_event(self._changed, delay_s)
                 continue
             timer = self._pop()
             if timer is not None:
