@@ -8,7 +8,7 @@ from natsfleet.bus.loop import wait_event
 async def test_it_says_whether_the_event_was_set() -> None:
     event = asyncio.Event()
     assert await wait_event(event, 0.01) is False
-    asyncio.get_running_loop().call_later(0.01, event.set)
+    asyncio.get_running_loop().call_soon(event.set)
     assert await wait_event(event, 2) is True
     assert await wait_event(event, 0) is True  # already set
 
@@ -24,7 +24,8 @@ async def test_a_loop_around_it_stops_when_cancelled_as_the_event_is_set() -> No
             event.clear()
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0.01)
+    for _ in range(3):  # a few loop turns: the task is inside its wait
+        await asyncio.sleep(0)
     event.set()
     await asyncio.sleep(0)  # the inner wait has completed; the loop has not resumed
     task.cancel()
