@@ -183,6 +183,7 @@ async def main() -> None:
         help="agents on the real runtime (bench/noop_agent.py) or tests' mini agent",
     )
     parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
+    parser.add_argument("--profile-agent", default="", help="cProfile agent b1 into this file")
     args = parser.parse_args()
     procs: list[asyncio.subprocess.Process] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +202,13 @@ async def main() -> None:
                                                  "--hb", "0.5"))  # fmt: skip
                     else:
                         env = os.environ | {"PYTHONPATH": str(ROOT / "bench")}
-                        procs.append(await spawn("-m", "natsfleet.cli.main", "agent", "run",
+                        agent_profile = (
+                            ["-m", "cProfile", "-o", args.profile_agent]
+                            if args.profile_agent and name == "b1"
+                            else []
+                        )
+                        procs.append(await spawn(*agent_profile, "-m", "natsfleet.cli.main",
+                                                 "agent", "run",
                                                  "noop_agent:Noop", "--nats", url, "--prefix",
                                                  prefix, "--instance", name, env=env))  # fmt: skip
                 procs.append(await spawn("-c", RESPONDER, url))

@@ -22,6 +22,7 @@ from nats.js import api as js_api
 
 from natsfleet.bus import wire
 from natsfleet.bus.incoming import header
+from natsfleet.bus.receive import subscribe_direct
 
 _NO_RESPONDERS = "503"
 _SWEEP_S = 0.05
@@ -74,7 +75,7 @@ class Replies:
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
-        await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        await subscribe_direct(self._nc, self._prefix + "*", self._on_reply)
 
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout_s: float
@@ -122,7 +123,7 @@ class Replies:
             del self._pending[timeout_s]
         return entry
 
-    async def _on_reply(self, msg: Msg) -> None:
+    def _on_reply(self, msg: Msg) -> None:
         entry = self._pop(msg.subject[len(self._prefix) :])
         if entry is None or entry.future.done():
             return

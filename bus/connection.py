@@ -23,6 +23,7 @@ from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout, des
 from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
+from natsfleet.bus.receive import FleetNats
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
 from natsfleet.protocols import (
@@ -141,7 +142,9 @@ class Bus:
             options["tls"] = tls
             if cfg.tls_hostname:
                 options["tls_hostname"] = cfg.tls_hostname
-        self._nc = await nats.connect(**options)
+        nc = FleetNats()
+        await nc.connect(**options)
+        self._nc = nc
         self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
         self._blobs = BlobStore(self._js, self.subjects)
         url = self._nc.connected_url

@@ -46,6 +46,7 @@ from nats.aio.subscription import Subscription
 from natsfleet.bus.errors import describe
 from natsfleet.bus.incoming import header
 from natsfleet.bus.loop import wait_event
+from natsfleet.bus.receive import subscribe_direct
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +122,9 @@ class PullLoop:
 
     async def start(self) -> None:
         self._prefix = self._nc.new_inbox() + "."
-        # Credit bounds what can be pending here; no client-side limit is
-        # needed (a dropped message would only come back after ack_wait).
-        self._sub = await self._nc.subscribe(
-            self._prefix + "*", cb=self._deliver, pending_msgs_limit=-1, pending_bytes_limit=-1
-        )
+        # Delivered straight to `_deliver` as read (no client-side queue to
+        # overflow); credit bounds what is held.
+        self._sub = await subscribe_direct(self._nc, self._prefix + "*", self._deliver)
         self._wake.set()  # the first pull goes out at once
 
     def done(self) -> None:
@@ -208,7 +207,7 @@ class PullLoop:
             self._requested = 0
             self._check = True
 
-    async def _deliver(self, msg: Msg) -> None:
+    def _deliver(self, msg: Msg) -> None:
         self._heard = time.monotonic()
         status = header(msg.headers, _STATUS) if msg.headers and not msg.data else None
         if status is not None:

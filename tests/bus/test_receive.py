@@ -1,0 +1,145 @@
+"""bus/receive.py: the same headers as nats-py, and direct subscriptions that skip its queue."""
+
+import asyncio
+import logging
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from natsfleet.bus import NatsServer
+from natsfleet.bus.receive import FleetNats, parse_headers, subscribe_direct
+
+BLOCKS = [
+    b"NATS/1.0\r\nNatsfleet-Version: 1\r\nNats-Msg-Id: 01ABC:tok\r\n\r\n",
+    b"NATS/1.0\r\nA:b\r\n\r\n",
+    b"NATS/1.0\r\nA:\t spaced value \t\r\n\r\n",
+    b"NATS/1.0\r\nA: \xff not utf-8\r\n\r\n",
+    b"NATS/1.0\r\nA: one\r\nA: two\r\n\r\n",
+    # For nats-py to parse: a name with spaces or odd characters, a line
+    # without a colon, an empty block, inline statuses.
+    b"NATS/1.0\r\nA b: c\r\nD: e\r\n\r\n",
+    b"NATS/1.0\r\n A: c\r\n\r\n",
+    b"NATS/1.0\r\nX_y.z: c\r\n\r\n",
+    b"NATS/1.0\r\nno colon\r\nB: 2\r\n\r\n",
+    b"NATS/1.0\r\n\r\n",
+    b"NATS/1.0 503\r\n\r\n",
+    b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 5\r\nNats-Pending-Bytes: 0\r\n\r\n",
+    b"NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 3\r\nNats-Last-Stream: 9\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+async def test_headers_parse_to_what_nats_py_gives(block: bytes) -> None:
+    expected = await Client()._process_headers(block)
+    assert await FleetNats()._process_headers(block) == expected
+    fast = parse_headers(block)
+    assert fast is None or fast == expected
+
+
+def test_the_plain_blocks_we_publish_take_the_fast_parser() -> None:
+    assert parse_headers(BLOCKS[0]) == {"Natsfleet-Version": "1", "Nats-Msg-Id": "01ABC:tok"}
+    assert parse_headers(BLOCKS[4]) == {"A": "two"}  # the last value wins, as in nats-py
+    for odd in BLOCKS[5:]:
+        assert parse_headers(odd) is None
+
+
+async def _connect(url: str) -> FleetNats:
+    nc = FleetNats()
+    await nc.connect(url)
+    return nc
+
+
+async def test_direct_handler_gets_every_message_in_order_with_headers(
+    nats_server: NatsServer,
+) -> None:
+    nc, sender = await _connect(nats_server.url), await nats.connect(nats_server.url)
+    got: list[Msg] = []
+    try:
+        sub = await nc.subscribe_direct("d.>", got.append)
+        await nc.flush()
+        for i in range(50):
+            await sender.publish(f"d.{i}", str(i).encode(), reply="r.x", headers={"N": str(i)})
+        await sender.publish("d.status", b"", headers={"Status": "408"})
+        await sender.flush()
+        async with asyncio.timeout(2):
+            while len(got) < 51:
+                await nc.flush()
+        assert [m.data for m in got[:50]] == [str(i).encode() for i in range(50)]
+        assert all(m.headers == {"N": str(i)} for i, m in enumerate(got[:50]))
+        assert (got[0].subject, got[0].reply) == ("d.0", "r.x")
+        assert got[50].headers == {"Status": "408"}
+        assert nc.stats["in_msgs"] >= 51
+        # No task behind it and no queue: nothing is ever pending.
+        assert sub._wait_for_msgs_task is None
+        assert sub.pending_msgs == 0
+    finally:
+        await nc.close()
+        await sender.close()
+
+
+async def test_a_failing_handler_is_logged_and_the_connection_goes_on(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    nc = await _connect(nats_server.url)
+    got: list[bytes] = []
+
+    def handler(msg: Msg) -> None:
+        if msg.data == b"bad":
+            raise ValueError("handler bug")
+        got.append(msg.data)
+
+    try:
+        await nc.subscribe_direct("f", handler)
+        with caplog.at_level(logging.ERROR, logger="natsfleet.bus.receive"):
+            for data in (b"one", b"bad", b"two"):
+                await nc.publish("f", data)
+            async with asyncio.timeout(2):
+                while len(got) < 2:
+                    await nc.flush()
+        assert got == [b"one", b"two"]
+        assert nc.is_connected
+        assert "handler for f failed" in caplog.text
+    finally:
+        await nc.close()
+
+
+async def test_after_unsubscribe_nothing_more_arrives_and_the_handler_is_forgotten(
+    nats_server: NatsServer,
+) -> None:
+    nc = await _connect(nats_server.url)
+    got: list[bytes] = []
+    try:
+        sub = await nc.subscribe_direct("u", lambda msg: got.append(msg.data))
+        await nc.publish("u", b"before")
+        async with asyncio.timeout(2):
+            while not got:
+                await nc.flush()
+        sid = sub._id
+        await sub.unsubscribe()
+        await nc.publish("u", b"after")
+        await nc.flush()
+        # A message already read for the old sid is dropped and the entry goes.
+        await nc._process_msg(sid, b"u", b"", b"late", b"")
+        assert got == [b"before"]
+        assert sid not in nc._direct
+    finally:
+        await nc.close()
+
+
+async def test_on_a_plain_client_the_handler_runs_behind_nats_py_queue(
+    nats_server: NatsServer,
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    got: list[bytes] = []
+    try:
+        sub = await subscribe_direct(nc, "p", lambda msg: got.append(msg.data))
+        assert sub._wait_for_msgs_task is not None
+        await nc.publish("p", b"x")
+        async with asyncio.timeout(2):
+            while not got:
+                await nc.flush()
+        assert got == [b"x"]
+    finally:
+        await nc.close()
