@@ -24,6 +24,13 @@ from collections.abc import Callable
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import ProtocolError
+from nats.protocol.parser import (
+    AWAITING_CONTROL_LINE,
+    AWAITING_MSG_PAYLOAD,
+    MAX_CONTROL_LINE_SIZE,
+    Parser,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +57,87 @@ def parse_headers(raw: bytes) -> dict[str, str] | None:
     return out or None
 
 
+_M, _H = ord("M"), ord("H")
+
+
+class FastParser(Parser):
+    """nats-py's protocol parser with MSG and HMSG read without regexes.
+
+    nats-py matches two regexes per message (MSG first, then HMSG) and cuts
+    the front off its buffer twice; here a control line is found with one
+    `find` and split once, and the buffer is walked by index. Anything but
+    MSG/HMSG (PING, PONG, +OK, -ERR, INFO, a malformed line) hands the rest of
+    the buffer to nats-py's own parser, which goes on from there.
+    """
+
+    def reset(self) -> None:
+        super().reset()
+        # Bumped on reset (a reconnect): data read before it is dropped.
+        self.generation = getattr(self, "generation", 0) + 1
+
+    async def parse(self, data: bytes = b"") -> None:
+        buf = bytes(self.buf) + data if self.buf else data
+        self.buf = bytearray()
+        generation = self.generation
+        process = self.nc._process_msg
+        pos, end = 0, len(buf)
+        handoff = False  # the next control line is nats-py's to read
+        while pos < end:
+            if self.state == AWAITING_MSG_PAYLOAD:
+                needed = self.needed
+                if end - pos < needed + 2:
+                    break
+                split = self.header_needed
+                headers = buf[pos : pos + split] if split else None
+                payload = buf[pos + split : pos + needed]
+                pos += needed + 2
+                self.header_needed = 0
+                self.state = AWAITING_CONTROL_LINE
+                arg = self.msg_arg
+                await process(arg["sid"], arg["subject"], arg["reply"], payload, headers)
+                if self.generation != generation:
+                    return  # reset meanwhile: the rest belongs to the old connection
+                continue
+            eol = buf.find(b"\r\n", pos, pos + MAX_CONTROL_LINE_SIZE)
+            if buf[pos] not in (_M, _H) or eol < 0:
+                handoff = buf[pos] not in (_M, _H) or end - pos >= MAX_CONTROL_LINE_SIZE
+                break
+            args = buf[pos:eol].split()
+            with_reply = len(args) == (5 if args[0] == b"MSG" else 6)
+            if (args[0], len(args) - with_reply) not in ((b"MSG", 4), (b"HMSG", 5)):
+                handoff = True  # malformed: nats-py raises its ProtocolError
+                break
+            try:
+                needed = int(args[-1])
+                split = int(args[-2]) if args[0] == b"HMSG" else 0
+                sid = int(args[2])
+            except ValueError:
+                raise ProtocolError("nats: malformed MSG") from None
+            subject, reply = args[1], args[3] if with_reply else b""
+            pos = eol + 2
+            if end - pos < needed + 2:  # the payload is still to come
+                self.needed, self.header_needed = needed, split
+                self.msg_arg = {"subject": subject, "sid": sid, "reply": reply}
+                self.state = AWAITING_MSG_PAYLOAD
+                break
+            headers = buf[pos : pos + split] if split else None
+            payload = buf[pos + split : pos + needed]
+            pos += needed + 2
+            await process(sid, subject, reply, payload, headers)
+            if self.generation != generation:
+                return
+        self.buf = bytearray(buf[pos:])
+        if handoff:
+            await super().parse()
+
+
 class FleetNats(NatsClient):
-    """nats-py's client with direct subscriptions and a faster header parser."""
+    """nats-py's client with direct subscriptions and faster parsers."""
 
     def __init__(self) -> None:
         super().__init__()
         self._direct: dict[int, DirectHandler] = {}
+        self._ps = FastParser(self)
 
     async def subscribe_direct(
         self, subject: str, handler: DirectHandler, queue: str = ""

@@ -143,3 +143,96 @@ async def test_on_a_plain_client_the_handler_runs_behind_nats_py_queue(
         assert got == [b"x"]
     finally:
         await nc.close()
+
+
+class _Recorder:
+    """What a parser hands to its client, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    async def _process_msg(self, *args: object) -> None:
+        self.calls.append(("msg", *args))
+
+    async def _process_ping(self) -> None:
+        self.calls.append(("ping",))
+
+    async def _process_pong(self) -> None:
+        self.calls.append(("pong",))
+
+    async def _process_info(self, info: object) -> None:
+        self.calls.append(("info", info))
+
+    async def _process_err(self, err: str) -> None:
+        self.calls.append(("err", err))
+
+
+def _hmsg(subject: bytes, sid: int, reply: bytes, headers: bytes, payload: bytes) -> bytes:
+    size = len(headers)
+    line = b" ".join(x for x in (b"HMSG", subject, b"%d" % sid, reply) if x)
+    return line + b" %d %d\r\n" % (size, size + len(payload)) + headers + payload + b"\r\n"
+
+
+STREAM = (
+    b'INFO {"server_id":"x","max_payload":1048576}\r\n'
+    b"MSG a.b 1 5\r\nhello\r\n"
+    b"MSG a.b 2 _INBOX.r.1 0\r\n\r\n"
+    b"PING\r\n"
+    + _hmsg(b"$JS.ACK.x", 3, b"_INBOX.r.2", b"NATS/1.0\r\nA: b\r\nC:  d \r\n\r\n", b"hello")
+    + _hmsg(b"p.q", 4, b"", b"NATS/1.0 503\r\n\r\n", b"")
+    + b"+OK\r\n"
+    b"MSG\ta.c\t5  8\r\nwith\r\nlf\r\n"
+    b"PONG\r\n"
+    b"-ERR 'Stale Connection'\r\n"
+    + b"".join(_hmsg(b"s.%d" % i, 6, b"r.%d" % i, b"NATS/1.0\r\n\r\n", b"abc") for i in range(40))
+)
+
+
+async def _feed(parser: object, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        await parser.parse(chunk)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", range(25))
+async def test_the_fast_parser_hands_on_what_nats_py_parser_does(seed: int) -> None:
+    import random
+
+    from nats.protocol.parser import Parser
+
+    from natsfleet.bus.receive import FastParser
+
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randrange(0, 60)))
+    chunks = [STREAM[a:b] for a, b in zip([0, *cuts], [*cuts, len(STREAM)], strict=True)]
+    theirs, ours = _Recorder(), _Recorder()
+    await _feed(Parser(theirs), chunks)
+    await _feed(FastParser(ours), chunks)
+    assert ours.calls == theirs.calls
+    assert len([c for c in ours.calls if c[0] == "msg"]) == 45
+
+
+async def test_a_malformed_control_line_is_refused_as_nats_py_refuses_it() -> None:
+    from nats.errors import ProtocolError
+
+    from natsfleet.bus.receive import FastParser
+
+    for line in (b"MSG a.b\r\n", b"MSG a.b x 5\r\nhello\r\n", b"HMSG a 1 2\r\n", b"NOPE\r\n"):
+        with pytest.raises(ProtocolError):
+            await FastParser(_Recorder()).parse(line)
+
+
+async def test_data_read_before_a_reset_is_dropped_after_it() -> None:
+    from natsfleet.bus.receive import FastParser
+
+    recorder = _Recorder()
+    parser = FastParser(recorder)
+
+    async def reset_on_first(*args: object) -> None:
+        recorder.calls.append(("msg", *args))
+        parser.reset()  # what a reconnect does while the old data is being read
+
+    recorder._process_msg = reset_on_first  # type: ignore[method-assign]
+    await parser.parse(b"MSG a 1 1\r\nx\r\nMSG b 1 1\r\ny\r\n")
+    assert [c[2] for c in recorder.calls] == [b"a"]
+    await parser.parse(b"MSG c 1 1\r\nz\r\n")  # the new connection's data is read
+    assert [c[2] for c in recorder.calls] == [b"a", b"c"]
