@@ -106,7 +106,7 @@ class Replies:
             if headers:
                 await wire.publish(self._nc, subject, payload, headers, reply)
             else:
-                await self._nc.publish(subject, payload, reply=reply)
+                await wire.publish_plain(self._nc, subject, payload, reply)
         except BaseException:
             self._pop(token)
             raise

@@ -483,7 +483,10 @@ class Bus:
         headers: dict[str, str] = {}
         try:
             data = await self._payload(message, headers)
-            await self.nc.publish(reply_to, data, headers=headers or None)
+            if headers:
+                await wire.publish(self.nc, reply_to, data, headers)
+            else:
+                await wire.publish_plain(self.nc, reply_to, data)
             self.stats.published += 1
         except Exception as exc:  # the requester may be gone; that is its problem
             log.debug("reply to %s failed: %s", reply_to, exc)

@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from natsfleet.bus import wire
+
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
@@ -45,8 +47,12 @@ class Incoming:
         return len(self.data)
 
     async def ack(self) -> None:
-        if self.raw is not None and self.raw.reply and not self.raw._ackd:
-            await self.raw.ack()
+        raw = self.raw
+        if raw is not None and raw.reply and not raw._ackd:
+            # What `Msg.ack` sends (an empty message to the ack subject), on
+            # the hot path's publish: one per Submit and per RESULTS message.
+            await wire.publish_plain(raw._client, raw.reply, b"")
+            raw._ackd = True
 
     async def nak(self, delay_s: float | None = None) -> None:
         if self.raw is not None and self.raw.reply and not self.raw._ackd:

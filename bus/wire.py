@@ -52,10 +52,32 @@ async def publish(
     header = (text + "\r\n").encode()
     size = len(header)
     command = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
+    await _send(nc, command + header + payload + b"\r\n", len(payload))
+
+
+async def publish_plain(nc: Client, subject: str, payload: bytes, reply: str = "") -> None:
+    """Publish without headers (a JetStream ack, a bare reply); nats-py's semantics."""
+    if (
+        not _FAST
+        or not nc.is_connected
+        or nc.is_draining_pubs
+        or len(payload) > nc.max_payload
+        or not subject
+        or _INVALID.search(subject)
+        or (reply and _INVALID.search(reply))
+    ):
+        await nc.publish(subject, payload, reply=reply)
+        return
+    command = f"PUB {subject} {reply} {len(payload)}\r\n".encode()
+    await _send(nc, command + payload + b"\r\n", len(payload))
+
+
+async def _send(nc: Client, command: bytes, payload_size: int) -> None:
+    # What `Client.publish` does once it has built the command.
     internals: Any = nc
     internals.stats["out_msgs"] += 1
-    internals.stats["out_bytes"] += len(payload)
-    await internals._send_command(command + header + payload + b"\r\n")
+    internals.stats["out_bytes"] += payload_size
+    await internals._send_command(command)
     queue = getattr(internals, "_flush_queue", None)
     if queue is not None and queue.empty():
         await internals._flush_pending()

@@ -82,3 +82,24 @@ async def test_an_empty_subject_or_a_bad_header_name_is_refused_not_sent(
         assert nc.is_connected
     finally:
         await nc.close()
+
+
+async def test_a_plain_publish_arrives_as_nats_py_would_send_it(nats_server: NatsServer) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        got = await _receive(nc, "w.>")
+        await wire.publish_plain(nc, "w.one", b'{"x": 1}', "_INBOX.r.1")
+        await wire.publish_plain(nc, "w.two", b"")
+        await wire.publish_plain(nc, "w.three", b"line\r\nbreak inside the payload")
+        received = [await asyncio.wait_for(got.get(), 2) for _ in range(3)]
+        assert [(m.subject, m.reply, m.data, m.headers) for m in received] == [
+            ("w.one", "_INBOX.r.1", b'{"x": 1}', None),
+            ("w.two", "", b"", None),
+            ("w.three", "", b"line\r\nbreak inside the payload", None),
+        ]
+        for bad in ("", "w.sp ace", "w.new\r\nPUB w.x 1"):
+            with pytest.raises(nats.errors.BadSubjectError):
+                await wire.publish_plain(nc, bad, b"x")
+        assert nc.is_connected
+    finally:
+        await nc.close()
