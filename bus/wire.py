@@ -4,10 +4,10 @@
 header a regex over its name plus a strip, a translate and three `extend`s;
 the supervisor publishes ~5 messages per task, each with 2-4 headers, and
 that generic path was ~15% of its CPU (docs/performance.md). Here the header
-block is one f-string, the subject, reply and headers are checked with one
-regex search and two counts, and the command goes to nats-py's pending buffer
-exactly as `Client.publish` puts it there (`_send_command`, then the flusher
-is woken the same way).
+block is built by f-strings, header names are checked once per name, values
+for CR/LF and subjects for whitespace and control characters with `in` and
+`isprintable`, and the command goes to nats-py's pending buffer exactly as
+`Client.publish` puts it there (then the flusher is woken the same way).
 
 Anything unusual takes nats-py's own path: not connected (its reconnect
 buffer applies), draining, over the max payload, or a nats-py without the
@@ -19,74 +19,84 @@ from typing import Any
 
 from nats.aio.client import Client
 
-_INVALID = re.compile(r"[ \t\r\n]")
 # A header name is a token (what nats-py checks on each publish); checked once per name.
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _good_names: set[str] = set()
 _HEADER_START = "NATS/1.0\r\n"
+_CRLF = b"\r\n"
+_CONNECTED = getattr(Client, "CONNECTED", None)
 # The nats-py internals used below (present since nats-py 2.0).
-_FAST = all(hasattr(Client, name) for name in ("_send_command", "_flush_pending"))
+_FAST = _CONNECTED is not None and all(
+    hasattr(Client(), name)
+    for name in ("_status", "_max_payload", "_pending", "_pending_data_size", "_max_pending_size",
+                 "_flush_queue", "_flush_pending", "stats")
+)  # fmt: skip
 
 
 async def publish(
     nc: Client, subject: str, payload: bytes, headers: dict[str, str], reply: str = ""
 ) -> None:
     """Publish `payload` with `headers` (and a reply subject); nats-py's semantics."""
-    if not _FAST or not nc.is_connected or nc.is_draining_pubs or len(payload) > nc.max_payload:
+    internals: Any = nc
+    if not _FAST or internals._status != _CONNECTED or len(payload) > internals._max_payload:
         await nc.publish(subject, payload, reply=reply, headers=headers)
         return
-    text = _HEADER_START + "".join(f"{key}: {value}\r\n" for key, value in headers.items())
-    lines = len(headers) + 1
-    # A CR or LF inside a name or value would end the header (or the command)
-    # early: such a message takes nats-py's path, which rejects or cleans it.
-    if (
-        not subject
-        or not _names_ok(headers)
-        or _INVALID.search(subject)
-        or (reply and _INVALID.search(reply))
-        or text.count("\n") != lines
-        or text.count("\r") != lines
-    ):
+    text = _HEADER_START
+    for key, value in headers.items():
+        # A CR or LF would end the header (or the command) early, a bad name
+        # is refused: such a message takes nats-py's path, which cleans or
+        # rejects it.
+        if (key not in _good_names and not _name_ok(key)) or "\r" in value or "\n" in value:
+            await nc.publish(subject, payload, reply=reply, headers=headers)
+            return
+        text += f"{key}: {value}\r\n"
+    if not _subject_ok(subject) or (reply and not _subject_ok(reply)):
         await nc.publish(subject, payload, reply=reply, headers=headers)
         return
     header = (text + "\r\n").encode()
     size = len(header)
     command = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
-    await _send(nc, command + header + payload + b"\r\n", len(payload))
+    await _send(internals, b"".join((command, header, payload, _CRLF)), len(payload))
 
 
 async def publish_plain(nc: Client, subject: str, payload: bytes, reply: str = "") -> None:
     """Publish without headers (a JetStream ack, a bare reply); nats-py's semantics."""
+    internals: Any = nc
     if (
         not _FAST
-        or not nc.is_connected
-        or nc.is_draining_pubs
-        or len(payload) > nc.max_payload
-        or not subject
-        or _INVALID.search(subject)
-        or (reply and _INVALID.search(reply))
+        or internals._status != _CONNECTED
+        or len(payload) > internals._max_payload
+        or not _subject_ok(subject)
+        or (reply and not _subject_ok(reply))
     ):
         await nc.publish(subject, payload, reply=reply)
         return
     command = f"PUB {subject} {reply} {len(payload)}\r\n".encode()
-    await _send(nc, command + payload + b"\r\n", len(payload))
+    await _send(internals, b"".join((command, payload, _CRLF)), len(payload))
 
 
-async def _send(nc: Client, command: bytes, payload_size: int) -> None:
-    # What `Client.publish` does once it has built the command.
-    internals: Any = nc
+async def _send(internals: Any, command: bytes, payload_size: int) -> None:
+    # What `Client.publish` does once it has built the command
+    # (`_send_command`, then wake the flusher), without two coroutine calls.
     internals.stats["out_msgs"] += 1
     internals.stats["out_bytes"] += payload_size
-    await internals._send_command(command)
-    queue = getattr(internals, "_flush_queue", None)
-    if queue is not None and queue.empty():
+    internals._pending.append(command)
+    internals._pending_data_size += len(command)
+    limit = internals._max_pending_size
+    if limit > 0 and internals._pending_data_size > limit:
+        await internals._flush_pending(force_flush=True)
+    elif internals._flush_queue.empty():
         await internals._flush_pending()
 
 
-def _names_ok(headers: dict[str, str]) -> bool:
-    for name in headers:
-        if name not in _good_names:
-            if not _NAME.fullmatch(name):
-                return False
-            _good_names.add(name)
+def _subject_ok(subject: str) -> bool:
+    # Not empty, no whitespace or control character (a space would split the
+    # command, a CR or LF end it); anything else goes to nats-py to judge.
+    return subject.isprintable() and " " not in subject and subject != ""
+
+
+def _name_ok(name: str) -> bool:
+    if not _NAME.fullmatch(name):
+        return False
+    _good_names.add(name)
     return True
