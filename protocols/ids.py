@@ -8,10 +8,37 @@ import time
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+class _RandomPool:
+    """`os.urandom` bytes read 4 KiB at a time: the same randomness without a
+    system call per id (a supervisor makes a token per attempt, a client an
+    id per task). A forked child starts with an empty pool, never its parent's."""
+
+    __slots__ = ("_buf", "_pos")
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self._buf = b""
+        self._pos = 0
+
+    def take(self, n: int) -> bytes:
+        pos, end = self._pos, self._pos + n
+        if end > len(self._buf):
+            self._buf = os.urandom(4096)
+            pos, end = 0, n
+        self._pos = end
+        return self._buf[pos:end]
+
+
+_random = _RandomPool()
+os.register_at_fork(after_in_child=_random.clear)
+
+
 def new_task_id(now_ms: int | None = None) -> str:
     """A ULID: 48 bits of epoch milliseconds then 80 random bits, 26 characters."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | int.from_bytes(_random.take(10), "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
@@ -21,7 +48,7 @@ def new_task_id(now_ms: int | None = None) -> str:
 
 def new_token() -> str:
     """A fresh 64-bit fencing token as 16 hex digits (text, so no JSON client rounds it)."""
-    return secrets.token_hex(8)
+    return _random.take(8).hex()
 
 
 def new_incarnation() -> str:
