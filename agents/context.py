@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Protocol, TypeVar
 
 from natsfleet.agents.attempt import Attempt
@@ -62,7 +62,8 @@ class TaskContext:
         runner: SubtaskRunner,
         logger: logging.Logger,
         llm: Any = None,
-        tools: dict[str, Any] | None = None,
+        bind_llm: Callable[[], Any] | None = None,
+        tools: Mapping[str, Any] | None = None,
     ) -> None:
         self._attempt = attempt
         self._output = output
@@ -80,8 +81,25 @@ class TaskContext:
             logger, {"task_id": attempt.task_id, "attempt": attempt.number, "token": attempt.token}
         )
         self.span: Any = None
-        self.llm: Any = llm
+        self._llm: Any = llm
+        # Binding the router to the attempt costs ~3 µs; most skills never
+        # call an LLM, so it happens on first use of `ctx.llm`.
+        self._bind_llm = bind_llm
         self.tools: dict[str, Any] = dict(tools or {})
+
+    @property
+    def llm(self) -> Any:
+        if self._bind_llm is not None:
+            self._llm, self._bind_llm = self._bind_llm(), None
+        return self._llm
+
+    @llm.setter
+    def llm(self, value: Any) -> None:
+        self._llm, self._bind_llm = value, None
+
+    def bound_llm(self) -> Any:
+        """The LLM client if the skill used `ctx.llm` (for its usage), else None."""
+        return self._llm if self._bind_llm is None else None
 
     @property
     def deadline(self) -> float | None:

@@ -340,15 +340,17 @@ class AgentRuntime:
     async def _run_attempt(self, attempt: Attempt) -> None:
         buffer = self._pump_buffer(attempt)
         # An agent that set its own `self.llm` in setup() keeps it; otherwise
-        # each attempt gets the process's router bound to this attempt.
-        llm = self.llm.bind(attempt, buffer) if self.agent.llm is None else None
+        # each attempt gets the process's router bound to this attempt (on
+        # first use of ctx.llm).
+        own_llm = self.agent.llm is None
         ctx = TaskContext(
             attempt,
             output=buffer,
             runner=self._subtasks,
             logger=self._skill_log,
-            llm=llm if llm is not None else self.agent.llm,
-            tools=dict(self.agent.tools),
+            llm=self.agent.llm,
+            bind_llm=(lambda: self.llm.bind(attempt, buffer)) if own_llm else None,
+            tools=self.agent.tools,
         )
         try:
             with (
@@ -360,6 +362,7 @@ class AgentRuntime:
                 telemetry.record_outcome(span, outcome)
                 # Captured here so the outcome's publish joins the task's trace.
                 outcome_context = contextvars.copy_context()
+            llm = ctx.bound_llm() if own_llm else None
             if llm is not None:
                 outcome = with_usage(outcome, llm)
         finally:

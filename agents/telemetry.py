@@ -14,18 +14,28 @@ from natsfleet.bus import tracing
 from natsfleet.protocols import Failure
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
+    from opentelemetry.trace import Span, Tracer
 
     from natsfleet.agents.attempt import Attempt
 
 
-@contextlib.contextmanager
-def invoke_agent(agent: str, instance_id: str, attempt: "Attempt") -> Iterator["Span | None"]:
-    """The attempt's span, current while its skill runs."""
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def invoke_agent(
+    agent: str, instance_id: str, attempt: "Attempt"
+) -> contextlib.AbstractContextManager["Span | None"]:
+    """The attempt's span, current while its skill runs (nothing without tracing)."""
     tracer = tracing.tracer()
     if tracer is None:
-        yield None
-        return
+        return _NO_SPAN  # no generator per attempt when nobody traces
+    return _invoke_agent(tracer, agent, instance_id, attempt)
+
+
+@contextlib.contextmanager
+def _invoke_agent(
+    tracer: "Tracer", agent: str, instance_id: str, attempt: "Attempt"
+) -> Iterator["Span | None"]:
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "invoke_agent",
         "gen_ai.agent.name": agent,
