@@ -94,9 +94,10 @@ class Engine:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an action in the term's TaskGroup; NotLeader ends the term."""
-        self.tg.create_task(self._guard(coro))
+        self.tg.create_task(self.guarded(coro))
 
-    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+    async def guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Await an action as `spawn` runs it: only NotLeader (the term ends) escapes."""
         try:
             await coro
         except NotLeader:
@@ -158,10 +159,7 @@ class Engine:
             )
             record = tr.rejected(record, error, now)
         elif self.assign_at_once is not None and await self.assign_at_once(record):
-            # (A free instance offers the skill: no need to ask the registry.)
-            if self.store.get(record.task_id) is None:  # it was there already
-                await self.find(record.task_id)
-            return
+            return  # (a free instance offers the skill: no need to ask the registry)
         elif not submit.queue and not self.registry.offers(submit.skill):
             detail = f"no live agent offers skill {submit.skill!r}"
             error = ErrorInfo(error_type="unknown_skill", detail=detail, retryable=False)
