@@ -5,6 +5,7 @@ of malformed messages, transparent blob offload, idempotent provisioning of
 the fleet's JetStream assets, and the embedded nats-server launcher.
 """
 
+from natsfleet.bus.acks import StreamAck
 from natsfleet.bus.client import (
     FleetClient,
     TaskFailed,
@@ -37,6 +38,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "StorageConfig",
+    "StreamAck",
     "Subscription",
     "TaskFailed",
     "TaskRejected",

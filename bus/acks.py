@@ -18,7 +18,6 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js import api as js_api
 
 from natsfleet.bus import wire
 from natsfleet.bus.incoming import header
@@ -38,7 +37,10 @@ class _ApiError(msgspec.Struct):
     description: str = ""
 
 
-class _PubAck(msgspec.Struct):
+class StreamAck(msgspec.Struct, frozen=True):
+    """A stream's ack of a publish (the fields of nats-py's `PubAck`; `error` is
+    always None once a future gives it)."""
+
     stream: str = ""
     seq: int = 0
     duplicate: bool = False
@@ -46,7 +48,7 @@ class _PubAck(msgspec.Struct):
     error: _ApiError | None = None
 
 
-_DECODE = msgspec.json.Decoder(_PubAck).decode
+_DECODE = msgspec.json.Decoder(StreamAck).decode
 
 
 def _api_error(error: _ApiError) -> nats.js.errors.APIError:
@@ -87,9 +89,9 @@ class Replies:
 
     async def publish_js(
         self, subject: str, payload: bytes, headers: dict[str, str] | None
-    ) -> "asyncio.Future[js_api.PubAck]":
+    ) -> "asyncio.Future[StreamAck]":
         """JetStream publish; the future gives the stream's ack or raises its error."""
-        future: asyncio.Future[js_api.PubAck] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[StreamAck] = asyncio.get_running_loop().create_future()
         await self._send(subject, payload, headers, _Entry(future, self._js_timeout_s, ack=True))
         return future
 
@@ -173,5 +175,4 @@ def _settle_ack(msg: Msg, future: "asyncio.Future[Any]") -> None:
     if ack.error is not None:
         future.set_exception(_api_error(ack.error))
     else:
-        pub_ack = js_api.PubAck(ack.stream, ack.seq, domain=ack.domain, duplicate=ack.duplicate)
-        future.set_result(pub_ack)
+        future.set_result(ack)  # no copy into nats-py's dataclass: same fields

@@ -16,7 +16,7 @@ from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
 from natsfleet.bus import deadletter, redact, tracing, wire
-from natsfleet.bus.acks import NoReply, Replies
+from natsfleet.bus.acks import NoReply, Replies, StreamAck
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout, describe
@@ -275,7 +275,7 @@ class Bus:
         msg_id: str | None = None,
         headers: dict[str, str] | None = None,
         timeout_s: float | None = None,
-    ) -> js_api.PubAck:
+    ) -> StreamAck:
         """JetStream publish, acknowledged by the stream; `msg_id` deduplicates."""
         hdrs = self.headers(headers)
         if msg_id is not None:
@@ -286,7 +286,7 @@ class Bus:
             with tracing.publish_span(subject, hdrs, len(data), msg_id):
                 ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
             self.stats.published += 1
-            return ack
+            return StreamAck(ack.stream, ack.seq, bool(ack.duplicate), ack.domain)
         future = await self.publish_async(subject, data, hdrs)
         if timeout >= self.config.js_timeout_s:
             return await future
@@ -297,15 +297,16 @@ class Bus:
 
     async def publish_async(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
-    ) -> "asyncio.Future[js_api.PubAck]":
+    ) -> "asyncio.Future[StreamAck]":
         """JetStream publish of raw bytes without waiting: the future is the ack.
 
-        The future gives the `PubAck` (its `seq` is a KV revision) or raises the
+        The future gives the `StreamAck` (its `seq` is a KV revision) or raises the
         JetStream error (`APIError`, e.g. a failed expected-sequence check) or
         `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
         flight at once; await their futures together (DESIGN.md section 8).
         """
-        future = await (await self._reply_mux()).publish_js(subject, payload, headers)
+        replies = self._replies or await self._reply_mux()
+        future = await replies.publish_js(subject, payload, headers)
         self.stats.published += 1
         return future
 
