@@ -94,10 +94,9 @@ class Engine:
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run an action in the term's TaskGroup; NotLeader ends the term."""
-        self.tg.create_task(self.guarded(coro))
+        self.tg.create_task(self._guard(coro))
 
-    async def guarded(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Await an action as `spawn` runs it: only NotLeader (the term ends) escapes."""
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
             await coro
         except NotLeader:
@@ -159,7 +158,10 @@ class Engine:
             )
             record = tr.rejected(record, error, now)
         elif self.assign_at_once is not None and await self.assign_at_once(record):
-            return  # (a free instance offers the skill: no need to ask the registry)
+            # (A free instance offers the skill: no need to ask the registry.)
+            if self.store.get(record.task_id) is None:  # it was there already
+                await self.find(record.task_id)
+            return
         elif not submit.queue and not self.registry.offers(submit.skill):
             detail = f"no live agent offers skill {submit.skill!r}"
             error = ErrorInfo(error_type="unknown_skill", detail=detail, retryable=False)

@@ -101,7 +101,6 @@ class Dispatcher:
             raise
         if tracked is None:  # a duplicate submit: the task exists already
             engine.attempts.unreserve(instance.instance_id)
-            await engine.find(record.task_id)  # adopted if a deposed term wrote it
             return True
         new = tracked.record
         engine.new_attempt(new, reserved=True)
@@ -110,9 +109,7 @@ class Dispatcher:
         timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)  # if given back
         timers.add(new.close_deadline_ms, TimerKind.CLOSE, new.task_id)
         timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
-        # In the Submit's own task (no task per Assign): its ack waits for the
-        # Assign's answer, which is fine, the record is stored already.
-        await engine.guarded(self._send(tracked, new, instance))
+        engine.spawn(self._send(tracked, new, instance))
         return True
 
     async def assign(self, tracked: Tracked, instance: Instance) -> None:
