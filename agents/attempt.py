@@ -103,15 +103,19 @@ class Attempt:
         )
 
     async def run(self, agent: "Agent", ctx: "TaskContext") -> AttemptOutcome:
-        """Run the skill to its outcome. Raises only if this task itself is cancelled.
+        """Run the skill to its outcome.
 
         The skill runs inline in the caller's task (a child task and its
         TaskGroup cost an agent ~17 µs per attempt, a quarter of its CPU under
         load). A Cancel or hand-back cancels this task; that one cancellation
-        is taken back here (`uncancel`) and reported as the outcome, while
-        any other (the runtime stopping) still propagates. Every suspension
-        between setting `_task` and clearing it is inside the `try`, so our
-        cancellation can only land there.
+        is taken back here (`uncancel`) and reported as the outcome. Every
+        suspension between setting `_task` and clearing it is inside the
+        `try`, so our cancellation can only land there.
+
+        Any other cancellation of this task that escapes the skill (the
+        runtime stopping, or a skill cancelling its own task) is raised: the
+        caller still reports an outcome for it (`cancelled_failure`). One the
+        skill swallows does not stop it: whatever it returns is reported.
         """
         if self.stop_requested():
             return self.stopped_failure()
@@ -121,32 +125,33 @@ class Attempt:
         try:
             outcome = await self._invoke(agent, ctx)
         except asyncio.CancelledError:
-            if self._take_back_cancel(task):
+            ours = self._cancel_sent
+            self._cancel_sent = False
+            if ours and task.uncancel() == 0:
                 return self.stopped_failure()
             if task.cancelling() > 0:
-                raise  # the runtime is stopping this attempt
-            # Nobody asked: the skill let a CancelledError of its own escape.
+                raise  # cancelled by someone else (as well)
+            # Nobody cancelled this task: the skill let a CancelledError of its
+            # own escape (e.g. from a future it cancelled).
             return self.failure(
                 FailureKind.ERROR, "CancelledError", "cancelled from inside", retryable=True
             )
         finally:
             self._task = None
-        if self._take_back_cancel(task) or self.stop_requested():
-            # A skill that swallowed the CancelledError is still reported stopped.
+        if self._cancel_sent:  # the skill swallowed our cancellation
+            self._cancel_sent = False
+            task.uncancel()
+        if self.stop_requested():
             return self.stopped_failure()
-        if task.cancelling() > 0:
-            # The skill swallowed a cancellation not ours: it still stops the attempt.
-            raise asyncio.CancelledError
         return outcome
 
-    def _take_back_cancel(self, task: "asyncio.Task[Any]") -> bool:
-        """Undo our own cancel() of `task`; True if nobody else cancelled it."""
-        if not self._cancel_sent:
-            return False
-        self._cancel_sent = False
-        if task.uncancel() > 0:
-            raise asyncio.CancelledError  # cancelled by someone else as well
-        return True
+    def cancelled_failure(self) -> Failure:
+        """The outcome of an attempt whose task was cancelled (see `run`)."""
+        if self.stop_requested():
+            return self.stopped_failure()
+        return self.failure(
+            FailureKind.ERROR, "CancelledError", "attempt cancelled", retryable=True
+        )
 
     async def _invoke(self, agent: "Agent", ctx: "TaskContext") -> AttemptOutcome:
         method = getattr(agent, self.skill.method)

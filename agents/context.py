@@ -85,12 +85,14 @@ class TaskContext:
         # Binding the router to the attempt costs ~3 µs; most skills never
         # call an LLM, so it happens on first use of `ctx.llm`.
         self._bind_llm = bind_llm
+        self._bound_llm: Any = None  # what the runtime's binder gave (its usage is reported)
         self.tools: dict[str, Any] = dict(tools or {})
 
     @property
     def llm(self) -> Any:
         if self._bind_llm is not None:
-            self._llm, self._bind_llm = self._bind_llm(), None
+            self._llm = self._bound_llm = self._bind_llm()
+            self._bind_llm = None
         return self._llm
 
     @llm.setter
@@ -98,8 +100,9 @@ class TaskContext:
         self._llm, self._bind_llm = value, None
 
     def bound_llm(self) -> Any:
-        """The LLM client if the skill used `ctx.llm` (for its usage), else None."""
-        return self._llm if self._bind_llm is None else None
+        """The client the runtime bound for this attempt, if the skill used `ctx.llm`
+        (its usage goes with the outcome); never one the skill assigned itself."""
+        return self._bound_llm
 
     @property
     def deadline(self) -> float | None:

@@ -358,7 +358,14 @@ class AgentRuntime:
                 task_scope(task_id=attempt.task_id, attempt=attempt.number),
             ):
                 ctx.span = span
-                outcome = await attempt.run(self.agent, ctx)
+                try:
+                    outcome = await attempt.run(self.agent, ctx)
+                except asyncio.CancelledError:
+                    # The runtime stopping, or a skill that cancelled its own
+                    # task: the attempt still leaves with an outcome (if the
+                    # drain put one already, the outbox keeps that first one).
+                    self.outbox.put(attempt.cancelled_failure())
+                    raise
                 telemetry.record_outcome(span, outcome)
                 # Captured here so the outcome's publish joins the task's trace.
                 outcome_context = contextvars.copy_context()

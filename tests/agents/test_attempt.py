@@ -1,5 +1,6 @@
-"""Attempt.run: the skill runs inline; a Cancel stops it and is reported, any
-other cancellation of the attempt's task still propagates."""
+"""Attempt.run: the skill runs inline; a Cancel stops it and is reported; any
+other cancellation of the attempt's task propagates, and the runtime still
+reports an outcome for it."""
 
 import asyncio
 import contextlib
@@ -8,9 +9,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from natsfleet.agents import TaskContext, skill
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.skill import SkillDef
+from natsfleet.bus import NatsServer
 from natsfleet.protocols import Assign, Failure, FailureKind, Result
+from tests.agents.driver import driver, running
+from tests.fleet_agents import EchoAgent, Text
 
 
 class Skills:
@@ -103,14 +108,26 @@ async def test_a_hand_back_is_reported_as_such() -> None:
     assert outcome.kind == FailureKind.HANDED_BACK and outcome.retryable
 
 
-@pytest.mark.parametrize("method", ["waits", "swallows"])
-async def test_cancelling_the_attempt_task_still_cancels_it(method: str) -> None:
-    skills, attempt = Skills(), _attempt(method)
+async def test_cancelling_the_attempt_task_still_cancels_it() -> None:
+    skills, attempt = Skills(), _attempt("waits")
     task = asyncio.create_task(_run_then_sleep(attempt, skills))
     await skills.started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 2)
+    assert attempt.cancelled_failure().error_type == "CancelledError"
+
+
+async def test_a_cancellation_the_skill_swallows_does_not_lose_its_result() -> None:
+    # Inline, a skill's own watchdog (cancel yourself later, fall back when it
+    # fires) and an outside cancel look alike; either way the skill decided.
+    skills, attempt = Skills(), _attempt("swallows")
+    task = asyncio.create_task(_run_then_sleep(attempt, skills))
+    await skills.started.wait()
+    task.cancel()
+    outcome, _ = await asyncio.wait_for(task, 2)
+    assert isinstance(outcome, Result)
+    assert msgspec.json.decode(outcome.output) == "ignored the cancel"
 
 
 async def test_an_outside_cancel_together_with_ours_still_cancels() -> None:
@@ -144,3 +161,67 @@ async def test_a_cancel_after_the_outcome_changes_nothing() -> None:
     outcome, _ = await _run_then_sleep(attempt, Skills())
     attempt.request_cancel(FailureKind.CANCELED, "too late")
     assert isinstance(outcome, Result)
+
+
+class Watchdog(EchoAgent):
+    """Skills that cancel their own task, the pre-3.11 way to time out."""
+
+    name = "watchdog"
+
+    @skill
+    async def falls_back(self, input: Text, ctx: TaskContext) -> Text:
+        me = asyncio.current_task()
+        assert me is not None
+        handle = asyncio.get_running_loop().call_later(0.05, me.cancel)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return Text(text="fallback")
+        finally:
+            handle.cancel()
+        return input
+
+    @skill
+    async def gives_up(self, input: Text, ctx: TaskContext) -> Text:
+        me = asyncio.current_task()
+        assert me is not None
+        asyncio.get_running_loop().call_later(0.05, me.cancel)
+        await asyncio.sleep(10)
+        return input
+
+    @skill
+    async def replaces_llm(self, input: Text, ctx: TaskContext) -> Text:
+        ctx.llm = "a stand-in without .usage"  # a test double, a wrapper
+        return input
+
+
+@pytest.mark.parametrize(
+    ("skill_name", "expected"), [("falls_back", Result), ("gives_up", Failure)]
+)
+async def test_a_skill_that_cancels_its_own_task_still_reports_an_outcome(
+    nats_server: NatsServer, prefix: str, skill_name: str, expected: type
+) -> None:
+    async with (
+        driver(nats_server.url, prefix) as d,
+        running(Watchdog(), nats_server.url, prefix, instance_id="w1"),
+    ):
+        await d.hello("w1")
+        assign, _ = await d.assign("watchdog", "w1", skill_name, Text(text="x"))
+        outcome = await asyncio.wait_for(d.outcome(assign.token), 3)
+        assert isinstance(outcome, expected)
+        if isinstance(outcome, Result):
+            assert msgspec.json.decode(outcome.output) == {"text": "fallback"}
+        else:
+            assert (outcome.kind, outcome.error_type) == (FailureKind.ERROR, "CancelledError")
+
+
+async def test_a_skill_that_assigns_ctx_llm_still_reports_its_result(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    async with (
+        driver(nats_server.url, prefix) as d,
+        running(Watchdog(), nats_server.url, prefix, instance_id="w2"),
+    ):
+        await d.hello("w2")
+        assign, _ = await d.assign("watchdog", "w2", "replaces_llm", Text(text="x"))
+        assert isinstance(await asyncio.wait_for(d.outcome(assign.token), 3), Result)
