@@ -76,7 +76,13 @@ class FastParser(Parser):
         self.generation = getattr(self, "generation", 0) + 1
 
     async def parse(self, data: bytes = b"") -> None:
-        buf = bytes(self.buf) + data if self.buf else data
+        if self.buf:
+            self.buf.extend(data)
+            if self.state == AWAITING_MSG_PAYLOAD and len(self.buf) < self.needed + 2:
+                return  # a large payload still arriving: no copy per read
+            buf = bytes(self.buf)
+        else:
+            buf = data
         self.buf = bytearray()
         generation = self.generation
         process = self.nc._process_msg
@@ -142,10 +148,25 @@ class FleetNats(NatsClient):
     async def subscribe_direct(
         self, subject: str, handler: DirectHandler, queue: str = ""
     ) -> Subscription:
-        # No callback: nats-py keeps an (unused) iterator and starts no task.
-        sub = await self.subscribe(subject, queue=queue)
-        self._direct[sub._id] = handler
+        """Subscribe `handler` (see the module's doc). Not for `unsubscribe(limit=)`,
+        `next_msg()` or `messages`: a direct subscription has no queue."""
+        # The handler is in place before the SUB goes out (nats-py takes the
+        # next sid before its first await), so no message can miss it.
+        sid = self._sid + 1
+        self._direct[sid] = handler
+        try:
+            # No callback: nats-py keeps an (unused) iterator and starts no task.
+            sub = await self.subscribe(subject, queue=queue)
+        except BaseException:
+            self._direct.pop(sid, None)
+            raise
+        if sub._id != sid:  # pragma: no cover - a nats-py that numbers differently
+            self._direct[sub._id] = self._direct.pop(sid)
         return sub
+
+    def _remove_sub(self, sid: int, max_msgs: int = 0) -> None:
+        self._direct.pop(sid, None)
+        super()._remove_sub(sid, max_msgs)
 
     async def _process_headers(self, headers: bytes) -> dict[str, str] | None:
         if not headers:
@@ -162,9 +183,11 @@ class FleetNats(NatsClient):
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)
             return
-        if sid not in self._subs:  # unsubscribed: forget the handler too
+        sub = self._subs.get(sid)
+        if sub is None:  # unsubscribed: forget the handler too
             del self._direct[sid]
             return
+        sub._received += 1
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
         hdr = await self._process_headers(headers)

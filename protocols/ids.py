@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import threading
 import time
 
 # Crockford's base32: sortable as text, no ambiguous letters.
@@ -15,22 +16,25 @@ class _RandomPool:
     system call per id (a supervisor makes a token per attempt, a client an
     id per task). A forked child starts with an empty pool, never its parent's."""
 
-    __slots__ = ("_buf", "_pos")
+    __slots__ = ("_buf", "_lock", "_pos")
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()  # threads must never share bytes
         self.clear()
 
     def clear(self) -> None:
+        self._lock = threading.Lock()  # a forked child may inherit it held
         self._buf = b""
         self._pos = 0
 
     def take(self, n: int) -> bytes:
-        pos, end = self._pos, self._pos + n
-        if end > len(self._buf):
-            self._buf = os.urandom(4096)
-            pos, end = 0, n
-        self._pos = end
-        return self._buf[pos:end]
+        with self._lock:
+            pos, end = self._pos, self._pos + n
+            if end > len(self._buf):
+                self._buf = os.urandom(4096)
+                pos, end = 0, n
+            self._pos = end
+            return self._buf[pos:end]
 
 
 _random = _RandomPool()

@@ -117,7 +117,9 @@ async def test_after_unsubscribe_nothing_more_arrives_and_the_handler_is_forgott
             while not got:
                 await nc.flush()
         sid = sub._id
+        assert sub.delivered == 1
         await sub.unsubscribe()
+        assert sid not in nc._direct
         await nc.publish("u", b"after")
         await nc.flush()
         # A message already read for the old sid is dropped and the entry goes.
@@ -236,3 +238,19 @@ async def test_data_read_before_a_reset_is_dropped_after_it() -> None:
     assert [c[2] for c in recorder.calls] == [b"a"]
     await parser.parse(b"MSG c 1 1\r\nz\r\n")  # the new connection's data is read
     assert [c[2] for c in recorder.calls] == [b"a", b"c"]
+
+
+async def test_a_large_payload_arriving_in_small_reads_is_not_copied_per_read() -> None:
+    from natsfleet.bus.receive import FastParser
+
+    recorder = _Recorder()
+    parser = FastParser(recorder)
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    stream = b"MSG big 1 %d\r\n" % len(payload) + payload + b"\r\nMSG after 1 1\r\nx\r\n"
+    await parser.parse(stream[:20_000])
+    held = parser.buf
+    for at in range(20_000, len(stream) - 40_000, 32_768):
+        await parser.parse(stream[at : at + 32_768])
+        assert parser.buf is held  # extended in place, not rebuilt (quadratic in size)
+    await parser.parse(stream[at + 32_768 :])
+    assert [(c[2], c[4]) for c in recorder.calls] == [(b"big", payload), (b"after", b"x")]
