@@ -3,16 +3,19 @@
 nats-py hands every message to a subscription through an `asyncio.Queue` read
 by one task per subscription, after parsing its headers in Python; measured
 across processes that is ~7 µs of CPU per message received, more than the
-rest of the path. Two things change here:
+rest of the path. `FleetNats`, the client the bus connects with, changes
+three things:
 
-- Headers without a status line (every message we publish) are parsed by one
-  regex match per line; anything unusual (a status line, a name with spaces or
-  non-ASCII bytes) goes to nats-py's own parser, so the result is the same
-  dict nats-py builds.
+- Headers without a status line (every message we publish) are split and
+  decoded with no per-name generator; anything unusual (a status line, a name
+  with spaces or other characters) goes to nats-py's own parser, so the
+  result is the same dict nats-py builds.
 - A *direct* subscription's handler is a plain function called from the
   reader as the message is parsed: no queue, no task switch (~2.5 µs). It
   must return at once; the reply inbox (`acks.Replies`) and the pull loop
   (`pull.PullLoop`) only resolve a future or count credit and start a task.
+- The protocol parser (`FastParser`) reads MSG/HMSG lines without regexes
+  and hands every other operation to nats-py's parser.
 
 `subscribe_direct` works on any nats-py client: on a plain one (tests, other
 tools) the handler runs behind nats-py's queue as before.
