@@ -164,6 +164,23 @@ class Registry:
         found.sort(key=lambda i: load.get(i.instance_id, 0) / max(i.capacity, 1))
         return found
 
+    def least_loaded(self, skill: str, load: dict[str, int]) -> Instance | None:
+        """`candidates(...)[0]` without the list and the sort (once per new task)."""
+        now = time.monotonic()
+        best: Instance | None = None
+        best_share = 0.0
+        for inst in self.instances.values():
+            used = load.get(inst.instance_id, 0)
+            if (
+                used < inst.capacity
+                and skill in inst.skills
+                and inst.routable(now, self.heartbeat_timeout_s)
+            ):
+                share = used / max(inst.capacity, 1)
+                if best is None or share < best_share:  # the first of equals, as sort keeps
+                    best, best_share = inst, share
+        return best
+
     def last_seen(self, instance_id: str) -> float | None:
         """Monotonic time the instance was last heard, None if unknown."""
         inst = self.instances.get(instance_id)

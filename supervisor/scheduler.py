@@ -62,6 +62,8 @@ class Dispatcher:
                 engine.spawn(self.assign(tracked, instance))
 
     def _pick(self, skill: str, record: TaskRecord) -> Instance | None:
+        if not record.history:  # a first attempt: nothing to steer away from
+            return self.engine.registry.least_loaded(skill, self.engine.attempts.load)
         found = self.engine.registry.candidates(skill, self.engine.attempts.load)
         if not found:
             return None
