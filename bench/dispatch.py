@@ -1,7 +1,8 @@
 """No-op tasks through the full path versus raw nats-py request/reply, every process separate.
 
     .venv/bin/python bench/dispatch.py [--tasks 3000] [--inflight 200] [--seq 300]
-                                       [--agent runtime|mini] [--profile FILE]
+                                       [--agent runtime|mini] [--server-procs N]
+                                       [--profile FILE] [--profile-agent FILE]
 
 Starts a nats-server (file store, temp dir), one supervisor, two agent
 instances (capacity 100 each: bench/noop_agent.py on the real agent runtime,
@@ -9,6 +10,9 @@ or with `--agent mini` the tests' mini agent) and, for the baseline, a raw
 nats-py echo responder process. Prints tasks/s with N in flight, p50/p99 of
 sequential submit->result latency, the ratios to raw request/reply, and the
 CPU time each process spent per task during the throughput phase (Linux).
+nats-server gets the GOMAXPROCS `natsfleet up` gives an embedded server that
+shares its machine with the fleet (half the CPUs); `--server-procs 0` leaves
+Go's default.
 """
 
 import argparse
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import nats
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer, shared_gomaxprocs
 from natsfleet.bus.loop import loop_factory
 from natsfleet.protocols import Codec, TaskEvent, TaskState, is_terminal, new_task_id
 
@@ -195,12 +199,20 @@ async def main() -> None:
         default="runtime",
         help="agents on the real runtime (bench/noop_agent.py) or tests' mini agent",
     )
+    parser.add_argument(
+        "--server-procs",
+        type=int,
+        default=shared_gomaxprocs(),
+        help="GOMAXPROCS of nats-server: by default what `natsfleet up` gives it on a machine "
+        "shared with the fleet (half the CPUs); 0 leaves Go's default (all of them)",
+    )
     parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
     parser.add_argument("--profile-agent", default="", help="cProfile agent b1 into this file")
     args = parser.parse_args()
     procs: list[asyncio.subprocess.Process] = []
     with tempfile.TemporaryDirectory() as tmp:
-        async with NatsServer(store_dir=Path(tmp) / "js") as server:
+        gomaxprocs = args.server_procs or None
+        async with NatsServer(store_dir=Path(tmp) / "js", gomaxprocs=gomaxprocs) as server:
             url, prefix = server.url, "bench"
             cfg = json.dumps({"supervisor_id": "bench-sup", "registry_warmup_s": 0.3})
             try:
@@ -260,6 +272,8 @@ async def main() -> None:
     print(f"ratio raw/natsfleet: throughput {raw_rate / rate:.1f}x, p50 {p50 / raw50:.1f}x")
     print(f"CPU us per request (raw):  {raw_meter.per_op_us(args.tasks)}")
     print(f"CPU us per task (natsfleet): {meter.per_op_us(args.tasks)}")
+    procs_text = args.server_procs or "Go's default (all CPUs)"
+    print(f"nats-server GOMAXPROCS: {procs_text}; Python {sys.version.split()[0]}")
 
 
 if __name__ == "__main__":

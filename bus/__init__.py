@@ -18,7 +18,13 @@ from natsfleet.bus.connection import Bus, HeaderHook
 from natsfleet.bus.errors import BusError, NoResponders, NotConnected, RequestTimeout
 from natsfleet.bus.incoming import Incoming
 from natsfleet.bus.provision import StorageConfig, provision
-from natsfleet.bus.server import NatsServer, ServerError, find_nats_server, start_nats_server
+from natsfleet.bus.server import (
+    NatsServer,
+    ServerError,
+    find_nats_server,
+    shared_gomaxprocs,
+    start_nats_server,
+)
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
 
@@ -46,5 +52,6 @@ __all__ = [
     "find_nats_server",
     "idempotency_bucket_key",
     "provision",
+    "shared_gomaxprocs",
     "start_nats_server",
 ]

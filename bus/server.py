@@ -45,12 +45,30 @@ def find_nats_server() -> str:
     )
 
 
+def shared_gomaxprocs() -> int:
+    """Go threads for a nats-server that shares its machine with the fleet: half
+    the CPUs this process may use, at least one.
+
+    With all of them, Go's scheduler spins on idle threads looking for work,
+    CPU the fleet's Python processes then lack: on 2 cores the server used
+    ~100 µs of CPU per task with 2 and ~70-80 with 1, and the fleet ran
+    5-15% more tasks per second (bench/dispatch.py, docs/performance.md).
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cpus = os.cpu_count() or 2
+    return max(1, cpus // 2)
+
+
 class NatsServer:
     """One nats-server process with JetStream on.
 
     `port=None` asks nats-server for a random free port (`-p -1`; note that
     `-p 0` would mean the default 4222) and reads the real port back from
     its ports file. `restart()` reuses the same port and store directory.
+    `gomaxprocs` caps the server's Go threads (`GOMAXPROCS`) unless the
+    environment sets it already; None leaves Go's default (every CPU).
     """
 
     def __init__(
@@ -64,6 +82,7 @@ class NatsServer:
         extra_args: tuple[str, ...] = (),
         name: str | None = None,
         log_file: Path | None = None,
+        gomaxprocs: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -73,6 +92,7 @@ class NatsServer:
         self.extra_args = extra_args
         self.name = name
         self.log_file = log_file
+        self.gomaxprocs = gomaxprocs
         self._proc: asyncio.subprocess.Process | None = None
         self._ports_dir = Path(tempfile.mkdtemp(prefix="natsfleet-ports-"))
 
@@ -105,6 +125,11 @@ class NatsServer:
         args += list(self.extra_args)
         return args
 
+    def _env(self) -> dict[str, str] | None:
+        if self.gomaxprocs is None or "GOMAXPROCS" in os.environ:
+            return None  # inherit: Go's default, or what the operator chose
+        return {**os.environ, "GOMAXPROCS": str(max(1, self.gomaxprocs))}
+
     async def start(self, timeout_s: float = 10.0) -> "NatsServer":
         if self.running:
             return self
@@ -115,7 +140,7 @@ class NatsServer:
         out = self.log_file.open("ab") if self.log_file else asyncio.subprocess.DEVNULL
         try:
             self._proc = await asyncio.create_subprocess_exec(
-                *self._args(), stdout=out, stderr=out, start_new_session=True
+                *self._args(), stdout=out, stderr=out, start_new_session=True, env=self._env()
             )
         finally:
             if not isinstance(out, int):

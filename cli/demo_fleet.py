@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming, NatsServer
+from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming, NatsServer, shared_gomaxprocs
 from natsfleet.protocols import AgentAnnouncement, Codec, Hello, Message, Rollcall
 
 DEMO_AGENTS = ("researcher", "writer", "editor", "booker")
@@ -72,7 +72,7 @@ class DemoFleet:
         }
         self.log_dir = run_dir / "logs"
         self.data_dir = run_dir / "data"
-        self.server = NatsServer(store_dir=run_dir / "jetstream")
+        self.server = NatsServer(store_dir=run_dir / "jetstream", gomaxprocs=shared_gomaxprocs())
         self.extra_env = dict(env or {})
         self.children: list[Child] = []
         self._bus: Bus | None = None

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from natsfleet.bus.server import NatsServer
+from natsfleet.bus.server import NatsServer, shared_gomaxprocs
 from natsfleet.deploy.child import Child
 from natsfleet.deploy.errors import DeployError
 from natsfleet.deploy.fleetfile import FleetFile
@@ -113,7 +113,11 @@ class Launcher:
         store = self.fleet_file.path.parent / nats.store_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._server = NatsServer(
-            host=host, port=port, store_dir=store, log_file=self.state_dir / "nats-server.log"
+            host=host,
+            port=port,
+            store_dir=store,
+            log_file=self.state_dir / "nats-server.log",
+            gomaxprocs=shared_gomaxprocs(),  # it shares this host with the fleet
         )
         await self._server.start()
         self._state.server_pid = self._server.pid
