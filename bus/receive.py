@@ -107,9 +107,10 @@ class FastParser(Parser):
                 if self.generation != generation:
                     return  # reset meanwhile: the rest belongs to the old connection
                 continue
+            ours = buf[pos] in (_M, _H)  # else PING, PONG, +OK, -ERR, INFO or garbage
             eol = buf.find(b"\r\n", pos, pos + MAX_CONTROL_LINE_SIZE)
-            if buf[pos] not in (_M, _H) or eol < 0:
-                handoff = buf[pos] not in (_M, _H) or end - pos >= MAX_CONTROL_LINE_SIZE
+            if not ours or eol < 0:  # (no line end yet: wait, unless past the max)
+                handoff = not ours or end - pos >= MAX_CONTROL_LINE_SIZE
                 break
             args = buf[pos:eol].split()
             with_reply = len(args) == (5 if args[0] == b"MSG" else 6)

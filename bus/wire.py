@@ -38,22 +38,10 @@ async def publish(
 ) -> None:
     """Publish `payload` with `headers` (and a reply subject); nats-py's semantics."""
     internals: Any = nc
-    if not _FAST or internals._status != _CONNECTED or len(payload) > internals._max_payload:
+    header = _header_block(headers) if _sendable(internals, subject, payload, reply) else None
+    if header is None:
         await nc.publish(subject, payload, reply=reply, headers=headers)
         return
-    text = _HEADER_START
-    for key, value in headers.items():
-        # A CR or LF would end the header (or the command) early, a bad name
-        # is refused: such a message takes nats-py's path, which cleans or
-        # rejects it.
-        if (key not in _good_names and not _name_ok(key)) or "\r" in value or "\n" in value:
-            await nc.publish(subject, payload, reply=reply, headers=headers)
-            return
-        text += f"{key}: {value}\r\n"
-    if not _subject_ok(subject) or (reply and not _subject_ok(reply)):
-        await nc.publish(subject, payload, reply=reply, headers=headers)
-        return
-    header = (text + "\r\n").encode()
     size = len(header)
     command = f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
     await _send(internals, b"".join((command, header, payload, _CRLF)), len(payload))
@@ -62,17 +50,35 @@ async def publish(
 async def publish_plain(nc: Client, subject: str, payload: bytes, reply: str = "") -> None:
     """Publish without headers (a JetStream ack, a bare reply); nats-py's semantics."""
     internals: Any = nc
-    if (
-        not _FAST
-        or internals._status != _CONNECTED
-        or len(payload) > internals._max_payload
-        or not _subject_ok(subject)
-        or (reply and not _subject_ok(reply))
-    ):
+    if not _sendable(internals, subject, payload, reply):
         await nc.publish(subject, payload, reply=reply)
         return
     command = f"PUB {subject} {reply} {len(payload)}\r\n".encode()
     await _send(internals, b"".join((command, payload, _CRLF)), len(payload))
+
+
+def _sendable(internals: Any, subject: str, payload: bytes, reply: str) -> bool:
+    """Whether this publish may skip nats-py: connected, within the max payload,
+    and subjects without whitespace or control characters."""
+    return (
+        _FAST
+        and internals._status == _CONNECTED
+        and len(payload) <= internals._max_payload
+        and _subject_ok(subject)
+        and (not reply or _subject_ok(reply))
+    )
+
+
+def _header_block(headers: dict[str, str]) -> bytes | None:
+    """The HPUB header block, or None when nats-py must build it: a CR or LF
+    would end the header (or the command) early, and a bad name is refused;
+    nats-py's path cleans or rejects those."""
+    text = _HEADER_START
+    for key, value in headers.items():
+        if (key not in _good_names and not _name_ok(key)) or "\r" in value or "\n" in value:
+            return None
+        text += f"{key}: {value}\r\n"
+    return (text + "\r\n").encode()
 
 
 async def _send(internals: Any, command: bytes, payload_size: int) -> None:

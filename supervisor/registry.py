@@ -157,9 +157,7 @@ class Registry:
         found = [
             inst
             for inst in self.instances.values()
-            if skill in inst.skills
-            and inst.routable(now, self.heartbeat_timeout_s)
-            and load.get(inst.instance_id, 0) < inst.capacity
+            if self._takes(inst, skill, load.get(inst.instance_id, 0), now)
         ]
         found.sort(key=lambda i: load.get(i.instance_id, 0) / max(i.capacity, 1))
         return found
@@ -171,15 +169,19 @@ class Registry:
         best_share = 0.0
         for inst in self.instances.values():
             used = load.get(inst.instance_id, 0)
-            if (
-                used < inst.capacity
-                and skill in inst.skills
-                and inst.routable(now, self.heartbeat_timeout_s)
-            ):
+            if self._takes(inst, skill, used, now):
                 share = used / max(inst.capacity, 1)
                 if best is None or share < best_share:  # the first of equals, as sort keeps
                     best, best_share = inst, share
         return best
+
+    def _takes(self, inst: Instance, skill: str, used: int, now: float) -> bool:
+        """Routable, offers `skill`, and has a free slot with `used` of them taken."""
+        return (
+            used < inst.capacity
+            and skill in inst.skills
+            and inst.routable(now, self.heartbeat_timeout_s)
+        )
 
     def last_seen(self, instance_id: str) -> float | None:
         """Monotonic time the instance was last heard, None if unknown."""
