@@ -28,6 +28,12 @@ StateDirectory=natsfleet
 WorkingDirectory=/var/lib/natsfleet
 """
 
+# More than 5 starts in 60 s stops restarting (like `natsfleet up`'s intensity).
+# systemd reads these two in [Unit] only: in [Service] they are ignored.
+_START_LIMIT = """StartLimitIntervalSec=60
+StartLimitBurst=5
+"""
+
 
 def _env_file(env: dict[str, str]) -> str:
     # systemd EnvironmentFile: KEY="value" with backslash escapes.
@@ -45,7 +51,7 @@ def _agent_template(fleet: Fleet, fleet_file: FleetFile, options: Options) -> st
         "Description=natsfleet agent instance %i\n"
         "PartOf=natsfleet.target\n"
         "After=network-online.target nats-server.service\n"
-        "Wants=network-online.target\n\n"
+        "Wants=network-online.target\n" + _START_LIMIT + "\n"
         "[Service]\n"
         "Type=exec\n"
         f"EnvironmentFile={ETC}/natsfleet.env\n"
@@ -57,8 +63,6 @@ def _agent_template(fleet: Fleet, fleet_file: FleetFile, options: Options) -> st
         f"TimeoutStopSec={stop_s:g}\n"
         "Restart=on-failure\n"
         "RestartSec=1\n"
-        "StartLimitIntervalSec=60\n"
-        "StartLimitBurst=5\n"
         "DynamicUser=yes\n" + _SECURITY + "\n[Install]\nWantedBy=natsfleet.target\n"
     )
 
@@ -72,7 +76,7 @@ def _supervisor_template(fleet: Fleet, fleet_file: FleetFile, options: Options) 
         "Description=natsfleet supervisor %i (one active per partition, others standby)\n"
         "PartOf=natsfleet.target\n"
         "After=network-online.target nats-server.service\n"
-        "Wants=network-online.target\n\n"
+        "Wants=network-online.target\n" + _START_LIMIT + "\n"
         "[Service]\n"
         "Type=exec\n"
         f"EnvironmentFile={ETC}/natsfleet.env\n"

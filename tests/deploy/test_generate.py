@@ -1,6 +1,8 @@
 """Generated configs parse and say what the fleet file says; nats-server accepts its config."""
 
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,46 @@ def test_dev_compose_runs_jaeger_v2_with_nats() -> None:
     assert services["jaeger"]["image"].startswith("jaegertracing/jaeger:2")
     assert {"4317:4317", "4318:4318", "16686:16686"} <= set(services["jaeger"]["ports"])
     assert "-js" in services["nats"]["command"]
+
+
+def _unit_sections(text: str) -> dict[str, list[str]]:
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif "=" in line and not line.startswith("#"):
+            sections.setdefault(current, []).append(line.split("=", 1)[0])
+    return sections
+
+
+def test_systemd_start_limits_are_in_the_unit_section(fleet_file: FleetFile) -> None:
+    # systemd reads StartLimitIntervalSec/StartLimitBurst in [Unit] only; in
+    # [Service] they are ignored (with a warning) and restarts are unlimited.
+    files = generate("systemd", fleet_file)
+    for name in ("natsfleet-agent@.service", "natsfleet-supervisor@.service"):
+        sections = _unit_sections(files[name])
+        assert {"StartLimitIntervalSec", "StartLimitBurst"} <= set(sections["Unit"]), name
+        assert not {"StartLimitIntervalSec", "StartLimitBurst"} & set(sections["Service"]), name
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_analyze_verify_accepts_the_units(fleet_file: FleetFile, tmp_path: Path) -> None:
+    out = tmp_path / "systemd"
+    files = generate("systemd", fleet_file, Options(command=sys.executable))
+    write_files(files, out)
+    # A template is verified through an instance of it.
+    units = []
+    for template in ("natsfleet-agent@.service", "natsfleet-supervisor@.service"):
+        instance = out / template.replace("@.", "@1.")
+        instance.write_text(files[template])
+        units.append(str(instance))
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *units],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = verify.stdout + verify.stderr
+    assert "Unknown key" not in report and "ignoring" not in report, report
