@@ -42,6 +42,25 @@ _nats = click.option("--nats", "url", envvar="NATS_URL", default=None, help="NAT
 _prefix = click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None)
 _json = click.option("--json", "as_json", is_flag=True, help="Print protocol structures as JSON.")
 
+#: Priorities run highest first; 0 (the default) is the lowest a user gives.
+PRIORITY_MAX = 2**31 - 1
+#: Budgets and durations beyond these are typos, not plans.
+BUDGET_MAX_USD = 1_000_000.0
+DURATION_MAX_S = 366 * 86_400.0
+
+
+class _Finite(click.FloatRange):
+    """A FloatRange that also refuses nan (which compares false with every bound)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
+_SECONDS = _Finite(min=0, min_open=True, max=DURATION_MAX_S)
+
 
 def _run(
     url: str | None, prefix: str | None, body: Callable[[FleetClient], Awaitable[int]]
@@ -104,11 +123,21 @@ def _print_event(event: TaskEvent, as_json: bool) -> None:
 @click.option("--wait", is_flag=True, help="Wait for the task to end.")
 @click.option("--stream", is_flag=True, help="Print partial output while waiting.")
 @click.option("--key", default=None, help="Idempotency key.")
-@click.option("--timeout", type=float, default=None, help="How long to wait (s).")
-@click.option("--deadline", type=float, default=None, help="The task's schedule_to_close (s).")
+@click.option("--timeout", type=_SECONDS, default=None, help="How long to wait (s).")
+@click.option("--deadline", type=_SECONDS, default=None, help="The task's schedule_to_close (s).")
 @click.option("--queue", is_flag=True, help="Wait for an agent with the skill to appear.")
-@click.option("--priority", type=int, default=0)
-@click.option("--budget", type=float, default=None, help="Budget in USD (workflows: all steps).")
+@click.option(
+    "--priority",
+    type=click.IntRange(0, PRIORITY_MAX),
+    default=0,
+    help="Higher runs first; 0 (the default) is the lowest.",
+)
+@click.option(
+    "--budget",
+    type=_Finite(min=0, max=BUDGET_MAX_USD),
+    default=None,
+    help="Budget in USD (workflows: all steps).",
+)
 @_json
 @_nats
 @_prefix
