@@ -128,10 +128,13 @@ async def _fetch_agents(
 
 
 def _print_table(agents: tuple[AgentInfo, ...]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("agent", "instance", "skills", "load", "last heartbeat", "state")
+    from natsfleet.cli.console import console as make_console
+
+    table = Table(
+        "agent", Column("instance", overflow="fold"), "skills", "load", "last heartbeat", "state"
+    )
     now_ms = time.time() * 1000
     for info in sorted(agents, key=lambda a: (a.agent, a.instance_id)):
         state = "draining" if info.draining else ("alive" if info.alive else "silent")
@@ -143,7 +146,7 @@ def _print_table(agents: tuple[AgentInfo, ...]) -> None:
             f"{max(0.0, now_ms - info.last_seen_ms) / 1000:.1f} s ago",
             state,
         )
-    console = Console()
+    console = make_console()
     if not agents:
         console.print("no live agent instances")
         return

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import click
 import msgspec
-from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout, tracing
+from natsfleet.cli.console import console
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
     NatsFleetError,
@@ -35,7 +35,7 @@ from natsfleet.protocols import (
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 
-_console = Console()
+_console = console()
 T = TypeVar("T")
 
 _nats = click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
@@ -290,7 +290,11 @@ def tasks_command(
 
 
 def _print_tasks(rows: tuple[TaskSummary, ...]) -> None:
-    table = Table("task", "skill", "state", "attempts", "instance")
+    # On a terminal too narrow for them, ids fold onto more lines, never cut.
+    table = Table(
+        Column("task", overflow="fold"), "skill", "state", "attempts",
+        Column("instance", overflow="fold"),
+    )  # fmt: skip
     for row in rows:
         table.add_row(
             row.task_id, row.skill or row.workflow or "", row.state.value, str(row.attempts),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
+from natsfleet.cli.console import console
 from natsfleet.deploy import (
     DeployError,
     FleetFile,
@@ -144,8 +144,9 @@ def ps_command(state_dir: Path, as_json: bool) -> None:
             _uptime(row.uptime_s),
             row.message,
         )
-    Console().print(f"fleet {state.fleet_file} (launcher pid {state.launcher_pid})")
-    Console().print(table)
+    out = console()
+    out.print(f"fleet {state.fleet_file} (launcher pid {state.launcher_pid})")
+    out.print(table)
 
 
 def _uptime(seconds: float | None) -> str:

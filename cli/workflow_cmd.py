@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from natsfleet.bus import FleetClient
+from natsfleet.cli.console import console
 from natsfleet.cli.task_cmd import (
     EXIT_OK,
     EXIT_USAGE,
@@ -18,7 +18,7 @@ from natsfleet.cli.task_cmd import (
 )
 from natsfleet.supervisor.workflows import WorkflowError, load
 
-_console = Console()
+_console = console()
 
 
 @click.command("approve")

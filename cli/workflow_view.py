@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from natsfleet.protocols import WorkflowStatus
 
@@ -19,7 +19,8 @@ def print_workflow(status: WorkflowStatus, console: Console) -> None:
         f"workflow {status.workflow}: {status.state.value}, "
         f"spent ${status.spent_usd:.4f}{budget}{deadline}"
     )
-    table = Table("step", "state", "task", "attempts", "cost", title=title)
+    # Ids fold onto more lines on a narrow terminal, never cut.
+    table = Table("step", "state", Column("task", overflow="fold"), "attempts", "cost", title=title)
     for step in status.steps:
         label = f"{step.name} ({step.skill})" if step.skill else f"{step.name} (approval)"
         if not step.tasks:

@@ -6,6 +6,8 @@ agent runtime. Input is a JSON object:
   fail         raise an error of this type instead of returning
   retryable    whether that error is retryable (default true)
   cost_usd     report this cost in the Result's usage
+  calls, input_tokens, output_tokens
+               report these in the Result's usage too
   effects      a directory: append a line to raw.log per execution and
                create effects/<task_id> once (a side-effect store that
                deduplicates by task id)
@@ -178,7 +180,12 @@ class MiniAgent:
                     effect.parent.mkdir(exist_ok=True)
                     with contextlib.suppress(FileExistsError), effect.open("x") as f:
                         f.write(self.args.instance)
-                usage = Usage(cost_usd=float(spec.get("cost_usd", 0.0)))
+                usage = Usage(
+                    calls=int(spec.get("calls", 0)),
+                    input_tokens=int(spec.get("input_tokens", 0)),
+                    output_tokens=int(spec.get("output_tokens", 0)),
+                    cost_usd=float(spec.get("cost_usd", 0.0)),
+                )
                 outcome = Result(**common, output=to_raw(spec.get("n")), usage=usage)
         except asyncio.CancelledError:
             kind = FailureKind.HANDED_BACK if self.draining else FailureKind.CANCELED

@@ -1,0 +1,70 @@
+"""What the task CLI shows, read the way a user or a script reads it: piped."""
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from natsfleet.protocols import TaskState
+from tests.procs import AgentProcs
+from tests.supervisor.test_cli_and_expiry import cli
+
+
+async def test_tables_keep_whole_ids_when_piped(fleet: Any) -> None:
+    await fleet.supervisor()
+    await fleet.agent("instance-with-a-long-name-1")
+    ids = [f"a-long-task-id-that-a-script-greps-for-{'x' * 30}-{n}" for n in range(3)]
+    for task_id in ids:
+        await fleet.client.submit("echo", {"n": 1}, task_id=task_id)
+    for task_id in ids:
+        assert (await fleet.client.wait(task_id, timeout_s=15)).state == TaskState.COMPLETED
+    listed = await cli(fleet, "tasks")
+    assert listed.returncode == 0, listed.stderr
+    for task_id in ids:
+        assert task_id in listed.stdout, listed.stdout
+    assert "instance-with-a-long-name-1" in listed.stdout
+
+
+async def test_submit_wait_json_carries_usage(fleet: Any) -> None:
+    await fleet.supervisor()
+    await fleet.agent("a1")
+    spec = {"n": 7, "calls": 2, "input_tokens": 120, "output_tokens": 30, "cost_usd": 0.25}
+    done = await cli(fleet, "submit", "echo", "--input", json.dumps(spec), "--wait", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    final = json.loads(done.stdout.strip().splitlines()[-1])
+    assert final["state"] == "completed" and final["output"] == 7
+    assert final["usage"] == {
+        "calls": 2,
+        "input_tokens": 120,
+        "output_tokens": 30,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "cost_usd": 0.25,
+    }
+
+
+async def test_status_and_watch_show_progress(fleet: Any, tmp_path: Path) -> None:
+    await fleet.supervisor()
+    async with AgentProcs(fleet.server.url, fleet.prefix, tmp_path / "agents") as procs:
+        await procs.start("tests.fleet_agents:EchoAgent", instance_id="echo-1", heartbeat_s=0.1)
+        task_id = await fleet.client.submit("sleep", {"ms": 4000, "steps": 4}, queue=True)
+        watcher = asyncio.create_task(cli(fleet, "watch", task_id))
+
+        async def reported() -> Any:
+            while True:
+                reply = await fleet.client.status_reply(task_id)
+                if reply.progress is not None and reply.progress.note == "step 1":
+                    return reply.progress
+                await asyncio.sleep(0.05)
+
+        progress = await asyncio.wait_for(reported(), 15)
+        assert progress.progress == 0.25
+        shown = await cli(fleet, "status", task_id)
+        assert shown.returncode == 0, shown.stderr
+        assert "25% step" in shown.stdout, shown.stdout
+        as_json = json.loads((await cli(fleet, "status", task_id, "--json")).stdout)
+        assert as_json["progress"]["note"].startswith("step "), as_json
+        watched = await asyncio.wait_for(watcher, 30)
+        assert watched.returncode == 0, watched.stdout + watched.stderr
+        assert "50% step 2" in watched.stdout, watched.stdout
+        assert "completed" in watched.stdout
