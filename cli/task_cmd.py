@@ -28,6 +28,7 @@ from natsfleet.protocols import (
     TaskState,
     TaskSummary,
     Timeouts,
+    Usage,
     encode,
     is_null,
     new_task_id,
@@ -206,7 +207,8 @@ def submit_command(
                     await printer
         if stream:
             sys.stdout.write("\n")
-        _print_outcome(event, as_json)
+        usage = await _usage(client, submitted) if as_json else None
+        _print_outcome(event, as_json, usage)
         return _exit_for(event.state)
 
     _run(url, prefix, body)
@@ -219,9 +221,21 @@ async def _print_output(client: FleetClient, task_id: str, ready: asyncio.Event 
             sys.stdout.flush()
 
 
-def _print_outcome(event: TaskEvent, as_json: bool) -> None:
+async def _usage(client: FleetClient, task_id: str) -> Usage | None:
+    """The task's summed usage (calls, tokens, cost): its record has it, its events do not."""
+    try:
+        return (await client.status(task_id)).usage
+    except NatsFleetError:
+        return None  # the outcome stands without it
+
+
+def _print_outcome(event: TaskEvent, as_json: bool, usage: Usage | None = None) -> None:
     if as_json:
-        _print_json(event)
+        doc = msgspec.json.decode(encode(event))
+        if usage is not None:
+            # Every field, zeros included, so scripts need no defaults.
+            doc["usage"] = msgspec.structs.asdict(usage)
+        _print_json(doc)
     elif event.state == TaskState.COMPLETED:
         click.echo(bytes(event.output).decode())
     else:
