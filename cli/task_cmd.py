@@ -20,8 +20,10 @@ from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout
 from natsfleet.cli.console import console
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
+    InFlight,
     NatsFleetError,
     OutputChunk,
+    Progress,
     RemoteError,
     TaskEvent,
     TaskRecord,
@@ -242,6 +244,20 @@ def _print_outcome(event: TaskEvent, as_json: bool, usage: Usage | None = None) 
         _print_event(event, False)
 
 
+async def _print_progress(
+    client: FleetClient, task_id: str, as_json: bool, ready: asyncio.Event
+) -> None:
+    """Each `ctx.progress` of the running task, as its agent publishes it (best effort)."""
+    async for item in client.output(task_id, ready):
+        if not isinstance(item, Progress):
+            continue
+        if as_json:
+            _print_json(item)
+        else:
+            text = progress_text(item.fraction, item.note)
+            _console.print(f"{task_id} progress {text}", highlight=False)
+
+
 @click.command("status")
 @click.argument("task_id")
 @_json
@@ -252,10 +268,15 @@ def status_command(task_id: str, as_json: bool, url: str | None, prefix: str | N
 
     async def body(client: FleetClient) -> int:
         reply = await client.status_reply(task_id)
-        if as_json:
-            _print_json(reply.task if reply.workflow is None else reply)
+        if as_json and reply.workflow is None:
+            doc = msgspec.json.decode(encode(reply.task))
+            if reply.progress is not None:
+                doc["progress"] = msgspec.structs.asdict(reply.progress)
+            _print_json(doc)
+        elif as_json:
+            _print_json(reply)
         else:
-            _print_record(reply.task)
+            _print_record(reply.task, reply.progress)
             if reply.workflow is not None:
                 print_workflow(reply.workflow, _console)
         return EXIT_OK
@@ -263,7 +284,12 @@ def status_command(task_id: str, as_json: bool, url: str | None, prefix: str | N
     _run(url, prefix, body)
 
 
-def _print_record(record: TaskRecord) -> None:
+def progress_text(fraction: float | None, note: str) -> str:
+    """`50% reading`: what `ctx.progress(0.5, "reading")` looks like in every view."""
+    return " ".join(p for p in (f"{fraction:.0%}" if fraction is not None else "", note) if p)
+
+
+def _print_record(record: TaskRecord, progress: InFlight | None = None) -> None:
     table = Table(title=f"task {record.task_id}", show_header=False)
     names: tuple[str, ...] = ("state", "skill", "attempts", "instance_id", "token", "priority")
     names += ("epoch",)
@@ -272,6 +298,8 @@ def _print_record(record: TaskRecord) -> None:
         table.add_row("cost", f"${record.usage.cost_usd:.4f}")
     for name in names:
         table.add_row(name, str(getattr(record, name)))
+    if progress is not None:
+        table.add_row("progress", progress_text(progress.progress, progress.note))
     if record.error is not None:
         table.add_row("error", f"{record.error.error_type}: {record.error.detail}")
     if not is_null(record.output):
@@ -345,16 +373,28 @@ def cancel_command(
 @_nats
 @_prefix
 def watch_command(task_id: str | None, as_json: bool, url: str | None, prefix: str | None) -> None:
-    """Print a task's events (its history first), or every task's new events."""
+    """Print a task's events (its history first) and progress, or every task's new events."""
 
     async def body(client: FleetClient) -> int:
-        async with contextlib.aclosing(client.watch(task_id)) as events:
-            async for event in events:
-                _print_event(event, as_json)
-                if task_id is not None and event.state in (
-                    TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED,
-                ):  # fmt: skip
-                    return _exit_for(event.state)
+        progress = None
+        if task_id is not None:
+            ready = asyncio.Event()
+            progress = asyncio.create_task(_print_progress(client, task_id, as_json, ready))
+            await ready.wait()
+        try:
+            async with contextlib.aclosing(client.watch(task_id)) as events:
+                async for event in events:
+                    _print_event(event, as_json)
+                    if task_id is not None and event.state in (
+                        TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED,
+                        TaskState.REJECTED,
+                    ):  # fmt: skip
+                        return _exit_for(event.state)
+        finally:
+            if progress is not None:
+                progress.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await progress
         return EXIT_OK
 
     _run(url, prefix, body)

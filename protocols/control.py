@@ -2,7 +2,7 @@
 
 import msgspec
 
-from natsfleet.protocols.agent import SkillSpec
+from natsfleet.protocols.agent import InFlight, SkillSpec
 from natsfleet.protocols.base import ErrorReply, Message, Usage, null_raw
 from natsfleet.protocols.dlq import DeadLetter
 from natsfleet.protocols.states import TaskState
@@ -63,6 +63,8 @@ class TaskStatusReply(Message, frozen=True, kw_only=True, tag="ctl.task"):
     task: TaskRecord
     # Set for a workflow run: its steps and their tasks.
     workflow: WorkflowStatus | None = None
+    # A running task's latest `ctx.progress`, as its instance's heartbeats report it.
+    progress: InFlight | None = None
 
 
 class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):

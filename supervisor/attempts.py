@@ -6,6 +6,8 @@ Kept in memory only; a new leader rebuilds it from the records it loads.
 import time
 from dataclasses import dataclass, field
 
+from natsfleet.protocols import InFlight
+
 
 @dataclass(slots=True)
 class Attempt:
@@ -23,6 +25,8 @@ class Attempt:
     deadline_ms: int | None = None
     # An end has been asked for (by the sweep, a heartbeat or a timer).
     ending: bool = False
+    # The latest progress a heartbeat reported (shown by `ctl.status`).
+    progress: InFlight | None = None
 
 
 class AttemptTable:

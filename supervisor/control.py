@@ -105,7 +105,10 @@ class Control:
         if isinstance(tracked, ErrorReply):
             return tracked
         workflow = self.workflows.status(request.task_id) if self.workflows else None
-        return TaskStatusReply(task=tracked.shown(), workflow=workflow)
+        record = tracked.shown()
+        attempt = None if is_terminal(record.state) else self.engine.attempts.get(record.token)
+        progress = attempt.progress if attempt is not None else None
+        return TaskStatusReply(task=record, workflow=workflow, progress=progress)
 
     async def _list(self, request: ListRequest) -> Message:
         """Live tasks from memory; finished ones from the newest writes in KV STATE."""

@@ -454,6 +454,11 @@ class Engine:
             self._lose(attempt, f"instance {instance_id} {reason}")
 
     def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        for flight in heartbeat.in_flight:
+            if flight.progress is not None or flight.note:
+                reporting = self.attempts.get(flight.token)
+                if reporting is not None and reporting.instance_id == instance.instance_id:
+                    reporting.progress = flight
         held = {f.token for f in heartbeat.in_flight}
         held.update(heartbeat.recent)
         for attempt in self.attempts.on_instance(instance.instance_id):

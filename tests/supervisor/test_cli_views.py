@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from natsfleet.protocols import TaskState
+from natsfleet.protocols import RemoteError, TaskState
 from tests.procs import AgentProcs
 from tests.supervisor.test_cli_and_expiry import cli
 
@@ -52,7 +52,11 @@ async def test_status_and_watch_show_progress(fleet: Any, tmp_path: Path) -> Non
 
         async def reported() -> Any:
             while True:
-                reply = await fleet.client.status_reply(task_id)
+                try:
+                    reply = await fleet.client.status_reply(task_id)
+                except RemoteError:  # not admitted yet
+                    await asyncio.sleep(0.05)
+                    continue
                 if reply.progress is not None and reply.progress.note == "step 1":
                     return reply.progress
                 await asyncio.sleep(0.05)
