@@ -17,14 +17,17 @@ def print_workflow(status: WorkflowStatus, console: Console) -> None:
         deadline = f", deadline {at:%Y-%m-%d %H:%M:%S} UTC"
     title = (
         f"workflow {status.workflow}: {status.state.value}, "
-        f"spent ${status.spent_usd:.4f}{budget}{deadline}"
+        f"spent ${status.spent_usd:.4f}{budget} in {status.usage.calls} calls{deadline}"
     )
     # Ids fold onto more lines on a narrow terminal, never cut.
-    table = Table("step", "state", Column("task", overflow="fold"), "attempts", "cost", title=title)
+    table = Table(
+        "step", "state", Column("task", overflow="fold"), "attempts", "calls", "tokens", "cost",
+        title=title,
+    )  # fmt: skip
     for step in status.steps:
         label = f"{step.name} ({step.skill})" if step.skill else f"{step.name} (approval)"
         if not step.tasks:
-            table.add_row(label, step.phase, "", "", "", end_section=False)
+            table.add_row(label, step.phase, "", "", "", "", "", end_section=False)
         for i, task in enumerate(step.tasks):
             which = f"#{task.n} " if len(step.tasks) > 1 else ""
             table.add_row(
@@ -32,10 +35,12 @@ def print_workflow(status: WorkflowStatus, console: Console) -> None:
                 f"{which}{task.state.value}",
                 task.task_id,
                 str(task.attempts),
+                str(task.usage.calls),
+                str(task.usage.input_tokens + task.usage.output_tokens),
                 f"${task.cost_usd:.4f}",
             )
         if step.detail and step.phase in ("input_required", "skipped", "failed"):
-            table.add_row("", f"[dim]{step.detail}[/dim]", "", "", "")
+            table.add_row("", f"[dim]{step.detail}[/dim]", "", "", "", "", "")
     console.print(table)
     for name in status.waiting:
         console.print(

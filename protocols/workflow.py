@@ -2,6 +2,7 @@
 
 import msgspec
 
+from natsfleet.protocols.base import Usage
 from natsfleet.protocols.states import TaskState
 
 
@@ -14,6 +15,8 @@ class StepTaskStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     state: TaskState
     attempts: int = 0
     cost_usd: float = 0.0
+    # Calls and tokens as well as cost (`cost_usd` is `usage.cost_usd`).
+    usage: Usage = Usage()
 
 
 class StepStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -26,6 +29,8 @@ class StepStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     round: int = 0
     tasks: tuple[StepTaskStatus, ...] = ()
     cost_usd: float = 0.0
+    # Its tasks' usage added up.
+    usage: Usage = Usage()
     # Approval steps: what the person is asked; any step: why it ended so.
     detail: str = ""
 
@@ -38,6 +43,8 @@ class WorkflowStatus(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     state: TaskState
     steps: tuple[StepStatus, ...] = ()
     spent_usd: float = 0.0
+    # Every step task's usage added up: calls, tokens and cost.
+    usage: Usage = Usage()
     budget_usd: float | None = None
     deadline_ms: int | None = None
     # Steps waiting for `ctl.approve`.

@@ -52,6 +52,7 @@ class Planner:
         self.steps = dict(run.steps)
         self.loops = dict(run.loops)
         self.spent_usd = run.spent_usd
+        self.usage = run.usage
         self.launches: list[Launch] = []
         self.error: ErrorInfo | None = run.error
         self.state = run.state
@@ -71,12 +72,14 @@ class Planner:
     def _item_ended(self, name: str, step: StepRun, i: int, record: TaskRecord) -> None:
         item = structs.replace(
             step.items[i], state=record.state, attempts=record.attempts,
-            cost_usd=record.usage.cost_usd, output=record.output, error=record.error,
+            cost_usd=record.usage.cost_usd, usage=record.usage, output=record.output,
+            error=record.error,
         )  # fmt: skip
         self.steps[name] = structs.replace(
             step, items=(*step.items[:i], item, *step.items[i + 1 :])
         )
         self.spent_usd += item.cost_usd
+        self.usage = self.usage + record.usage
         budget = self.run.budget_usd
         if is_terminal(self.state):
             return  # a task canceled because the run ended: only its cost counts
@@ -317,7 +320,8 @@ class Planner:
                     self.steps[name] = structs.replace(step, phase=StepPhase.FAILED, detail=detail)
         return structs.replace(
             self.run, steps=self.steps, loops=self.loops, spent_usd=self.spent_usd,
-            state=self.state, error=self.error, output=self.output, updated_ms=now_ms,
+            usage=self.usage, state=self.state, error=self.error, output=self.output,
+            updated_ms=now_ms,
         )  # fmt: skip
 
     def open_tasks(self) -> list[str]:

@@ -26,7 +26,6 @@ from natsfleet.protocols import (
     TaskRecord,
     TaskState,
     Timeouts,
-    Usage,
     WorkflowStatus,
     is_terminal,
 )
@@ -209,7 +208,8 @@ class WorkflowRunner:
             new = structs.replace(
                 record,
                 state=run.state,
-                usage=Usage(cost_usd=run.spent_usd),
+                # Calls and tokens summed over the steps; the cost is the budget's.
+                usage=structs.replace(run.usage, cost_usd=run.spent_usd),
                 output=run.output,
                 error=run.error if run.state != TaskState.COMPLETED else None,
             )

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import msgspec
 
-from natsfleet.protocols import ErrorInfo, RetryPolicy, TaskState, Timeouts, null_raw
+from natsfleet.protocols import ErrorInfo, RetryPolicy, TaskState, Timeouts, Usage, null_raw
 from natsfleet.supervisor.workflows.model import WorkflowDef
 
 
@@ -36,6 +36,8 @@ class ItemRun(msgspec.Struct, frozen=True, kw_only=True):
     state: TaskState = TaskState.QUEUED
     attempts: int = 0
     cost_usd: float = 0.0
+    # The ended task's whole usage (calls and tokens too); cost_usd stays for old runs.
+    usage: Usage = Usage()
     output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     error: ErrorInfo | None = None
 
@@ -78,6 +80,8 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     steps: dict[str, StepRun]
     loops: dict[str, LoopRun] = msgspec.field(default_factory=dict)
     spent_usd: float = 0.0
+    # Every ended step task's usage added up (its cost is `spent_usd`'s).
+    usage: Usage = Usage()
     budget_usd: float | None = None
     deadline_ms: int | None = None
     # Per-task timeouts and retry policy the run's submitter asked for its steps.

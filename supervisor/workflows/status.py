@@ -1,6 +1,8 @@
 """The control API's view of a run (`WorkflowStatus`) and its one-line summary."""
 
-from natsfleet.protocols import StepStatus, StepTaskStatus, TaskState, WorkflowStatus
+from msgspec import structs
+
+from natsfleet.protocols import StepStatus, StepTaskStatus, TaskState, Usage, WorkflowStatus
 from natsfleet.supervisor.store import TaskStore
 from natsfleet.supervisor.workflows.state import StepPhase, WorkflowRun
 
@@ -14,18 +16,22 @@ def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
         for item in step.items:
             tracked = store.get(item.task_id)
             record = tracked.shown() if tracked is not None else None
+            # A run from before `ItemRun.usage` has only the cost.
+            usage = item.usage if item.usage != Usage() else Usage(cost_usd=item.cost_usd)
+            usage = record.usage if record is not None else usage
             tasks.append(
                 StepTaskStatus(
                     task_id=item.task_id, key=item.key, n=item.n,
                     state=record.state if record is not None else item.state,
                     attempts=record.attempts if record is not None else item.attempts,
-                    cost_usd=record.usage.cost_usd if record is not None else item.cost_usd,
+                    cost_usd=usage.cost_usd, usage=usage,
                 )
             )  # fmt: skip
         steps.append(
             StepStatus(
                 name=step.name, skill=step_def.skill, phase=step.phase.value, round=step.round,
-                tasks=tuple(tasks), cost_usd=sum(t.cost_usd for t in tasks), detail=step.detail,
+                tasks=tuple(tasks), cost_usd=sum(t.cost_usd for t in tasks),
+                usage=sum((t.usage for t in tasks), Usage()), detail=step.detail,
             )
         )  # fmt: skip
     return WorkflowStatus(
@@ -34,6 +40,7 @@ def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
         state=run.state,
         steps=tuple(steps),
         spent_usd=run.spent_usd,
+        usage=structs.replace(run.usage, cost_usd=run.spent_usd),
         budget_usd=run.budget_usd,
         deadline_ms=run.deadline_ms,
         waiting=waiting(run),

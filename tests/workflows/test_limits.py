@@ -1,9 +1,15 @@
 """Budgets, deadlines and an unknown skill at submit time."""
 
+import asyncio
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from natsfleet.protocols import TaskState
 from tests.workflows.conftest import WfFleet, step_state
+
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 
 PAID = """
 name = "paid"
@@ -97,3 +103,50 @@ async def test_budget_deadline_and_unknown_skill(wf: WfFleet) -> None:
         timeout_s=10,
     )
     assert step_state(status, "quick") == "completed"
+
+
+METERED = """
+name = "metered"
+
+[steps.a]
+skill = "echo"
+input = { n = 1, calls = 2, input_tokens = 100, output_tokens = 10, cost_usd = 0.01 }
+
+[steps.b]
+skill = "echo"
+input = { n = 2, calls = 1, input_tokens = 50, output_tokens = 5, cost_usd = 0.02 }
+after = ["a"]
+"""
+
+
+async def test_a_runs_usage_adds_up_calls_and_tokens_not_only_cost(wf: WfFleet) -> None:
+    wf.workflow("metered", METERED)
+    await wf.supervisor()
+    await wf.mini("m1", "echo")
+    run = await wf.client.submit(workflow="metered", input={})
+    assert (await wf.client.wait(run, timeout_s=20)).state == TaskState.COMPLETED
+    status = await wf.steps(run)
+    assert [s.usage.calls for s in status.steps] == [2, 1]
+    assert status.steps[0].tasks[0].usage.input_tokens == 100
+    assert (status.usage.calls, status.usage.input_tokens, status.usage.output_tokens) == (
+        3,
+        150,
+        15,
+    )
+    assert abs(status.usage.cost_usd - 0.03) < 1e-9
+    record = await wf.client.status(run)
+    assert (record.usage.calls, record.usage.input_tokens, record.usage.output_tokens) == (
+        3,
+        150,
+        15,
+    )
+    assert abs(record.usage.cost_usd - 0.03) < 1e-9
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [NATSFLEET, "status", run, "--nats", wf.server.url, "--prefix", wf.prefix],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "in 3 calls" in shown.stdout and "110" in shown.stdout, shown.stdout
