@@ -13,6 +13,7 @@ from nats.js import api as js_api
 from nats.js import errors as js_errors
 
 from natsfleet.bus import tracing
+from natsfleet.bus.config import BusConfig
 from natsfleet.bus.connection import Bus
 from natsfleet.protocols import (
     NULL_RAW,
@@ -114,11 +115,59 @@ def idempotency_bucket_key(key: str) -> str:
 
 
 class FleetClient:
-    """A client of one fleet over a connected `Bus`."""
+    """A client of one fleet over a `Bus`.
 
-    def __init__(self, bus: Bus) -> None:
+    `FleetClient(bus)` uses a bus the caller connected and closes. The client
+    can also own its bus, configured like every natsfleet process
+    (`NATS_URL`, `NATSFLEET_PREFIX`, credentials: `BusConfig.from_env`):
+
+    ```python
+    async with await FleetClient.connect() as client:  # or FleetClient.from_env()
+        task_id = await client.submit("summarize", {"text": "..."})
+        summary = await client.result(task_id, Summary)
+    ```
+    Leaving the block (or `await client.close()`) closes a bus the client opened.
+    """
+
+    def __init__(self, bus: Bus, *, owns_bus: bool = False) -> None:
         self.bus = bus
         self.subjects = bus.subjects
+        self._owns_bus = owns_bus
+        self._opened = False
+
+    @classmethod
+    def from_env(cls, config: BusConfig | None = None, **overrides: Any) -> "FleetClient":
+        """A client with its own, not yet connected bus: `async with` connects it.
+
+        `config` defaults to `BusConfig.from_env(**overrides)` (overrides win when not None).
+        """
+        config = config or BusConfig.from_env(**{"name": "natsfleet-client", **overrides})
+        return cls(Bus(config, role="client"), owns_bus=True)
+
+    @classmethod
+    async def connect(cls, config: BusConfig | None = None, **overrides: Any) -> "FleetClient":
+        """A connected client with its own bus (see `from_env`); close it when done."""
+        client = cls.from_env(config, **overrides)
+        await client.open()
+        return client
+
+    async def open(self) -> None:
+        """Connect the bus this client owns (once); a caller's bus is left as it is."""
+        if self._owns_bus and not self._opened:
+            await self.bus.connect()
+            self._opened = True
+
+    async def close(self) -> None:
+        """Close the bus if this client opened it; idempotent."""
+        if self._owns_bus:
+            await self.bus.close()
+
+    async def __aenter__(self) -> "FleetClient":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def submit(
         self,
