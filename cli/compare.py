@@ -16,6 +16,7 @@ from rich.text import Text
 
 from natsfleet.agents.llm import (
     OFFLINE_MARK,
+    OFFLINE_MODEL,
     LaneResult,
     LLMConfig,
     Router,
@@ -55,7 +56,7 @@ def _lanes(models: list[str], texts: dict[str, str], errors: dict[str, str]) -> 
         body = Text(texts[name][-_TAIL_CHARS:])
         if name in errors:
             body.append(f"\n{errors[name]}", style="bold red")
-        title = f"{name} (offline)" if texts[name].startswith(OFFLINE_MARK) else name
+        title = f"{name} OFFLINE" if texts[name].startswith(OFFLINE_MARK) else name
         panels.append(Panel(body, title=title, border_style="red" if name in errors else "cyan"))
     grid.add_row(*panels)
     return grid
@@ -72,8 +73,8 @@ def _summary(results: list[LaneResult]) -> Table:
             table.add_row(lane.model, "-", "-", f"{lane.latency_ms:.0f}", "-", "-", error)
             continue
         provider = r.provider
-        if r.offline and provider != "offline":
-            provider += " (offline)"
+        if r.offline:
+            provider += " OFFLINE"
         first = f"{lane.first_chunk_ms:.0f}" if lane.first_chunk_ms is not None else "-"
         table.add_row(
             lane.model,
@@ -87,18 +88,44 @@ def _summary(results: list[LaneResult]) -> Table:
     return table
 
 
+def _lanes_for(router: Router, asked: list[str]) -> tuple[list[str], str]:
+    """The deployments to compare, and a note when the offline provider stands in.
+
+    No `--models`: every model the router can serve. With no API key anywhere
+    the router serves only the offline deployment: named models it cannot
+    serve are compared on it (labelled OFFLINE) instead of all failing.
+    """
+    served = [m.name for m in router.models]
+    if not asked:
+        return served, ""
+    missing = [name for name in asked if name not in served]
+    if not missing or not router.offline:
+        return asked, ""
+    kept = [name for name in asked if name in served]
+    if OFFLINE_MODEL not in kept:
+        kept.append(OFFLINE_MODEL)
+    note = (
+        f"no API key configured for {', '.join(missing)}: "
+        f"answering with the offline provider ({OFFLINE_MODEL}, OFFLINE)"
+    )
+    return kept, note
+
+
 async def _run(
     prompt: str,
-    models: list[str],
+    asked: list[str],
     config: LLMConfig,
     system: str,
     max_tokens: int,
     timeout_s: float,
 ) -> list[LaneResult]:
-    texts = dict.fromkeys(models, "")
     errors: dict[str, str] = {}
     console = Console()
     async with Router.from_config(config) as router:
+        models, note = _lanes_for(router, asked)
+        if note:
+            console.print(note, style="yellow", highlight=False)
+        texts = dict.fromkeys(models, "")
         with Live(_lanes(models, texts, errors), console=console, refresh_per_second=12) as live:
 
             async def sink(model: str, event: StreamEvent) -> None:
@@ -116,7 +143,13 @@ async def _run(
 
 @click.command("compare")
 @click.argument("prompt")
-@click.option("--models", "-m", required=True, help="Comma-separated configured model names.")
+@click.option(
+    "--models",
+    "-m",
+    default="",
+    help="Comma-separated configured model names (default: every model with a key; "
+    "without any key, the offline provider).",
+)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="LLM config TOML.")
 @click.option("--system", default="", help="System prompt.")
 @click.option("--max-tokens", default=512, show_default=True, type=int)
@@ -131,8 +164,6 @@ def compare_command(
 ) -> None:
     """Send PROMPT to several models in parallel; show their streams, then latency, tokens, cost."""
     names = [n.strip() for n in models.split(",") if n.strip()]
-    if not names:
-        raise click.BadParameter("name at least one model", param_hint="--models")
     results = asyncio.run(_run(prompt, names, _load(config_path), system, max_tokens, timeout_s))
     if not any(r.ok for r in results):
         raise SystemExit(1)
