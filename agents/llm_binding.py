@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from natsfleet.agents.llm import (
+    CacheStore,
     KVCacheStore,
     LLMConfig,
     ModelConfig,
@@ -26,6 +27,7 @@ from natsfleet.agents.llm import (
     Tier,
     load_config,
 )
+from natsfleet.agents.llm.cache import LazyCacheStore
 from natsfleet.bus import Bus
 from natsfleet.protocols import AttemptOutcome, Bucket
 
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FLEET_FILE_ENV = "NATSFLEET_FLEET_FILE"
+#: A missing CACHE bucket is looked for again after 1 s, then 2, 4, ... up to 30 s.
+CACHE_RETRY_INITIAL_S = 1.0
+CACHE_RETRY_MAX_S = 30.0
 
 
 def default_llm_config() -> LLMConfig:
@@ -118,22 +123,39 @@ class LLMBinding:
         use_cache: False leaves the fleet's KV cache out (tests of providers).
     """
 
-    def __init__(self, config: LLMConfig | None = None, *, use_cache: bool = True) -> None:
+    def __init__(
+        self,
+        config: LLMConfig | None = None,
+        *,
+        use_cache: bool = True,
+        cache_retry_s: float = CACHE_RETRY_INITIAL_S,
+    ) -> None:
         self._config = config
         self._use_cache = use_cache
+        self._cache_retry_s = cache_retry_s
         self.router: Router | None = None
 
     async def open(self, bus: Bus) -> None:
-        """Build the router (once). A missing cache bucket only disables caching."""
+        """Build the router (once). A missing cache bucket is looked up again later."""
         if self.router is not None:
             return
         config = self._config or process_llm_config()
-        cache = None
+        cache: CacheStore | None = None
         if self._use_cache and config.cache.enabled:
-            try:
-                cache = KVCacheStore(await bus.kv(Bucket.CACHE))
-            except Exception as exc:  # nats-py raises several types for a missing bucket
-                log.warning("LLM cache unavailable, calls are not cached: %s", exc)
+
+            async def lookup() -> CacheStore:
+                return KVCacheStore(await bus.kv(Bucket.CACHE))
+
+            lazy = LazyCacheStore(
+                lookup, retry_initial_s=self._cache_retry_s, retry_max_s=CACHE_RETRY_MAX_S
+            )
+            if not await lazy.ready():
+                log.warning(
+                    "LLM cache bucket not there yet (the supervisor creates it): calls are "
+                    "not cached until it is; looking again at most every %g s",
+                    CACHE_RETRY_MAX_S,
+                )
+            cache = lazy
         self.router = Router.from_config(config, cache=cache)
         names = ", ".join(m.name for m in self.router.models)
         log.info("LLM router ready: %s%s", names, " (offline)" if self.router.offline else "")

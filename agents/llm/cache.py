@@ -5,8 +5,11 @@ Only complete responses are stored; a hit is returned with `cached=True` and
 costs nothing.
 """
 
+import asyncio
 import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import msgspec
@@ -98,3 +101,59 @@ async def open_kv_cache(js: JetStreamContext, bucket: str, *, ttl_s: float) -> K
             KeyValueConfig(bucket=bucket, ttl=ttl_s, history=1, direct=True)
         )
     return KVCacheStore(kv)
+
+
+class LazyCacheStore:
+    """A `CacheStore` whose bucket may not exist yet.
+
+    The supervisor creates the CACHE bucket; an agent that starts first would
+    otherwise run uncached for its whole life. Until `lookup` succeeds, each
+    get/put looks again, at most once per wait (doubling from
+    `retry_initial_s` to `retry_max_s`), and meanwhile acts as an empty cache.
+    Once found the store is kept.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[], Awaitable[CacheStore]],
+        *,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._wait_s = retry_initial_s
+        self._max_s = retry_max_s
+        self._clock = clock
+        self._store: CacheStore | None = None
+        self._next_try = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def _found(self) -> CacheStore | None:
+        if self._store is not None or self._clock() < self._next_try:
+            return self._store
+        async with self._lock:  # one lookup at a time, however many calls wait
+            if self._store is not None or self._clock() < self._next_try:
+                return self._store
+            try:
+                self._store = await self._lookup()
+            except Exception as exc:  # nats-py raises several types for a missing bucket
+                self._next_try = self._clock() + self._wait_s
+                self._wait_s = min(self._wait_s * 2, self._max_s)
+                log.debug("LLM cache bucket still unavailable: %s", exc)
+                return None
+            log.info("LLM cache bucket found: responses are cached from now on")
+            return self._store
+
+    async def ready(self) -> bool:
+        """Whether the bucket is found (looking for it now if its wait is over)."""
+        return await self._found() is not None
+
+    async def get(self, key: str) -> bytes | None:
+        store = await self._found()
+        return None if store is None else await store.get(key)
+
+    async def put(self, key: str, value: bytes) -> None:
+        store = await self._found()
+        if store is not None:
+            await store.put(key, value)

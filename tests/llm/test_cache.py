@@ -128,3 +128,52 @@ async def test_cache_hit_across_two_agent_processes(
     assert second["cached"] and second["cost_usd"] == 0.0
     assert second["text"] == first["text"]
     assert wire.count("m") == 1
+
+
+async def test_an_agent_started_before_the_bucket_caches_once_it_exists(
+    nats_server: Any, prefix: str, make_config: Any, wire: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CACHE bucket is made by the supervisor; an agent that opened its LLM
+    first must not run without the cache for its whole life."""
+    from natsfleet.agents.llm_binding import LLMBinding
+    from natsfleet.bus import Bus, BusConfig
+
+    monkeypatch.setenv("T_KEY", "k")
+    async with Bus(BusConfig(url=nats_server.url, prefix=prefix)) as bus:
+        binding = LLMBinding(make_config([m("a", **PRICED)]), cache_retry_s=0.0)
+        await binding.open(bus)  # no bucket yet
+        assert binding.router is not None
+        llm = binding.router.bind(task_id="t1")
+        assert not (await llm.complete(user("before"))).cached
+        assert not (await llm.complete(user("before"))).cached  # nothing to cache into
+        await bus.provision()  # the supervisor starts and makes the bucket
+        first = await llm.complete(user("after"))
+        second = await llm.complete(user("after"))
+        assert not first.cached and second.cached
+        assert wire.count("a") == 3
+        await binding.aclose()
+
+
+async def test_a_missing_bucket_is_looked_up_again_with_a_backoff(
+    nats_server: Any, prefix: str
+) -> None:
+    from natsfleet.agents.llm.cache import KVCacheStore, LazyCacheStore
+    from natsfleet.bus import Bus, BusConfig
+
+    lookups: list[float] = []
+    now = [0.0]
+    async with Bus(BusConfig(url=nats_server.url, prefix=prefix)) as bus:
+
+        async def lookup() -> KVCacheStore:
+            lookups.append(now[0])
+            return KVCacheStore(await bus.kv(Bucket.CACHE))
+
+        lazy = LazyCacheStore(lookup, retry_initial_s=1.0, retry_max_s=4.0, clock=lambda: now[0])
+        for t in (0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 9.0, 10.0, 11.0, 30.0):
+            now[0] = t
+            if t == 10.0:
+                await bus.provision()  # the bucket appears
+            await lazy.put("k", b"v")
+        # 1 s, then 2, then 4 (the cap) between lookups; none once found.
+        assert lookups == [0.0, 1.0, 3.0, 7.0, 11.0]
+        assert await lazy.get("k") == b"v"
