@@ -8,8 +8,25 @@ from urllib.parse import urlsplit
 import click
 
 from natsfleet.bus.config import BusConfig
-from natsfleet.deploy import DeployError, load_fleet
+from natsfleet.deploy import DeployError, FleetFile, load_fleet
+from natsfleet.deploy.plan import workflow_sources
 from natsfleet.deploy.targets import TARGETS, Options, generate, write_files
+from natsfleet.supervisor.workflows import WorkflowError, load
+
+
+def check_workflows(fleet_file: FleetFile) -> None:
+    """Validate the fleet file's workflow files as its supervisors will, before anything starts.
+
+    `module:attribute` entries are left to the supervisor: the module may be
+    importable only where it runs (a container image).
+
+    Raises:
+        DeployError: a definition is invalid (the supervisor would refuse to start).
+    """
+    try:
+        load(workflow_sources(fleet_file).files.values())
+    except WorkflowError as exc:
+        raise DeployError(f"{fleet_file.path}: workflows: {exc}") from None
 
 
 @click.command("deploy")
@@ -36,6 +53,7 @@ def deploy_command(
     """Write ready-to-use configs for TARGET from the fleet file into --out."""
     try:
         fleet_file = load_fleet(fleet_path)
+        check_workflows(fleet_file)
         options = Options(command=command, image=image, fleet_path=fleet_path_opt)
         written = write_files(generate(target, fleet_file, options), out_dir)
     except DeployError as exc:

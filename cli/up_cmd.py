@@ -11,6 +11,7 @@ import msgspec
 from rich.table import Table
 
 from natsfleet.cli.console import console
+from natsfleet.cli.deploy_cmd import check_workflows
 from natsfleet.deploy import (
     DeployError,
     FleetFile,
@@ -49,6 +50,7 @@ def up_command(fleet_path: Path, detach: bool, no_color: bool, state_dir: Path) 
     state_dir = state_dir.resolve()
     try:
         fleet_file = load_fleet(fleet_path)
+        check_workflows(fleet_file)
         existing = running_state(state_dir)
         if existing is not None:
             raise DeployError(

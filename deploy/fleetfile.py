@@ -18,6 +18,7 @@ import msgspec
 from natsfleet.bus.config import DEFAULT_URL
 from natsfleet.deploy.errors import FleetFileError
 from natsfleet.deploy.resolve import agent_spec_problem
+from natsfleet.deploy.workflows import resolve_workflows
 from natsfleet.protocols import DEFAULT_PREFIX
 from natsfleet.protocols.subjects import Subjects
 
@@ -147,9 +148,16 @@ class Fleet(_Section, frozen=True):
     supervisor: SupervisorSection = SupervisorSection()
     agents: tuple[AgentSection, ...] = ()
     up: UpSection = UpSection()
+    # Workflows the supervisors load: a folder, a .toml file or module:attribute,
+    # or a list of them; paths relative to the fleet file (deploy/workflows.py).
+    workflows: str | tuple[str, ...] = ()
     # Passed through to the processes (they read it via NATSFLEET_FLEET_FILE).
     llm: dict[str, Any] = {}
     tracing: dict[str, Any] = {}
+
+    @property
+    def workflow_entries(self) -> tuple[str, ...]:
+        return (self.workflows,) if isinstance(self.workflows, str) else self.workflows
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +187,9 @@ def load_fleet(path: Path | str, *, check_agents: bool = True) -> FleetFile:
     except OSError as exc:
         raise FleetFileError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     fleet = parse_fleet(text, str(path))
+    # Paths must exist wherever the file is used; the definitions themselves
+    # are checked by `natsfleet up`/`deploy` and by the supervisor at start.
+    resolve_workflows(fleet.workflow_entries, path.parent, str(path))
     if check_agents:
         check_agent_specs(fleet, str(path), base_dir=path.parent)
     return FleetFile(path=path, text=text, fleet=fleet)

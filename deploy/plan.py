@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 
 from natsfleet.deploy.fleetfile import AgentSection, Fleet, FleetFile, SupervisorSection
+from natsfleet.deploy.workflows import BUNDLE_DIR, WorkflowSources, resolve_workflows
 
 
 class Kind(StrEnum):
@@ -106,12 +107,21 @@ def _set_fields(struct: msgspec.Struct) -> dict[str, object]:
     }
 
 
-def supervisor_args(section: SupervisorSection, supervisor_id: str) -> tuple[str, ...]:
+def supervisor_args(
+    section: SupervisorSection, supervisor_id: str, workflows: tuple[str, ...] = ()
+) -> tuple[str, ...]:
+    """`workflows`: `--workflows` options (`WorkflowSources.up_args` or `.bundled_args`)."""
     args = ["supervisor", "--id", supervisor_id]
     config = supervisor_config_json(section)
     if config != "{}":
         args += ["--config-json", config]
-    return tuple(args)
+    return (*args, *workflows)
+
+
+def workflow_sources(fleet_file: FleetFile) -> WorkflowSources:
+    """The fleet file's `workflows`, resolved from its directory (deploy/workflows.py)."""
+    path = fleet_file.path
+    return resolve_workflows(fleet_file.fleet.workflow_entries, path.parent, str(path))
 
 
 def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
@@ -143,15 +153,19 @@ def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpe
     """Every child of `natsfleet up`: supervisors first, then agent instances.
 
     Each gets its role's credentials (`role_env`); `base_dir` makes relative
-    credential paths absolute (for `natsfleet up`).
+    credential paths absolute and the supervisors load the fleet file's
+    workflows where they are (for `natsfleet up`). Without it (a generated
+    target run from its own directory) they load the copies in `workflows/`.
     """
     fleet = fleet_file.fleet
+    sources = workflow_sources(fleet_file)
+    workflows = sources.up_args() if base_dir is not None else sources.bundled_args(BUNDLE_DIR)
     specs = [
         ProcessSpec(
             name=sid,
             kind=Kind.SUPERVISOR,
             group="supervisor",
-            args=supervisor_args(fleet.supervisor, sid),
+            args=supervisor_args(fleet.supervisor, sid, workflows),
             env=role_env(fleet, SUPERVISOR_USER, base_dir),
             stop_timeout_s=fleet.supervisor.stop_timeout_s,
         )

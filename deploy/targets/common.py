@@ -1,10 +1,12 @@
 """What every generator shares: options, the fleet file copy, quoting."""
 
+import posixpath
 import shlex
 from dataclasses import dataclass
 
 from natsfleet.deploy.fleetfile import FleetFile
 from natsfleet.deploy.plan import common_env
+from natsfleet.deploy.workflows import BUNDLE_DIR
 
 #: A generator's output: relative path -> file content.
 Files = dict[str, str]
@@ -24,6 +26,11 @@ class Options:
     command: str = "natsfleet"
     image: str = "natsfleet:latest"
     fleet_path: str = "/etc/natsfleet/fleet.toml"
+
+    @property
+    def workflows_path(self) -> str:
+        """The workflow files' folder on a host or in a container: beside the fleet file."""
+        return posixpath.join(posixpath.dirname(self.fleet_path), BUNDLE_DIR)
 
 
 def header(target: str, fleet_file: FleetFile, comment: str = "#") -> str:

@@ -1,7 +1,8 @@
 """docker compose: NATS (JetStream on a volume), Jaeger v2, the supervisors, the agents.
 
 Agent instances are compose replicas (`deploy.replicas`), so their instance
-ids are the runtime's random ones; the fleet file is mounted read-only.
+ids are the runtime's random ones; the fleet file is mounted read-only, and
+the fleet's workflow files (copied to `workflows/`) into the supervisors.
 """
 
 from typing import Any
@@ -9,8 +10,14 @@ from typing import Any
 import yaml
 
 from natsfleet.deploy.fleetfile import FleetFile
-from natsfleet.deploy.plan import agent_args, agent_stop_timeout_s, supervisor_args
+from natsfleet.deploy.plan import (
+    agent_args,
+    agent_stop_timeout_s,
+    supervisor_args,
+    workflow_sources,
+)
 from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
+from natsfleet.deploy.workflows import BUNDLE_DIR
 
 NATS_IMAGE = "nats:2.10-alpine"
 JAEGER_IMAGE = "jaegertracing/jaeger:2.5.0"
@@ -54,10 +61,17 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
             "ports": ["4317:4317", "4318:4318", "16686:16686"],
         },
     }
-    sup_args = list(supervisor_args(fleet.supervisor, "X"))
+    workflows = workflow_sources(fleet_file)
+    sup_args = list(
+        supervisor_args(fleet.supervisor, "X", workflows.bundled_args(options.workflows_path))
+    )
     del sup_args[1:3]  # each replica gets a random supervisor id
+    sup_mounts = list(mount)
+    if workflows.files:
+        sup_mounts.append(f"./{BUNDLE_DIR}:{options.workflows_path}:ro")
     services["supervisor"] = {
         **common,
+        "volumes": sup_mounts,
         "command": sup_args,
         "environment": {**env, "OTEL_SERVICE_NAME": "natsfleet-supervisor"},
         "stop_grace_period": f"{fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s:g}s",
@@ -77,4 +91,4 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         }
     doc = {"name": "natsfleet", "services": services, "volumes": {"nats-data": {}}}
     text = header("compose", fleet_file) + yaml.safe_dump(doc, sort_keys=False, width=100)
-    return {"compose.yaml": text, **fleet_copy(fleet_file)}
+    return {"compose.yaml": text, **fleet_copy(fleet_file), **workflows.bundle()}

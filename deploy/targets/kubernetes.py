@@ -1,5 +1,8 @@
 """Kubernetes: a ConfigMap with the fleet file, the supervisor Deployment, one per agent.
 
+The fleet's workflow files go in a second ConfigMap, mounted as a folder in
+the supervisor pods (`--workflows` points at it).
+
 NATS itself comes from the official Helm chart (nats-io/k8s) with the
 generated `nats-values.yaml`: a 3-node cluster with JetStream on volumes.
 """
@@ -9,10 +12,16 @@ from typing import Any
 import yaml
 
 from natsfleet.deploy.fleetfile import FleetFile
-from natsfleet.deploy.plan import agent_args, agent_stop_timeout_s, supervisor_args
+from natsfleet.deploy.plan import (
+    agent_args,
+    agent_stop_timeout_s,
+    supervisor_args,
+    workflow_sources,
+)
 from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
 
 CONFIGMAP = "natsfleet-fleet"
+WORKFLOWS_CONFIGMAP = "natsfleet-workflows"
 # The Helm release `nats` in the same namespace serves clients at this name.
 _HELM_URL = "nats://nats:4222"
 
@@ -34,6 +43,16 @@ def _container(
             {"name": "fleet", "mountPath": fleet_path, "subPath": "fleet.toml", "readOnly": True}
         ],
     }
+
+
+def _with_workflows(deployment: dict[str, Any], mount_path: str) -> dict[str, Any]:
+    """The workflows ConfigMap as a folder in the deployment's (one) container."""
+    pod = deployment["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "workflows", "configMap": {"name": WORKFLOWS_CONFIGMAP}})
+    pod["containers"][0]["volumeMounts"].append(
+        {"name": "workflows", "mountPath": mount_path, "readOnly": True}
+    )
+    return deployment
 
 
 def _deployment(
@@ -96,15 +115,33 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
             "data": {"fleet.toml": fleet_file.text},
         }
     ]
-    sup = list(supervisor_args(fleet.supervisor, "$(POD_NAME)"))
-    docs.append(
-        _deployment(
-            "natsfleet-supervisor",
-            "supervisor",
-            fleet.supervisor.replicas,
-            fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s,
-            _container("supervisor", options.image, sup, env, options.fleet_path),
+    workflows = workflow_sources(fleet_file)
+    if workflows.files:
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": WORKFLOWS_CONFIGMAP,
+                    "labels": {"app.kubernetes.io/part-of": "natsfleet"},
+                },
+                "data": {
+                    path.name: path.read_text(encoding="utf-8") for path in workflows.files.values()
+                },
+            }
         )
+    sup_argv = supervisor_args(
+        fleet.supervisor, "$(POD_NAME)", workflows.bundled_args(options.workflows_path)
+    )
+    supervisor = _deployment(
+        "natsfleet-supervisor",
+        "supervisor",
+        fleet.supervisor.replicas,
+        fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s,
+        _container("supervisor", options.image, list(sup_argv), env, options.fleet_path),
+    )
+    docs.append(
+        _with_workflows(supervisor, options.workflows_path) if workflows.files else supervisor
     )
     for agent in fleet.agents:
         args = list(agent_args(agent, "$(POD_NAME)"))

@@ -6,7 +6,7 @@ Run from the generated directory: `honcho start` (lines use `$PWD`).
 """
 
 from natsfleet.deploy.fleetfile import FleetFile
-from natsfleet.deploy.plan import plan
+from natsfleet.deploy.plan import plan, workflow_sources
 from natsfleet.deploy.targets.common import (
     Files,
     Options,
@@ -41,4 +41,6 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         "Procfile": "\n".join(lines) + "\n",
         ".env": "\n".join(dotenv) + "\n",
         **fleet_copy(fleet_file),
+        # The supervisors' `--workflows workflows`, relative to this directory.
+        **workflow_sources(fleet_file).bundle(),
     }

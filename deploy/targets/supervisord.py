@@ -14,8 +14,10 @@ from natsfleet.deploy.plan import (
     agent_user,
     role_env,
     supervisor_args,
+    workflow_sources,
 )
 from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
+from natsfleet.deploy.workflows import BUNDLE_DIR
 
 # `%(process_num)d` counts from 1, like `natsfleet up`'s instance ids.
 _NUM = "%(process_num)d"
@@ -67,7 +69,10 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n",
         "[supervisorctl]\nserverurl=unix://%(here)s/supervisor.sock\n",
     ]
-    sup_args = " ".join(_quote(a) for a in supervisor_args(fleet.supervisor, "X"))
+    workflows = workflow_sources(fleet_file)
+    # Relative to `directory=%(here)s`, where the copies are written.
+    sup_argv = supervisor_args(fleet.supervisor, "X", workflows.bundled_args(BUNDLE_DIR))
+    sup_args = " ".join(_quote(a) for a in sup_argv)
     sup_args = sup_args.replace("--id X", f"--id supervisor-{_NUM}")
     sections.append(
         "; The supervisors: one active per partition, the others standbys.\n"
@@ -99,7 +104,11 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         )
     group = ",".join(["supervisor", *(a.label for a in active)])
     sections.append(f"[group:natsfleet]\nprograms={group}\n")
-    return {"supervisord.conf": "\n".join(sections), **fleet_copy(fleet_file)}
+    return {
+        "supervisord.conf": "\n".join(sections),
+        **fleet_copy(fleet_file),
+        **workflows.bundle(),
+    }
 
 
 def _quote(arg: str) -> str:

@@ -3,8 +3,9 @@
 `natsfleet-agent@.service` runs any agent instance: the instance name
 (`researcher-2`) picks `/etc/natsfleet/agents/researcher-2.env`, which says
 which agent it is. Install: copy `*.service`/`*.target` to
-/etc/systemd/system, `natsfleet.env`, `fleet.toml` and `agents/` to
-/etc/natsfleet, then `systemctl enable --now natsfleet.target`.
+/etc/systemd/system, `natsfleet.env`, `fleet.toml`, `agents/` and
+`workflows/` (if the fleet has workflows) to /etc/natsfleet, then
+`systemctl enable --now natsfleet.target`.
 """
 
 import shlex
@@ -15,6 +16,7 @@ from natsfleet.deploy.plan import (
     agent_stop_timeout_s,
     supervisor_config_json,
     supervisor_ids,
+    workflow_sources,
 )
 from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_env, header
 
@@ -70,6 +72,8 @@ def _agent_template(fleet: Fleet, fleet_file: FleetFile, options: Options) -> st
 def _supervisor_template(fleet: Fleet, fleet_file: FleetFile, options: Options) -> str:
     config = supervisor_config_json(fleet.supervisor)
     config_arg = f" --config-json {shlex.quote(config)}" if config != "{}" else ""
+    workflows = workflow_sources(fleet_file).bundled_args(options.workflows_path)
+    config_arg += "".join(f" {shlex.quote(arg)}" for arg in workflows)
     stop_s = fleet.supervisor.stop_timeout_s + fleet.up.stop_margin_s
     return (
         header("systemd", fleet_file) + "[Unit]\n"
@@ -121,4 +125,5 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         f"Wants={' '.join(units)}\n\n[Install]\nWantedBy=multi-user.target\n"
     )
     files.update(fleet_copy(fleet_file))
+    files.update(workflow_sources(fleet_file).bundle())  # to /etc/natsfleet/workflows
     return files
