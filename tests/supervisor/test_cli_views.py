@@ -2,12 +2,18 @@
 
 import asyncio
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from natsfleet.protocols import RemoteError, TaskState
 from tests.procs import AgentProcs
 from tests.supervisor.test_cli_and_expiry import cli
+
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 
 
 async def test_tables_keep_whole_ids_when_piped(fleet: Any) -> None:
@@ -47,8 +53,8 @@ async def test_status_and_watch_show_progress(fleet: Any, tmp_path: Path) -> Non
     await fleet.supervisor()
     async with AgentProcs(fleet.server.url, fleet.prefix, tmp_path / "agents") as procs:
         await procs.start("tests.fleet_agents:EchoAgent", instance_id="echo-1", heartbeat_s=0.1)
-        task_id = await fleet.client.submit("sleep", {"ms": 4000, "steps": 4}, queue=True)
-        watcher = asyncio.create_task(cli(fleet, "watch", task_id))
+        # A new `ctx.progress` every second for 30 s; canceled once seen.
+        task_id = await fleet.client.submit("sleep", {"ms": 30_000, "steps": 30}, queue=True)
 
         async def reported() -> Any:
             while True:
@@ -62,13 +68,34 @@ async def test_status_and_watch_show_progress(fleet: Any, tmp_path: Path) -> Non
                 await asyncio.sleep(0.05)
 
         progress = await asyncio.wait_for(reported(), 15)
-        assert progress.progress == 0.25
+        assert progress.progress == pytest.approx(1 / 30)
         shown = await cli(fleet, "status", task_id)
         assert shown.returncode == 0, shown.stderr
-        assert "25% step" in shown.stdout, shown.stdout
+        assert re.search(r"progress\s.*\d+% step \d+", shown.stdout), shown.stdout
         as_json = json.loads((await cli(fleet, "status", task_id, "--json")).stdout)
         assert as_json["progress"]["note"].startswith("step "), as_json
-        watched = await asyncio.wait_for(watcher, 30)
-        assert watched.returncode == 0, watched.stdout + watched.stderr
-        assert "50% step 2" in watched.stdout, watched.stdout
-        assert "completed" in watched.stdout
+
+        watch = await asyncio.create_subprocess_exec(
+            NATSFLEET, "watch", task_id, "--nats", fleet.server.url, "--prefix", fleet.prefix,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        assert watch.stdout is not None
+        seen: list[str] = []
+
+        async def until_progress() -> None:
+            while line := (await watch.stdout.readline()).decode():  # type: ignore[union-attr]
+                seen.append(line)
+                if re.search(rf"^{task_id} progress \d+% step \d+$", line.strip()):
+                    return
+            raise AssertionError(f"watch ended without progress: {seen}")
+
+        try:
+            await asyncio.wait_for(until_progress(), 20)
+            await fleet.client.cancel(task_id)
+            rest, _ = await asyncio.wait_for(watch.communicate(), 20)
+        finally:
+            if watch.returncode is None:
+                watch.kill()
+                await watch.wait()
+        assert watch.returncode == 3, seen  # canceled
+        assert "canceled" in rest.decode(), rest
