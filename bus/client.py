@@ -266,11 +266,18 @@ class FleetClient:
     # -- control API --------------------------------------------------------------------
 
     async def _control(
-        self, verb: str, request: Message, codec: Codec[R], timeout_s: float | None
+        self,
+        verb: str,
+        request: Message,
+        codec: Codec[R],
+        timeout_s: float | None,
+        task_id: str | None = None,
     ) -> R:
-        return await self.bus.request(
-            self.subjects.control(verb), request, codec, timeout_s=timeout_s
-        )
+        # Traced, `control <verb>` (with the task id, if any) is the request's parent.
+        with tracing.client_span(f"control {verb}", task_id):
+            return await self.bus.request(
+                self.subjects.control(verb), request, codec, timeout_s=timeout_s
+            )
 
     async def status(self, task_id: str, *, timeout_s: float | None = None) -> TaskRecord:
         return (await self.status_reply(task_id, timeout_s=timeout_s)).task
@@ -279,7 +286,8 @@ class FleetClient:
         self, task_id: str, *, timeout_s: float | None = None
     ) -> TaskStatusReply:
         """The task record and, for a workflow run, its steps (`reply.workflow`)."""
-        reply = await self._control("status", StatusRequest(task_id=task_id), _STATUS, timeout_s)
+        request = StatusRequest(task_id=task_id)
+        reply = await self._control("status", request, _STATUS, timeout_s, task_id)
         assert isinstance(reply, TaskStatusReply)
         return reply
 
@@ -294,7 +302,7 @@ class FleetClient:
         self, task_id: str, reason: str = "", *, timeout_s: float | None = None
     ) -> Ack:
         reply = await self._control(
-            "cancel", CancelRequest(task_id=task_id, reason=reason), _ACK, timeout_s
+            "cancel", CancelRequest(task_id=task_id, reason=reason), _ACK, timeout_s, task_id
         )
         assert isinstance(reply, Ack)
         return reply
@@ -314,7 +322,7 @@ class FleetClient:
             input=NULL_RAW if input is None else to_raw(input),
             note=note,
         )
-        reply = await self._control("approve", request, _ACK, timeout_s)
+        reply = await self._control("approve", request, _ACK, timeout_s, task_id)
         assert isinstance(reply, Ack)
         return reply
 

@@ -1,5 +1,7 @@
 """Supervisor settings: fleet defaults for timeouts and retries, lease and timing knobs."""
 
+import secrets
+
 import msgspec
 
 from natsfleet.bus import StorageConfig
@@ -14,6 +16,11 @@ DEFAULT_TIMEOUTS = Timeouts(
     heartbeat_timeout_s=10.0,
     schedule_to_close_s=3_600.0,
 )
+
+
+def default_supervisor_id() -> str:
+    """`sup-<8 hex digits>`, for a supervisor started without an id."""
+    return f"sup-{secrets.token_hex(4)}"
 
 
 class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -10,7 +10,6 @@ shutdown the lease is released so a standby takes over at once.
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Iterable
 
@@ -30,7 +29,7 @@ from natsfleet.protocols import (
     Submit,
     encode,
 )
-from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.config import SupervisorConfig, default_supervisor_id
 from natsfleet.supervisor.consumers import fence
 from natsfleet.supervisor.control import RAW, Control
 from natsfleet.supervisor.engine import Engine
@@ -91,7 +90,7 @@ class Supervisor:
         self.catalog = load_workflows(cfg.workflows)
         for definition in workflows:
             self.catalog.add(definition, source="python")
-        self.id = cfg.supervisor_id or f"sup-{secrets.token_hex(4)}"
+        self.id = cfg.supervisor_id or default_supervisor_id()
         self.bus = Bus(bus_config, role="supervisor", instance=self.id)
         self.registry = Registry(cfg.heartbeat_timeout_s)
         self.metrics = SupervisorMetrics(self.registry)
