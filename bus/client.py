@@ -294,9 +294,23 @@ class FleetClient:
     async def list(
         self, state: TaskState | None = None, limit: int = 100, *, timeout_s: float | None = None
     ) -> tuple[TaskSummary, ...]:
-        reply = await self._control("list", ListRequest(state=state, limit=limit), _LIST, timeout_s)
+        """The first page of tasks (see `list_page`)."""
+        return (await self.list_page(state, limit, timeout_s=timeout_s)).tasks
+
+    async def list_page(
+        self,
+        state: TaskState | None = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> TaskListReply:
+        """One page of tasks, most recently changed first; pass the reply's
+        `next_before_seq` as `before_seq` for the next one (`more` says if any)."""
+        request = ListRequest(state=state, limit=limit, before_seq=before_seq)
+        reply = await self._control("list", request, _LIST, timeout_s)
         assert isinstance(reply, TaskListReply)
-        return reply.tasks
+        return reply
 
     async def cancel(
         self, task_id: str, reason: str = "", *, timeout_s: float | None = None

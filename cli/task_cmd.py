@@ -243,18 +243,37 @@ def _print_record(record: TaskRecord) -> None:
 
 @click.command("tasks")
 @click.option("--state", type=click.Choice([s.value for s in TaskState]), default=None)
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--before",
+    "before_seq",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The next page: the cursor printed under the previous one.",
+)
 @_json
 @_nats
 @_prefix
 def tasks_command(
-    state: str | None, limit: int, as_json: bool, url: str | None, prefix: str | None
+    state: str | None,
+    limit: int,
+    before_seq: int | None,
+    as_json: bool,
+    url: str | None,
+    prefix: str | None,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, one page, most recently changed first (--json: the rows)."""
 
     async def body(client: FleetClient) -> int:
-        rows = await client.list(TaskState(state) if state else None, limit)
-        _print_json(rows) if as_json else _print_tasks(rows)
+        page = await client.list_page(TaskState(state) if state else None, limit, before_seq)
+        more = f"; next page: --before {page.next_before_seq}" if page.more else ""
+        footer = f"{len(page.tasks)} of {page.total} tasks{more}"
+        if as_json:
+            _print_json(page.tasks)  # the rows, as before; the cursor goes to stderr
+            click.echo(footer, err=True)
+            return EXIT_OK
+        _print_tasks(page.tasks)
+        _console.print(footer, highlight=False)
         return EXIT_OK
 
     _run(url, prefix, body)

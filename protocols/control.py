@@ -1,5 +1,7 @@
 """The control API on `ctl.<verb>`: requests and their replies."""
 
+from typing import Annotated
+
 import msgspec
 
 from natsfleet.protocols.agent import SkillSpec
@@ -14,9 +16,15 @@ class StatusRequest(Message, frozen=True, kw_only=True, tag="ctl.status"):
     task_id: str
 
 
+#: A page cursor: a stream sequence number (the page holds older ones only).
+Cursor = Annotated[int, msgspec.Meta(ge=1)]
+
+
 class ListRequest(Message, frozen=True, kw_only=True, tag="ctl.list"):
     state: TaskState | None = None
     limit: int = 100
+    # The next page: `next_before_seq` of the previous reply (KV STATE sequence).
+    before_seq: Cursor | None = None
 
 
 class CancelRequest(Message, frozen=True, kw_only=True, tag="ctl.cancel"):
@@ -41,6 +49,8 @@ class DlqRequest(Message, frozen=True, kw_only=True, tag="ctl.dlq"):
     action: str = "list"  # "list" | "show" | "retry"
     seq: int | None = None
     limit: int = 100
+    # `list`: entries older than this sequence (the previous reply's `next_before_seq`).
+    before_seq: Cursor | None = None
 
 
 #: Every control request; the verb is the subject's last token.
@@ -79,6 +89,10 @@ class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 class TaskListReply(Message, frozen=True, kw_only=True, tag="ctl.tasks"):
     tasks: tuple[TaskSummary, ...]
+    # Paging: tasks kept in STATE, and the cursor of the next (older) page.
+    total: int = 0
+    more: bool = False
+    next_before_seq: int | None = None
 
 
 class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,6 +125,10 @@ class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):
 class DlqReply(Message, frozen=True, kw_only=True, tag="ctl.dlq_reply"):
     entries: tuple[DlqEntrySummary, ...] = ()
     detail: str = ""
+    # `list` paging: entries in the DLQ, and the cursor of the next (older) page.
+    total: int = 0
+    more: bool = False
+    next_before_seq: int | None = None
     # `show`: the whole entry (payload, headers, attempts).
     entry: DeadLetter | None = None
     # `retry`: the id of the new task that re-runs the dead-lettered input.

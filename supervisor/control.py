@@ -5,15 +5,11 @@ as `unknown_verb` whatever it carries; a body that is not the verb's request
 type is `bad_request`, a task id nobody knows is `unknown_task`.
 """
 
-import contextlib
 import logging
 
 import msgspec
-from nats.js import JetStreamContext
-from nats.js import errors as js_errors
 
 from natsfleet.bus import Incoming
-from natsfleet.bus.kvread import recent_values
 from natsfleet.protocols import (
     CONTROL_VERBS,
     Ack,
@@ -23,9 +19,6 @@ from natsfleet.protocols import (
     CancelRequest,
     Codec,
     ControlRequest,
-    DeadLetter,
-    DlqEntrySummary,
-    DlqReply,
     DlqRequest,
     ErrorCode,
     ErrorReply,
@@ -33,28 +26,19 @@ from natsfleet.protocols import (
     Message,
     ProtocolError,
     StatusRequest,
-    Stream,
-    TaskListReply,
-    TaskRecord,
     TaskStatusReply,
-    TaskSummary,
-    is_terminal,
 )
-from natsfleet.supervisor.dlq import dlq_show_or_retry
+from natsfleet.supervisor.dlq import dlq_list, dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.pending import pending_submit
 from natsfleet.supervisor.store import Tracked
+from natsfleet.supervisor.task_list import list_tasks
 from natsfleet.supervisor.workflows.runner import WorkflowRunner
 
 log = logging.getLogger(__name__)
 
 RAW = Codec[msgspec.Raw](msgspec.Raw)
 _REQUEST = Codec[ControlRequest](ControlRequest)
-_DEAD_LETTER = Codec[DeadLetter](DeadLetter)
-_RECORD = msgspec.json.Decoder(TaskRecord)
-MAX_LIST = 10_000
-#: At most this many of the newest STATE entries are read to list finished tasks.
-MAX_SCAN = 20_000
 
 
 def _error(code: ErrorCode, detail: str) -> ErrorReply:
@@ -108,36 +92,7 @@ class Control:
         return TaskStatusReply(task=tracked.shown(), workflow=workflow)
 
     async def _list(self, request: ListRequest) -> Message:
-        """Live tasks from memory; finished ones from the newest writes in KV STATE."""
-        limit = max(0, min(request.limit, MAX_LIST))
-        rows = {t.task_id: t.shown() for t in self.engine.store}
-        if request.state is None or is_terminal(request.state):
-            store = self.engine.store
-            scan = min(MAX_SCAN, max(4 * limit, 256))
-            for key, value in await recent_values(store.bus.js, store.kv, scan):
-                if key not in rows:
-                    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                        rows[key] = _RECORD.decode(value)
-        found = list(rows.values())
-        if request.state is not None:
-            found = [r for r in found if r.state == request.state]
-        found.sort(key=lambda r: r.created_ms, reverse=True)
-        return TaskListReply(
-            tasks=tuple(
-                TaskSummary(
-                    task_id=r.task_id,
-                    skill=r.skill,
-                    workflow=r.workflow,
-                    state=r.state,
-                    attempts=r.attempts,
-                    instance_id=r.instance_id,
-                    created_ms=r.created_ms,
-                    updated_ms=r.updated_ms,
-                    usage=r.usage,
-                )
-                for r in found[:limit]
-            )
-        )
+        return await list_tasks(self.engine.store, request)
 
     async def _cancel(self, request: CancelRequest) -> Message:
         tracked = await self._tracked(request.task_id)
@@ -160,30 +115,4 @@ class Control:
             return await dlq_show_or_retry(self.engine, request)
         if request.action != "list":
             return _error(ErrorCode.BAD_REQUEST, f"dlq action {request.action!r} is not served")
-        bus = self.engine.bus
-        stream = bus.subjects.stream(Stream.DLQ)
-        info = await bus.js.stream_info(stream)
-        last = info.state.last_seq
-        first = max(info.state.first_seq, last - max(0, min(request.limit, 1000)) + 1)
-        entries: list[DlqEntrySummary] = []
-        for seq in range(last, first - 1, -1) if last else ():
-            entry = await _dlq_entry(bus.js, stream, seq)
-            if entry is not None:
-                entries.append(entry)
-        return DlqReply(entries=tuple(entries))
-
-
-async def _dlq_entry(js: JetStreamContext, stream: str, seq: int) -> DlqEntrySummary | None:
-    try:
-        msg = await js.get_msg(stream, seq)
-        letter = _DEAD_LETTER.decode(msg.data or b"")
-    except (js_errors.NotFoundError, ProtocolError):
-        return None
-    return DlqEntrySummary(
-        seq=seq,
-        reason=letter.reason.value,
-        subject=letter.subject,
-        at_ms=letter.at_ms,
-        task_id=letter.task_id,
-        error=letter.error,
-    )
+        return await dlq_list(self.engine, request)
