@@ -343,9 +343,29 @@ class FleetClient:
     async def agents(
         self, agent: str | None = None, *, timeout_s: float | None = None
     ) -> tuple[AgentInfo, ...]:
-        reply = await self._control("agents", AgentsRequest(agent=agent), _AGENTS, timeout_s)
+        """Every instance the supervisor knows (of `agent`), page by page."""
+        found: list[AgentInfo] = []
+        after: str | None = None
+        while True:
+            reply = await self.agents_page(agent, after=after, timeout_s=timeout_s)
+            found += reply.agents
+            if not reply.more or reply.next_after is None:
+                return tuple(found)
+            after = reply.next_after
+
+    async def agents_page(
+        self,
+        agent: str | None = None,
+        *,
+        limit: int = 500,
+        after: str | None = None,
+        timeout_s: float | None = None,
+    ) -> AgentsReply:
+        """One page of instances by id; the next starts after `reply.next_after`."""
+        request = AgentsRequest(agent=agent, limit=limit, after=after)
+        reply = await self._control("agents", request, _AGENTS, timeout_s)
         assert isinstance(reply, AgentsReply)
-        return reply.agents
+        return reply
 
     async def dlq(self, request: DlqRequest, *, timeout_s: float | None = None) -> DlqReply:
         reply = await self._control("dlq", request, _DLQ, timeout_s)

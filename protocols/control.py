@@ -43,6 +43,9 @@ class ApproveRequest(Message, frozen=True, kw_only=True, tag="ctl.approve"):
 
 class AgentsRequest(Message, frozen=True, kw_only=True, tag="ctl.agents"):
     agent: str | None = None
+    # A page: at most `limit` instances (by instance id), those after `after`.
+    limit: int = 500
+    after: str | None = None
 
 
 class DlqRequest(Message, frozen=True, kw_only=True, tag="ctl.dlq"):
@@ -111,6 +114,10 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 class AgentsReply(Message, frozen=True, kw_only=True, tag="ctl.agents_reply"):
     agents: tuple[AgentInfo, ...]
+    # Paging: instances known in all, and the `after` of the next page.
+    total: int = 0
+    more: bool = False
+    next_after: str | None = None
 
 
 class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 RAW = Codec[msgspec.Raw](msgspec.Raw)
 _REQUEST = Codec[ControlRequest](ControlRequest)
+#: Instances per `agents` page at most (each carries its skills' schemas).
+MAX_AGENTS = 500
 
 
 def _error(code: ErrorCode, detail: str) -> ErrorReply:
@@ -69,14 +71,28 @@ class Control:
             case CancelRequest():
                 return await self._cancel(request)
             case AgentsRequest():
-                info = self.engine.registry.info(self.engine.attempts.load, request.agent)
-                return AgentsReply(agents=tuple(info))
+                return self._agents(request)
             case DlqRequest():
                 return await self._dlq(request)
             case ApproveRequest():
                 if self.workflows is None:
                     return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
                 return await self.workflows.approve(request)
+
+    def _agents(self, request: AgentsRequest) -> AgentsReply:
+        """One page of instances by id (a reply must fit one message)."""
+        info = self.engine.registry.info(self.engine.attempts.load, request.agent)
+        info.sort(key=lambda i: i.instance_id)
+        after = request.after
+        rest = [i for i in info if after is None or i.instance_id > after]
+        page = rest[: max(1, min(request.limit, MAX_AGENTS))]
+        more = len(rest) > len(page)
+        return AgentsReply(
+            agents=tuple(page),
+            total=len(info),
+            more=more,
+            next_after=page[-1].instance_id if more else None,
+        )
 
     async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
         tracked = await self.engine.find(task_id)

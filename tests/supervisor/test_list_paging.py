@@ -16,12 +16,15 @@ from natsfleet.protocols import (
     DlqReason,
     DlqReply,
     DlqRequest,
+    Hello,
     RemoteError,
+    SkillSpec,
     TaskRecord,
     TaskState,
     encode,
     new_task_id,
 )
+from tests.supervisor.conftest import FAST
 
 ENTRIES = 100_000
 
@@ -156,3 +159,55 @@ async def test_task_list_pages_a_big_state(fleet: Any) -> None:
     out = await asyncio.to_thread(natsfleet, fleet, "tasks", "--limit", "20", "--before", cursor)
     assert out.returncode == 0, out.stderr
     assert newest_first[20] in out.stdout and newest_first[0] not in out.stdout
+
+
+async def test_live_state_pages_from_memory(fleet: Any) -> None:
+    await fleet.supervisor("sup-a")
+    # Nobody offers `later`: queued tasks wait in the supervisor's memory.
+    ids = {await fleet.client.submit("later", {"n": n}, queue=True) for n in range(25)}
+
+    async def queued() -> int:
+        return (await fleet.client.list_page(TaskState.QUEUED, limit=1)).total
+
+    deadline = time.monotonic() + 15
+    while await queued() < len(ids):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):
+        page = await fleet.client.list_page(TaskState.QUEUED, limit=10, before_seq=cursor)
+        assert page.total == len(ids)
+        seen += [t.task_id for t in page.tasks]
+        cursor = page.next_before_seq
+        assert page.more == (cursor is not None)
+    assert len(seen) == len(ids) and set(seen) == ids and cursor is None
+
+
+async def test_agents_page_and_each_reply_fits_a_message(fleet: Any) -> None:
+    timeouts = {**FAST["timeouts"], "heartbeat_timeout_s": 60.0}
+    await fleet.supervisor("sup-a", timeouts=timeouts)
+    # 1,200 instances announcing a skill with a 1 KB description: 1.4 MB in all,
+    # more than a server's default max payload (1 MB) in one reply.
+    skill = SkillSpec(name="echo", description="d" * 1024)
+    count = 1200
+    for n in range(count):
+        instance = f"e{n:04d}"
+        hello = Hello(
+            instance_id=instance, agent="echo", incarnation="i1", skills=(skill,),
+            capacity=1, heartbeat_interval_s=30.0,
+        )  # fmt: skip
+        await fleet.bus.publish(fleet.bus.subjects.hello("echo", instance), hello)
+    deadline = time.monotonic() + 20
+    while (page := await fleet.client.agents_page(limit=1)).total < count:
+        assert time.monotonic() < deadline, page.total
+        await asyncio.sleep(0.1)
+
+    first = await fleet.client.agents_page()
+    assert [a.instance_id for a in first.agents] == [f"e{n:04d}" for n in range(500)]
+    assert first.more and first.next_after == "e0499" and first.total == count
+    assert len(encode(first)) < fleet.bus.nc.max_payload
+    second = await fleet.client.agents_page(after=first.next_after, limit=1000)
+    assert len(second.agents) == 500 and second.agents[0].instance_id == "e0500"
+    everyone = await fleet.client.agents()  # every page, in order
+    assert [a.instance_id for a in everyone] == [f"e{n:04d}" for n in range(count)]
