@@ -99,6 +99,13 @@ async def test_output_control_and_instance_ids_join_the_right_traces(
                     assert parent.trace_id == invoke.trace_id
                     assert parent.span_id == invoke.span_id or parent.parent_id == invoke.span_id
 
+            # Every publish naming a task (events, output, results) is in its trace.
+            for task_id in outputs:
+                trace = next(s.trace_id for s in spans if s.attributes.get(TASK) == task_id)
+                about = [s for s in spans if s.name.startswith("publish") and task_id in s.name]
+                assert about
+                assert {(s.name, s.trace_id) for s in about} == {(s.name, trace) for s in about}
+
             # 2. A CLI control request: client span -> publish (traceparent) -> process.
             for verb, subject in controls.items():
                 root, sent, handled = control_chain(spans, verb, subject)
