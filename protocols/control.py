@@ -1,7 +1,5 @@
 """The control API on `ctl.<verb>`: requests and their replies."""
 
-from typing import Annotated
-
 import msgspec
 
 from natsfleet.protocols.agent import SkillSpec
@@ -16,15 +14,11 @@ class StatusRequest(Message, frozen=True, kw_only=True, tag="ctl.status"):
     task_id: str
 
 
-#: A page cursor: a stream sequence number (the page holds older ones only).
-Cursor = Annotated[int, msgspec.Meta(ge=1)]
-
-
 class ListRequest(Message, frozen=True, kw_only=True, tag="ctl.list"):
     state: TaskState | None = None
     limit: int = 100
     # The next page: `next_before_seq` of the previous reply (KV STATE sequence).
-    before_seq: Cursor | None = None
+    before_seq: int | None = None  # a stream sequence, >= 1
 
 
 class CancelRequest(Message, frozen=True, kw_only=True, tag="ctl.cancel"):
@@ -53,7 +47,7 @@ class DlqRequest(Message, frozen=True, kw_only=True, tag="ctl.dlq"):
     seq: int | None = None
     limit: int = 100
     # `list`: entries older than this sequence (the previous reply's `next_before_seq`).
-    before_seq: Cursor | None = None
+    before_seq: int | None = None  # a stream sequence, >= 1
 
 
 #: Every control request; the verb is the subject's last token.

@@ -108,6 +108,8 @@ class Control:
         return TaskStatusReply(task=tracked.shown(), workflow=workflow)
 
     async def _list(self, request: ListRequest) -> Message:
+        if request.before_seq is not None and request.before_seq < 1:
+            return _error(ErrorCode.BAD_REQUEST, "before_seq is a stream sequence (>= 1)")
         return await list_tasks(self.engine.store, request)
 
     async def _cancel(self, request: CancelRequest) -> Message:
@@ -131,4 +133,6 @@ class Control:
             return await dlq_show_or_retry(self.engine, request)
         if request.action != "list":
             return _error(ErrorCode.BAD_REQUEST, f"dlq action {request.action!r} is not served")
+        if request.before_seq is not None and request.before_seq < 1:
+            return _error(ErrorCode.BAD_REQUEST, "before_seq is a stream sequence (>= 1)")
         return await dlq_list(self.engine, request)

@@ -86,7 +86,7 @@ async def test_dlq_list_pages_a_big_dlq(fleet: Any) -> None:
     # A page never exceeds its bound, whatever is asked.
     huge = await fleet.client.dlq(DlqRequest(action="list", limit=10**9), timeout_s=10)
     assert len(huge.entries) == 1000
-    with pytest.raises(RemoteError):  # a cursor must be a sequence number
+    with pytest.raises(RemoteError, match="bad_request"):  # a cursor is a sequence number
         await fleet.client.dlq(DlqRequest(action="list", before_seq=0))
 
     # The CLI: a page within the bound, the cursor, then the next page.
@@ -149,6 +149,8 @@ async def test_task_list_pages_a_big_state(fleet: Any) -> None:
     assert none.tasks == () and none.more and none.next_before_seq is not None
     huge = await fleet.client.list_page(limit=10**9, timeout_s=10)
     assert len(huge.tasks) == 1000
+    with pytest.raises(RemoteError, match="bad_request"):
+        await fleet.client.list_page(before_seq=-5)
 
     # The CLI: the first page, and the cursor to the next.
     out = await asyncio.to_thread(natsfleet, fleet, "tasks", "--limit", "20")
