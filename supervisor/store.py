@@ -268,7 +268,9 @@ def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None =
         at_ms=record.updated_ms or now_ms(),
         attempt=record.attempts,
         instance_id=record.instance_id,
-        token=record.token,
+        # No token: every agent user may read EVENTS, and a token is the
+        # attempt's credential for its outcome (docs/operations.md).
+        token=None,
         detail=detail,
         error=record.error if record.state != TaskState.COMPLETED else None,
         output=record.output if terminal else NULL_RAW,
