@@ -34,6 +34,7 @@ from natsfleet.protocols import (
     TaskRecord,
     TaskState,
     encode,
+    idempotency_digest,
     is_terminal,
 )
 from natsfleet.supervisor.errors import NotLeader, RevisionConflict
@@ -262,6 +263,7 @@ def _stamp(record: TaskRecord, epoch: int) -> TaskRecord:
 def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None = None) -> TaskEvent:
     """The event announcing `record`'s current state."""
     terminal = is_terminal(record.state)
+    key = record.idempotency_key
     return TaskEvent(
         task_id=record.task_id,
         state=state or record.state,
@@ -275,4 +277,5 @@ def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None =
         error=record.error if record.state != TaskState.COMPLETED else None,
         output=record.output if terminal else NULL_RAW,
         skill=record.skill,
+        key_hash=None if key is None else idempotency_digest(key),
     )

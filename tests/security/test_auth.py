@@ -43,6 +43,10 @@ def _kv(bucket: Bucket) -> Callable[[AuthFleet], str]:
     return lambda f: f"$KV.{f.subjects.bucket(bucket)}.forged"
 
 
+def _idem(key: str) -> Callable[[AuthFleet], str]:
+    return lambda f: f"$KV.{f.subjects.bucket(Bucket.IDEM)}.{key}"
+
+
 FORBIDDEN = [
     Forbidden("client", "cli", "impersonate an agent (hello)", "pub",
               lambda f: f.subjects.hello("echo", "echo-1")),
@@ -77,6 +81,14 @@ FORBIDDEN = [
     Forbidden("agent-echo", "agent.echo", "read another type's replies", "sub",
               lambda f: f"{f.subjects.reply_inbox('agent.parent', '*')}.>"),
     Forbidden("agent-echo", "agent.echo", "read submissions", "sub", lambda f: f.subjects.submit()),
+    Forbidden("agent-echo", "agent.echo", "write a client's idempotency key", "pub",
+              _idem("client.forged")),
+    Forbidden("agent-echo", "agent.echo", "write another type's idempotency key", "pub",
+              _idem("agent.parent.forged")),
+    Forbidden("client", "cli", "write an agent's idempotency key", "pub",
+              _idem("agent.echo.forged")),
+    Forbidden("client", "cli", "write a workflow step's idempotency key", "pub",
+              _idem("supervisor.forged")),
 ]  # fmt: skip
 
 

@@ -7,11 +7,15 @@ elsewhere, whatever token or instance the outcome's fields claim.
 
 import asyncio
 import contextlib
+import hashlib
 import time
 
 import msgspec
+import pytest
 
+from natsfleet.bus import Bus, IdempotencyKeyMismatch
 from natsfleet.protocols import (
+    Bucket,
     DeadLetter,
     DlqReason,
     Failure,
@@ -23,7 +27,7 @@ from natsfleet.protocols import (
     TaskState,
     to_raw,
 )
-from tests.fleet_agents import Sleep, Slept
+from tests.fleet_agents import Sleep, Slept, Text
 from tests.security.conftest import AuthFleet
 from tests.supervisor.helpers import dead_letters
 
@@ -115,3 +119,38 @@ async def test_task_events_carry_no_tokens(auth_fleet: AuthFleet) -> None:
                 break
     assert TaskState.WORKING in [e.state for e in events], events
     assert [e.token for e in events] == [None] * len(events), events
+
+
+async def _overwrite(bus: Bus, bucket: str, key: str, task_id: str) -> bool:
+    """Write an IDEM entry as `bus`'s user; False if the server refused it."""
+    try:
+        await bus.js.publish(f"$KV.{bucket}.{key}", task_id.encode(), timeout=2)
+    except Exception:
+        return False
+    return True
+
+
+async def test_idempotency_keys_cannot_be_redirected_to_another_task(
+    auth_fleet: AuthFleet,
+) -> None:
+    client = await auth_fleet.client()
+    mine = await client.submit("echo", Text(text="mine"), key="order-1")
+    other = await client.submit("echo", Text(text="other"), key="order-2")
+    for task_id in (mine, other):
+        assert (await client.wait(task_id, 30)).state == TaskState.COMPLETED
+    bucket = auth_fleet.subjects.bucket(Bucket.IDEM)
+    digest = hashlib.sha256(b"order-1").hexdigest()
+    keys = [digest, f"client.{digest}"]  # the entry of key order-1, before and after scoping
+
+    # An agent user cannot write a client's key at all.
+    agent = await auth_fleet.bus("agent-echo", role="agent.echo")
+    assert [await _overwrite(agent, bucket, key, other) for key in keys] == [False, False]
+    assert await client.submit("echo", Text(text="mine"), key="order-1") == mine
+
+    # Another client (same user) can, but the task it points at was submitted
+    # with another key, so the submit refuses it instead of returning it.
+    rogue = await auth_fleet.bus("client", role="cli")
+    assert True in [await _overwrite(rogue, bucket, key, other) for key in keys]
+    with pytest.raises(IdempotencyKeyMismatch) as info:
+        await client.submit("echo", Text(text="mine"), key="order-1")
+    assert info.value.task_id == other and not info.value.retryable
