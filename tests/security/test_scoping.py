@@ -18,6 +18,8 @@ from natsfleet.protocols import (
     Bucket,
     DeadLetter,
     DlqReason,
+    DlqRequest,
+    ErrorCode,
     Failure,
     FailureKind,
     OutcomeBatch,
@@ -102,6 +104,12 @@ async def test_agent_of_another_type_holding_the_token_cannot_complete_a_task(
     final = await client.status(task_id)
     assert [a.outcome for a in final.history] == ["completed"], final.history
     assert final.instance_id == "echo-1"
+    # A refused outcome has nothing to re-run (the task itself completed).
+    listed = await client.dlq(DlqRequest(action="list"))
+    seq = next(e.seq for e in listed.entries if e.reason == DlqReason.WRONG_INSTANCE)
+    with pytest.raises(RemoteError) as info:
+        await client.dlq(DlqRequest(action="retry", seq=seq))
+    assert info.value.code == ErrorCode.BAD_REQUEST
 
 
 async def test_task_events_carry_no_tokens(auth_fleet: AuthFleet) -> None:
