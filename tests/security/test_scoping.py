@@ -1,8 +1,9 @@
-"""Outcomes bound to the attempt's instance, under the generated per-role users.
+"""What a role can write, under the generated per-role users: outcomes and IDEM.
 
 Every agent user may publish outcomes on its own type's `result.<type>.*`
 subjects, so the supervisor must not accept an outcome for a task assigned
-elsewhere, whatever token or instance the outcome's fields claim.
+elsewhere, whatever token or instance the outcome's fields claim. Every role
+submits with idempotency keys, so none may point another's key elsewhere.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ import time
 import msgspec
 import pytest
 
-from natsfleet.bus import Bus, IdempotencyKeyMismatch
+from natsfleet.bus import Bus, FleetClient, IdempotencyKeyMismatch
 from natsfleet.protocols import (
     Bucket,
     DeadLetter,
@@ -162,3 +163,13 @@ async def test_idempotency_keys_cannot_be_redirected_to_another_task(
     with pytest.raises(IdempotencyKeyMismatch) as info:
         await client.submit("echo", Text(text="mine"), key="order-1")
     assert info.value.task_id == other and not info.value.retryable
+
+    # An agent's own keys (ctx.call) work in its scope, the check included.
+    violations = auth_fleet.server_log.read_text().count("Permissions Violation")
+    assert violations >= 2  # the agent's two refused writes above are logged
+    calls = FleetClient(agent)
+    child = await calls.submit("echo", Text(text="child"), key="parent-x/0")
+    assert (await calls.wait(child, 30)).state == TaskState.COMPLETED
+    assert await calls.submit("echo", Text(text="child"), key="parent-x/0") == child
+    await agent.nc.flush()
+    assert auth_fleet.server_log.read_text().count("Permissions Violation") == violations
