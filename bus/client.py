@@ -4,7 +4,7 @@ the supervisor's control API. The CLI, tests and agents' `ctx.call` use it.
 
 import asyncio
 import contextlib
-import hashlib
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
@@ -15,6 +15,7 @@ from nats.js import errors as js_errors
 from natsfleet.bus import tracing
 from natsfleet.bus.connection import Bus
 from natsfleet.protocols import (
+    BLOB_HEADER,
     NULL_RAW,
     Ack,
     AgentInfo,
@@ -46,6 +47,8 @@ from natsfleet.protocols import (
     TaskSummary,
     Timeouts,
     decode_raw,
+    idempotency_digest,
+    idempotency_scope,
     is_terminal,
     new_task_id,
     to_raw,
@@ -61,6 +64,9 @@ _LIST = Codec[TaskListReply | ErrorReply](TaskListReply | ErrorReply)
 _ACK = Codec[Ack | ErrorReply](Ack | ErrorReply)
 _AGENTS = Codec[AgentsReply | ErrorReply](AgentsReply | ErrorReply)
 _DLQ = Codec[DlqReply | ErrorReply](DlqReply | ErrorReply)
+# What an IDEM entry may name: a task id we can put in a subject (ULIDs,
+# workflow step ids `<run>-<step>-<n>`, ids callers chose).
+_TASK_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 
 
 class TaskRejected(NatsFleetError):
@@ -94,6 +100,30 @@ class TaskFailed(NatsFleetError):
         super().__init__(f"task {event.task_id} {event.state.value}: {why}")
 
 
+class IdempotencyKeyMismatch(NatsFleetError):
+    """The task an idempotency key points at was not submitted with that key.
+
+    The key's IDEM entry was overwritten (by a user allowed to write that
+    key's scope): the submit refuses the task instead of returning another
+    submission's task. Not retryable: the entry stays until its TTL or until
+    someone with the rights removes it.
+    """
+
+    retryable = False
+
+    def __init__(self, key_hash: str, task_id: str, detail: str) -> None:
+        self.key_hash = key_hash
+        self.task_id = task_id
+        self.detail = detail
+        super().__init__(f"idempotency key {key_hash[:12]}... points at task {task_id!r}, {detail}")
+
+
+def _check_event(event: TaskEvent, digest: str) -> None:
+    if event.key_hash != digest:
+        found = "no key" if event.key_hash is None else f"key {event.key_hash[:12]}..."
+        raise IdempotencyKeyMismatch(digest, event.task_id, f"submitted with {found}")
+
+
 @contextlib.contextmanager
 def _submit_span(task_id: str, skill: str | None, workflow: str | None) -> Iterator[None]:
     """The root of a task's trace (unless the caller is inside a span already)."""
@@ -108,9 +138,16 @@ def _submit_span(task_id: str, skill: str | None, workflow: str | None) -> Itera
         yield
 
 
-def idempotency_bucket_key(key: str) -> str:
-    """KV keys allow few characters; any user key maps to a stable hex digest."""
-    return hashlib.sha256(key.encode()).hexdigest()
+def idempotency_bucket_key(key: str, role: str = "client") -> str:
+    """The IDEM entry of `key` for a process of Bus role `role`: its scope (the
+    only part of the bucket that role's NATS user may write) and the key's
+    sha256 (KV keys allow few characters)."""
+    return f"{idempotency_scope(role)}.{idempotency_digest(key)}"
+
+
+#: Task ids handed out for a key before their task had any event, checked when
+#: one is seen (`FleetClient.watch`); the oldest are forgotten beyond this.
+_UNCHECKED_MAX = 10_000
 
 
 class FleetClient:
@@ -119,6 +156,8 @@ class FleetClient:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.subjects = bus.subjects
+        # task id -> key hash it must show at its first event (`_check_key`).
+        self._unchecked: dict[str, str] = {}
 
     async def submit(
         self,
@@ -175,15 +214,46 @@ class FleetClient:
 
     async def _claim_key(self, key: str, task_id: str) -> str:
         kv = await self.bus.kv(Bucket.IDEM)
-        bucket_key = idempotency_bucket_key(key)
+        digest = idempotency_digest(key)
+        bucket_key = idempotency_bucket_key(key, self.bus.role)
         try:
             await kv.create(bucket_key, task_id.encode())
             return task_id
         except js_errors.KeyWrongLastSequenceError:
             entry = await kv.get(bucket_key)
-            # Re-publishing under the existing id is harmless (deduplicated)
-            # and covers a client that died between claiming and publishing.
-            return (entry.value or b"").decode() or task_id
+        # Re-publishing under the existing id is harmless (deduplicated)
+        # and covers a client that died between claiming and publishing.
+        existing = (entry.value or b"").decode(errors="replace") or task_id
+        if existing != task_id:  # a task the caller did not name itself
+            await self._check_key(existing, digest)
+        return existing
+
+    async def _check_key(self, task_id: str, digest: str) -> None:
+        """Refuse a task (from an IDEM entry others may write) not submitted with the key.
+
+        Only the supervisor writes EVENTS, and every event of a keyed task
+        carries its key's hash. A task with no event yet (not admitted: its
+        Submit may be in TASKS, or was never published) is checked by
+        `watch` (so `wait` and `result`) at its first event.
+        """
+        if not _TASK_ID.match(task_id):
+            raise IdempotencyKeyMismatch(digest, task_id, "which is not a task id")
+        try:
+            raw = await self.bus.js.get_msg(
+                self.subjects.stream(Stream.EVENTS),
+                seq=1,
+                subject=self.subjects.events(task_id),
+                next=True,
+            )
+            event = None if BLOB_HEADER in (raw.headers or {}) else _EVENT.decode(raw.data or b"")
+        except (js_errors.NotFoundError, NatsFleetError):
+            event = None
+        if event is None:
+            self._unchecked[task_id] = digest
+            while len(self._unchecked) > _UNCHECKED_MAX:
+                del self._unchecked[next(iter(self._unchecked))]
+            return
+        _check_event(event, digest)
 
     # -- waiting and watching -----------------------------------------------------
 
@@ -207,6 +277,10 @@ class FleetClient:
                     )
                 except NatsFleetError:
                     continue  # a malformed event is not this watcher's to fix
+                digest = self._unchecked.get(event.task_id) if task_id else None
+                if digest is not None:
+                    _check_event(event, digest)
+                    del self._unchecked[event.task_id]
                 yield event
         finally:
             await sub.unsubscribe()

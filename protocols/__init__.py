@@ -71,6 +71,12 @@ from natsfleet.protocols.errors import (
     ProtocolError,
     RemoteError,
 )
+from natsfleet.protocols.idempotency import (
+    CLIENT_ROLES,
+    CLIENT_SCOPE,
+    idempotency_digest,
+    idempotency_scope,
+)
 from natsfleet.protocols.ids import new_incarnation, new_task_id, new_token
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.registry import ALL_MESSAGES
@@ -98,6 +104,8 @@ from natsfleet.protocols.workflow import StepStatus, StepTaskStatus, WorkflowSta
 __all__ = [
     "ALL_MESSAGES",
     "BLOB_HEADER",
+    "CLIENT_ROLES",
+    "CLIENT_SCOPE",
     "CONTROL_VERBS",
     "DEFAULT_PREFIX",
     "MSG_ID_HEADER",
@@ -180,6 +188,8 @@ __all__ = [
     "check_token",
     "decode_raw",
     "encode",
+    "idempotency_digest",
+    "idempotency_scope",
     "is_null",
     "is_terminal",
     "new_incarnation",

@@ -104,6 +104,20 @@ class Subjects:
     def results(self) -> str:
         return f"{self.prefix}.result.>"
 
+    def result_source(self, subject: str) -> tuple[str, str] | None:
+        """(agent type, instance) of a `result.<type>.<inst>` subject, else None.
+
+        The subject is what the sender's credentials allowed it to publish on,
+        unlike the outcome's own `agent` and `instance_id` fields.
+        """
+        head = f"{self.prefix}.result."
+        if not subject.startswith(head):
+            return None
+        parts = subject[len(head) :].split(".")
+        if len(parts) != 2 or not all(parts):
+            return None
+        return parts[0], parts[1]
+
     # agent -> watchers
     def output(self, agent: str, instance: str, task_id: str) -> str:
         return f"{self.prefix}.out.{agent}.{instance}.{task_id}"

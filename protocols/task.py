@@ -95,3 +95,6 @@ class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
     error: ErrorInfo | None = None
     output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     skill: str | None = None
+    # sha256 (hex) of the task's idempotency key, None without one: a client
+    # handed this task for a key checks it (protocols/idempotency.py).
+    key_hash: str | None = None

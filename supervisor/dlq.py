@@ -12,8 +12,9 @@ failed record and its history stay as they were): for a failed task, its
 record's skill, input, priority, timeouts, retry policy and parent; for a
 submission that never became a task (e.g. `decode_error` on the submit
 subject, if it still decodes now), the submission itself. The reply names
-the new task id. Anything else (a bad heartbeat, a stale result) has nothing
-to re-run and is answered `bad_request`.
+the new task id. Anything else (a bad heartbeat, a refused outcome: `stale`
+or `wrong_instance`, whose task went on without it) has nothing to re-run
+and is answered `bad_request`.
 """
 
 import logging
@@ -28,6 +29,7 @@ from natsfleet.protocols import (
     Codec,
     DeadLetter,
     DlqEntrySummary,
+    DlqReason,
     DlqReply,
     DlqRequest,
     ErrorCode,
@@ -118,7 +120,14 @@ async def dlq_show_or_retry(engine: Engine, request: DlqRequest) -> Message:
     return DlqReply(task_id=submit.task_id, detail=f"re-run of {letter.task_id or 'a submit'}")
 
 
+#: Entries of a refused outcome: they name a task, but it was never the task
+#: that failed (and a forged outcome must not make an operator re-run it).
+_REFUSED_OUTCOMES = (DlqReason.STALE, DlqReason.WRONG_INSTANCE)
+
+
 async def _resubmission(engine: Engine, letter: DeadLetter) -> Submit | None:
+    if letter.reason in _REFUSED_OUTCOMES:
+        return None
     now = int(time.time() * 1000)
     task_id = new_task_id()
     if letter.task_id is not None:

@@ -197,20 +197,34 @@ class Engine:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    async def outcome(self, outcome: Result | Failure) -> None:
-        """A Result or Failure from RESULTS, fenced by its token."""
+    async def outcome(self, outcome: Result | Failure, subject: str) -> None:
+        """A Result or Failure from RESULTS, fenced by its token and bound to the
+        attempt's instance: `subject` (`result.<type>.<inst>`, what the sender's
+        credentials let it publish on) must name the type and instance the
+        current attempt was assigned to, and so must the outcome's fields.
+        Tokens are not secret enough alone: an agent of another type may have
+        learned one (docs/operations.md, "Which role may write what")."""
         tracked = await self.find(outcome.task_id)
         if tracked is None:
-            await self._stale(outcome, "unknown task")
+            await self._reject(outcome, subject, DlqReason.STALE, "unknown task")
             return
         async with tracked.lock:
             record = tracked.record
             if record.token != outcome.token:
-                await self._stale(outcome, f"token is not the task's current one ({record.state})")
+                why = f"token is not the task's current one ({record.state})"
+                await self._reject(outcome, subject, DlqReason.STALE, why)
+                return
+            holder = (record.agent, record.instance_id)
+            claimed = (outcome.agent, outcome.instance_id)
+            source = self.bus.subjects.result_source(subject)
+            if source != holder or claimed != holder:
+                why = f"attempt is assigned to {holder}, outcome came from {source} as {claimed}"
+                await self._reject(outcome, subject, DlqReason.WRONG_INSTANCE, why)
                 return
             if is_terminal(record.state):
                 if record.state != TaskState.COMPLETED:
-                    await self._stale(outcome, f"task already {record.state.value}")
+                    why = f"task already {record.state.value}"
+                    await self._reject(outcome, subject, DlqReason.STALE, why)
                     return
                 # A redelivery of the result we recorded: its terminal event may
                 # not have been stored (e.g. the EVENTS stream had no leader
@@ -223,15 +237,18 @@ class Engine:
             else:
                 await self._failure(tracked, outcome)
 
-    async def _stale(self, outcome: Result | Failure, why: str) -> None:
-        log.info("stale outcome for %s token %s: %s", outcome.task_id, outcome.token, why)
+    async def _reject(
+        self, outcome: Result | Failure, subject: str, reason: DlqReason, why: str
+    ) -> None:
+        log.info("%s outcome for %s token %s: %s", reason, outcome.task_id, outcome.token, why)
         await self.bus.dead_letter(
-            DlqReason.STALE,
-            subject=self.bus.subjects.result(outcome.agent, outcome.instance_id),
+            reason,
+            subject=subject,
             error=why,
             payload=encode(outcome),
             task_id=outcome.task_id,
-            msg_id=f"{outcome.task_id}:{outcome.token}:stale",
+            # One entry per rejected outcome and sender, however often redelivered.
+            msg_id=f"{outcome.task_id}:{outcome.token}:{reason}:{subject}:{type(outcome).__name__}",
         )
 
     async def _complete(self, tracked: Tracked, result: Result) -> None:

@@ -52,14 +52,15 @@ _SUBMIT = Codec[Submit](Submit)
 _OUTCOME = Codec[ResultsMessage](ResultsMessage)
 
 
-async def _outcomes(engine: Engine, message: ResultsMessage) -> None:
+async def _outcomes(engine: Engine, message: ResultsMessage, subject: str) -> None:
     """One outcome, or each of a batch (all handled; the first error, if any, is raised
-    so the message comes back, and the outcomes already recorded are then no-ops)."""
+    so the message comes back, and the outcomes already recorded are then no-ops).
+    Each is bound to the instance its attempt was assigned to by `subject`."""
     if not isinstance(message, OutcomeBatch):
-        await engine.outcome(message)
+        await engine.outcome(message, subject)
         return
     done = await asyncio.gather(
-        *(engine.outcome(o) for o in message.outcomes), return_exceptions=True
+        *(engine.outcome(o, subject) for o in message.outcomes), return_exceptions=True
     )
     for result in done:
         if isinstance(result, BaseException):
@@ -214,7 +215,7 @@ class Supervisor:
                 bus.subjects.results(),
                 results,
                 _OUTCOME,
-                lambda message, _: _outcomes(engine, message),
+                lambda message, incoming: _outcomes(engine, message, incoming.subject),
                 stream=bus.subjects.stream(Stream.RESULTS),
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,
