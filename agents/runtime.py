@@ -26,6 +26,7 @@ from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
 from natsfleet.bus.logs import task_scope
 from natsfleet.bus.loop import wait_event
 from natsfleet.protocols import (
+    ID_MAX_CHARS,
     Accept,
     AgentInbox,
     Assign,
@@ -56,8 +57,9 @@ _HANDBACK_WAIT_S = 1.0
 
 
 def default_instance_id(agent_name: str) -> str:
-    """`<agent>-<6 hex digits>`: unique enough per fleet, readable in listings."""
-    return f"{agent_name}-{secrets.token_hex(3)}"
+    """`<agent>-<6 hex digits>`: unique enough per fleet, readable in listings
+    (the name cut so the whole stays an id, protocols/limits.py)."""
+    return f"{agent_name[: ID_MAX_CHARS - 7]}-{secrets.token_hex(3)}"
 
 
 class AgentRuntime:

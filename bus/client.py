@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
+import msgspec
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
@@ -45,6 +46,8 @@ from natsfleet.protocols import (
     TaskStatusReply,
     TaskSummary,
     Timeouts,
+    check_id,
+    check_struct,
     decode_raw,
     is_terminal,
     new_task_id,
@@ -140,12 +143,16 @@ class FleetClient:
 
         With `key`, the same key always yields the same task id, however often
         it is submitted (this outlives JetStream's duplicate window).
+
+        Raises:
+            InvalidValue: an id, key or number breaks the rule of
+                protocols/limits.py (the one the supervisor decodes with);
+                nothing was sent.
+            TaskRejected: the TASKS stream is full (`backpressure`).
         """
         if (skill is None) == (workflow is None):
             raise ValueError("give exactly one of skill or workflow")
         task_id = task_id or new_task_id()
-        if key is not None:
-            task_id = await self._claim_key(key, task_id)
         submit = Submit(
             task_id=task_id,
             skill=skill,
@@ -162,6 +169,14 @@ class FleetClient:
             submitted_ms=int(time.time() * 1000),
             client=self.bus.source,
         )
+        # Checked here, before a key is claimed for it, by the supervisor's own rule.
+        check_struct(submit, "submit")
+        if key is not None:
+            claimed = await self._claim_key(key, task_id)
+            if claimed != task_id:
+                # Another submit's id, read from KV IDEM: checked like any wire id.
+                task_id = check_id(claimed, "task id claimed for the key")
+                submit = msgspec.structs.replace(submit, task_id=task_id)
         try:
             # Msg-Id = task id: a resubmission (same key) is deduplicated by the
             # stream within its window and by the supervisor after it.

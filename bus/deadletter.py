@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # A DLQ entry must itself fit in one message; the rest of a huge payload is cut.
 MAX_KEPT_PAYLOAD_BYTES = 256 * 1024
+MAX_ERROR_CHARS = 4096
 
 #: The error code a requester gets for each way a message can be malformed.
 REPLY_CODE: dict[DlqReason, ErrorCode] = {
@@ -49,6 +50,8 @@ def build_entry(
     attempts: tuple[AttemptRecord, ...] = (),
 ) -> DeadLetter:
     """A DLQ entry; secrets are redacted from its error, headers and payload."""
+    if len(error) > MAX_ERROR_CHARS:  # e.g. an exception quoting a huge hostile id
+        error = f"{error[:MAX_ERROR_CHARS]}... ({len(error)} characters)"
     kept = payload
     if len(payload) > MAX_KEPT_PAYLOAD_BYTES:
         kept = payload[:MAX_KEPT_PAYLOAD_BYTES]

@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from natsfleet.protocols.limits import check_id
+
 DEFAULT_PREFIX = "natsfleet"
 
-# A subject token we build from user-chosen names: no dots, spaces or wildcards.
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 
 
@@ -36,10 +36,9 @@ OBJECT_STORE = "BLOBS"
 
 
 def check_token(value: str, what: str = "name") -> str:
-    """Return `value` if it is usable as one subject token, else raise ValueError."""
-    if not _TOKEN.match(value):
-        raise ValueError(f"{what} {value!r} must match [A-Za-z0-9_-]+ to be a subject token")
-    return value
+    """Return `value` if it is usable as one subject token (the id rule of
+    protocols/limits.py), else raise `InvalidValue` (a ValueError)."""
+    return check_id(value, what)
 
 
 @dataclass(frozen=True, slots=True)
