@@ -654,7 +654,6 @@ class Bus:
             error=f"{type(exc).__name__}: {exc} (failed {count} deliveries)",
             headers=msg.headers,
             payload=incoming.data,
-            msg_id=f"handler:{msg.metadata.stream}:{seq}",
         )
         if not stored:  # never drop a message whose DLQ entry is not kept
             await incoming.nak(delay_s=1.0)

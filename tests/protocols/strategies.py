@@ -12,12 +12,15 @@ from hypothesis import strategies as st
 
 from natsfleet.protocols.limits import ID_PATTERN, KEY_PATTERN, NAME_PATTERN
 
-# The patterns of protocols/limits.py, as strategies (hypothesis cannot
-# generate from their end-of-text lookahead).
-_PATTERNS = {
-    ID_PATTERN: st.from_regex(r"[A-Za-z0-9_-]+", fullmatch=True),
-    NAME_PATTERN: st.from_regex(r"[A-Za-z0-9_.-]+", fullmatch=True),
-    KEY_PATTERN: st.text(st.characters(min_codepoint=0x20, exclude_characters="\x7f"), min_size=1),
+# The alphabets of protocols/limits.py's patterns (hypothesis cannot generate
+# from their end-of-text lookahead).
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_ALPHABETS: dict[str, st.SearchStrategy[str]] = {
+    ID_PATTERN: st.sampled_from(_ID_ALPHABET),
+    NAME_PATTERN: st.sampled_from(_ID_ALPHABET + "."),
+    KEY_PATTERN: st.characters(
+        min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\x7f"
+    ),
 }
 
 _JSON_SCALARS = st.one_of(
@@ -74,14 +77,12 @@ def for_type(t: mi.Type) -> st.SearchStrategy[Any]:  # noqa: C901 - one case per
 
 
 def _text(t: mi.StrType) -> st.SearchStrategy[str]:
-    if t.pattern is None:
-        base = st.text(max_size=24)
-    elif t.pattern in _PATTERNS:
-        base = _PATTERNS[t.pattern]
-    else:
-        raise NotImplementedError(f"no strategy for the pattern {t.pattern!r}")
     low, high = t.min_length or 0, min(24, t.max_length or 24)
-    return base.filter(lambda text: low <= len(text) <= high)
+    if t.pattern is None:
+        return st.text(min_size=low, max_size=high)
+    if t.pattern not in _ALPHABETS:
+        raise NotImplementedError(f"no strategy for the pattern {t.pattern!r}")
+    return st.text(_ALPHABETS[t.pattern], min_size=max(low, 1), max_size=high)
 
 
 def struct_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
