@@ -38,7 +38,7 @@ OBJECT_STORE = "BLOBS"
 def check_token(value: str, what: str = "name") -> str:
     """Return `value` if it is usable as one subject token (the id rule of
     protocols/limits.py), else raise `InvalidValue` (a ValueError)."""
-    return check_id(value, what)
+    return check_id(value, f"{what} (a subject token)")
 
 
 @dataclass(frozen=True, slots=True)
