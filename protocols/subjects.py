@@ -11,6 +11,9 @@ from enum import StrEnum
 from natsfleet.protocols.limits import check_id
 
 DEFAULT_PREFIX = "natsfleet"
+# With ids of at most 128 characters (protocols/limits.py), every subject and
+# reply inbox stays far below nats-server's 4 KiB protocol line.
+PREFIX_MAX_CHARS = 128
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 
@@ -48,8 +51,12 @@ class Subjects:
     prefix: str = DEFAULT_PREFIX
 
     def __post_init__(self) -> None:
-        if not _PREFIX.match(self.prefix):
-            raise ValueError(f"subject prefix {self.prefix!r} is not a valid NATS subject")
+        # fullmatch: `$` would let a final newline through into every subject.
+        if not _PREFIX.fullmatch(self.prefix) or len(self.prefix) > PREFIX_MAX_CHARS:
+            raise ValueError(
+                f"subject prefix {self.prefix!r} is not a valid NATS subject"
+                f" of at most {PREFIX_MAX_CHARS} characters"
+            )
 
     # client -> stream TASKS
     def submit(self) -> str:

@@ -20,6 +20,7 @@ from natsfleet.protocols import (
     InvalidValue,
     ProtocolError,
     RetryPolicy,
+    Subjects,
     Submit,
     Timeouts,
     check_id,
@@ -196,3 +197,20 @@ def test_check_struct_names_the_field() -> None:
         check_struct(bad, "submit")
     with pytest.raises(InvalidValue, match="characters"):
         check_id("x" * 100_000, "task id")
+
+
+@pytest.mark.parametrize("prefix", ["fleet\n", "p" * 129, "a..b", "a.*", ""])
+def test_a_prefix_that_would_break_subjects_is_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="not a valid NATS subject"):
+        Subjects(prefix)
+
+
+def test_the_longest_subject_fits_a_protocol_line() -> None:
+    """Longest prefix and ids: a publish's control line stays far below 4 KiB."""
+    subjects = Subjects(".".join(["p" * 63, "q" * 64]))
+    longest = "x" * ID_MAX_CHARS
+    line = (
+        f"HPUB {subjects.output(longest, longest, longest)} "
+        f"{subjects.reply_inbox(longest, longest)}.{longest} 999999 99999999\r\n"
+    )
+    assert len(line.encode()) < 2048
