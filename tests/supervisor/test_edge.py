@@ -7,6 +7,7 @@ and nothing may be redelivered in a loop (TASKS ends empty).
 """
 
 import asyncio
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -84,3 +85,15 @@ async def test_hostile_ids_and_numbers_are_dead_lettered_once(fleet: Any) -> Non
         assert "$." in entry.error, entry.error  # names the field that broke the rule
     assert sup.proc.returncode is None
     assert "Traceback" not in sup.log(), sup.log()[-3000:]
+
+
+async def test_the_cli_refuses_a_bad_id_before_sending(fleet: Any) -> None:
+    command = [str(Path(sys.executable).parent / "natsfleet"), "submit", "echo echo",
+               "--input", "{}", "--nats", fleet.server.url, "--prefix", fleet.prefix]  # fmt: skip
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2, done.stdout + done.stderr  # usage, not a traceback
+    assert "invalid submit" in done.stdout and "$.skill" in done.stdout, done.stdout
+    tasks = await fleet.bus.js.stream_info(fleet.bus.subjects.stream(Stream.TASKS))
+    assert tasks.state.messages == 0
