@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from natsfleet.protocols import ID_MAX_CHARS, is_id, is_name
+from natsfleet.protocols.limits import MAX_BUDGET_USD, MAX_DURATION_S
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
 from natsfleet.supervisor.workflows.model import MAX_ROUNDS, StepDef, WorkflowDef
 from natsfleet.supervisor.workflows.refs import Ref, refs_in
@@ -89,10 +90,11 @@ def _names(defn: WorkflowDef) -> list[str]:
         if step.name in seen:
             problems.append(f"step {step.name!r} is declared twice")
         seen.add(step.name)
-    if defn.deadline_s is not None and defn.deadline_s <= 0:
-        problems.append("deadline_s must be positive")
-    if defn.budget_usd is not None and defn.budget_usd <= 0:
-        problems.append("budget_usd must be positive")
+    # The same bounds as a Submit's (protocols/limits.py): steps carry them.
+    if defn.deadline_s is not None and not 0 < defn.deadline_s <= MAX_DURATION_S:
+        problems.append(f"deadline_s must be positive and at most {MAX_DURATION_S:.0f}")
+    if defn.budget_usd is not None and not 0 < defn.budget_usd <= MAX_BUDGET_USD:
+        problems.append(f"budget_usd must be positive and at most {MAX_BUDGET_USD:.0f}")
     return problems
 
 
