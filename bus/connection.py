@@ -642,7 +642,7 @@ class Bus:
                 "handler for %s failed (%d of %d); will be redelivered",
                 msg.subject, count, failures.limit,
             )  # fmt: skip
-            await incoming.nak(delay_s=1.0)
+            await incoming.nak(delay_s=failures.delay_s(count))
             return
         log.error(
             "handler for %s failed %d times: %s: %s; dead-lettered",
@@ -656,7 +656,7 @@ class Bus:
             payload=incoming.data,
         )
         if not stored:  # never drop a message whose DLQ entry is not kept
-            await incoming.nak(delay_s=1.0)
+            await incoming.nak(delay_s=failures.delay_s(count))
             return
         failures.forget(seq)
         await incoming.term()

@@ -66,6 +66,11 @@ class HandlerFailures:
             del self._counts[next(iter(self._counts))]
         return count
 
+    @staticmethod
+    def delay_s(count: int) -> float:
+        """Before the next delivery after `count` failures: 1, 2, 4 ... 30 s."""
+        return float(min(2 ** min(count - 1, 5), 30))
+
     def forget(self, seq: int) -> None:
         self._counts.pop(seq, None)
 

@@ -6,7 +6,7 @@ from typing import Any
 import msgspec
 
 from natsfleet.protocols.base import ErrorReply, Message, Usage
-from natsfleet.protocols.limits import Count, Id, Label, Millis, Name, Seconds, Usd
+from natsfleet.protocols.limits import Count, Id, Label, Millis, Name, Seconds, Seq, Usd
 
 
 class SkillSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,7 +52,7 @@ class Heartbeat(Message, frozen=True, kw_only=True, tag="agent.hb"):
     instance_id: Id
     agent: Id
     incarnation: Id
-    seq: Count
+    seq: Seq
     load: Count
     capacity: Count
     in_flight: tuple[InFlight, ...] = ()

@@ -59,6 +59,8 @@ EpochMs = Annotated[int, msgspec.Meta(ge=0, le=MAX_EPOCH_MS)]
 Usd = Annotated[float, msgspec.Meta(ge=0, le=MAX_BUDGET_USD)]
 Priority = Annotated[int, msgspec.Meta(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
+#: Sequence numbers only grow (a heartbeat every 10 ms passes 2**31 in 8 months).
+Seq = Annotated[int, msgspec.Meta(ge=0)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Coefficient = Annotated[float, msgspec.Meta(ge=1, le=MAX_BACKOFF_COEFFICIENT)]
 

@@ -12,8 +12,9 @@ import nats.errors
 import pytest
 
 from natsfleet.bus import Bus, FleetClient, Incoming
+from natsfleet.bus.deadletter import build_entry
 from natsfleet.bus.redelivery import HandlerFailures, is_transient
-from natsfleet.protocols import Codec, DlqReason, NatsFleetError, Stream, Submit
+from natsfleet.protocols import Codec, DlqReason, NatsFleetError, Stream, Submit, encode
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
 
 from .helpers import dead_letters
@@ -155,6 +156,7 @@ def test_failure_counts_are_bounded_and_forgotten() -> None:
     assert len(failures) == 10_000
     with pytest.raises(ValueError):
         HandlerFailures(limit=0)
+    assert [HandlerFailures.delay_s(n) for n in (1, 2, 3, 6, 7, 1000)] == [1, 2, 4, 30, 30, 30]
 
 
 def test_what_counts_as_transient() -> None:
@@ -167,3 +169,17 @@ def test_what_counts_as_transient() -> None:
     assert not is_transient(nats.errors.BadSubjectError())
     # Meant to be redelivered once, but says something about the message: it counts.
     assert not is_transient(RevisionConflict("t", 3))
+
+
+def test_a_dead_letter_of_hostile_headers_still_fits_one_message() -> None:
+    """A 700 KB `Nats-Msg-Id` and a big payload: the entry is cut to fit, not lost."""
+    entry = build_entry(
+        reason=DlqReason.DECODE_ERROR,
+        subject="p.submit",
+        error="x" * 100_000,
+        headers={"Nats-Msg-Id": "i" * 700_000, "Natsfleet-Version": "1"},
+        payload=b"p" * 300_000,
+    )
+    assert len(encode(entry)) < 512 * 1024
+    assert entry.headers["Natsfleet-Version"] == "1"
+    assert entry.headers["Nats-Msg-Id"].endswith("(700000 characters)")

@@ -371,7 +371,7 @@ def _semantic_cases(s: Any) -> st.SearchStrategy[tuple[str, bool, dict[str, Any]
     ]  # fmt: skip
     numbers = [
         (s.submit(), False, submit, ["priority", "budget_usd", "submitted_ms"]),
-        (s.heartbeat("echo", "ghost"), False, hb, ["seq", "load", "capacity"]),
+        (s.heartbeat("echo", "ghost"), False, hb, ["load", "capacity"]),
         (s.result("echo", "echo-1"), False, result, ["attempt"]),
     ]
 
