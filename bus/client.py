@@ -205,7 +205,13 @@ class FleetClient:
     async def watch(
         self, task_id: str | None = None, *, replay: bool = True
     ) -> AsyncGenerator[TaskEvent, None]:
-        """Events of one task (its history first, when `replay`) or of all tasks (live)."""
+        """Events of one task (its history first, when `replay`) or of all tasks (live).
+
+        Raises:
+            InvalidValue: `task_id` is not an id (it would be a bad subject).
+        """
+        if task_id is not None:
+            check_id(task_id, "task id")
         subject = self.subjects.events(task_id) if task_id else self.subjects.all_events()
         policy = js_api.DeliverPolicy.ALL if (replay and task_id) else js_api.DeliverPolicy.NEW
         sub = await self.bus.js.subscribe(
@@ -256,6 +262,7 @@ class FleetClient:
         `ready` is set once subscribed: subscribe before submitting (with a
         task id made beforehand) to miss nothing.
         """
+        check_id(task_id, "task id")  # it becomes a subject token
         queue: asyncio.Queue[OutputChunk | Progress | None] = asyncio.Queue()
 
         async def on_output(message: TaskOutput, _: object) -> Message | None:

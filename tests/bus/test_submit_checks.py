@@ -65,3 +65,15 @@ async def test_a_good_submit_still_goes_through(bus: Bus) -> None:
     )
     assert task_id == "my-task_1"
     assert await client.submit("later.skill", {"n": 1}, key="order/42 é") == task_id
+
+
+@pytest.mark.parametrize("task_id", ["a b", "*", ">", "x" * 100_000, "a.b"])
+async def test_watching_a_bad_task_id_raises_before_subscribing(bus: Bus, task_id: str) -> None:
+    client = FleetClient(bus)
+    with pytest.raises(InvalidValue):
+        await client.wait(task_id, timeout_s=5)
+    with pytest.raises(InvalidValue):
+        async for _ in client.output(task_id):
+            pass
+    assert bus.is_connected  # nothing the server would refuse was sent
+    assert await client.submit("echo", {"n": 1})
