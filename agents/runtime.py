@@ -41,6 +41,7 @@ from natsfleet.protocols import (
     Reject,
     RejectCode,
     Rollcall,
+    check_struct,
     check_token,
     encode,
     new_incarnation,
@@ -103,6 +104,10 @@ class AgentRuntime:
             skills=type(agent).skill_specs(),
             config=self.config,
         )
+        # Whatever the supervisor would refuse to decode (protocols/limits.py: a
+        # version over 256 characters, a capacity out of range) stops us here,
+        # not as an instance that says hello and is never seen.
+        check_struct(self.presence.hello(), "hello")
         #: Set once the instance has said hello and takes assignments.
         self.ready = asyncio.Event()
         self.slots = Slots(self.config.capacity)
