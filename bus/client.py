@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
+import msgspec
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
@@ -46,6 +47,8 @@ from natsfleet.protocols import (
     TaskStatusReply,
     TaskSummary,
     Timeouts,
+    check_id,
+    check_struct,
     decode_raw,
     idempotency_digest,
     idempotency_scope,
@@ -179,12 +182,16 @@ class FleetClient:
 
         With `key`, the same key always yields the same task id, however often
         it is submitted (this outlives JetStream's duplicate window).
+
+        Raises:
+            InvalidValue: an id, key or number breaks the rule of
+                protocols/limits.py (the one the supervisor decodes with);
+                nothing was sent.
+            TaskRejected: the TASKS stream is full (`backpressure`).
         """
         if (skill is None) == (workflow is None):
             raise ValueError("give exactly one of skill or workflow")
         task_id = task_id or new_task_id()
-        if key is not None:
-            task_id = await self._claim_key(key, task_id)
         submit = Submit(
             task_id=task_id,
             skill=skill,
@@ -201,6 +208,14 @@ class FleetClient:
             submitted_ms=int(time.time() * 1000),
             client=self.bus.source,
         )
+        # Checked here, before a key is claimed for it, by the supervisor's own rule.
+        check_struct(submit, "submit")
+        if key is not None:
+            claimed = await self._claim_key(key, task_id)
+            if claimed != task_id:
+                # Another submit's id, read from KV IDEM: checked like any wire id.
+                task_id = check_id(claimed, "task id claimed for the key")
+                submit = msgspec.structs.replace(submit, task_id=task_id)
         try:
             # Msg-Id = task id: a resubmission (same key) is deduplicated by the
             # stream within its window and by the supervisor after it.
@@ -260,7 +275,13 @@ class FleetClient:
     async def watch(
         self, task_id: str | None = None, *, replay: bool = True
     ) -> AsyncGenerator[TaskEvent, None]:
-        """Events of one task (its history first, when `replay`) or of all tasks (live)."""
+        """Events of one task (its history first, when `replay`) or of all tasks (live).
+
+        Raises:
+            InvalidValue: `task_id` is not an id (it would be a bad subject).
+        """
+        if task_id is not None:
+            check_id(task_id, "task id")
         subject = self.subjects.events(task_id) if task_id else self.subjects.all_events()
         policy = js_api.DeliverPolicy.ALL if (replay and task_id) else js_api.DeliverPolicy.NEW
         sub = await self.bus.js.subscribe(
@@ -315,6 +336,7 @@ class FleetClient:
         `ready` is set once subscribed: subscribe before submitting (with a
         task id made beforehand) to miss nothing.
         """
+        check_id(task_id, "task id")  # it becomes a subject token
         queue: asyncio.Queue[OutputChunk | Progress | None] = asyncio.Queue()
 
         async def on_output(message: TaskOutput, _: object) -> Message | None:

@@ -20,6 +20,7 @@ from rich.table import Table
 from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout, tracing
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
+    InvalidValue,
     NatsFleetError,
     OutputChunk,
     RemoteError,
@@ -57,6 +58,9 @@ def _run(
     except RemoteError as exc:
         _console.print(f"[red]{exc.code.value}[/red]: {exc.detail}", highlight=False)
         code = EXIT_USAGE if exc.code.value in ("bad_request", "unknown_task") else EXIT_FAILED
+    except InvalidValue as exc:  # an id, key or number the fleet would refuse: nothing sent
+        _console.print(f"[red]error[/red]: {exc}", highlight=False)
+        code = EXIT_USAGE
     except NatsFleetError as exc:
         _console.print(f"[red]error[/red]: {exc}", highlight=False)
         code = EXIT_FAILED

@@ -220,6 +220,7 @@ class Supervisor:
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,
                 parallel=True,
+                max_failures=cfg.max_handler_failures,
             )
         )
         tg.create_task(
@@ -232,6 +233,7 @@ class Supervisor:
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,
                 parallel=True,
+                max_failures=cfg.max_handler_failures,
             )
         )
         engine.wake.set()
