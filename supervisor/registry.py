@@ -98,6 +98,13 @@ class Registry:
         )
         if old is None:
             log.info("instance %s (%s) joined", hello.instance_id, hello.agent)
+            if hello.heartbeat_interval_s >= self.heartbeat_timeout_s:
+                # It would look dead between two heartbeats: refused at admission,
+                # its attempts lost. A configuration error, not a fault.
+                log.warning(
+                    "instance %s heartbeats every %.3g s, not within heartbeat_timeout_s=%.3g s",
+                    hello.instance_id, hello.heartbeat_interval_s, self.heartbeat_timeout_s,
+                )  # fmt: skip
         if self.listener is not None:
             self.listener.capacity_changed()
 
