@@ -251,19 +251,32 @@ class Supervisor:
                 await self.bus.unsubscribe(sub, drain=False)  # type: ignore[arg-type]
 
     async def _keep_lease(self, lease: Lease) -> None:
+        """Renew on time; while renewals fail, retry until one succeeds or the
+        lease's acting window closes (the rule is in lease.py)."""
         while True:
-            await asyncio.sleep(lease.renew_interval_s)
-            try:
-                renewed = await asyncio.wait_for(lease.renew(), lease.renew_interval_s)
-            except Exception as exc:
-                log.warning("lease renewal failed: %s", exc)
-                renewed = lease.valid() and lease.held
-                if not lease.valid():
-                    renewed = False
-            if not renewed and not lease.valid():
-                raise _Deposed("lease lost")
-            if not lease.held:
-                raise _Deposed("lease taken by another supervisor")
+            await asyncio.sleep(max(0.0, lease.renewal_due_s()))
+            failing_since: float | None = None
+            while True:
+                remaining_s = lease.remaining_s()
+                if remaining_s <= 0:
+                    raise _Deposed("lease not renewed in time")
+                try:
+                    # A renewal that takes longer is abandoned, not cancelled
+                    # on the server: if it lands, the next one finds it (lease.py).
+                    timeout_s = min(remaining_s, lease.renew_interval_s)
+                    renewed = await asyncio.wait_for(lease.renew(), timeout_s)
+                except Exception as exc:
+                    if failing_since is None:
+                        failing_since = time.monotonic()
+                        log.warning("lease renewal failed, retrying: %r", exc)
+                    await asyncio.sleep(min(lease.retry_interval_s, max(lease.remaining_s(), 0)))
+                    continue
+                if not renewed:
+                    raise _Deposed("lease taken by another supervisor")
+                if failing_since is not None:
+                    took_s = time.monotonic() - failing_since
+                    log.warning("lease renewed again after %.2f s of failures", took_s)
+                break
 
     async def _watch_stop(self) -> None:
         await self._stop.wait()
