@@ -152,7 +152,7 @@ class Lease:
             # it (sent just before a disconnect): its expiry is no later than
             # this one's, so `_valid_from` stays; renew again on its revision.
             revision = await self.kv.update(self.key, _ENCODER.encode(new), last=self._revision)
-        if self._revision is None:  # dropped (the term ended) while this was in flight
+        if not self.held:  # dropped (the term ended) while this was in flight
             return False
         self._revision = revision
         self._valid_from = sent

@@ -38,7 +38,7 @@ from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.lease import Lease
 from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.recovery import take_over
-from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.registry import Registry, persist_every_s
 from natsfleet.supervisor.scheduler import Dispatcher
 from natsfleet.supervisor.store import TaskStore
 from natsfleet.supervisor.workflows import WorkflowDef
@@ -308,12 +308,13 @@ class Supervisor:
         return None
 
     async def _persist_agent(self, instance_id: str, *, force: bool) -> None:
-        """Keep the instance's view in KV AGENTS (expiring), for operators and tools."""
+        """Keep the instance's view in KV AGENTS (expiring), for operators and tools,
+        and for the next leader: its `last_seen_ms` carries over (recovery.py)."""
         lease = self._lease
         if lease is None or not lease.valid():
             return
         now = time.monotonic()
-        every_s = self.cfg.heartbeat_timeout_s / 2
+        every_s = persist_every_s(self.cfg.heartbeat_timeout_s)
         if not force and now - self._persisted.get(instance_id, 0.0) < every_s:
             return
         self._persisted[instance_id] = now

@@ -90,8 +90,7 @@ async def _lost_at(fleet: Any, task_id: str, instance_id: str, timeout_s: float)
                     continue
                 record = msgspec.json.decode(entry.value, type=TaskRecord)
                 if any(
-                    a.instance_id == instance_id and a.ended_ms is not None
-                    for a in record.history
+                    a.instance_id == instance_id and a.ended_ms is not None for a in record.history
                 ):
                     return time.monotonic()
             raise AssertionError("watch ended")
@@ -122,7 +121,6 @@ async def _silence_across_failover(fleet: Any, *, standby_heard_it: bool) -> Non
     lost = asyncio.create_task(_lost_at(fleet, task_id, "a1", timeout_s=30))
     await fleet.active("sup-b", timeout_s=10)
     detected_s = await lost - last_beat
-    print("DETECTED", detected_s)
     assert detected_s <= HB_TIMEOUT_S + 1.0 + TOLERANCE_S, detected_s
     # Not before its heartbeat timeout either (less a sweep and the test's own latency).
     assert detected_s >= HB_TIMEOUT_S - 0.3, detected_s
