@@ -168,7 +168,8 @@ class Registry:
         if self.listener is not None:
             with self._telling("heartbeat"):
                 self.listener.heartbeat(inst, hb)
-                if was_paused or hb.load < inst.capacity:
+            if was_paused or hb.load < inst.capacity:
+                with self._telling("heartbeat"):
                     self.listener.capacity_changed()
 
     def on_bye(self, bye: Bye) -> None:
