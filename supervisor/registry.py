@@ -112,8 +112,8 @@ class Registry:
     def carry(self, instance_id: str, incarnation: str, heard_s_ago: float) -> None:
         """Remember that the previous leader last heard `instance_id` `heard_s_ago`.
 
-        Only used while this process has not heard the instance itself
-        (`last_seen`); its own hearing, when it has any, is newer or as new.
+        `last_seen` weighs it against what this process heard itself (the
+        newer counts), for the same incarnation of a known instance.
         """
         heard = time.monotonic() - max(heard_s_ago, 0.0)
         self._carried[instance_id] = _Carried(incarnation=incarnation, heard=heard)

@@ -251,32 +251,33 @@ class Supervisor:
                 await self.bus.unsubscribe(sub, drain=False)  # type: ignore[arg-type]
 
     async def _keep_lease(self, lease: Lease) -> None:
-        """Renew on time; while renewals fail, retry until one succeeds or the
-        lease's acting window closes (the rule is in lease.py)."""
         while True:
             await asyncio.sleep(max(0.0, lease.renewal_due_s()))
-            failing_since: float | None = None
-            while True:
-                remaining_s = lease.remaining_s()
-                if remaining_s <= 0:
-                    raise _Deposed("lease not renewed in time")
-                try:
-                    # A renewal that takes longer is abandoned, not cancelled
-                    # on the server: if it lands, the next one finds it (lease.py).
-                    timeout_s = min(remaining_s, lease.renew_interval_s)
-                    renewed = await asyncio.wait_for(lease.renew(), timeout_s)
-                except Exception as exc:
-                    if failing_since is None:
-                        failing_since = time.monotonic()
-                        log.warning("lease renewal failed, retrying: %r", exc)
-                    await asyncio.sleep(min(lease.retry_interval_s, max(lease.remaining_s(), 0)))
-                    continue
-                if not renewed:
-                    raise _Deposed("lease taken by another supervisor")
-                if failing_since is not None:
-                    took_s = time.monotonic() - failing_since
-                    log.warning("lease renewed again after %.2f s of failures", took_s)
-                break
+            await self._renew(lease)
+
+    async def _renew(self, lease: Lease) -> None:
+        """Renew; while that fails, retry until it succeeds or the lease's acting
+        window closes, which ends the term (the rule is in lease.py)."""
+        failing_since: float | None = None
+        while (remaining_s := lease.remaining_s()) > 0:
+            try:
+                # Patience of ttl/3 per attempt (a loaded server is slow, not
+                # gone). One given up on is abandoned, not undone on the
+                # server: if it lands, the next one finds it (lease.py).
+                renewed = await asyncio.wait_for(lease.renew(), min(remaining_s, lease.ttl_s / 3))
+            except Exception as exc:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("lease renewal failed, retrying: %r", exc)
+                await asyncio.sleep(min(lease.retry_interval_s, max(lease.remaining_s(), 0.0)))
+                continue
+            if not renewed:
+                raise _Deposed("lease taken by another supervisor")
+            if failing_since is not None:
+                took_s = time.monotonic() - failing_since
+                log.warning("lease renewed again after %.2f s of failures", took_s)
+            return
+        raise _Deposed("lease not renewed in time")
 
     async def _watch_stop(self) -> None:
         await self._stop.wait()
