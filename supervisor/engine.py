@@ -93,8 +93,16 @@ class Engine:
     # -- plumbing -------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run an action in the term's TaskGroup; NotLeader ends the term."""
-        self.tg.create_task(self._guard(coro))
+        """Run an action in the term's TaskGroup; NotLeader ends the term.
+
+        Once the term is ending (its TaskGroup shuts down) nothing new starts:
+        the next term redoes whatever this one left undone.
+        """
+        try:
+            self.tg.create_task(self._guard(coro))
+        except RuntimeError:  # "TaskGroup ... is shutting down" / "is finished"
+            coro.close()
+            log.debug("term ending: an action was not started")
 
     async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
@@ -466,11 +474,18 @@ class Engine:
             attempt.ending = True
             self.spawn(self.attempt_lost(attempt.token, why))
 
+    # A term whose lease lapsed (deposed, or stopped past it) ignores the
+    # fleet's news: the term that holds the lease acts on it.
+
     def instance_gone(self, instance_id: str, reason: str) -> None:
+        if not self.store.lease.valid():
+            return
         for attempt in self.attempts.on_instance(instance_id):
             self._lose(attempt, f"instance {instance_id} {reason}")
 
     def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        if not self.store.lease.valid():
+            return
         held = {f.token for f in heartbeat.in_flight}
         held.update(heartbeat.recent)
         for attempt in self.attempts.on_instance(instance.instance_id):
@@ -484,6 +499,8 @@ class Engine:
         self.wake.set()
 
     def unknown_instance(self, instance_id: str) -> None:
+        if not self.store.lease.valid():
+            return
         # At most one rollcall a second, however many strangers heartbeat.
         now = time.monotonic()
         if now - self._last_rollcall >= 1.0:

@@ -37,7 +37,7 @@ from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.lease import Lease
 from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.recovery import take_over
-from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.registry import Registry, persist_every_s
 from natsfleet.supervisor.scheduler import Dispatcher
 from natsfleet.supervisor.store import TaskStore
 from natsfleet.supervisor.workflows import WorkflowDef
@@ -254,18 +254,32 @@ class Supervisor:
 
     async def _keep_lease(self, lease: Lease) -> None:
         while True:
-            await asyncio.sleep(lease.renew_interval_s)
+            await asyncio.sleep(max(0.0, lease.renewal_due_s()))
+            await self._renew(lease)
+
+    async def _renew(self, lease: Lease) -> None:
+        """Renew; while that fails, retry until it succeeds or the lease's acting
+        window closes, which ends the term (the rule is in lease.py)."""
+        failing_since: float | None = None
+        while (remaining_s := lease.remaining_s()) > 0:
             try:
-                renewed = await asyncio.wait_for(lease.renew(), lease.renew_interval_s)
+                # Patience of ttl/3 per attempt (a loaded server is slow, not
+                # gone). One given up on is abandoned, not undone on the
+                # server: if it lands, the next one finds it (lease.py).
+                renewed = await asyncio.wait_for(lease.renew(), min(remaining_s, lease.ttl_s / 3))
             except Exception as exc:
-                log.warning("lease renewal failed: %s", exc)
-                renewed = lease.valid() and lease.held
-                if not lease.valid():
-                    renewed = False
-            if not renewed and not lease.valid():
-                raise _Deposed("lease lost")
-            if not lease.held:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("lease renewal failed, retrying: %r", exc)
+                await asyncio.sleep(min(lease.retry_interval_s, max(lease.remaining_s(), 0.0)))
+                continue
+            if not renewed:
                 raise _Deposed("lease taken by another supervisor")
+            if failing_since is not None:
+                took_s = time.monotonic() - failing_since
+                log.warning("lease renewed again after %.2f s of failures", took_s)
+            return
+        raise _Deposed("lease not renewed in time")
 
     async def _watch_stop(self) -> None:
         await self._stop.wait()
@@ -297,12 +311,13 @@ class Supervisor:
         return None
 
     async def _persist_agent(self, instance_id: str, *, force: bool) -> None:
-        """Keep the instance's view in KV AGENTS (expiring), for operators and tools."""
+        """Keep the instance's view in KV AGENTS (expiring), for operators and tools,
+        and for the next leader: its `last_seen_ms` carries over (recovery.py)."""
         lease = self._lease
         if lease is None or not lease.valid():
             return
         now = time.monotonic()
-        every_s = self.cfg.heartbeat_timeout_s / 2
+        every_s = persist_every_s(self.cfg.heartbeat_timeout_s)
         if not force and now - self._persisted.get(instance_id, 0.0) < every_s:
             return
         self._persisted[instance_id] = now
