@@ -3,6 +3,7 @@ exception becomes a wire `Failure` (type and message, never a traceback)."""
 
 from natsfleet.bus.redact import redact
 from natsfleet.protocols import NatsFleetError
+from natsfleet.protocols.limits import LABEL_MAX_CHARS
 
 # A Failure's detail travels in messages, logs and DLQ entries: keep it short.
 MAX_DETAIL_CHARS = 2_000
@@ -81,4 +82,6 @@ def describe_exception(exc: BaseException) -> tuple[str, str, bool]:
     detail = redact(detail)
     if len(detail) > MAX_DETAIL_CHARS:
         detail = detail[:MAX_DETAIL_CHARS] + "..."
-    return error_type, detail, retryable
+    # A label on the wire (protocols/limits.py): longer, the whole Failure
+    # would be refused and the attempt's outcome lost.
+    return error_type[:LABEL_MAX_CHARS], detail, retryable

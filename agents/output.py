@@ -3,12 +3,20 @@
 `ctx.stream()` and `ctx.progress()` only record; one pump per process
 publishes what accumulated every `output_flush_s`, so a skill streaming LLM
 tokens sends a few messages a second, not one per token.
+
+Traced, each publish joins the trace of the attempt that produced it: the
+buffer keeps the skill's context from its latest `stream`/`progress` call,
+and the pump publishes in (a copy of) that context, as the outbox does for
+outcomes. Otherwise the pump's own task has no span and every output would
+start a trace of its own.
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 
+from natsfleet.bus import tracing
 from natsfleet.protocols import Message, OutputChunk, Progress
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,8 @@ class OutputBuffer:
         self._seq = 0
         self._streamed = False
         self.closed = False
+        # The skill's context (its span) when tracing is on, else None.
+        self.context: contextvars.Context | None = None
 
     def add_text(self, chunk: str) -> None:
         if self.closed or not chunk:
@@ -41,12 +51,14 @@ class OutputBuffer:
         self._text.append(chunk)
         self._chars += len(chunk)
         self._streamed = True
+        self.context = tracing.capture() or self.context
         self._pump.mark(self, eager=self._chars >= _EAGER_FLUSH_CHARS)
 
     def set_progress(self, fraction: float | None, note: str) -> None:
         if self.closed:
             return
         self._progress = (fraction, note)
+        self.context = tracing.capture() or self.context
         self._pump.mark(self)
 
     def take(self, final: bool) -> list[Message]:
@@ -115,7 +127,19 @@ class OutputPump:
         buffer.closed = True
 
     async def _send(self, buffer: OutputBuffer, *, final: bool) -> None:
-        for message in buffer.take(final):
+        messages = buffer.take(final)
+        if not messages:
+            return
+        if buffer.context is None:
+            await self._publish_all(buffer, messages)
+            return
+        # A copy: the final flush may overlap the pump's send of the same buffer,
+        # and one Context cannot be entered by two tasks at once.
+        context = buffer.context.copy()
+        await asyncio.create_task(self._publish_all(buffer, messages), context=context)
+
+    async def _publish_all(self, buffer: OutputBuffer, messages: list[Message]) -> None:
+        for message in messages:
             try:
                 await self._publish(buffer.subject, message)
             except Exception as exc:  # watchers are best effort; the outcome is not

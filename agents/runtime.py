@@ -26,6 +26,7 @@ from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
 from natsfleet.bus.logs import task_scope
 from natsfleet.bus.loop import wait_event
 from natsfleet.protocols import (
+    ID_MAX_CHARS,
     Accept,
     AgentInbox,
     Assign,
@@ -40,6 +41,7 @@ from natsfleet.protocols import (
     Reject,
     RejectCode,
     Rollcall,
+    check_struct,
     check_token,
     encode,
     new_incarnation,
@@ -56,8 +58,9 @@ _HANDBACK_WAIT_S = 1.0
 
 
 def default_instance_id(agent_name: str) -> str:
-    """`<agent>-<6 hex digits>`: unique enough per fleet, readable in listings."""
-    return f"{agent_name}-{secrets.token_hex(3)}"
+    """`<agent>-<6 hex digits>`: unique enough per fleet, readable in listings
+    (the name cut so the whole stays an id, protocols/limits.py)."""
+    return f"{agent_name[: ID_MAX_CHARS - 7]}-{secrets.token_hex(3)}"
 
 
 class AgentRuntime:
@@ -101,6 +104,10 @@ class AgentRuntime:
             skills=type(agent).skill_specs(),
             config=self.config,
         )
+        # Whatever the supervisor would refuse to decode (protocols/limits.py: a
+        # version over 256 characters, a capacity out of range) stops us here,
+        # not as an instance that says hello and is never seen.
+        check_struct(self.presence.hello(), "hello")
         #: Set once the instance has said hello and takes assignments.
         self.ready = asyncio.Event()
         self.slots = Slots(self.config.capacity)

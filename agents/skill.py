@@ -7,7 +7,6 @@ may name types defined further down the module.
 """
 
 import inspect
-import re
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,13 +15,12 @@ from typing import Any, TypeVar, overload
 import msgspec
 
 from natsfleet.agents.errors import AgentDefinitionError
-from natsfleet.protocols import DlqReason, ProtocolError, SkillSpec
+from natsfleet.protocols import ID_MAX_CHARS, DlqReason, ProtocolError, SkillSpec, is_name
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 _MARK = "__natsfleet_skill__"
 _CACHE = "__natsfleet_skills__"
-_SKILL_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +115,10 @@ def _resolve(cls: type, attr: str, method: Callable[..., Any], options: _SkillOp
     except (TypeError, ValueError) as exc:
         raise AgentDefinitionError(f"skill {where}: type not usable on the wire: {exc}") from exc
     name = options.name or attr
-    if not _SKILL_NAME.match(name):
-        raise AgentDefinitionError(f"skill name {name!r} must match [A-Za-z0-9_.-]+")
+    if not is_name(name):
+        raise AgentDefinitionError(
+            f"skill name {name!r} must be 1 to {ID_MAX_CHARS} characters of A-Z a-z 0-9 _ - ."
+        )
     doc = inspect.getdoc(method) or ""
     description = options.description if options.description is not None else doc.split("\n")[0]
     return SkillDef(

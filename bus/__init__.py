@@ -8,6 +8,7 @@ the fleet's JetStream assets, and the embedded nats-server launcher.
 from natsfleet.bus.acks import StreamAck
 from natsfleet.bus.client import (
     FleetClient,
+    IdempotencyKeyMismatch,
     TaskFailed,
     TaskRejected,
     WaitTimeout,
@@ -37,6 +38,7 @@ __all__ = [
     "FleetClient",
     "Handler",
     "HeaderHook",
+    "IdempotencyKeyMismatch",
     "Incoming",
     "NatsServer",
     "NoResponders",

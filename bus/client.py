@@ -4,11 +4,12 @@ the supervisor's control API. The CLI, tests and agents' `ctx.call` use it.
 
 import asyncio
 import contextlib
-import hashlib
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
+import msgspec
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
@@ -16,6 +17,7 @@ from natsfleet.bus import tracing
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.connection import Bus
 from natsfleet.protocols import (
+    BLOB_HEADER,
     NULL_RAW,
     Ack,
     AgentInfo,
@@ -46,7 +48,11 @@ from natsfleet.protocols import (
     TaskStatusReply,
     TaskSummary,
     Timeouts,
+    check_id,
+    check_struct,
     decode_raw,
+    idempotency_digest,
+    idempotency_scope,
     is_terminal,
     new_task_id,
     to_raw,
@@ -62,6 +68,9 @@ _LIST = Codec[TaskListReply | ErrorReply](TaskListReply | ErrorReply)
 _ACK = Codec[Ack | ErrorReply](Ack | ErrorReply)
 _AGENTS = Codec[AgentsReply | ErrorReply](AgentsReply | ErrorReply)
 _DLQ = Codec[DlqReply | ErrorReply](DlqReply | ErrorReply)
+# What an IDEM entry may name: a task id we can put in a subject (ULIDs,
+# workflow step ids `<run>-<step>-<n>`, ids callers chose).
+_TASK_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 
 
 class TaskRejected(NatsFleetError):
@@ -95,6 +104,30 @@ class TaskFailed(NatsFleetError):
         super().__init__(f"task {event.task_id} {event.state.value}: {why}")
 
 
+class IdempotencyKeyMismatch(NatsFleetError):
+    """The task an idempotency key points at was not submitted with that key.
+
+    The key's IDEM entry was overwritten (by a user allowed to write that
+    key's scope): the submit refuses the task instead of returning another
+    submission's task. Not retryable: the entry stays until its TTL or until
+    someone with the rights removes it.
+    """
+
+    retryable = False
+
+    def __init__(self, key_hash: str, task_id: str, detail: str) -> None:
+        self.key_hash = key_hash
+        self.task_id = task_id
+        self.detail = detail
+        super().__init__(f"idempotency key {key_hash[:12]}... points at task {task_id!r}, {detail}")
+
+
+def _check_event(event: TaskEvent, digest: str) -> None:
+    if event.key_hash != digest:
+        found = "no key" if event.key_hash is None else f"key {event.key_hash[:12]}..."
+        raise IdempotencyKeyMismatch(digest, event.task_id, f"submitted with {found}")
+
+
 @contextlib.contextmanager
 def _submit_span(task_id: str, skill: str | None, workflow: str | None) -> Iterator[None]:
     """The root of a task's trace (unless the caller is inside a span already)."""
@@ -109,9 +142,16 @@ def _submit_span(task_id: str, skill: str | None, workflow: str | None) -> Itera
         yield
 
 
-def idempotency_bucket_key(key: str) -> str:
-    """KV keys allow few characters; any user key maps to a stable hex digest."""
-    return hashlib.sha256(key.encode()).hexdigest()
+def idempotency_bucket_key(key: str, role: str = "client") -> str:
+    """The IDEM entry of `key` for a process of Bus role `role`: its scope (the
+    only part of the bucket that role's NATS user may write) and the key's
+    sha256 (KV keys allow few characters)."""
+    return f"{idempotency_scope(role)}.{idempotency_digest(key)}"
+
+
+#: Task ids handed out for a key before their task had any event, checked when
+#: one is seen (`FleetClient.watch`); the oldest are forgotten beyond this.
+_UNCHECKED_MAX = 10_000
 
 
 class FleetClient:
@@ -134,6 +174,8 @@ class FleetClient:
         self.subjects = bus.subjects
         self._owns_bus = owns_bus
         self._opened = False
+        # task id -> key hash it must show at its first event (`_check_key`).
+        self._unchecked: dict[str, str] = {}
 
     @classmethod
     def from_env(cls, config: BusConfig | None = None, **overrides: Any) -> "FleetClient":
@@ -189,12 +231,16 @@ class FleetClient:
 
         With `key`, the same key always yields the same task id, however often
         it is submitted (this outlives JetStream's duplicate window).
+
+        Raises:
+            InvalidValue: an id, key or number breaks the rule of
+                protocols/limits.py (the one the supervisor decodes with);
+                nothing was sent.
+            TaskRejected: the TASKS stream is full (`backpressure`).
         """
         if (skill is None) == (workflow is None):
             raise ValueError("give exactly one of skill or workflow")
         task_id = task_id or new_task_id()
-        if key is not None:
-            task_id = await self._claim_key(key, task_id)
         submit = Submit(
             task_id=task_id,
             skill=skill,
@@ -211,6 +257,14 @@ class FleetClient:
             submitted_ms=int(time.time() * 1000),
             client=self.bus.source,
         )
+        # Checked here, before a key is claimed for it, by the supervisor's own rule.
+        check_struct(submit, "submit")
+        if key is not None:
+            claimed = await self._claim_key(key, task_id)
+            if claimed != task_id:
+                # Another submit's id, read from KV IDEM: checked like any wire id.
+                task_id = check_id(claimed, "task id claimed for the key")
+                submit = msgspec.structs.replace(submit, task_id=task_id)
         try:
             # Msg-Id = task id: a resubmission (same key) is deduplicated by the
             # stream within its window and by the supervisor after it.
@@ -224,22 +278,59 @@ class FleetClient:
 
     async def _claim_key(self, key: str, task_id: str) -> str:
         kv = await self.bus.kv(Bucket.IDEM)
-        bucket_key = idempotency_bucket_key(key)
+        digest = idempotency_digest(key)
+        bucket_key = idempotency_bucket_key(key, self.bus.role)
         try:
             await kv.create(bucket_key, task_id.encode())
             return task_id
         except js_errors.KeyWrongLastSequenceError:
             entry = await kv.get(bucket_key)
-            # Re-publishing under the existing id is harmless (deduplicated)
-            # and covers a client that died between claiming and publishing.
-            return (entry.value or b"").decode() or task_id
+        # Re-publishing under the existing id is harmless (deduplicated)
+        # and covers a client that died between claiming and publishing.
+        existing = (entry.value or b"").decode(errors="replace") or task_id
+        if existing != task_id:  # a task the caller did not name itself
+            await self._check_key(existing, digest)
+        return existing
+
+    async def _check_key(self, task_id: str, digest: str) -> None:
+        """Refuse a task (from an IDEM entry others may write) not submitted with the key.
+
+        Only the supervisor writes EVENTS, and every event of a keyed task
+        carries its key's hash. A task with no event yet (not admitted: its
+        Submit may be in TASKS, or was never published) is checked by
+        `watch` (so `wait` and `result`) at its first event.
+        """
+        if not _TASK_ID.match(task_id):
+            raise IdempotencyKeyMismatch(digest, task_id, "which is not a task id")
+        try:
+            raw = await self.bus.js.get_msg(
+                self.subjects.stream(Stream.EVENTS),
+                seq=1,
+                subject=self.subjects.events(task_id),
+                next=True,
+            )
+            event = None if BLOB_HEADER in (raw.headers or {}) else _EVENT.decode(raw.data or b"")
+        except (js_errors.NotFoundError, NatsFleetError):
+            event = None
+        if event is None:
+            self._unchecked[task_id] = digest
+            while len(self._unchecked) > _UNCHECKED_MAX:
+                del self._unchecked[next(iter(self._unchecked))]
+            return
+        _check_event(event, digest)
 
     # -- waiting and watching -----------------------------------------------------
 
     async def watch(
         self, task_id: str | None = None, *, replay: bool = True
     ) -> AsyncGenerator[TaskEvent, None]:
-        """Events of one task (its history first, when `replay`) or of all tasks (live)."""
+        """Events of one task (its history first, when `replay`) or of all tasks (live).
+
+        Raises:
+            InvalidValue: `task_id` is not an id (it would be a bad subject).
+        """
+        if task_id is not None:
+            check_id(task_id, "task id")
         subject = self.subjects.events(task_id) if task_id else self.subjects.all_events()
         policy = js_api.DeliverPolicy.ALL if (replay and task_id) else js_api.DeliverPolicy.NEW
         sub = await self.bus.js.subscribe(
@@ -256,6 +347,10 @@ class FleetClient:
                     )
                 except NatsFleetError:
                     continue  # a malformed event is not this watcher's to fix
+                digest = self._unchecked.get(event.task_id) if task_id else None
+                if digest is not None:
+                    _check_event(event, digest)
+                    del self._unchecked[event.task_id]
                 yield event
         finally:
             await sub.unsubscribe()
@@ -290,6 +385,7 @@ class FleetClient:
         `ready` is set once subscribed: subscribe before submitting (with a
         task id made beforehand) to miss nothing.
         """
+        check_id(task_id, "task id")  # it becomes a subject token
         queue: asyncio.Queue[OutputChunk | Progress | None] = asyncio.Queue()
 
         async def on_output(message: TaskOutput, _: object) -> Message | None:
@@ -315,11 +411,18 @@ class FleetClient:
     # -- control API --------------------------------------------------------------------
 
     async def _control(
-        self, verb: str, request: Message, codec: Codec[R], timeout_s: float | None
+        self,
+        verb: str,
+        request: Message,
+        codec: Codec[R],
+        timeout_s: float | None,
+        task_id: str | None = None,
     ) -> R:
-        return await self.bus.request(
-            self.subjects.control(verb), request, codec, timeout_s=timeout_s
-        )
+        # Traced, `control <verb>` (with the task id, if any) is the request's parent.
+        with tracing.client_span(f"control {verb}", task_id):
+            return await self.bus.request(
+                self.subjects.control(verb), request, codec, timeout_s=timeout_s
+            )
 
     async def status(self, task_id: str, *, timeout_s: float | None = None) -> TaskRecord:
         return (await self.status_reply(task_id, timeout_s=timeout_s)).task
@@ -328,22 +431,37 @@ class FleetClient:
         self, task_id: str, *, timeout_s: float | None = None
     ) -> TaskStatusReply:
         """The task record and, for a workflow run, its steps (`reply.workflow`)."""
-        reply = await self._control("status", StatusRequest(task_id=task_id), _STATUS, timeout_s)
+        request = StatusRequest(task_id=task_id)
+        reply = await self._control("status", request, _STATUS, timeout_s, task_id)
         assert isinstance(reply, TaskStatusReply)
         return reply
 
     async def list(
         self, state: TaskState | None = None, limit: int = 100, *, timeout_s: float | None = None
     ) -> tuple[TaskSummary, ...]:
-        reply = await self._control("list", ListRequest(state=state, limit=limit), _LIST, timeout_s)
+        """The first page of tasks (see `list_page`)."""
+        return (await self.list_page(state, limit, timeout_s=timeout_s)).tasks
+
+    async def list_page(
+        self,
+        state: TaskState | None = None,
+        limit: int = 100,
+        before_seq: int | None = None,
+        *,
+        timeout_s: float | None = None,
+    ) -> TaskListReply:
+        """One page of tasks, most recently changed first; pass the reply's
+        `next_before_seq` as `before_seq` for the next one (`more` says if any)."""
+        request = ListRequest(state=state, limit=limit, before_seq=before_seq)
+        reply = await self._control("list", request, _LIST, timeout_s)
         assert isinstance(reply, TaskListReply)
-        return reply.tasks
+        return reply
 
     async def cancel(
         self, task_id: str, reason: str = "", *, timeout_s: float | None = None
     ) -> Ack:
         reply = await self._control(
-            "cancel", CancelRequest(task_id=task_id, reason=reason), _ACK, timeout_s
+            "cancel", CancelRequest(task_id=task_id, reason=reason), _ACK, timeout_s, task_id
         )
         assert isinstance(reply, Ack)
         return reply
@@ -363,16 +481,36 @@ class FleetClient:
             input=NULL_RAW if input is None else to_raw(input),
             note=note,
         )
-        reply = await self._control("approve", request, _ACK, timeout_s)
+        reply = await self._control("approve", request, _ACK, timeout_s, task_id)
         assert isinstance(reply, Ack)
         return reply
 
     async def agents(
         self, agent: str | None = None, *, timeout_s: float | None = None
     ) -> tuple[AgentInfo, ...]:
-        reply = await self._control("agents", AgentsRequest(agent=agent), _AGENTS, timeout_s)
+        """Every instance the supervisor knows (of `agent`), page by page."""
+        found: list[AgentInfo] = []
+        after: str | None = None
+        while True:
+            reply = await self.agents_page(agent, after=after, timeout_s=timeout_s)
+            found += reply.agents
+            if not reply.more or reply.next_after is None:
+                return tuple(found)
+            after = reply.next_after
+
+    async def agents_page(
+        self,
+        agent: str | None = None,
+        *,
+        limit: int = 500,
+        after: str | None = None,
+        timeout_s: float | None = None,
+    ) -> AgentsReply:
+        """One page of instances by id; the next starts after `reply.next_after`."""
+        request = AgentsRequest(agent=agent, limit=limit, after=after)
+        reply = await self._control("agents", request, _AGENTS, timeout_s)
         assert isinstance(reply, AgentsReply)
-        return reply.agents
+        return reply
 
     async def dlq(self, request: DlqRequest, *, timeout_s: float | None = None) -> DlqReply:
         reply = await self._control("dlq", request, _DLQ, timeout_s)

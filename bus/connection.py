@@ -24,6 +24,7 @@ from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
 from natsfleet.bus.receive import FleetNats
+from natsfleet.bus.redelivery import DEFAULT_MAX_FAILURES, HandlerFailures, is_transient
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
 from natsfleet.protocols import (
@@ -538,12 +539,15 @@ class Bus:
         ack_wait_s: float = 30.0,
         ready: asyncio.Event | None = None,
         parallel: bool = False,
+        max_failures: int = DEFAULT_MAX_FAILURES,
     ) -> None:
         """Pull from a durable consumer until cancelled (bus/pull.py).
 
         A message is acked when its handler returns (unless the handler acked,
         nak'ed or term'ed it itself), nak'ed with a delay if the handler
-        raises, and dead-lettered then terminated if it cannot be decoded.
+        raises, and dead-lettered then terminated if it cannot be decoded or
+        its handler failed `max_failures` times with an error that is not
+        transient (bus/redelivery.py).
         At most `batch` messages are requested or being handled at once. With
         `parallel` they are handled concurrently (the handler must serialize
         what needs it); without, one at a time in stream order.
@@ -569,6 +573,7 @@ class Bus:
             except nats.js.errors.NotFoundError:
                 await self.js.add_consumer(stream_name, config)
 
+        failures = HandlerFailures(max_failures)
         running: set[asyncio.Task[None]] = set()
         # In order: one worker takes them from here, so the subscription's
         # callback (which also reads the pull requests' heartbeats) never waits.
@@ -576,7 +581,7 @@ class Bus:
 
         async def settle(msg: Msg) -> None:
             try:
-                await self._dispatch_js(msg, codec, handler)
+                await self._dispatch_js(msg, codec, handler, failures)
             finally:
                 pull.done()
 
@@ -622,6 +627,40 @@ class Bus:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
+    async def _handler_failed(
+        self, msg: Msg, incoming: Incoming, exc: Exception, failures: HandlerFailures
+    ) -> None:
+        """Nak for another delivery, or dead-letter and terminate (bus/redelivery.py)."""
+        if is_transient(exc):
+            log.info("handler for %s: %s; will be redelivered", msg.subject, exc)
+            await incoming.nak(delay_s=1.0)
+            return
+        seq = msg.metadata.sequence.stream
+        count = failures.add(seq)
+        if count < failures.limit:
+            log.exception(
+                "handler for %s failed (%d of %d); will be redelivered",
+                msg.subject, count, failures.limit,
+            )  # fmt: skip
+            await incoming.nak(delay_s=failures.delay_s(count))
+            return
+        log.error(
+            "handler for %s failed %d times: %s: %s; dead-lettered",
+            msg.subject, count, type(exc).__name__, exc,
+        )  # fmt: skip
+        stored = await self.dead_letter(
+            DlqReason.HANDLER_ERROR,
+            subject=msg.subject,
+            error=f"{type(exc).__name__}: {exc} (failed {count} deliveries)",
+            headers=msg.headers,
+            payload=incoming.data,
+        )
+        if not stored:  # never drop a message whose DLQ entry is not kept
+            await incoming.nak(delay_s=failures.delay_s(count))
+            return
+        failures.forget(seq)
+        await incoming.term()
+
     async def _retrying(self, operation: Callable[[], Awaitable[R]], what: str) -> R:
         """Run a JetStream operation until it succeeds (transient NATS errors only)."""
         logged = False
@@ -635,7 +674,11 @@ class Bus:
                 await asyncio.sleep(self.config.reconnect_wait_s)
 
     async def _dispatch_js(
-        self, msg: Msg, codec: Codec[T], handler: Callable[[T, Incoming], Awaitable[None]]
+        self,
+        msg: Msg,
+        codec: Codec[T],
+        handler: Callable[[T, Incoming], Awaitable[None]],
+        failures: HandlerFailures,
     ) -> None:
         self.stats.received += 1
         try:
@@ -652,11 +695,7 @@ class Bus:
                 await handler(value, incoming)
         except Exception as exc:
             self.stats.handler_errors += 1
-            if getattr(exc, "retryable", False):
-                log.info("handler for %s: %s; will be redelivered", msg.subject, exc)
-            else:
-                log.exception("handler for %s failed; will be redelivered", msg.subject)
-            settle = incoming.nak(delay_s=1.0)
+            settle = self._handler_failed(msg, incoming, exc, failures)
         else:
             settle = incoming.ack()
         try:

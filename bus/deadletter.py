@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 # A DLQ entry must itself fit in one message; the rest of a huge payload is cut.
 MAX_KEPT_PAYLOAD_BYTES = 256 * 1024
+MAX_ERROR_CHARS = 4096
+# Per header value: a hostile 500 KB `Nats-Msg-Id` must not make the entry too big to store.
+MAX_KEPT_HEADER_CHARS = 4096
 
 #: The error code a requester gets for each way a message can be malformed.
 REPLY_CODE: dict[DlqReason, ErrorCode] = {
@@ -49,6 +52,8 @@ def build_entry(
     attempts: tuple[AttemptRecord, ...] = (),
 ) -> DeadLetter:
     """A DLQ entry; secrets are redacted from its error, headers and payload."""
+    if len(error) > MAX_ERROR_CHARS:  # e.g. an exception quoting a huge hostile id
+        error = f"{error[:MAX_ERROR_CHARS]}... ({len(error)} characters)"
     kept = payload
     if len(payload) > MAX_KEPT_PAYLOAD_BYTES:
         kept = payload[:MAX_KEPT_PAYLOAD_BYTES]
@@ -58,12 +63,23 @@ def build_entry(
         subject=subject,
         error=redact(error),
         at_ms=int(time.time() * 1000),
-        headers=redact_mapping(normalized(headers)),
+        headers=redact_mapping(_cut_headers(normalized(headers))),
         payload=redact_bytes(kept),
         source=source,
         task_id=task_id,
         attempts=attempts,
     )
+
+
+def _cut_headers(headers: dict[str, str]) -> dict[str, str]:
+    if all(len(value) <= MAX_KEPT_HEADER_CHARS for value in headers.values()):
+        return headers
+    return {
+        name: value
+        if len(value) <= MAX_KEPT_HEADER_CHARS
+        else f"{value[:MAX_KEPT_HEADER_CHARS]}... ({len(value)} characters)"
+        for name, value in headers.items()
+    }
 
 
 async def publish_entry(

@@ -10,6 +10,7 @@ or `NATSFLEET_TRACE_NATS=1` asks for spans on NATS (for `natsfleet trace`);
 """
 
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,8 @@ INSTRUMENTATION = "natsfleet"
 TASK_ID_ATTRIBUTE = "natsfleet.task.id"
 #: Span attribute naming the workflow run a span belongs to.
 WORKFLOW_ID_ATTRIBUTE = "natsfleet.workflow.id"
+#: Span attribute naming the task a control request (status, cancel, ...) is about.
+CONTROL_TASK_ID_ATTRIBUTE = "natsfleet.control.task.id"
 
 
 @dataclass(slots=True)
@@ -221,6 +224,29 @@ def process_span(
         attributes=_messaging_attributes("process", subject, size, queue),
     ) as span:
         yield span
+
+
+def capture() -> contextvars.Context | None:
+    """The caller's context (its current span), for work another task does on
+    its behalf later, e.g. publishing a skill's batched output; None untraced."""
+    return contextvars.copy_context() if _active is not None else None
+
+
+@contextlib.contextmanager
+def client_span(name: str, task_id: str | None = None) -> Iterator[None]:
+    """A CLIENT span around one call made for a user (a control request), so
+    the request's `publish` has a named parent that says what was asked.
+
+    The task it is about is `natsfleet.control.task.id`, not `natsfleet.task.id`:
+    a `status` is its own trace, and `natsfleet trace` must find the task's."""
+    if _active is None:
+        yield
+        return
+    from opentelemetry.trace import SpanKind
+
+    attributes = {CONTROL_TASK_ID_ATTRIBUTE: task_id} if task_id else {}
+    with _active.tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
+        yield
 
 
 def current_traceparent() -> str | None:

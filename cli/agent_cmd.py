@@ -45,7 +45,7 @@ def run_command(
     SIGTERM or Ctrl-C drains it: running tasks get the grace period, the rest
     are handed back, and it exits 0. A second signal hands back at once.
     """
-    from natsfleet.agents import load_agent, run_agent
+    from natsfleet.agents import default_instance_id, load_agent, run_agent
     from natsfleet.bus import BusConfig
     from natsfleet.bus.logs import setup_logging, setup_process
 
@@ -55,8 +55,10 @@ def run_command(
         sys.path.insert(0, os.getcwd())
     try:
         agent_cls = load_agent(spec)
+        # Chosen before telemetry starts: `service.instance.id` is the instance id.
+        instance_id = instance_id or default_instance_id(agent_cls.name)
         # Each agent type is its own service in traces: natsfleet-agent-<name>.
-        setup_process(f"natsfleet-agent-{agent_cls.name}", instance_id or "")
+        setup_process(f"natsfleet-agent-{agent_cls.name}", instance_id)
         overrides = {
             "capacity": capacity,
             "heartbeat_interval_s": heartbeat_s,
@@ -86,11 +88,13 @@ def agents_command(
     timeout_s: float,
 ) -> None:
     """List live agent instances, as the supervisor's registry knows them."""
-    from natsfleet.bus import BusConfig, NoResponders, RequestTimeout
+    from natsfleet.bus import BusConfig, NoResponders, RequestTimeout, tracing
 
     # The connection's retry warnings would bury the one line that matters here.
     logging.getLogger("natsfleet.bus").setLevel(logging.ERROR)
     config = BusConfig.from_env(url=nats_url, prefix=prefix, name="natsfleet agents")
+    # Traced like the task verbs: the request carries its trace context.
+    tracing.configure("natsfleet-client")
     try:
         agents = asyncio.run(_fetch_agents(config, agent_name, timeout_s))
     except (NoResponders, RequestTimeout):
@@ -102,6 +106,8 @@ def agents_command(
         sys.exit(2)
     except (NatsFleetError, OSError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        tracing.uninstall()  # flush spans before exiting
     if as_json:
         click.echo(msgspec.json.format(msgspec.json.encode(agents)).decode())
         return

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming, NatsServer, shared_gomaxprocs
-from natsfleet.protocols import AgentAnnouncement, Codec, Hello, Message, Rollcall
+from natsfleet.protocols import AgentAnnouncement, Codec, Hello, Message, NatsFleetError, Rollcall
 
 DEMO_AGENTS = ("researcher", "writer", "editor", "booker")
 #: The shipped workflow files (content.toml, travel.toml).
@@ -61,10 +61,12 @@ class DemoFleet:
         supervisor_config: dict[str, object] | None = None,
         agents: tuple[str, ...] = DEMO_AGENTS,
         agent_env: dict[str, dict[str, str]] | None = None,
+        agent_args: tuple[str, ...] = (),
     ) -> None:
         self.run_dir = run_dir
         self.agents = agents
         self.agent_env = dict(agent_env or {})
+        self.agent_args = agent_args  # appended to every `natsfleet agent run`
         self.supervisor_config: dict[str, object] = {
             "supervisor_id": "demo-supervisor",
             "registry_warmup_s": 0.2,
@@ -126,10 +128,33 @@ class DemoFleet:
         future: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
         self._hellos[instance_id] = future
         cmd = [sys.executable, "-m", "natsfleet.cli.main", "agent", "run", name,
-               "--nats", self.server.url, "--instance", instance_id]  # fmt: skip
+               "--nats", self.server.url, "--instance", instance_id, *self.agent_args]  # fmt: skip
         child = await self._spawn(instance_id, cmd, self.agent_env.get(name))
         await self._ready(child, future, timeout_s)
+        await self._registered(child, future.result(), timeout_s)
         return child
+
+    async def _registered(self, child: Child, hello: Hello, timeout_s: float) -> None:
+        """Wait until the supervisor lists the instance: its Hello reaching us says
+        nothing of when the supervisor handled it, and a workflow submitted before
+        then is refused as 'no live agent offers' its first skill."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            if child.proc.returncode is not None:
+                raise FleetStartError(
+                    child.name, child.log_path, f"exited ({child.proc.returncode})"
+                )
+            with contextlib.suppress(NatsFleetError, TimeoutError):
+                known = await self.client.agents(timeout_s=2.0)
+                if any(
+                    info.instance_id == hello.instance_id
+                    and info.incarnation == hello.incarnation
+                    and info.alive
+                    for info in known
+                ):
+                    return
+            await asyncio.sleep(0.05)
+        raise FleetStartError(child.name, child.log_path, "not registered by the supervisor")
 
     def _supervisor_cmd(self) -> list[str]:
         return [sys.executable, "-m", "natsfleet.cli.main", "supervisor", "--nats",

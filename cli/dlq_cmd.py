@@ -14,15 +14,24 @@ def dlq_group() -> None:
 
 
 @dlq_group.command("list")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--before",
+    "before_seq",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Entries older than this sequence: the next page (printed under each page).",
+)
 @_nats
 @_prefix
 @_json
-def dlq_list(limit: int, url: str | None, prefix: str | None, as_json: bool) -> None:
-    """Newest entries first: seq, reason, task, subject, error."""
+def dlq_list(
+    limit: int, before_seq: int | None, url: str | None, prefix: str | None, as_json: bool
+) -> None:
+    """Newest entries first, one page: seq, reason, task, subject, error."""
 
     async def body(client: FleetClient) -> int:
-        reply = await client.dlq(DlqRequest(action="list", limit=limit))
+        reply = await client.dlq(DlqRequest(action="list", limit=limit, before_seq=before_seq))
         if as_json:
             _print_json(reply)
             return EXIT_OK
@@ -30,6 +39,8 @@ def dlq_list(limit: int, url: str | None, prefix: str | None, as_json: bool) -> 
         for e in reply.entries:
             table.add_row(str(e.seq), e.reason, e.task_id or "", e.subject, e.error[:80])
         _console.print(table)
+        more = f"; next page: --before {reply.next_before_seq}" if reply.more else ""
+        _console.print(f"{len(reply.entries)} of {reply.total} entries{more}", highlight=False)
         return EXIT_OK
 
     _run(url, prefix, body)

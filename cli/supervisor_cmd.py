@@ -13,6 +13,7 @@ from natsfleet.bus.loop import loop_factory
 from natsfleet.bus.metrics import configure_metrics
 from natsfleet.bus.redact import redact
 from natsfleet.supervisor import Supervisor, SupervisorConfig
+from natsfleet.supervisor.config import default_supervisor_id
 from natsfleet.supervisor.workflows import WorkflowError
 
 
@@ -56,16 +57,19 @@ def supervisor_command(
 ) -> None:
     """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    # Metrics first: with --metrics-port the one provider must have both readers.
-    configure_metrics("natsfleet-supervisor", supervisor_id, prometheus_port=metrics_port)
-    setup_process("natsfleet-supervisor", supervisor_id, level=level)
     fields: dict[str, object] = {}
     if config_json:
         try:
             fields = msgspec.json.decode(config_json.encode(), type=dict[str, object])
         except msgspec.DecodeError as exc:
             raise click.UsageError(f"--config-json: {exc}") from None
-    fields.update(supervisor_id=supervisor_id or fields.get("supervisor_id", ""))
+    # Chosen before telemetry starts, so `service.instance.id` is this id (the
+    # SDK would otherwise invent a UUID nobody can match to the supervisor).
+    supervisor_id = supervisor_id or str(fields.get("supervisor_id") or default_supervisor_id())
+    fields.update(supervisor_id=supervisor_id)
+    # Metrics first: with --metrics-port the one provider must have both readers.
+    configure_metrics("natsfleet-supervisor", supervisor_id, prometheus_port=metrics_port)
+    setup_process("natsfleet-supervisor", supervisor_id, level=level)
     fields["partition"] = partition
     if lease_ttl is not None:
         fields["lease_ttl_s"] = lease_ttl

@@ -21,6 +21,7 @@ from natsfleet.cli.console import console
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
     InFlight,
+    InvalidValue,
     NatsFleetError,
     OutputChunk,
     Progress,
@@ -79,6 +80,9 @@ def _run(
     except RemoteError as exc:
         _console.print(f"[red]{exc.code.value}[/red]: {exc.detail}", highlight=False)
         code = EXIT_USAGE if exc.code.value in ("bad_request", "unknown_task") else EXIT_FAILED
+    except InvalidValue as exc:  # an id, key or number the fleet would refuse: nothing sent
+        _console.print(f"[red]error[/red]: {exc}", highlight=False)
+        code = EXIT_USAGE
     except NatsFleetError as exc:
         _console.print(f"[red]error[/red]: {exc}", highlight=False)
         code = EXIT_FAILED
@@ -314,18 +318,37 @@ def _print_record(record: TaskRecord, progress: InFlight | None = None) -> None:
 
 @click.command("tasks")
 @click.option("--state", type=click.Choice([s.value for s in TaskState]), default=None)
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option(
+    "--before",
+    "before_seq",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The next page: the cursor printed under the previous one.",
+)
 @_json
 @_nats
 @_prefix
 def tasks_command(
-    state: str | None, limit: int, as_json: bool, url: str | None, prefix: str | None
+    state: str | None,
+    limit: int,
+    before_seq: int | None,
+    as_json: bool,
+    url: str | None,
+    prefix: str | None,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, one page, most recently changed first (--json: the rows)."""
 
     async def body(client: FleetClient) -> int:
-        rows = await client.list(TaskState(state) if state else None, limit)
-        _print_json(rows) if as_json else _print_tasks(rows)
+        page = await client.list_page(TaskState(state) if state else None, limit, before_seq)
+        more = f"; next page: --before {page.next_before_seq}" if page.more else ""
+        footer = f"{len(page.tasks)} of {page.total} tasks{more}"
+        if as_json:
+            _print_json(page.tasks)  # the rows, as before; the cursor goes to stderr
+            click.echo(footer, err=True)
+            return EXIT_OK
+        _print_tasks(page.tasks)
+        _console.print(footer, highlight=False)
         return EXIT_OK
 
     _run(url, prefix, body)

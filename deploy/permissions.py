@@ -19,10 +19,10 @@ can answer an Assign without publishing rights on the supervisor's inbox.
 
 from dataclasses import dataclass, field
 
+from natsfleet.protocols.idempotency import CLIENT_ROLES, CLIENT_SCOPE, idempotency_scope
 from natsfleet.protocols.subjects import Bucket, Stream, Subjects
 
-#: The roles a client process's Bus may use (`Bus(role=...)`): their inboxes.
-CLIENT_ROLES = ("client", "cli")
+__all__ = ["CLIENT_ROLES", "Permissions", "agent", "agent_role", "client", "supervisor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,16 @@ def _kv_user(s: Subjects, bucket: Bucket) -> list[str]:
     return [f"$KV.{s.bucket(bucket)}.>", *_read_stream(_kv_stream(s, bucket))]
 
 
+def _idem_user(s: Subjects, scope: str) -> list[str]:
+    """Write idempotency keys of one scope only (protocols/idempotency.py); read any.
+
+    KV subject permissions cannot tell a create from an update or a delete
+    (all are publishes to `$KV.<bucket>.<key>`), so the scope is the boundary:
+    another role's keys cannot be touched at all.
+    """
+    return [f"$KV.{s.bucket(Bucket.IDEM)}.{scope}.>", *_read_stream(_kv_stream(s, Bucket.IDEM))]
+
+
 def _blobs_user(s: Subjects) -> list[str]:
     # Payloads over the max payload travel through the object store both ways.
     return [f"$O.{s.object_store()}.>", *_read_stream(_obj_stream(s))]
@@ -121,7 +131,8 @@ def agent(s: Subjects, name: str) -> Permissions:
         s.submit(),  # ctx.call: sub-tasks
         *_common_publish(s),
         *_kv_user(s, Bucket.CACHE),
-        *_kv_user(s, Bucket.IDEM),  # ctx.call's idempotency keys
+        # ctx.call's idempotency keys, in this type's own scope
+        *_idem_user(s, idempotency_scope(agent_role(name))),
         *_read_stream(s.stream(Stream.EVENTS)),  # waiting for a child's terminal event
         *_blobs_user(s),
     ]
@@ -140,7 +151,7 @@ def client(s: Subjects) -> Permissions:
         s.submit(),
         s.all_control(),
         *_common_publish(s),
-        *_kv_user(s, Bucket.IDEM),
+        *_idem_user(s, CLIENT_SCOPE),
         *_read_stream(s.stream(Stream.EVENTS)),
         *_read_stream(s.stream(Stream.SPANS)),  # natsfleet trace
         *_blobs_user(s),

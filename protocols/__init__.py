@@ -71,7 +71,24 @@ from natsfleet.protocols.errors import (
     ProtocolError,
     RemoteError,
 )
+from natsfleet.protocols.idempotency import (
+    CLIENT_ROLES,
+    CLIENT_SCOPE,
+    idempotency_digest,
+    idempotency_scope,
+)
 from natsfleet.protocols.ids import new_incarnation, new_task_id, new_token
+from natsfleet.protocols.limits import (
+    ID_MAX_CHARS,
+    KEY_MAX_CHARS,
+    InvalidValue,
+    check_id,
+    check_key,
+    check_name,
+    check_struct,
+    is_id,
+    is_name,
+)
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.registry import ALL_MESSAGES
 from natsfleet.protocols.spans import SpanEvent, SpanRecord
@@ -98,8 +115,12 @@ from natsfleet.protocols.workflow import StepStatus, StepTaskStatus, WorkflowSta
 __all__ = [
     "ALL_MESSAGES",
     "BLOB_HEADER",
+    "CLIENT_ROLES",
+    "CLIENT_SCOPE",
     "CONTROL_VERBS",
     "DEFAULT_PREFIX",
+    "ID_MAX_CHARS",
+    "KEY_MAX_CHARS",
     "MSG_ID_HEADER",
     "NULL_RAW",
     "OBJECT_STORE",
@@ -144,6 +165,7 @@ __all__ = [
     "Heartbeat",
     "Hello",
     "InFlight",
+    "InvalidValue",
     "ListRequest",
     "Message",
     "NatsFleetError",
@@ -177,9 +199,17 @@ __all__ = [
     "Timeouts",
     "Usage",
     "WorkflowStatus",
+    "check_id",
+    "check_key",
+    "check_name",
+    "check_struct",
     "check_token",
     "decode_raw",
     "encode",
+    "idempotency_digest",
+    "idempotency_scope",
+    "is_id",
+    "is_name",
     "is_null",
     "is_terminal",
     "new_incarnation",

@@ -6,13 +6,14 @@ from typing import Any
 import msgspec
 
 from natsfleet.protocols.base import ErrorReply, Message, Usage
+from natsfleet.protocols.limits import Count, Id, Label, Millis, Name, Seconds, Seq, Usd
 
 
 class SkillSpec(msgspec.Struct, frozen=True, kw_only=True):
     """One skill an agent offers, with the JSON Schemas of its input and output."""
 
-    name: str
-    version: str = "1"
+    name: Name
+    version: Label = "1"
     description: str = ""
     input_schema: dict[str, Any] = msgspec.field(default_factory=dict)
     output_schema: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -21,15 +22,15 @@ class SkillSpec(msgspec.Struct, frozen=True, kw_only=True):
 class Hello(Message, frozen=True, kw_only=True, tag="agent.hello"):
     """An instance comes up (and repeats it when the supervisor asks)."""
 
-    instance_id: str
-    agent: str
-    agent_version: str = "0"
-    incarnation: str
+    instance_id: Id
+    agent: Id
+    agent_version: Label = "0"
+    incarnation: Id
     skills: tuple[SkillSpec, ...]
-    capacity: int
-    host: str = ""
+    capacity: Count
+    host: Label = ""
     pid: int = 0
-    heartbeat_interval_s: float
+    heartbeat_interval_s: Seconds
     started_ms: int = 0
     # Takes `AssignBatch` on its assign inbox (older instances get one Assign
     # per request).
@@ -39,8 +40,8 @@ class Hello(Message, frozen=True, kw_only=True, tag="agent.hello"):
 class InFlight(msgspec.Struct, frozen=True, kw_only=True):
     """A task an instance is running, as its heartbeat reports it."""
 
-    task_id: str
-    token: str
+    task_id: Id
+    token: Id
     progress: float | None = None
     note: str = ""
 
@@ -48,25 +49,25 @@ class InFlight(msgspec.Struct, frozen=True, kw_only=True):
 class Heartbeat(Message, frozen=True, kw_only=True, tag="agent.hb"):
     """Periodic liveness with current load; `in_flight` lists every held attempt."""
 
-    instance_id: str
-    agent: str
-    incarnation: str
-    seq: int
-    load: int
-    capacity: int
+    instance_id: Id
+    agent: Id
+    incarnation: Id
+    seq: Seq
+    load: Count
+    capacity: Count
     in_flight: tuple[InFlight, ...] = ()
     # Tokens whose outcome was published (and acked by the stream) recently:
     # a token in neither list has been lost by this instance.
-    recent: tuple[str, ...] = ()
+    recent: tuple[Id, ...] = ()
     draining: bool = False
 
 
 class Bye(Message, frozen=True, kw_only=True, tag="agent.bye"):
     """An instance leaves on purpose (drained)."""
 
-    instance_id: str
-    agent: str
-    incarnation: str
+    instance_id: Id
+    agent: Id
+    incarnation: Id
     reason: str = ""
 
 
@@ -90,23 +91,23 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     Durations are relative (`*_ms` from receipt) so agents' clocks do not matter.
     """
 
-    task_id: str
-    token: str
-    attempt: int
-    skill: str
+    task_id: Id
+    token: Id
+    attempt: Count
+    skill: Name
     input: msgspec.Raw
-    remaining_ms: int | None = None
-    start_to_close_ms: int | None = None
-    parent_id: str | None = None
-    workflow_id: str | None = None
-    budget_usd: float | None = None
+    remaining_ms: int | None = None  # negative once the deadline has passed
+    start_to_close_ms: Millis | None = None
+    parent_id: Id | None = None
+    workflow_id: Id | None = None
+    budget_usd: Usd | None = None
 
 
 class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):
     """Stop the attempt holding `token` (a stale or unknown token is ignored)."""
 
-    task_id: str
-    token: str
+    task_id: Id
+    token: Id
     reason: str = ""
 
 
@@ -126,9 +127,9 @@ AgentInbox = Assign | Cancel | AssignBatch
 
 
 class Accept(Message, frozen=True, kw_only=True, tag="task.accept"):
-    task_id: str
-    token: str
-    instance_id: str
+    task_id: Id
+    token: Id
+    instance_id: Id
 
 
 class RejectCode(StrEnum):
@@ -140,9 +141,9 @@ class RejectCode(StrEnum):
 
 
 class Reject(Message, frozen=True, kw_only=True, tag="task.reject"):
-    task_id: str
-    token: str
-    instance_id: str
+    task_id: Id
+    token: Id
+    instance_id: Id
     code: RejectCode
     detail: str = ""
 
@@ -173,11 +174,11 @@ class FailureKind(StrEnum):
 class Result(Message, frozen=True, kw_only=True, tag="task.result"):
     """The successful end of one attempt; `Nats-Msg-Id` is `<task_id>:<token>`."""
 
-    task_id: str
-    token: str
-    attempt: int
-    instance_id: str
-    agent: str
+    task_id: Id
+    token: Id
+    attempt: Count
+    instance_id: Id
+    agent: Id
     output: msgspec.Raw
     duration_ms: float = 0.0
     usage: Usage = Usage()
@@ -186,13 +187,13 @@ class Result(Message, frozen=True, kw_only=True, tag="task.result"):
 class Failure(Message, frozen=True, kw_only=True, tag="task.failure"):
     """The unsuccessful end of one attempt. Never a traceback: type and message only."""
 
-    task_id: str
-    token: str
-    attempt: int
-    instance_id: str
-    agent: str
+    task_id: Id
+    token: Id
+    attempt: Count
+    instance_id: Id
+    agent: Id
     kind: FailureKind = FailureKind.ERROR
-    error_type: str
+    error_type: Label
     detail: str = ""
     retryable: bool = True
     duration_ms: float = 0.0

@@ -17,6 +17,8 @@ class StatusRequest(Message, frozen=True, kw_only=True, tag="ctl.status"):
 class ListRequest(Message, frozen=True, kw_only=True, tag="ctl.list"):
     state: TaskState | None = None
     limit: int = 100
+    # The next page: `next_before_seq` of the previous reply (KV STATE sequence).
+    before_seq: int | None = None  # a stream sequence, >= 1
 
 
 class CancelRequest(Message, frozen=True, kw_only=True, tag="ctl.cancel"):
@@ -35,12 +37,17 @@ class ApproveRequest(Message, frozen=True, kw_only=True, tag="ctl.approve"):
 
 class AgentsRequest(Message, frozen=True, kw_only=True, tag="ctl.agents"):
     agent: str | None = None
+    # A page: at most `limit` instances (by instance id), those after `after`.
+    limit: int = 500
+    after: str | None = None
 
 
 class DlqRequest(Message, frozen=True, kw_only=True, tag="ctl.dlq"):
     action: str = "list"  # "list" | "show" | "retry"
     seq: int | None = None
     limit: int = 100
+    # `list`: entries older than this sequence (the previous reply's `next_before_seq`).
+    before_seq: int | None = None  # a stream sequence, >= 1
 
 
 #: Every control request; the verb is the subject's last token.
@@ -81,6 +88,10 @@ class TaskSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 class TaskListReply(Message, frozen=True, kw_only=True, tag="ctl.tasks"):
     tasks: tuple[TaskSummary, ...]
+    # Paging: tasks kept in STATE, and the cursor of the next (older) page.
+    total: int = 0
+    more: bool = False
+    next_before_seq: int | None = None
 
 
 class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,6 +110,10 @@ class AgentInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 class AgentsReply(Message, frozen=True, kw_only=True, tag="ctl.agents_reply"):
     agents: tuple[AgentInfo, ...]
+    # Paging: instances known in all, and the `after` of the next page.
+    total: int = 0
+    more: bool = False
+    next_after: str | None = None
 
 
 class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,6 +128,10 @@ class DlqEntrySummary(msgspec.Struct, frozen=True, kw_only=True):
 class DlqReply(Message, frozen=True, kw_only=True, tag="ctl.dlq_reply"):
     entries: tuple[DlqEntrySummary, ...] = ()
     detail: str = ""
+    # `list` paging: entries in the DLQ, and the cursor of the next (older) page.
+    total: int = 0
+    more: bool = False
+    next_before_seq: int | None = None
     # `show`: the whole entry (payload, headers, attempts).
     entry: DeadLetter | None = None
     # `retry`: the id of the new task that re-runs the dead-lettered input.

@@ -46,6 +46,7 @@ class DlqReason(StrEnum):
     UNSCHEDULABLE = "unschedulable"
     DEADLINE = "deadline"
     STALE = "stale"
+    WRONG_INSTANCE = "wrong_instance"
     HANDLER_ERROR = "handler_error"
 
 

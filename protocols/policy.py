@@ -1,8 +1,12 @@
 """Retry policy and the four task timeouts (Temporal's names)."""
 
+import math
 import random
+from typing import Annotated
 
 import msgspec
+
+from natsfleet.protocols.limits import Coefficient, Count, Fraction, Label, Seconds
 
 
 class Timeouts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -14,10 +18,10 @@ class Timeouts(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     - `schedule_to_close_s`: the whole task, retries included.
     """
 
-    schedule_to_start_s: float | None = None
-    start_to_close_s: float | None = None
-    heartbeat_timeout_s: float | None = None
-    schedule_to_close_s: float | None = None
+    schedule_to_start_s: Seconds | None = None
+    start_to_close_s: Seconds | None = None
+    heartbeat_timeout_s: Seconds | None = None
+    schedule_to_close_s: Seconds | None = None
 
     def merged_over(self, defaults: "Timeouts") -> "Timeouts":
         """These values where set, `defaults` elsewhere."""
@@ -41,20 +45,21 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     `maximum_attempts` counts every attempt, the first included (0 = unlimited).
     """
 
-    initial_interval_s: float = 1.0
-    backoff_coefficient: float = 2.0
-    maximum_interval_s: float = 60.0
-    maximum_attempts: int = 3
-    non_retryable_errors: tuple[str, ...] = ()
-    jitter: float = 0.1
+    initial_interval_s: Seconds = 1.0
+    backoff_coefficient: Coefficient = 2.0
+    maximum_interval_s: Seconds = 60.0
+    maximum_attempts: Count = 3
+    non_retryable_errors: Annotated[tuple[Label, ...], msgspec.Meta(max_length=256)] = ()
+    jitter: Fraction = 0.1
 
     def delay_s(self, failed_attempts: int, rng: random.Random | None = None) -> float:
         """Backoff before the next attempt after `failed_attempts` (>= 1) failures."""
         exponent = max(failed_attempts - 1, 0)
-        base = min(
-            self.initial_interval_s * self.backoff_coefficient**exponent,
-            self.maximum_interval_s,
-        )
+        try:
+            grown = self.initial_interval_s * self.backoff_coefficient**exponent
+        except OverflowError:  # after ~1000 doublings: the cap was reached long before
+            grown = math.inf if self.initial_interval_s > 0 else 0.0
+        base = min(grown, self.maximum_interval_s)
         if self.jitter <= 0:
             return base
         spread = base * self.jitter

@@ -8,10 +8,13 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-DEFAULT_PREFIX = "natsfleet"
+from natsfleet.protocols.limits import check_id
 
-# A subject token we build from user-chosen names: no dots, spaces or wildcards.
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-]+$")
+DEFAULT_PREFIX = "natsfleet"
+# With ids of at most 128 characters (protocols/limits.py), every subject and
+# reply inbox stays far below nats-server's 4 KiB protocol line.
+PREFIX_MAX_CHARS = 128
+
 _PREFIX = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 
 
@@ -36,10 +39,9 @@ OBJECT_STORE = "BLOBS"
 
 
 def check_token(value: str, what: str = "name") -> str:
-    """Return `value` if it is usable as one subject token, else raise ValueError."""
-    if not _TOKEN.match(value):
-        raise ValueError(f"{what} {value!r} must match [A-Za-z0-9_-]+ to be a subject token")
-    return value
+    """Return `value` if it is usable as one subject token (the id rule of
+    protocols/limits.py), else raise `InvalidValue` (a ValueError)."""
+    return check_id(value, f"{what} (a subject token)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,12 @@ class Subjects:
     prefix: str = DEFAULT_PREFIX
 
     def __post_init__(self) -> None:
-        if not _PREFIX.match(self.prefix):
-            raise ValueError(f"subject prefix {self.prefix!r} is not a valid NATS subject")
+        # fullmatch: `$` would let a final newline through into every subject.
+        if not _PREFIX.fullmatch(self.prefix) or len(self.prefix) > PREFIX_MAX_CHARS:
+            raise ValueError(
+                f"subject prefix {self.prefix!r} is not a valid NATS subject"
+                f" of at most {PREFIX_MAX_CHARS} characters"
+            )
 
     # client -> stream TASKS
     def submit(self) -> str:
@@ -103,6 +109,20 @@ class Subjects:
 
     def results(self) -> str:
         return f"{self.prefix}.result.>"
+
+    def result_source(self, subject: str) -> tuple[str, str] | None:
+        """(agent type, instance) of a `result.<type>.<inst>` subject, else None.
+
+        The subject is what the sender's credentials allowed it to publish on,
+        unlike the outcome's own `agent` and `instance_id` fields.
+        """
+        head = f"{self.prefix}.result."
+        if not subject.startswith(head):
+            return None
+        parts = subject[len(head) :].split(".")
+        if len(parts) != 2 or not all(parts):
+            return None
+        return parts[0], parts[1]
 
     # agent -> watchers
     def output(self, agent: str, instance: str, task_id: str) -> str:

@@ -4,6 +4,7 @@ import msgspec
 
 from natsfleet.protocols.base import ErrorInfo, Message, Usage, null_raw
 from natsfleet.protocols.errors import DlqReason
+from natsfleet.protocols.limits import EpochMs, Id, Key, Label, Name, Priority, Usd
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.states import TaskState
 
@@ -11,21 +12,21 @@ from natsfleet.protocols.states import TaskState
 class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     """A new task (a skill) or workflow run; the client makes `task_id`."""
 
-    task_id: str
-    skill: str | None = None
-    workflow: str | None = None
+    task_id: Id
+    skill: Name | None = None
+    workflow: Id | None = None
     input: msgspec.Raw
-    idempotency_key: str | None = None
-    priority: int = 0
+    idempotency_key: Key | None = None
+    priority: Priority = 0
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy | None = None
     # Wait for an agent offering the skill instead of rejecting at once.
     queue: bool = False
-    parent_id: str | None = None
-    workflow_id: str | None = None
-    budget_usd: float | None = None
-    submitted_ms: int = 0
-    client: str = ""
+    parent_id: Id | None = None
+    workflow_id: Id | None = None
+    budget_usd: Usd | None = None
+    submitted_ms: EpochMs = 0
+    client: Label = ""
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,3 +96,6 @@ class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
     error: ErrorInfo | None = None
     output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     skill: str | None = None
+    # sha256 (hex) of the task's idempotency key, None without one: a client
+    # handed this task for a key checks it (protocols/idempotency.py).
+    key_hash: str | None = None

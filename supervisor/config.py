@@ -1,8 +1,12 @@
 """Supervisor settings: fleet defaults for timeouts and retries, lease and timing knobs."""
 
+import secrets
+from typing import Annotated
+
 import msgspec
 
 from natsfleet.bus import StorageConfig
+from natsfleet.bus.redelivery import DEFAULT_MAX_FAILURES
 from natsfleet.protocols import RetryPolicy, Timeouts
 
 DAY_S = 86_400.0
@@ -14,6 +18,11 @@ DEFAULT_TIMEOUTS = Timeouts(
     heartbeat_timeout_s=10.0,
     schedule_to_close_s=3_600.0,
 )
+
+
+def default_supervisor_id() -> str:
+    """`sup-<8 hex digits>`, for a supervisor started without an id."""
+    return f"sup-{secrets.token_hex(4)}"
 
 
 class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +44,10 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Unacked TASKS/RESULTS messages come back after this (e.g. after a crash).
     ack_wait_s: float = 5.0
     fetch_batch: int = 256
+    # A TASKS or RESULTS message whose handling fails this often, with an error
+    # that is not transient, is dead-lettered (`handler_error`) instead of being
+    # redelivered forever; NATS being unavailable never counts (bus/redelivery.py).
+    max_handler_failures: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_MAX_FAILURES
     # Admission stops while this many tasks wait for an instance: submissions
     # then stay in TASKS until it is full and clients get `backpressure`, so a
     # flood of submits never grows the supervisor's memory without bound.

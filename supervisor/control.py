@@ -5,15 +5,11 @@ as `unknown_verb` whatever it carries; a body that is not the verb's request
 type is `bad_request`, a task id nobody knows is `unknown_task`.
 """
 
-import contextlib
 import logging
 
 import msgspec
-from nats.js import JetStreamContext
-from nats.js import errors as js_errors
 
 from natsfleet.bus import Incoming
-from natsfleet.bus.kvread import recent_values
 from natsfleet.protocols import (
     CONTROL_VERBS,
     Ack,
@@ -23,9 +19,6 @@ from natsfleet.protocols import (
     CancelRequest,
     Codec,
     ControlRequest,
-    DeadLetter,
-    DlqEntrySummary,
-    DlqReply,
     DlqRequest,
     ErrorCode,
     ErrorReply,
@@ -33,28 +26,21 @@ from natsfleet.protocols import (
     Message,
     ProtocolError,
     StatusRequest,
-    Stream,
-    TaskListReply,
-    TaskRecord,
     TaskStatusReply,
-    TaskSummary,
-    is_terminal,
 )
-from natsfleet.supervisor.dlq import dlq_show_or_retry
+from natsfleet.supervisor.dlq import dlq_list, dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.pending import pending_submit
 from natsfleet.supervisor.store import Tracked
+from natsfleet.supervisor.task_list import list_tasks
 from natsfleet.supervisor.workflows.runner import WorkflowRunner
 
 log = logging.getLogger(__name__)
 
 RAW = Codec[msgspec.Raw](msgspec.Raw)
 _REQUEST = Codec[ControlRequest](ControlRequest)
-_DEAD_LETTER = Codec[DeadLetter](DeadLetter)
-_RECORD = msgspec.json.Decoder(TaskRecord)
-MAX_LIST = 10_000
-#: At most this many of the newest STATE entries are read to list finished tasks.
-MAX_SCAN = 20_000
+#: Instances per `agents` page at most (each carries its skills' schemas).
+MAX_AGENTS = 500
 
 
 def _error(code: ErrorCode, detail: str) -> ErrorReply:
@@ -85,14 +71,28 @@ class Control:
             case CancelRequest():
                 return await self._cancel(request)
             case AgentsRequest():
-                info = self.engine.registry.info(self.engine.attempts.load, request.agent)
-                return AgentsReply(agents=tuple(info))
+                return self._agents(request)
             case DlqRequest():
                 return await self._dlq(request)
             case ApproveRequest():
                 if self.workflows is None:
                     return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
                 return await self.workflows.approve(request)
+
+    def _agents(self, request: AgentsRequest) -> AgentsReply:
+        """One page of instances by id (a reply must fit one message)."""
+        info = self.engine.registry.info(self.engine.attempts.load, request.agent)
+        info.sort(key=lambda i: i.instance_id)
+        after = request.after
+        rest = [i for i in info if after is None or i.instance_id > after]
+        page = rest[: max(1, min(request.limit, MAX_AGENTS))]
+        more = len(rest) > len(page)
+        return AgentsReply(
+            agents=tuple(page),
+            total=len(info),
+            more=more,
+            next_after=page[-1].instance_id if more else None,
+        )
 
     async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
         tracked = await self.engine.find(task_id)
@@ -106,41 +106,15 @@ class Control:
             return tracked
         workflow = self.workflows.status(request.task_id) if self.workflows else None
         record = tracked.shown()
-        attempt = None if is_terminal(record.state) else self.engine.attempts.get(record.token)
+        # Only a running attempt is in the table: an ended one shows no progress.
+        attempt = self.engine.attempts.get(record.token)
         progress = attempt.progress if attempt is not None else None
         return TaskStatusReply(task=record, workflow=workflow, progress=progress)
 
     async def _list(self, request: ListRequest) -> Message:
-        """Live tasks from memory; finished ones from the newest writes in KV STATE."""
-        limit = max(0, min(request.limit, MAX_LIST))
-        rows = {t.task_id: t.shown() for t in self.engine.store}
-        if request.state is None or is_terminal(request.state):
-            store = self.engine.store
-            scan = min(MAX_SCAN, max(4 * limit, 256))
-            for key, value in await recent_values(store.bus.js, store.kv, scan):
-                if key not in rows:
-                    with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                        rows[key] = _RECORD.decode(value)
-        found = list(rows.values())
-        if request.state is not None:
-            found = [r for r in found if r.state == request.state]
-        found.sort(key=lambda r: r.created_ms, reverse=True)
-        return TaskListReply(
-            tasks=tuple(
-                TaskSummary(
-                    task_id=r.task_id,
-                    skill=r.skill,
-                    workflow=r.workflow,
-                    state=r.state,
-                    attempts=r.attempts,
-                    instance_id=r.instance_id,
-                    created_ms=r.created_ms,
-                    updated_ms=r.updated_ms,
-                    usage=r.usage,
-                )
-                for r in found[:limit]
-            )
-        )
+        if request.before_seq is not None and request.before_seq < 1:
+            return _error(ErrorCode.BAD_REQUEST, "before_seq is a stream sequence (>= 1)")
+        return await list_tasks(self.engine.store, request)
 
     async def _cancel(self, request: CancelRequest) -> Message:
         tracked = await self._tracked(request.task_id)
@@ -163,30 +137,6 @@ class Control:
             return await dlq_show_or_retry(self.engine, request)
         if request.action != "list":
             return _error(ErrorCode.BAD_REQUEST, f"dlq action {request.action!r} is not served")
-        bus = self.engine.bus
-        stream = bus.subjects.stream(Stream.DLQ)
-        info = await bus.js.stream_info(stream)
-        last = info.state.last_seq
-        first = max(info.state.first_seq, last - max(0, min(request.limit, 1000)) + 1)
-        entries: list[DlqEntrySummary] = []
-        for seq in range(last, first - 1, -1) if last else ():
-            entry = await _dlq_entry(bus.js, stream, seq)
-            if entry is not None:
-                entries.append(entry)
-        return DlqReply(entries=tuple(entries))
-
-
-async def _dlq_entry(js: JetStreamContext, stream: str, seq: int) -> DlqEntrySummary | None:
-    try:
-        msg = await js.get_msg(stream, seq)
-        letter = _DEAD_LETTER.decode(msg.data or b"")
-    except (js_errors.NotFoundError, ProtocolError):
-        return None
-    return DlqEntrySummary(
-        seq=seq,
-        reason=letter.reason.value,
-        subject=letter.subject,
-        at_ms=letter.at_ms,
-        task_id=letter.task_id,
-        error=letter.error,
-    )
+        if request.before_seq is not None and request.before_seq < 1:
+            return _error(ErrorCode.BAD_REQUEST, "before_seq is a stream sequence (>= 1)")
+        return await dlq_list(self.engine, request)

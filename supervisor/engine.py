@@ -93,8 +93,16 @@ class Engine:
     # -- plumbing -------------------------------------------------------------------
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run an action in the term's TaskGroup; NotLeader ends the term."""
-        self.tg.create_task(self._guard(coro))
+        """Run an action in the term's TaskGroup; NotLeader ends the term.
+
+        Once the term is ending (its TaskGroup shuts down) nothing new starts:
+        the next term redoes whatever this one left undone.
+        """
+        try:
+            self.tg.create_task(self._guard(coro))
+        except RuntimeError:  # "TaskGroup ... is shutting down" / "is finished"
+            coro.close()
+            log.debug("term ending: an action was not started")
 
     async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
@@ -197,20 +205,34 @@ class Engine:
 
     # -- outcomes -------------------------------------------------------------------------
 
-    async def outcome(self, outcome: Result | Failure) -> None:
-        """A Result or Failure from RESULTS, fenced by its token."""
+    async def outcome(self, outcome: Result | Failure, subject: str) -> None:
+        """A Result or Failure from RESULTS, fenced by its token and bound to the
+        attempt's instance: `subject` (`result.<type>.<inst>`, what the sender's
+        credentials let it publish on) must name the type and instance the
+        current attempt was assigned to, and so must the outcome's fields.
+        Tokens are not secret enough alone: an agent of another type may have
+        learned one (docs/operations.md, "Which role may write what")."""
         tracked = await self.find(outcome.task_id)
         if tracked is None:
-            await self._stale(outcome, "unknown task")
+            await self._reject(outcome, subject, DlqReason.STALE, "unknown task")
             return
         async with tracked.lock:
             record = tracked.record
             if record.token != outcome.token:
-                await self._stale(outcome, f"token is not the task's current one ({record.state})")
+                why = f"token is not the task's current one ({record.state})"
+                await self._reject(outcome, subject, DlqReason.STALE, why)
+                return
+            holder = (record.agent, record.instance_id)
+            claimed = (outcome.agent, outcome.instance_id)
+            source = self.bus.subjects.result_source(subject)
+            if source != holder or claimed != holder:
+                why = f"attempt is assigned to {holder}, outcome came from {source} as {claimed}"
+                await self._reject(outcome, subject, DlqReason.WRONG_INSTANCE, why)
                 return
             if is_terminal(record.state):
                 if record.state != TaskState.COMPLETED:
-                    await self._stale(outcome, f"task already {record.state.value}")
+                    why = f"task already {record.state.value}"
+                    await self._reject(outcome, subject, DlqReason.STALE, why)
                     return
                 # A redelivery of the result we recorded: its terminal event may
                 # not have been stored (e.g. the EVENTS stream had no leader
@@ -223,15 +245,18 @@ class Engine:
             else:
                 await self._failure(tracked, outcome)
 
-    async def _stale(self, outcome: Result | Failure, why: str) -> None:
-        log.info("stale outcome for %s token %s: %s", outcome.task_id, outcome.token, why)
+    async def _reject(
+        self, outcome: Result | Failure, subject: str, reason: DlqReason, why: str
+    ) -> None:
+        log.info("%s outcome for %s token %s: %s", reason, outcome.task_id, outcome.token, why)
         await self.bus.dead_letter(
-            DlqReason.STALE,
-            subject=self.bus.subjects.result(outcome.agent, outcome.instance_id),
+            reason,
+            subject=subject,
             error=why,
             payload=encode(outcome),
             task_id=outcome.task_id,
-            msg_id=f"{outcome.task_id}:{outcome.token}:stale",
+            # One entry per rejected outcome and sender, however often redelivered.
+            msg_id=f"{outcome.task_id}:{outcome.token}:{reason}:{subject}:{type(outcome).__name__}",
         )
 
     async def _complete(self, tracked: Tracked, result: Result) -> None:
@@ -449,11 +474,18 @@ class Engine:
             attempt.ending = True
             self.spawn(self.attempt_lost(attempt.token, why))
 
+    # A term whose lease lapsed (deposed, or stopped past it) ignores the
+    # fleet's news: the term that holds the lease acts on it.
+
     def instance_gone(self, instance_id: str, reason: str) -> None:
+        if not self.store.lease.valid():
+            return
         for attempt in self.attempts.on_instance(instance_id):
             self._lose(attempt, f"instance {instance_id} {reason}")
 
     def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        if not self.store.lease.valid():
+            return
         for flight in heartbeat.in_flight:
             if flight.progress is not None or flight.note:
                 reporting = self.attempts.get(flight.token)
@@ -472,6 +504,8 @@ class Engine:
         self.wake.set()
 
     def unknown_instance(self, instance_id: str) -> None:
+        if not self.store.lease.valid():
+            return
         # At most one rollcall a second, however many strangers heartbeat.
         now = time.monotonic()
         if now - self._last_rollcall >= 1.0:

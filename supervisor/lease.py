@@ -3,10 +3,19 @@
 The value of key `p<partition>` holds the holder, an epoch that grows with
 every change of holder, and an expiry in epoch ms. Acquiring and renewing are
 compare-and-set on the entry's revision, so two supervisors can never both
-believe a renewal succeeded. The holder renews every ttl/3 and stops acting
-2/3 ttl after its last successful renewal (measured on the monotonic clock,
-from before the renewal was sent), so it is silent a full third of the ttl
-before any standby may take over, whatever happens to its process or link.
+believe a renewal succeeded.
+
+The rule: the holder may act only until 2/3 ttl after its last successful
+renewal was *sent* (monotonic clock; `valid()`), while the expiry it wrote is
+a full ttl after that moment (wall clock), and a standby can take the lease
+only by a compare-and-set once that expiry has passed. So the holder is
+silent at least ttl/3 before anyone else may act, whatever happens to its
+process or link (that third covers clock skew between hosts and a write
+already in flight). Within that window nothing forbids renewing late: the
+holder renews every ttl/6 and, when a renewal fails (NATS restarting), tries
+again every `retry_interval_s` until one succeeds or the window closes. A
+NATS blip shorter than about ttl/2 (2/3 ttl less a renewal interval, less the
+time to reconnect) therefore does not end a term; a longer one does.
 """
 
 import logging
@@ -55,13 +64,28 @@ class Lease:
 
     @property
     def renew_interval_s(self) -> float:
-        return self.ttl_s / 3
+        return self.ttl_s / 6
+
+    @property
+    def retry_interval_s(self) -> float:
+        """Time between renewal attempts while they fail (a NATS blip)."""
+        return min(self.ttl_s / 30, 0.1)
+
+    def remaining_s(self) -> float:
+        """Time this process may still act without another renewal (<= 0: none)."""
+        if self._valid_from is None:
+            return 0.0
+        return self._valid_from + self.ttl_s * 2 / 3 - time.monotonic()
+
+    def renewal_due_s(self) -> float:
+        """Time until the next renewal is due (counted from when the last one was sent)."""
+        if self._valid_from is None:
+            return 0.0
+        return self._valid_from + self.renew_interval_s - time.monotonic()
 
     def valid(self) -> bool:
         """True while this process may act: less than 2/3 ttl since the last renewal."""
-        if self._valid_from is None:
-            return False
-        return time.monotonic() - self._valid_from < self.ttl_s * 2 / 3
+        return self.remaining_s() > 0
 
     def check(self) -> None:
         """Raise NotLeader unless `valid()`; called before every write."""
@@ -106,7 +130,11 @@ class Lease:
         return True
 
     async def renew(self) -> bool:
-        """Extend the lease; False (and no longer held) if someone else took it."""
+        """Extend the lease; False (and no longer held) if someone else took it.
+
+        Raises what NATS raises (a timeout while it restarts): the caller
+        tries again while `valid()`.
+        """
         if self._revision is None:
             return False
         sent = time.monotonic()
@@ -114,14 +142,32 @@ class Lease:
             holder=self.holder, epoch=self.epoch, expires_ms=_now_ms() + int(self.ttl_s * 1000)
         )
         try:
-            self._revision = await self.kv.update(
-                self.key, _ENCODER.encode(new), last=self._revision
-            )
+            revision = await self.kv.update(self.key, _ENCODER.encode(new), last=self._revision)
         except js_errors.KeyWrongLastSequenceError:
-            log.warning("lease %s lost: epoch %d was superseded", self.key, self.epoch)
-            self.drop()
+            if not await self._own_late_write():
+                log.warning("lease %s lost: epoch %d was superseded", self.key, self.epoch)
+                self.drop()
+                return False
+            # An earlier renewal of ours landed after we gave up waiting for
+            # it (sent just before a disconnect): its expiry is no later than
+            # this one's, so `_valid_from` stays; renew again on its revision.
+            revision = await self.kv.update(self.key, _ENCODER.encode(new), last=self._revision)
+        if not self.held:  # dropped (the term ended) while this was in flight
             return False
+        self._revision = revision
         self._valid_from = sent
+        return True
+
+    async def _own_late_write(self) -> bool:
+        """Whether the entry (which moved on) is still ours; if so take its revision.
+
+        Only this process writes our holder with our epoch: a standby that
+        takes over writes its own holder and a higher epoch.
+        """
+        value, revision = await self.current()
+        if value is None or value.holder != self.holder or value.epoch != self.epoch:
+            return False
+        self._revision = revision
         return True
 
     def drop(self) -> None:

@@ -9,15 +9,23 @@ the streams deduplicate if they were already stored.
 An unfinished record found later, at admission or with a result (written by a
 deposed supervisor after this term loaded STATE), is adopted the same way
 (`adopt_found`).
+
+Instance silence is carried over too (`carry_last_heard`): an instance this
+process never heard is judged by the last-heard time the previous leader
+kept in KV AGENTS, not from this term's start.
 """
 
 import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from natsfleet.protocols import TaskState, is_terminal
+import msgspec
+
+from natsfleet.bus.kvread import latest_entries
+from natsfleet.protocols import AgentInfo, Bucket, TaskState, is_terminal
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.errors import RevisionConflict
+from natsfleet.supervisor.registry import persist_every_s
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
 from natsfleet.supervisor.timers import TimerKind
 
@@ -32,9 +40,11 @@ RESEND_WINDOW_MS = 110_000
 _ADOPT_CONCURRENCY = 256
 # A deposed supervisor lands at most the few writes it had in flight.
 _ADOPT_TRIES = 5
+_AGENT_INFO = msgspec.json.Decoder(AgentInfo)
 
 
 async def take_over(engine: "Engine") -> None:
+    await carry_last_heard(engine)
     store = engine.store
     loaded = await store.load_all()
     unfinished = [t for t in loaded if not is_terminal(t.record.state)]
@@ -58,6 +68,38 @@ async def take_over(engine: "Engine") -> None:
         len(loaded),
         len(unfinished),
     )
+
+
+async def carry_last_heard(engine: "Engine") -> None:
+    """Seed the registry with when the previous leader last heard each instance.
+
+    A record's `last_seen_ms` may lag the instance's last heartbeat by one
+    persist interval (`registry.persist_every_s`), so that interval is added:
+    an instance is never judged silent longer than it was, and is declared
+    lost at most that much after heartbeat_timeout_s. The time is the old
+    leader's wall clock, bounded by ours (never in the future): supervisors'
+    clocks are assumed to agree to well under a second, as the lease's
+    `expires_ms` already assumes. Best effort: without KV AGENTS, silence is
+    counted from this term's start, as it was before.
+    """
+    lag_ms = int(persist_every_s(engine.cfg.heartbeat_timeout_s) * 1000)
+    try:
+        kv = await engine.bus.kv(Bucket.AGENTS)
+        entries = await latest_entries(kv, engine.bus.config.js_timeout_s)
+    except Exception as exc:
+        log.warning("could not read KV AGENTS; instance silence counts from now: %r", exc)
+        return
+    now = now_ms()
+    for entry in entries:
+        if entry.operation is not None or not entry.value:
+            continue
+        try:
+            info = _AGENT_INFO.decode(entry.value)
+        except msgspec.DecodeError as exc:
+            log.warning("unreadable KV AGENTS record %s: %s", entry.key, exc)
+            continue
+        heard_ms = min(info.last_seen_ms + lag_ms, now)
+        engine.registry.carry(info.instance_id, info.incarnation, (now - heard_ms) / 1000)
 
 
 async def adopt_found(engine: "Engine", found: Tracked) -> Tracked:

@@ -3,11 +3,19 @@
 The registry runs in every supervisor, standbys included, so a standby that
 takes over already knows the fleet. It only records what instances say; what
 to do about a dead instance or a lost token is the engine's business, told
-through the `RegistryListener` it installs while it is active.
+through the `RegistryListener` it installs while it is active. A listener
+that fails is logged, never the message's fault: a healthy Hello or
+Heartbeat is not rejected (or dead-lettered) because of it.
+
+Last-heard times survive a failover: the new leader takes them from what it
+heard itself as a standby (strangers included) and, for instances it never
+heard, from the records the previous leader kept in KV AGENTS (`carry`).
 """
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -61,6 +69,25 @@ class Instance:
         )
 
 
+#: The active supervisor rewrites an instance's KV AGENTS record at most this
+#: often while it heartbeats (and at once on Hello and Bye). A record's
+#: `last_seen_ms` is then at most this much older than the instance's last
+#: heartbeat, which bounds how much later than heartbeat_timeout_s a
+#: successor declares it lost (`carry`).
+PERSIST_EVERY_MAX_S = 0.5
+
+
+def persist_every_s(heartbeat_timeout_s: float) -> float:
+    """How often an instance's KV AGENTS record is rewritten while it heartbeats."""
+    return min(heartbeat_timeout_s / 2, PERSIST_EVERY_MAX_S)
+
+
+@dataclass(slots=True, frozen=True)
+class _Carried:
+    incarnation: str
+    heard: float  # monotonic, in this process
+
+
 class Registry:
     """Instances by id; `listener` is the active engine (None on a standby)."""
 
@@ -72,6 +99,24 @@ class Registry:
         # listened): monotonic time last heard. A standby learns them only
         # from the rollcall of its term.
         self._strangers: dict[str, float] = {}
+        # Last-heard times of instances the previous leader knew (`carry`).
+        self._carried: dict[str, _Carried] = {}
+
+    @contextlib.contextmanager
+    def _telling(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception:
+            log.exception("registry listener failed on %s", what)
+
+    def carry(self, instance_id: str, incarnation: str, heard_s_ago: float) -> None:
+        """Remember that the previous leader last heard `instance_id` `heard_s_ago`.
+
+        `last_seen` weighs it against what this process heard itself (the
+        newer counts), for the same incarnation of a known instance.
+        """
+        heard = time.monotonic() - max(heard_s_ago, 0.0)
+        self._carried[instance_id] = _Carried(incarnation=incarnation, heard=heard)
 
     def knows_everyone(self) -> bool:
         """No unknown instance has heartbeated within the heartbeat timeout."""
@@ -86,7 +131,8 @@ class Registry:
             # A new process under the same id: the old one is gone, with its attempts.
             log.info("instance %s restarted (new incarnation)", hello.instance_id)
             if self.listener is not None:
-                self.listener.instance_gone(hello.instance_id, "restarted")
+                with self._telling("hello"):
+                    self.listener.instance_gone(hello.instance_id, "restarted")
             old = None
         self.instances[hello.instance_id] = Instance(
             hello=hello,
@@ -98,15 +144,24 @@ class Registry:
         )
         if old is None:
             log.info("instance %s (%s) joined", hello.instance_id, hello.agent)
+            if hello.heartbeat_interval_s >= self.heartbeat_timeout_s:
+                # It would look dead between two heartbeats: refused at admission,
+                # its attempts lost. A configuration error, not a fault.
+                log.warning(
+                    "instance %s heartbeats every %.3g s, not within heartbeat_timeout_s=%.3g s",
+                    hello.instance_id, hello.heartbeat_interval_s, self.heartbeat_timeout_s,
+                )  # fmt: skip
         if self.listener is not None:
-            self.listener.capacity_changed()
+            with self._telling("hello"):
+                self.listener.capacity_changed()
 
     def on_heartbeat(self, hb: Heartbeat) -> None:
         inst = self.instances.get(hb.instance_id)
         if inst is None or inst.hello.incarnation != hb.incarnation:
             self._strangers[hb.instance_id] = time.monotonic()
             if self.listener is not None:
-                self.listener.unknown_instance(hb.instance_id)
+                with self._telling("heartbeat"):
+                    self.listener.unknown_instance(hb.instance_id)
             if inst is None:
                 return
             if inst.hello.incarnation != hb.incarnation:
@@ -118,9 +173,11 @@ class Registry:
         inst.draining = hb.draining
         was_paused, inst.paused = inst.paused, False
         if self.listener is not None:
-            self.listener.heartbeat(inst, hb)
+            with self._telling("heartbeat"):
+                self.listener.heartbeat(inst, hb)
             if was_paused or hb.load < inst.capacity:
-                self.listener.capacity_changed()
+                with self._telling("heartbeat"):
+                    self.listener.capacity_changed()
 
     def on_bye(self, bye: Bye) -> None:
         inst = self.instances.get(bye.instance_id)
@@ -184,9 +241,22 @@ class Registry:
         )
 
     def last_seen(self, instance_id: str) -> float | None:
-        """Monotonic time the instance was last heard, None if unknown."""
+        """Monotonic time the instance was last heard, None if nobody knows.
+
+        A known instance: its last Hello or Heartbeat (or, if newer, what
+        the previous leader heard from the same incarnation). Else the last
+        heartbeat heard from it as a stranger, or what the previous leader
+        heard, whichever is newer.
+        """
+        carried = self._carried.get(instance_id)
         inst = self.instances.get(instance_id)
-        return inst.last_seen if inst is not None else None
+        if inst is not None:
+            if carried is not None and carried.incarnation == inst.hello.incarnation:
+                return max(inst.last_seen, carried.heard)
+            return inst.last_seen
+        stranger = self._strangers.get(instance_id)
+        heard = [t for t in (stranger, carried.heard if carried else None) if t is not None]
+        return max(heard, default=None)
 
     def expire(self, keep_s: float) -> list[str]:
         """Forget instances silent for longer than `keep_s`; return their ids."""
@@ -194,6 +264,10 @@ class Registry:
         gone = [i for i, inst in self.instances.items() if now - inst.last_seen > keep_s]
         for instance_id in gone:
             del self.instances[instance_id]
+        for instance_id in [i for i, t in self._strangers.items() if now - t > keep_s]:
+            del self._strangers[instance_id]
+        for instance_id in [i for i, c in self._carried.items() if now - c.heard > keep_s]:
+            del self._carried[instance_id]
         return gone
 
     def info(self, load: dict[str, int], agent: str | None = None) -> list[AgentInfo]:

@@ -10,7 +10,6 @@ shutdown the lease is released so a standby takes over at once.
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Iterable
 
@@ -30,7 +29,7 @@ from natsfleet.protocols import (
     Submit,
     encode,
 )
-from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.config import SupervisorConfig, default_supervisor_id
 from natsfleet.supervisor.consumers import fence
 from natsfleet.supervisor.control import RAW, Control
 from natsfleet.supervisor.engine import Engine
@@ -38,7 +37,7 @@ from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.lease import Lease
 from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.recovery import take_over
-from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.registry import Registry, persist_every_s
 from natsfleet.supervisor.scheduler import Dispatcher
 from natsfleet.supervisor.store import TaskStore
 from natsfleet.supervisor.workflows import WorkflowDef
@@ -53,14 +52,15 @@ _SUBMIT = Codec[Submit](Submit)
 _OUTCOME = Codec[ResultsMessage](ResultsMessage)
 
 
-async def _outcomes(engine: Engine, message: ResultsMessage) -> None:
+async def _outcomes(engine: Engine, message: ResultsMessage, subject: str) -> None:
     """One outcome, or each of a batch (all handled; the first error, if any, is raised
-    so the message comes back, and the outcomes already recorded are then no-ops)."""
+    so the message comes back, and the outcomes already recorded are then no-ops).
+    Each is bound to the instance its attempt was assigned to by `subject`."""
     if not isinstance(message, OutcomeBatch):
-        await engine.outcome(message)
+        await engine.outcome(message, subject)
         return
     done = await asyncio.gather(
-        *(engine.outcome(o) for o in message.outcomes), return_exceptions=True
+        *(engine.outcome(o, subject) for o in message.outcomes), return_exceptions=True
     )
     for result in done:
         if isinstance(result, BaseException):
@@ -91,7 +91,7 @@ class Supervisor:
         self.catalog = load_workflows(cfg.workflows)
         for definition in workflows:
             self.catalog.add(definition, source="python")
-        self.id = cfg.supervisor_id or f"sup-{secrets.token_hex(4)}"
+        self.id = cfg.supervisor_id or default_supervisor_id()
         self.bus = Bus(bus_config, role="supervisor", instance=self.id)
         self.registry = Registry(cfg.heartbeat_timeout_s)
         self.metrics = SupervisorMetrics(self.registry)
@@ -215,11 +215,12 @@ class Supervisor:
                 bus.subjects.results(),
                 results,
                 _OUTCOME,
-                lambda message, _: _outcomes(engine, message),
+                lambda message, incoming: _outcomes(engine, message, incoming.subject),
                 stream=bus.subjects.stream(Stream.RESULTS),
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,
                 parallel=True,
+                max_failures=cfg.max_handler_failures,
             )
         )
         tg.create_task(
@@ -232,6 +233,7 @@ class Supervisor:
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,
                 parallel=True,
+                max_failures=cfg.max_handler_failures,
             )
         )
         engine.wake.set()
@@ -252,18 +254,32 @@ class Supervisor:
 
     async def _keep_lease(self, lease: Lease) -> None:
         while True:
-            await asyncio.sleep(lease.renew_interval_s)
+            await asyncio.sleep(max(0.0, lease.renewal_due_s()))
+            await self._renew(lease)
+
+    async def _renew(self, lease: Lease) -> None:
+        """Renew; while that fails, retry until it succeeds or the lease's acting
+        window closes, which ends the term (the rule is in lease.py)."""
+        failing_since: float | None = None
+        while (remaining_s := lease.remaining_s()) > 0:
             try:
-                renewed = await asyncio.wait_for(lease.renew(), lease.renew_interval_s)
+                # Patience of ttl/3 per attempt (a loaded server is slow, not
+                # gone). One given up on is abandoned, not undone on the
+                # server: if it lands, the next one finds it (lease.py).
+                renewed = await asyncio.wait_for(lease.renew(), min(remaining_s, lease.ttl_s / 3))
             except Exception as exc:
-                log.warning("lease renewal failed: %s", exc)
-                renewed = lease.valid() and lease.held
-                if not lease.valid():
-                    renewed = False
-            if not renewed and not lease.valid():
-                raise _Deposed("lease lost")
-            if not lease.held:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("lease renewal failed, retrying: %r", exc)
+                await asyncio.sleep(min(lease.retry_interval_s, max(lease.remaining_s(), 0.0)))
+                continue
+            if not renewed:
                 raise _Deposed("lease taken by another supervisor")
+            if failing_since is not None:
+                took_s = time.monotonic() - failing_since
+                log.warning("lease renewed again after %.2f s of failures", took_s)
+            return
+        raise _Deposed("lease not renewed in time")
 
     async def _watch_stop(self) -> None:
         await self._stop.wait()
@@ -295,12 +311,13 @@ class Supervisor:
         return None
 
     async def _persist_agent(self, instance_id: str, *, force: bool) -> None:
-        """Keep the instance's view in KV AGENTS (expiring), for operators and tools."""
+        """Keep the instance's view in KV AGENTS (expiring), for operators and tools,
+        and for the next leader: its `last_seen_ms` carries over (recovery.py)."""
         lease = self._lease
         if lease is None or not lease.valid():
             return
         now = time.monotonic()
-        every_s = self.cfg.heartbeat_timeout_s / 2
+        every_s = persist_every_s(self.cfg.heartbeat_timeout_s)
         if not force and now - self._persisted.get(instance_id, 0.0) < every_s:
             return
         self._persisted[instance_id] = now

@@ -34,6 +34,7 @@ from natsfleet.protocols import (
     TaskRecord,
     TaskState,
     encode,
+    idempotency_digest,
     is_terminal,
 )
 from natsfleet.supervisor.errors import NotLeader, RevisionConflict
@@ -262,15 +263,19 @@ def _stamp(record: TaskRecord, epoch: int) -> TaskRecord:
 def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None = None) -> TaskEvent:
     """The event announcing `record`'s current state."""
     terminal = is_terminal(record.state)
+    key = record.idempotency_key
     return TaskEvent(
         task_id=record.task_id,
         state=state or record.state,
         at_ms=record.updated_ms or now_ms(),
         attempt=record.attempts,
         instance_id=record.instance_id,
-        token=record.token,
+        # No token: every agent user may read EVENTS, and a token is the
+        # attempt's credential for its outcome (docs/operations.md).
+        token=None,
         detail=detail,
         error=record.error if record.state != TaskState.COMPLETED else None,
         output=record.output if terminal else NULL_RAW,
         skill=record.skill,
+        key_hash=None if key is None else idempotency_digest(key),
     )

@@ -6,7 +6,8 @@ import msgspec
 
 from natsfleet.protocols import ALL_MESSAGES, DlqReason, ErrorCode, FailureKind, RejectCode
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+DOC_DIR = Path(__file__).resolve().parent.parent / "docs"
+DOC = (DOC_DIR / "protocol.md").read_text()
 
 
 def test_every_message_is_documented() -> None:
@@ -21,3 +22,14 @@ def test_every_code_reason_and_kind_is_documented() -> None:
     for enum in (ErrorCode, DlqReason, RejectCode, FailureKind):
         for member in enum:
             assert f"`{member.value}`" in DOC, member
+
+
+def test_the_edge_rule_is_documented_as_the_code_has_it() -> None:
+    from natsfleet.protocols.limits import ID_MAX_CHARS, KEY_MAX_CHARS, MAX_DURATION_S
+
+    operations = (DOC_DIR / "operations.md").read_text()
+    for doc in (DOC, operations):
+        text = " ".join(doc.split())  # line breaks do not matter
+        assert f"1 to {ID_MAX_CHARS} characters of `A-Z a-z 0-9 _ -`" in text
+        assert f"1 to {KEY_MAX_CHARS} characters without control characters" in text
+    assert f"366 days ({int(MAX_DURATION_S):,} s)" in DOC

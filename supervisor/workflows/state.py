@@ -6,11 +6,20 @@ takes over. Step outputs are kept here too: the run does not depend on its
 step tasks' records outliving their retention.
 """
 
+import hashlib
 from enum import StrEnum
 
 import msgspec
 
-from natsfleet.protocols import ErrorInfo, RetryPolicy, TaskState, Timeouts, Usage, null_raw
+from natsfleet.protocols import (
+    ID_MAX_CHARS,
+    ErrorInfo,
+    RetryPolicy,
+    TaskState,
+    Timeouts,
+    Usage,
+    null_raw,
+)
 from natsfleet.supervisor.workflows.model import WorkflowDef
 
 
@@ -126,8 +135,16 @@ def new_run(
 
 
 def step_task_id(run_id: str, step: str, n: int) -> str:
-    """Deterministic: a restarted supervisor re-plans the very same task."""
-    return f"{run_id}-{step}-{n}"
+    """Deterministic: a restarted supervisor re-plans the very same task.
+
+    `<run>-<step>-<n>`, or, when that is longer than an id may be
+    (protocols/limits.py), its first characters and a digest of the whole.
+    """
+    plain = f"{run_id}-{step}-{n}"
+    if len(plain) <= ID_MAX_CHARS:
+        return plain
+    digest = hashlib.sha256(plain.encode()).hexdigest()[:32]
+    return f"{plain[: ID_MAX_CHARS - len(digest) - 1]}-{digest}"
 
 
 def step_key(run_id: str, step: str, n: int) -> str:

@@ -10,12 +10,13 @@ at submit time against the live agents (see `runner.py`).
 import re
 from dataclasses import dataclass
 
+from natsfleet.protocols import ID_MAX_CHARS, is_id, is_name
+from natsfleet.protocols.limits import MAX_BUDGET_USD, MAX_DURATION_S
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
 from natsfleet.supervisor.workflows.model import MAX_ROUNDS, StepDef, WorkflowDef
 from natsfleet.supervisor.workflows.refs import Ref, refs_in
 
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_WORKFLOW_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,21 +73,28 @@ def check(defn: WorkflowDef, *, source: str = "") -> Graph:
 
 def _names(defn: WorkflowDef) -> list[str]:
     problems = []
-    if not _WORKFLOW_NAME.match(defn.name):
-        problems.append(f"workflow name {defn.name!r} must match [A-Za-z0-9_-]+")
+    if not is_id(defn.name):  # it travels in Submit.workflow (protocols/limits.py)
+        problems.append(
+            f"workflow name {defn.name!r} must be 1 to {ID_MAX_CHARS} characters of [A-Za-z0-9_-]"
+        )
     if not defn.steps:
         problems.append("a workflow needs at least one step")
     seen: set[str] = set()
     for step in defn.steps:
-        if not _STEP_NAME.match(step.name):
-            problems.append(f"step name {step.name!r} must match [a-z][a-z0-9_]*")
+        if not _STEP_NAME.match(step.name) or len(step.name) > ID_MAX_CHARS:
+            problems.append(
+                f"step name {step.name!r} must match [a-z][a-z0-9_]* ({ID_MAX_CHARS} at most)"
+            )
+        if step.skill is not None and not is_name(step.skill):
+            problems.append(f"step {step.name!r}: skill {step.skill!r} is not a valid skill name")
         if step.name in seen:
             problems.append(f"step {step.name!r} is declared twice")
         seen.add(step.name)
-    if defn.deadline_s is not None and defn.deadline_s <= 0:
-        problems.append("deadline_s must be positive")
-    if defn.budget_usd is not None and defn.budget_usd <= 0:
-        problems.append("budget_usd must be positive")
+    # The same bounds as a Submit's (protocols/limits.py): steps carry them.
+    if defn.deadline_s is not None and not 0 < defn.deadline_s <= MAX_DURATION_S:
+        problems.append(f"deadline_s must be positive and at most {MAX_DURATION_S:.0f}")
+    if defn.budget_usd is not None and not 0 < defn.budget_usd <= MAX_BUDGET_USD:
+        problems.append(f"budget_usd must be positive and at most {MAX_BUDGET_USD:.0f}")
     return problems
 
 

@@ -338,3 +338,23 @@ async def test_context_carries_the_agents_llm_and_tools(
         assign, _ = await d.assign("equipped", "q1", "look", Text(text="x"))
         assert isinstance(await d.outcome(assign.token), Result)
         assert seen == [("fake-llm", {"search": len})]
+
+
+async def test_an_instance_the_supervisor_would_refuse_does_not_start() -> None:
+    """A Hello that breaks the edge rule (protocols/limits.py) fails at construction,
+    not as an instance whose every hello is dead-lettered."""
+    from natsfleet.agents import Agent
+    from natsfleet.protocols import InvalidValue
+
+    class Verbose(Agent):
+        name = "verbose"
+        version = "v" * 300
+
+        @skill
+        async def echo(self, input: Text, ctx: TaskContext) -> Text:
+            return input
+
+    with pytest.raises(InvalidValue, match="agent_version"):
+        AgentRuntime(Verbose(), bus_config=BusConfig(prefix="none"))
+    with pytest.raises(InvalidValue, match="instance id"):
+        AgentRuntime(EchoAgent(), bus_config=BusConfig(prefix="none"), instance_id="x" * 129)

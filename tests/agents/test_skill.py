@@ -115,3 +115,15 @@ def test_loader_resolves_builtins_paths_and_refuses_the_rest() -> None:
         load_agent("tests.fleet_agents:Missing")
     with pytest.raises(AgentNotFound, match="not a natsfleet Agent"):
         load_agent("tests.fleet_agents:Text")
+
+
+def test_an_error_type_is_cut_to_a_wire_label() -> None:
+    """A Failure whose error_type broke the edge rule would be refused whole."""
+    from natsfleet.protocols import Failure, check_struct
+    from natsfleet.protocols.limits import LABEL_MAX_CHARS
+
+    error_type, _, _ = describe_exception(SkillError("x", error_type="E" * 10_000))
+    assert error_type == "E" * LABEL_MAX_CHARS
+    failure = Failure(task_id="t", token="k", attempt=1, instance_id="i", agent="a",
+                      error_type=error_type)  # fmt: skip
+    assert check_struct(failure) is failure

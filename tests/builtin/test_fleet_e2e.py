@@ -121,9 +121,11 @@ async def test_writer_killed_mid_workflow_is_reassigned_and_completes_once(
     wire.script("m-medium", wire.slow(30.0, article), wire.ok(article))
     writer_env = {"NATSFLEET_FLEET_FILE": str(fleet_file), "WIRE_KEY": "k"}
     supervisor = {"timeouts": {"heartbeat_timeout_s": 1.0}}
+    # Heartbeats well inside the 1 s timeout: at the default 2 s interval every
+    # instance looks dead half the time and the run is refused at admission.
     async with DemoFleet(
         tmp_path / "run", agents=("researcher", "editor"), agent_env={"writer": writer_env},
-        supervisor_config=supervisor,
+        supervisor_config=supervisor, agent_args=("--heartbeat-s", "0.25"),
     ) as fleet:  # fmt: skip
         first = await fleet.start_agent("writer", "writer-1")
         running = asyncio.create_task(run_content(fleet.client, QUESTION))

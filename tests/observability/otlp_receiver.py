@@ -19,6 +19,7 @@ class ReceivedSpan:
     parent_id: str
     name: str
     attributes: dict[str, Any] = field(default_factory=dict)
+    instance: str = ""  # the resource's service.instance.id
 
 
 def _value(any_value: Any) -> Any:
@@ -69,6 +70,7 @@ class OtlpReceiver:
                             parent_id=span.parent_span_id.hex(),
                             name=span.name,
                             attributes={a.key: _value(a.value) for a in span.attributes},
+                            instance=str(resource.get("service.instance.id", "")),
                         )
                     )
         with self._lock:

@@ -10,6 +10,19 @@ import msgspec
 import msgspec.inspect as mi
 from hypothesis import strategies as st
 
+from natsfleet.protocols.limits import ID_PATTERN, KEY_PATTERN, NAME_PATTERN
+
+# The alphabets of protocols/limits.py's patterns (hypothesis cannot generate
+# from their end-of-text lookahead).
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+_ALPHABETS: dict[str, st.SearchStrategy[str]] = {
+    ID_PATTERN: st.sampled_from(_ID_ALPHABET),
+    NAME_PATTERN: st.sampled_from(_ID_ALPHABET + "."),
+    KEY_PATTERN: st.characters(
+        min_codepoint=0x20, exclude_categories=("Cs",), exclude_characters="\x7f"
+    ),
+}
+
 _JSON_SCALARS = st.one_of(
     st.none(),
     st.booleans(),
@@ -28,13 +41,15 @@ _JSON_VALUES = st.recursive(
 def for_type(t: mi.Type) -> st.SearchStrategy[Any]:  # noqa: C901 - one case per msgspec type
     match t:
         case mi.StrType():
-            return st.text(max_size=24)
+            return _text(t)
         case mi.BoolType():
             return st.booleans()
         case mi.IntType():
-            return st.integers(min_value=-(2**53), max_value=2**53)
+            low = -(2**53) if t.ge is None else max(t.ge, -(2**53))
+            high = 2**53 if t.le is None else min(t.le, 2**53)
+            return st.integers(min_value=low, max_value=high)
         case mi.FloatType():
-            return st.floats(allow_nan=False, allow_infinity=False)
+            return st.floats(min_value=t.ge, max_value=t.le, allow_nan=False, allow_infinity=False)
         case mi.NoneType():
             return st.none()
         case mi.BytesType():
@@ -53,12 +68,21 @@ def for_type(t: mi.Type) -> st.SearchStrategy[Any]:  # noqa: C901 - one case per
         case mi.UnionType():
             return st.one_of([for_type(member) for member in t.types])
         case mi.VarTupleType() | mi.ListType():
-            return st.lists(for_type(t.item_type), max_size=3).map(tuple)
+            return st.lists(for_type(t.item_type), max_size=min(3, t.max_length or 3)).map(tuple)
         case mi.DictType():
             return st.dictionaries(for_type(t.key_type), for_type(t.value_type), max_size=3)
         case mi.StructType():
             return struct_strategy(t.cls)
     raise NotImplementedError(f"no strategy for {t!r}")
+
+
+def _text(t: mi.StrType) -> st.SearchStrategy[str]:
+    low, high = t.min_length or 0, min(24, t.max_length or 24)
+    if t.pattern is None:
+        return st.text(min_size=low, max_size=high)
+    if t.pattern not in _ALPHABETS:
+        raise NotImplementedError(f"no strategy for the pattern {t.pattern!r}")
+    return st.text(_ALPHABETS[t.pattern], min_size=max(low, 1), max_size=high)
 
 
 def struct_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:

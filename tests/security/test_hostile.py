@@ -39,8 +39,10 @@ from natsfleet.protocols import (
     RemoteError,
     Result,
     Rollcall,
+    Stream,
     Submit,
     TaskState,
+    is_id,
     to_raw,
 )
 from tests.fleet_agents import Sleep, Text
@@ -305,6 +307,136 @@ async def test_named_hostile_cases(hostile: Hostile) -> None:
     await _until_dead_lettered(h.bus, Counter({s.result("echo", "ghost"): 1}), 20)
     assert msgspec.json.decode((await h.client.status(task_id)).output) != "forged"
     await _still_serving(h)
+
+
+# Well-formed JSON of the right type whose ids or numbers break the edge rule
+# (protocols/limits.py): wildcards, dots, spaces, control characters, the
+# empty string, ids far over the length limit, numbers that overflow.
+HOSTILE_IDS = st.one_of(
+    st.sampled_from(
+        ["", "*", ">", "a b", "a.b", "\x01", "ok\n", "\u00e9", "a" * 129, "x" * 100_000]
+    ),
+    st.text(min_size=1, max_size=30).filter(lambda text: not is_id(text)),
+)
+HOSTILE_NUMBERS = st.sampled_from([1e308, -1.0, 2**62, -(2**62)])
+
+
+def _semantic_cases(s: Any) -> st.SearchStrategy[tuple[str, bool, dict[str, Any]]]:
+    """(subject, is a request, message) with one hostile id or number."""
+    hb = {
+        "type": "agent.hb",
+        "instance_id": "ghost",
+        "agent": "echo",
+        "incarnation": "g",
+        "seq": 1,
+        "load": 0,
+        "capacity": 1,
+    }
+    hello = {
+        "type": "agent.hello",
+        "instance_id": "ghost",
+        "agent": "echo",
+        "incarnation": "g",
+        "skills": [{"name": "echo"}],
+        "capacity": 1,
+        "heartbeat_interval_s": 1.0,
+    }
+    result = {
+        "type": "task.result",
+        "task_id": "t",
+        "token": "k",
+        "attempt": 1,
+        "instance_id": "echo-1",
+        "agent": "echo",
+        "output": None,
+    }
+    submit = {"type": "task.submit", "task_id": "t", "skill": "echo", "input": {}}
+    assign = {
+        "type": "task.assign",
+        "task_id": "t",
+        "token": "k",
+        "attempt": 1,
+        "skill": "echo",
+        "input": {"text": "x"},
+    }
+    ids = [
+        (s.heartbeat("echo", "ghost"), False, hb, ["instance_id", "agent", "incarnation"]),
+        (s.hello("echo", "ghost"), False, hello, ["instance_id", "agent", "incarnation"]),
+        (s.bye("echo", "ghost"), False, {**hb, "type": "agent.bye"}, ["instance_id", "agent"]),
+        (s.result("echo", "echo-1"), False, result, ["task_id", "token", "instance_id", "agent"]),
+        (s.submit(), False, submit, ["task_id", "skill", "parent_id", "workflow_id"]),
+        (s.assign("echo", "echo-1"), True, assign, ["task_id", "token", "skill", "parent_id"]),
+        (s.cancel("echo", "echo-1"), False, {"type": "task.cancel", "task_id": "t", "token": "k"},
+         ["task_id", "token"]),
+    ]  # fmt: skip
+    numbers = [
+        (s.submit(), False, submit, ["priority", "budget_usd", "submitted_ms"]),
+        (s.heartbeat("echo", "ghost"), False, hb, ["load", "capacity"]),
+        (s.result("echo", "echo-1"), False, result, ["attempt"]),
+    ]
+
+    @st.composite
+    def case(draw: st.DrawFn) -> tuple[str, bool, dict[str, Any]]:
+        if draw(st.booleans()):
+            subject, request, base, fields = draw(st.sampled_from(ids))
+            value: Any = draw(HOSTILE_IDS)
+        else:
+            subject, request, base, fields = draw(st.sampled_from(numbers))
+            value = draw(HOSTILE_NUMBERS)
+        field = draw(st.sampled_from(fields))
+        if draw(st.booleans()) and subject == s.submit():  # or deep inside: numbers in policies
+            field = draw(st.sampled_from(["timeouts", "retry"]))
+            inner = "start_to_close_s" if field == "timeouts" else "initial_interval_s"
+            value = {inner: draw(st.sampled_from([1e308, -1.0]))}
+        return subject, request, {**base, field: value}
+
+    return case()
+
+
+def semantic_inputs(s: Any, count: int) -> list[tuple[str, bool, dict[str, Any]]]:
+    found: list[tuple[str, bool, dict[str, Any]]] = []
+
+    @settings(max_examples=count, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck), deadline=None)  # fmt: skip
+    @given(_semantic_cases(s))
+    def collect(item: tuple[str, bool, dict[str, Any]]) -> None:
+        found.append(item)
+
+    collect()
+    return found
+
+
+async def test_semantically_hostile_messages_are_dead_lettered_once(hostile: Hostile) -> None:
+    """Valid JSON of the right type with hostile ids, tokens and numbers: each is
+    refused at decoding (a typed answer for a request, one DLQ entry under its
+    subject otherwise), none is redelivered, and both processes keep working."""
+    h = hostile
+    s = h.bus.subjects
+    codecs = {t.subject: t.codec for t in targets(h.bus)}
+    codecs[s.heartbeat("echo", "ghost")] = codecs[s.hello("echo", "ghost")] = codecs[
+        s.bye("echo", "ghost")
+    ] = Codec[AgentAnnouncement](AgentAnnouncement)
+    before = await _dlq_by_subject(h.bus)
+    expected: Counter[str] = Counter()
+    for subject, request, message in semantic_inputs(s, 120):
+        payload = msgspec.json.encode(message)
+        target = Target(subject, request, codecs[subject])
+        assert _is_bad(target, payload, None), message  # the rule refuses it
+        await _send(h, target, payload, None)
+        if not request:
+            expected[subject] += 1
+    await h.bus.nc.flush()
+    await _until_dead_lettered(h.bus, expected + before, timeout_s=60)
+    tasks = s.stream(Stream.TASKS)
+    deadline = time.monotonic() + 20
+    while (await h.bus.js.stream_info(tasks)).state.messages:  # settled: nothing comes back
+        assert time.monotonic() < deadline, "hostile submits stay in TASKS"
+        await asyncio.sleep(0.1)
+    await _still_serving(h)
+    # Exactly once each: no submit was redelivered into a second entry.
+    after = await _dlq_by_subject(h.bus)
+    assert after[s.submit()] - before[s.submit()] == expected[s.submit()]
+    assert "Traceback" not in h.supervisor.log(), h.supervisor.log()[-3000:]
 
 
 async def _until_state(client: FleetClient, task_id: str, state: TaskState) -> None:

@@ -31,9 +31,12 @@ async def test_fan_out_fan_in_with_concurrency_limit(wf: WfFleet, tmp_path: Path
     await wf.agent("wf-1", capacity=4)
     await wf.agent("wf-2", capacity=4)
     record_dir = tmp_path / "record"
-    run_id = await wf.client.submit(workflow="fan", input={"n": 5, "dir": str(record_dir)})
+    run_input = {"n": 5, "dir": str(record_dir)}
+    run_id = await wf.client.submit(workflow="fan", input=run_input, key="fan-1")
     event = await wf.client.wait(run_id, timeout_s=30)
     assert event.state == TaskState.COMPLETED, event
+    # The same key again is the same run (its events carry the key's hash).
+    assert await wf.client.submit(workflow="fan", input=run_input, key="fan-1") == run_id
     output = decode_raw(event.output, dict)
     assert output["merged"] == {"count": 5, "squares": [1, 4, 9, 16, 25]}
     assert output["first"] == {"i": 1, "squared": 1}

@@ -147,3 +147,17 @@ def test_python_builder() -> None:
     broken.step("a", skill="s", input={"x": "${steps.zzz.output}"})
     with pytest.raises(WorkflowDefinitionError, match="undefined step 'zzz'"):
         broken.definition()
+
+
+def test_names_skills_and_numbers_follow_the_edge_rule() -> None:
+    """What a workflow's steps will submit must pass protocols/limits.py."""
+    long_step = "s" * 129
+    problems = _invalid(f'[steps.{long_step}]\nskill = "echo echo"\n')
+    assert any("128 at most" in p for p in problems), problems
+    assert any("skill 'echo echo' is not a valid skill name" in p for p in problems), problems
+    problems = _invalid('budget_usd = 1e9\ndeadline_s = 1e308\n[steps.a]\nskill = "echo"\n')
+    assert any("budget_usd must be positive and at most" in p for p in problems), problems
+    assert any("deadline_s must be positive and at most" in p for p in problems), problems
+    with pytest.raises(WorkflowDefinitionError, match="workflow name"):
+        check(parse_toml('[steps.a]\nskill = "echo"\n', default_name="w" * 129))
+    check(parse_toml('[steps.a]\nskill = "later.skill"\n', default_name="w"))  # dots are fine
