@@ -44,7 +44,7 @@ MAX_DURATION_MS = int(MAX_DURATION_S * 1000)
 #: Epoch milliseconds: the 48 bits a ULID's time holds.
 MAX_EPOCH_MS = 2**48 - 1
 MAX_BUDGET_USD = 1_000_000.0
-PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1
+PRIORITY_MIN, PRIORITY_MAX = 0, 2**31 - 1  # 0, the default, is the lowest
 #: Counts (attempts, capacity, load, sequence numbers).
 MAX_COUNT = 2**31 - 1
 MAX_BACKOFF_COEFFICIENT = 100.0

@@ -60,7 +60,7 @@ async def test_a_good_submit_still_goes_through(bus: Bus) -> None:
         key="order/42 é",
         timeouts=Timeouts(schedule_to_close_s=3600),
         retry=RetryPolicy(maximum_attempts=0),
-        priority=-5,
+        priority=5,
         budget_usd=2.5,
         task_id="my-task_1",
     )

@@ -182,6 +182,7 @@ def test_every_retry_delay_is_finite_and_capped(
         {"retry": {"jitter": 2.0}},
         {"retry": {"non_retryable_errors": ["x" * 1000]}},
         {"priority": 2**40},
+        {"priority": -1},
         {"budget_usd": float("1e9")},
         {"budget_usd": -0.01},
         {"client": "c" * 1000},

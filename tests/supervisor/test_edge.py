@@ -28,6 +28,7 @@ HOSTILE_NUMBERS: list[dict[str, Any]] = [
     {"retry": {"initial_interval_s": 1e308, "maximum_interval_s": 1e308}},
     {"retry": {"backoff_coefficient": 1e308, "maximum_attempts": 2}},
     {"priority": 2**62},
+    {"priority": -1},
     {"budget_usd": -5.0},
     {"submitted_ms": -1},
 ]

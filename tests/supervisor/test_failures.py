@@ -134,7 +134,7 @@ async def test_cancel_queued_and_running(fleet: Any) -> None:
     await fleet.agent("a1", capacity=1)
     running = await fleet.client.submit("echo", {"sleep_s": 30})
     await asyncio.wait_for(_running_on(fleet, running), 5)
-    queued = await fleet.client.submit("echo", {"n": 1}, priority=-1)
+    queued = await fleet.client.submit("echo", {"n": 1})
     async for event in fleet.client.watch(queued):
         assert event.state == TaskState.QUEUED  # the slot is taken: it waits
         break
