@@ -29,6 +29,7 @@ from natsfleet.protocols import (
     WorkflowStatus,
     is_terminal,
 )
+from natsfleet.protocols.limits import PRIORITY_MAX
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.errors import NotLeader
@@ -162,8 +163,8 @@ class WorkflowRunner:
         budget = None if run.budget_usd is None else max(0.0, run.budget_usd - run.spent_usd)
         await self.client.submit(
             step.skill, launch.input, key=launch.item.key, task_id=launch.item.task_id,
-            priority=run.priority + step.priority, timeouts=timeouts, retry=step.retry or run.retry,
-            queue=True, workflow_id=run.run_id, budget_usd=budget,
+            priority=min(run.priority + step.priority, PRIORITY_MAX), timeouts=timeouts,
+            retry=step.retry or run.retry, queue=True, workflow_id=run.run_id, budget_usd=budget,
         )  # fmt: skip
 
     async def _cancel_open(self, run: WorkflowRun, task_ids: list[str]) -> None:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from natsfleet.protocols import ID_MAX_CHARS, is_id, is_name
-from natsfleet.protocols.limits import MAX_BUDGET_USD, MAX_DURATION_S
+from natsfleet.protocols.limits import MAX_BUDGET_USD, MAX_DURATION_S, PRIORITY_MAX, PRIORITY_MIN
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
 from natsfleet.supervisor.workflows.model import MAX_ROUNDS, StepDef, WorkflowDef
 from natsfleet.supervisor.workflows.refs import Ref, refs_in
@@ -87,6 +87,10 @@ def _names(defn: WorkflowDef) -> list[str]:
             )
         if step.skill is not None and not is_name(step.skill):
             problems.append(f"step {step.name!r}: skill {step.skill!r} is not a valid skill name")
+        if not PRIORITY_MIN <= step.priority <= PRIORITY_MAX:
+            problems.append(
+                f"step {step.name!r}: priority must be {PRIORITY_MIN} to {PRIORITY_MAX}"
+            )
         if step.name in seen:
             problems.append(f"step {step.name!r} is declared twice")
         seen.add(step.name)

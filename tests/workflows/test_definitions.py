@@ -158,6 +158,8 @@ def test_names_skills_and_numbers_follow_the_edge_rule() -> None:
     problems = _invalid('budget_usd = 1e9\ndeadline_s = 1e308\n[steps.a]\nskill = "echo"\n')
     assert any("budget_usd must be positive and at most" in p for p in problems), problems
     assert any("deadline_s must be positive and at most" in p for p in problems), problems
+    problems = _invalid('[steps.a]\nskill = "echo"\npriority = -1\n')
+    assert any("step 'a': priority must be 0 to" in p for p in problems), problems
     with pytest.raises(WorkflowDefinitionError, match="workflow name"):
         check(parse_toml('[steps.a]\nskill = "echo"\n', default_name="w" * 129))
     check(parse_toml('[steps.a]\nskill = "later.skill"\n', default_name="w"))  # dots are fine
