@@ -33,8 +33,9 @@ class BlobStore:
             self._store = await self._js.object_store(self._name)
         return self._store
 
-    async def put(self, data: bytes) -> str:
-        name = self._nuid.next().decode()
+    async def put(self, data: bytes, name: str | None = None) -> str:
+        """Store `data` under `name` (a fresh unique name if None); the name."""
+        name = name or self._nuid.next().decode()
         await (await self._bucket()).put(name, data)
         return name
 

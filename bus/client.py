@@ -9,11 +9,13 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
+import msgspec
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
 from natsfleet.bus import tracing
 from natsfleet.bus.connection import Bus
+from natsfleet.bus.payloads import PayloadTooLarge
 from natsfleet.protocols import (
     NULL_RAW,
     Ack,
@@ -144,13 +146,17 @@ class FleetClient:
         if (skill is None) == (workflow is None):
             raise ValueError("give exactly one of skill or workflow")
         task_id = task_id or new_task_id()
+        raw = to_raw({} if input is None else input)
+        self._check_size(raw, workflow is not None)
         if key is not None:
             task_id = await self._claim_key(key, task_id)
+        raw, input_ref = await self.bus.payloads.offload(raw, "input", f"{task_id}.input")
         submit = Submit(
             task_id=task_id,
             skill=skill,
             workflow=workflow,
-            input=to_raw({} if input is None else input),
+            input=raw,
+            input_ref=input_ref,
             idempotency_key=key,
             priority=priority,
             timeouts=timeouts or Timeouts(),
@@ -172,6 +178,21 @@ class FleetClient:
                 raise TaskRejected(ErrorCode.BACKPRESSURE, "task queue is full") from None
             raise
         return task_id
+
+    def _check_size(self, raw: msgspec.Raw, workflow: bool) -> None:
+        """Refuse, before anything is stored, an input the fleet could not carry."""
+        payloads = self.bus.payloads
+        try:
+            payloads.check("input", len(raw))
+        except PayloadTooLarge as exc:
+            raise TaskRejected(ErrorCode.TOO_LARGE, str(exc)) from None
+        # A workflow run keeps its input in its state (KV WORKFLOWS): inline only.
+        if workflow and len(raw) > payloads.inline_max_bytes:
+            raise TaskRejected(
+                ErrorCode.TOO_LARGE,
+                f"a workflow input of {len(raw)} bytes is over the "
+                f"{payloads.inline_max_bytes}-byte inline limit",
+            )
 
     async def _claim_key(self, key: str, task_id: str) -> str:
         kv = await self.bus.kv(Bucket.IDEM)
@@ -212,7 +233,8 @@ class FleetClient:
             await sub.unsubscribe()
 
     async def wait(self, task_id: str, timeout_s: float | None = None) -> TaskEvent:
-        """The task's terminal event (state, output or error)."""
+        """The task's terminal event (state, output or error); an output kept in
+        BLOBS is read back into `output`."""
 
         async def first_terminal() -> TaskEvent:
             async with contextlib.aclosing(self.watch(task_id)) as events:
@@ -222,9 +244,13 @@ class FleetClient:
             raise NatsFleetError("event stream ended")  # pragma: no cover
 
         try:
-            return await asyncio.wait_for(first_terminal(), timeout_s)
+            event = await asyncio.wait_for(first_terminal(), timeout_s)
         except TimeoutError:
             raise WaitTimeout(task_id, timeout_s or 0.0) from None
+        if event.output_ref is None:
+            return event
+        output = await self.bus.payloads.resolve(event.output, event.output_ref)
+        return msgspec.structs.replace(event, output=output)
 
     async def result(self, task_id: str, output_type: type[T], timeout_s: float | None = None) -> T:
         """Wait and decode the output; raises `TaskFailed` unless it completed."""
@@ -281,7 +307,12 @@ class FleetClient:
         """The task record and, for a workflow run, its steps (`reply.workflow`)."""
         reply = await self._control("status", StatusRequest(task_id=task_id), _STATUS, timeout_s)
         assert isinstance(reply, TaskStatusReply)
-        return reply
+        record = reply.task
+        if record.output_ref is None:
+            return reply
+        # The output is read back here; a referenced input stays a reference.
+        output = await self.bus.payloads.resolve(record.output, record.output_ref)
+        return msgspec.structs.replace(reply, task=msgspec.structs.replace(record, output=output))
 
     async def list(
         self, state: TaskState | None = None, limit: int = 100, *, timeout_s: float | None = None

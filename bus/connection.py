@@ -21,6 +21,7 @@ from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout, describe
 from natsfleet.bus.incoming import Incoming, header, normalized
+from natsfleet.bus.payloads import Payloads, inline_max_for
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
 from natsfleet.bus.receive import FleetNats
@@ -76,6 +77,7 @@ class Bus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._blobs: BlobStore | None = None
+        self._payloads: Payloads | None = None
         self._kv: dict[Bucket, KeyValue] = {}
         self._subs: list[Subscription[Any]] = []
         self._replies: Replies | None = None
@@ -98,6 +100,13 @@ class Bus:
         if self._js is None:
             raise NotConnected()
         return self._js
+
+    @property
+    def payloads(self) -> Payloads:
+        """The size rule for skill payloads on this connection (bus/payloads.py)."""
+        if self._payloads is None:
+            raise NotConnected()
+        return self._payloads
 
     @property
     def source(self) -> str:
@@ -147,6 +156,11 @@ class Bus:
         self._nc = nc
         self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
         self._blobs = BlobStore(self._js, self.subjects)
+        self._payloads = Payloads(
+            self._blobs,
+            inline_max_bytes=inline_max_for(self._nc.max_payload),
+            limit_bytes=cfg.max_message_bytes,
+        )
         url = self._nc.connected_url
         self._set_state("connected", f"to {url.netloc if url else '?'}")
         tracing.attach_nats_exporter(self._publish_span_record, asyncio.get_running_loop())

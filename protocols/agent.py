@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from natsfleet.protocols.base import ErrorReply, Message, Usage
+from natsfleet.protocols.base import ErrorReply, Message, PayloadRef, Usage
 
 
 class SkillSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +100,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     parent_id: str | None = None
     workflow_id: str | None = None
     budget_usd: float | None = None
+    # The input is in BLOBS (then `input` is null).
+    input_ref: PayloadRef | None = None
 
 
 class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):
@@ -181,6 +183,8 @@ class Result(Message, frozen=True, kw_only=True, tag="task.result"):
     output: msgspec.Raw
     duration_ms: float = 0.0
     usage: Usage = Usage()
+    # The output is in BLOBS (then `output` is null).
+    output_ref: PayloadRef | None = None
 
 
 class Failure(Message, frozen=True, kw_only=True, tag="task.failure"):

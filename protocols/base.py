@@ -40,6 +40,18 @@ class ErrorReply(Message, frozen=True, kw_only=True, tag="error"):
     retryable: bool = False
 
 
+class PayloadRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A skill payload kept in the object store `<PREFIX>_BLOBS` instead of inline.
+
+    A message or record carrying one has JSON `null` in the payload field
+    itself; the bytes are the object `name` (`size_bytes` long). Payloads over
+    the inline threshold travel this way (docs/protocol.md, "Payload sizes").
+    """
+
+    name: str
+    size_bytes: int
+
+
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     """What went wrong in an attempt or a task, as recorded and reported."""
 

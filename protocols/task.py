@@ -2,7 +2,7 @@
 
 import msgspec
 
-from natsfleet.protocols.base import ErrorInfo, Message, Usage, null_raw
+from natsfleet.protocols.base import ErrorInfo, Message, PayloadRef, Usage, null_raw
 from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
 from natsfleet.protocols.states import TaskState
@@ -26,6 +26,8 @@ class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     budget_usd: float | None = None
     submitted_ms: int = 0
     client: str = ""
+    # The input is in BLOBS (then `input` is null).
+    input_ref: PayloadRef | None = None
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +82,9 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int = 0
     # Why a failed task was dead-lettered (the DLQ subject's reason).
     dead_letter: DlqReason | None = None
+    # Payloads kept in BLOBS (the field itself is then null).
+    input_ref: PayloadRef | None = None
+    output_ref: PayloadRef | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
@@ -95,3 +100,5 @@ class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
     error: ErrorInfo | None = None
     output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     skill: str | None = None
+    # The output is in BLOBS (then `output` is null; FleetClient.wait reads it).
+    output_ref: PayloadRef | None = None

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from msgspec import structs
 
 from natsfleet.bus import Bus
+from natsfleet.bus.payloads import offload_output
 from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Cancel,
@@ -31,7 +32,7 @@ from natsfleet.protocols import (
     encode,
     is_terminal,
 )
-from natsfleet.supervisor import recovery, telemetry
+from natsfleet.supervisor import recovery, sizes, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
@@ -147,12 +148,15 @@ class Engine:
             return
         if len(self.queue) >= self.cfg.max_waiting:
             raise Backpressure(len(self.queue))
-        if submit.workflow is not None and self.workflows is not None:
+        submit, oversized = await sizes.admitted(self.bus.payloads, submit)
+        if submit.workflow is not None and self.workflows is not None and oversized is None:
             await self.workflows.admit(submit)
             return
         now = now_ms()
         record = telemetry.with_trace(tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now))
-        if submit.skill is None:
+        if oversized is not None:
+            record = tr.rejected(record, oversized, now)
+        elif submit.skill is None:
             error = ErrorInfo(
                 error_type="unsupported", detail="workflows are not run here", retryable=False
             )
@@ -235,6 +239,11 @@ class Engine:
         )
 
     async def _complete(self, tracked: Tracked, result: Result) -> None:
+        recorded = await offload_output(self.bus.payloads, result)
+        if isinstance(recorded, Failure):
+            await self._failure(tracked, recorded)
+            return
+        result = recorded
         token = tracked.record.token
         new = tr.completed(tracked.record, result, now_ms())
         await self.store.write(tracked, new)

@@ -150,6 +150,7 @@ class Dispatcher:
             attempt=record.attempts,
             skill=record.skill or "",
             input=record.input,
+            input_ref=record.input_ref,
             remaining_ms=None
             if record.close_deadline_ms is None
             else record.close_deadline_ms - now,

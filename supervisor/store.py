@@ -273,4 +273,5 @@ def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None =
         error=record.error if record.state != TaskState.COMPLETED else None,
         output=record.output if terminal else NULL_RAW,
         skill=record.skill,
+        output_ref=record.output_ref if terminal else None,
     )

@@ -1,0 +1,154 @@
+"""The size rule through real processes (`natsfleet supervisor`, `natsfleet agent
+run`, `natsfleet submit`): payloads over the inline threshold go to BLOBS and
+complete; payloads over the blob limit are refused at submit (inputs) or fail
+the task at once (outputs). The server runs with its default 1 MiB max payload.
+"""
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from natsfleet.bus import FleetClient, NatsServer, TaskFailed, TaskRejected
+from natsfleet.protocols import ErrorCode, Stream, TaskState
+from tests.agents.driver import Driver, driver
+from tests.payload_agents import Inflated
+from tests.procs import AgentProcs, agent_env
+
+MB = 1_000_000
+SIZES_MB = (0.9, 1.5, 5)
+OVER_LIMIT = 70 * MB  # over the default blob limit (BusConfig.max_message_bytes, 64 MiB)
+EXIT_REJECTED = 3
+
+SUPERVISOR = {
+    "assign_timeout_s": 5.0,
+    "lease_ttl_s": 1.5,
+    "ack_wait_s": 5.0,
+    "registry_warmup_s": 0.2,
+    "retry": {"initial_interval_s": 0.05, "maximum_interval_s": 0.5, "maximum_attempts": 3},
+}
+
+
+class Fleet:
+    def __init__(self, d: Driver, procs: AgentProcs, url: str, prefix: str) -> None:
+        self.d = d
+        self.procs = procs
+        self.client = FleetClient(d.bus)
+        self.url = url
+        self.prefix = prefix
+
+    async def agent(self, spec: str, instance_id: str) -> None:
+        await self.procs.start(spec, instance_id=instance_id)
+        await self.d.hello(instance_id, timeout_s=20)
+
+    async def cli(self, *args: str, timeout_s: float = 40) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "natsfleet.cli.main",
+            *args,
+            "--nats",
+            self.url,
+            "--prefix",
+            self.prefix,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=agent_env({"COLUMNS": "200"}),
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(errors="replace")
+
+
+@pytest.fixture
+async def fleet(nats_server: NatsServer, prefix: str, tmp_path: Path) -> AsyncIterator[Fleet]:
+    async with (
+        driver(nats_server.url, prefix, results=False) as d,
+        AgentProcs(nats_server.url, prefix, tmp_path / "logs") as procs,
+    ):
+        assert d.bus.nc.max_payload == 1024 * 1024  # the server's default
+        await procs.start_supervisor("sup", SUPERVISOR)
+        await d.supervisor_active("sup")
+        yield Fleet(d, procs, nats_server.url, prefix)
+
+
+def _text_of(size_bytes: int) -> str:
+    return "x" * (size_bytes - len('{"text":""}'))
+
+
+async def test_big_inputs_and_outputs_complete_through_the_cli(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """0.9, 1.5 and 5 MB inputs echoed back: `submit --wait` exits 0 with the
+    output, and `status`/`result()` show the whole output."""
+    await fleet.agent("echo", "echo-1")
+    files = {}
+    for size in SIZES_MB:
+        path = tmp_path / f"in-{size}.json"
+        path.write_text(json.dumps({"text": _text_of(int(size * MB))}))
+        files[size] = path
+    runs = await asyncio.gather(
+        *(
+            fleet.cli("submit", "echo", "--input", f"@{p}", "--wait", "--json")
+            for p in files.values()
+        )
+    )
+    for size, (code, out) in zip(SIZES_MB, runs, strict=True):
+        assert code == 0, out[-2000:]
+        event = json.loads(out)
+        assert event["state"] == "completed"
+        assert event["output"]["text"] == _text_of(int(size * MB)), size
+        record = await fleet.client.status(event["task_id"], timeout_s=10)
+        assert record.state == TaskState.COMPLETED
+        assert json.loads(bytes(record.output))["text"] == _text_of(int(size * MB))
+        code, shown = await fleet.cli("status", event["task_id"])
+        assert code == 0 and "completed" in shown, shown[-2000:]
+
+
+async def test_big_outputs_of_small_inputs_complete(fleet: Fleet) -> None:
+    await fleet.agent("tests.payload_agents:InflateAgent", "inflate-1")
+    ids = {
+        size: await fleet.client.submit("inflate", {"size_bytes": int(size * MB)})
+        for size in SIZES_MB
+    }
+    for size, task_id in ids.items():
+        out = await fleet.client.result(task_id, Inflated, timeout_s=30)
+        assert len(out.text) == int(size * MB)
+        record = await fleet.client.status(task_id, timeout_s=10)
+        assert record.state == TaskState.COMPLETED
+        assert len(json.loads(bytes(record.output))["text"]) == int(size * MB)
+
+
+async def test_input_over_the_blob_limit_is_refused_at_submit(fleet: Fleet, tmp_path: Path) -> None:
+    """70 MB: `submit` exits non-zero at once with `too_large`; nothing is queued."""
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps({"text": _text_of(OVER_LIMIT)}))
+    started = time.monotonic()
+    code, out = await fleet.cli("submit", "echo", "--input", f"@{path}", "--wait", timeout_s=30)
+    assert code == EXIT_REJECTED, out[-2000:]
+    assert "too_large" in out
+    assert time.monotonic() - started < 30
+    with pytest.raises(TaskRejected) as caught:
+        await fleet.client.submit("echo", {"text": _text_of(OVER_LIMIT)})
+    assert caught.value.code == ErrorCode.TOO_LARGE
+    assert not caught.value.retryable
+    info = await fleet.d.bus.js.stream_info(fleet.d.bus.subjects.stream(Stream.TASKS))
+    assert info.state.messages == 0
+
+
+async def test_output_over_the_blob_limit_fails_the_task(fleet: Fleet) -> None:
+    """The agent reports a non-retryable failure instead of leaving the task `working`."""
+    await fleet.agent("tests.payload_agents:InflateAgent", "inflate-1")
+    task_id = await fleet.client.submit("inflate", {"size_bytes": OVER_LIMIT})
+    with pytest.raises(TaskFailed) as caught:
+        await fleet.client.result(task_id, Inflated, timeout_s=40)
+    error = caught.value.event.error
+    assert error is not None and error.error_type == "too_large"
+    assert not error.retryable
+    record = await fleet.client.status(task_id, timeout_s=10)
+    assert record.state == TaskState.FAILED
+    assert record.attempts == 1
