@@ -9,6 +9,8 @@ agent runtime. Input is a JSON object:
   effects      a directory: append a line to raw.log per execution and
                create effects/<task_id> once (a side-effect store that
                deduplicates by task id)
+  output_bytes answer with a string of this many characters, inline in the
+               Result (as an agent that knows no size rule would)
 The output is the input's `n` (or null).
 """
 
@@ -179,7 +181,8 @@ class MiniAgent:
                     with contextlib.suppress(FileExistsError), effect.open("x") as f:
                         f.write(self.args.instance)
                 usage = Usage(cost_usd=float(spec.get("cost_usd", 0.0)))
-                outcome = Result(**common, output=to_raw(spec.get("n")), usage=usage)
+                output = "y" * spec["output_bytes"] if "output_bytes" in spec else spec.get("n")
+                outcome = Result(**common, output=to_raw(output), usage=usage)
         except asyncio.CancelledError:
             kind = FailureKind.HANDED_BACK if self.draining else FailureKind.CANCELED
             outcome = Failure(**common, kind=kind, error_type=kind.value, retryable=self.draining)

@@ -11,13 +11,24 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from natsfleet.bus import FleetClient, NatsServer, TaskFailed, TaskRejected
-from natsfleet.protocols import ErrorCode, Stream, TaskState
+from natsfleet.protocols import (
+    Bucket,
+    ErrorCode,
+    Stream,
+    Submit,
+    TaskRecord,
+    TaskState,
+    new_task_id,
+    to_raw,
+)
 from tests.agents.driver import Driver, driver
 from tests.payload_agents import Inflated
 from tests.procs import AgentProcs, agent_env
+from tests.supervisor.conftest import MINI_AGENT
 
 MB = 1_000_000
 SIZES_MB = (0.9, 1.5, 5)
@@ -152,3 +163,43 @@ async def test_output_over_the_blob_limit_fails_the_task(fleet: Fleet) -> None:
     record = await fleet.client.status(task_id, timeout_s=10)
     assert record.state == TaskState.FAILED
     assert record.attempts == 1
+
+
+# -- senders that do not offload: the supervisor holds the rule for them ---------------
+
+
+async def test_a_submit_with_a_big_inline_input_is_offloaded_by_the_supervisor(
+    fleet: Fleet,
+) -> None:
+    """An older client's Submit carries 1.5 MB inline (the transport offloads the
+    whole message): the supervisor keeps the input in BLOBS, not in STATE."""
+    await fleet.agent("echo", "echo-1")
+    text = _text_of(int(1.5 * MB))
+    task_id = new_task_id()
+    submit = Submit(task_id=task_id, skill="echo", input=to_raw({"text": text}))
+    await fleet.d.bus.publish_js(fleet.d.bus.subjects.submit(), submit, msg_id=task_id)
+    event = await fleet.client.wait(task_id, timeout_s=30)
+    assert event.state == TaskState.COMPLETED
+    assert json.loads(bytes(event.output))["text"] == text
+    kv = await fleet.d.bus.kv(Bucket.STATE)
+    entry = await kv.get(task_id)
+    assert entry.value is not None and len(entry.value) < 64 * 1024
+    stored = msgspec.json.decode(entry.value, type=TaskRecord)
+    assert stored.input_ref is not None and stored.output_ref is not None
+
+
+@pytest.mark.parametrize("size_mb", [0.9, 1.5])
+async def test_an_agent_sending_a_big_output_inline_completes(fleet: Fleet, size_mb: float) -> None:
+    """0.9 MB fits one message, so an agent that knows no size rule sends it
+    inline (1.5 MB: offloaded whole by the transport); the supervisor moves it
+    to BLOBS instead of failing its STATE write."""
+    cmd = [sys.executable, str(MINI_AGENT), "--url", fleet.url, "--prefix", fleet.prefix]
+    cmd += ["--instance", "mini-1", "--skills", "big", "--hb", "0.1"]
+    await fleet.procs.spawn("mini-1", cmd)
+    await fleet.d.hello("mini-1", timeout_s=20)
+    size = int(size_mb * MB)
+    task_id = await fleet.client.submit("big", {"output_bytes": size})
+    event = await fleet.client.wait(task_id, timeout_s=30)
+    assert event.state == TaskState.COMPLETED, event
+    assert len(json.loads(bytes(event.output))) == size
+    assert event.output_ref is not None
