@@ -160,6 +160,7 @@ class Bus:
             self._blobs,
             inline_max_bytes=inline_max_for(self._nc.max_payload),
             limit_bytes=cfg.max_message_bytes,
+            record_max_bytes=self._nc.max_payload - HEADER_ROOM_BYTES,
         )
         url = self._nc.connected_url
         self._set_state("connected", f"to {url.netloc if url else '?'}")

@@ -15,7 +15,7 @@ still fit in one KV value (docs/protocol.md, "Payload sizes").
 import msgspec
 from msgspec import structs
 
-from natsfleet.bus.blobs import BlobStore
+from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore
 from natsfleet.protocols import NULL_RAW, Failure, FailureKind, NatsFleetError, PayloadRef, Result
 
 #: `ErrorInfo.error_type` / `Failure.error_type` of a payload over the blob limit.
@@ -45,10 +45,19 @@ class PayloadTooLarge(NatsFleetError):
 class Payloads:
     """Offload and read back skill payloads by the size rule."""
 
-    def __init__(self, blobs: BlobStore, *, inline_max_bytes: int, limit_bytes: int) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        inline_max_bytes: int,
+        limit_bytes: int,
+        record_max_bytes: int = 1024 * 1024 - HEADER_ROOM_BYTES,
+    ) -> None:
         self.blobs = blobs
         self.inline_max_bytes = inline_max_bytes
         self.limit_bytes = limit_bytes
+        # The largest KV value (a STATE or WORKFLOWS record) the server takes.
+        self.record_max_bytes = record_max_bytes
 
     def check(self, what: str, size_bytes: int) -> None:
         """Raise `PayloadTooLarge` for a payload over the blob limit."""
