@@ -16,10 +16,22 @@ import msgspec
 from msgspec import structs
 
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore
-from natsfleet.protocols import NULL_RAW, Failure, FailureKind, NatsFleetError, PayloadRef, Result
+from natsfleet.protocols import (
+    NULL_RAW,
+    ErrorInfo,
+    Failure,
+    FailureKind,
+    NatsFleetError,
+    PayloadRef,
+    Result,
+)
 
 #: `ErrorInfo.error_type` / `Failure.error_type` of a payload over the blob limit.
 TOO_LARGE = "too_large"
+
+#: An error's text is recorded in every attempt of a task's record: cut to these.
+MAX_ERROR_TYPE_CHARS = 200
+MAX_ERROR_DETAIL_CHARS = 2_000
 
 #: Inline threshold = the server's max payload // this.
 INLINE_SHARE = 4
@@ -28,6 +40,15 @@ INLINE_SHARE = 4
 def inline_max_for(max_payload: int) -> int:
     """The inline threshold for a server with this max payload."""
     return max_payload // INLINE_SHARE
+
+
+def bounded_error(error_type: str, detail: str, retryable: bool) -> ErrorInfo:
+    """An `ErrorInfo` from text a peer sent, cut so records that embed it stay small."""
+    if len(error_type) > MAX_ERROR_TYPE_CHARS:
+        error_type = error_type[:MAX_ERROR_TYPE_CHARS] + "..."
+    if len(detail) > MAX_ERROR_DETAIL_CHARS:
+        detail = detail[:MAX_ERROR_DETAIL_CHARS] + "..."
+    return ErrorInfo(error_type=error_type, detail=detail, retryable=retryable)
 
 
 class PayloadTooLarge(NatsFleetError):

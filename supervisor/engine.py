@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from msgspec import structs
 
 from natsfleet.bus import Bus
-from natsfleet.bus.payloads import offload_output
+from natsfleet.bus.payloads import bounded_error, offload_output
 from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Cancel,
@@ -257,7 +257,7 @@ class Engine:
     async def _failure(self, tracked: Tracked, failure: Failure) -> None:
         # Agents redact their own; an older or foreign agent's detail is redacted here.
         detail = redact(failure.detail)
-        error = ErrorInfo(error_type=failure.error_type, detail=detail, retryable=failure.retryable)
+        error = bounded_error(failure.error_type, detail, failure.retryable)
         if failure.kind == FailureKind.HANDED_BACK:
             await self.end_attempt(
                 tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
@@ -265,7 +265,7 @@ class Engine:
             )  # fmt: skip
             return
         if failure.kind == FailureKind.BAD_INPUT:
-            error = ErrorInfo(error_type="bad_input", detail=detail, retryable=False)
+            error = bounded_error("bad_input", detail, retryable=False)
         await self.end_attempt(
             tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
             counts=True, backoff=True,

@@ -8,6 +8,7 @@ count; an Assign that is rejected or unanswered gives the attempt back.
 
 from msgspec import structs
 
+from natsfleet.bus.payloads import bounded_error
 from natsfleet.protocols import (
     AttemptRecord,
     ErrorInfo,
@@ -183,7 +184,7 @@ def failed(record: TaskRecord, error: ErrorInfo, now_ms: int) -> TaskRecord:
 
 
 def canceled(record: TaskRecord, reason: str, now_ms: int) -> TaskRecord:
-    error = ErrorInfo(error_type="canceled", detail=reason, retryable=False)
+    error = bounded_error("canceled", reason, retryable=False)  # a client's text
     return structs.replace(
         record,
         state=TaskState.CANCELED,

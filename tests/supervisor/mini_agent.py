@@ -9,6 +9,8 @@ agent runtime. Input is a JSON object:
   effects      a directory: append a line to raw.log per execution and
                create effects/<task_id> once (a side-effect store that
                deduplicates by task id)
+  detail_bytes, type_bytes  fail (with `fail`) with a detail / an error type
+               of this many characters
   output_bytes answer with a string of this many characters, inline in the
                Result (as an agent that knows no size rule would)
 The output is the input's `n` (or null).
@@ -170,8 +172,10 @@ class MiniAgent:
                 outcome = Failure(
                     **common,
                     kind=FailureKind.ERROR,
-                    error_type=spec["fail"],
-                    detail="asked to fail",
+                    error_type="E" * spec["type_bytes"] if "type_bytes" in spec else spec["fail"],
+                    detail="d" * spec["detail_bytes"]
+                    if "detail_bytes" in spec
+                    else "asked to fail",
                     retryable=bool(spec.get("retryable", True)),
                 )
             else:
