@@ -39,6 +39,13 @@ class BlobStore:
         await (await self._bucket()).put(name, data)
         return name
 
+    async def delete(self, name: str) -> None:
+        """Remove a blob; one that is not there is no error."""
+        try:
+            await (await self._bucket()).delete(name)
+        except (js_errors.ObjectNotFoundError, js_errors.NotFoundError):
+            pass
+
     async def get(self, name: str, max_bytes: int) -> bytes:
         store = await self._bucket()
         try:

@@ -99,6 +99,11 @@ class Payloads:
         stored = await self.blobs.put(bytes(raw), name)
         return NULL_RAW, PayloadRef(name=stored, size_bytes=size)
 
+    async def discard(self, ref: PayloadRef | None) -> None:
+        """Delete a referenced payload nothing will read (e.g. a stale result's)."""
+        if ref is not None:
+            await self.blobs.delete(ref.name)
+
     async def resolve(self, raw: msgspec.Raw, ref: PayloadRef | None) -> msgspec.Raw:
         """The payload's bytes; raises ProtocolError if the blob is gone or too big."""
         if ref is None:

@@ -237,6 +237,12 @@ class Engine:
             task_id=outcome.task_id,
             msg_id=f"{outcome.task_id}:{outcome.token}:stale",
         )
+        if isinstance(outcome, Result) and outcome.output_ref is not None:
+            # Its blob is named for its token: no record will ever refer to it.
+            try:
+                await self.bus.payloads.discard(outcome.output_ref)
+            except Exception as exc:  # it expires with BLOBS' TTL anyway
+                log.info("blob of stale result %s not deleted: %s", outcome.token, exc)
 
     async def _complete(self, tracked: Tracked, result: Result) -> None:
         recorded = await offload_output(self.bus.payloads, result)

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from nats.js.errors import ObjectNotFoundError
 
 from natsfleet.bus import FleetClient, NatsServer, TaskFailed, TaskRejected
 from natsfleet.protocols import (
     Bucket,
     ErrorCode,
+    Result,
     Stream,
     Submit,
     TaskRecord,
@@ -221,3 +223,25 @@ async def test_a_huge_error_text_is_cut_not_fatal_to_the_record(fleet: Fleet) ->
     assert record.attempts == 3
     assert record.error is not None and len(record.error.detail) < 10_000
     assert all(a.error is not None and len(a.error.error_type) < 1_000 for a in record.history)
+
+
+async def test_a_stale_results_blob_is_deleted(fleet: Fleet) -> None:
+    """A result the supervisor will never record (here: for an unknown task) is
+    dead-lettered `stale`, and its output blob removed rather than kept 7 days."""
+    bus = fleet.d.bus
+    raw, ref = await bus.payloads.offload(to_raw("z" * MB), "output", "nosuch.tok.output")
+    assert ref is not None
+    result = Result(
+        task_id="nosuch", token="tok", attempt=1, instance_id="i", agent="a",
+        output=raw, output_ref=ref,
+    )  # fmt: skip
+    await bus.publish_js(bus.subjects.result("a", "i"), result, msg_id="nosuch:tok")
+    store = await bus.js.object_store(bus.subjects.object_store())
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        try:
+            await store.get_info(ref.name)
+        except ObjectNotFoundError:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "stale blob never deleted"
+        await asyncio.sleep(0.05)
