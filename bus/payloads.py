@@ -116,7 +116,8 @@ async def offload_output(payloads: Payloads, result: Result) -> Result | Failure
     try:
         if result.output_ref is not None:
             payloads.check("output", result.output_ref.size_bytes)
-            return result
+            # The reference wins; an inline output beside it is never stored.
+            return structs.replace(result, output=NULL_RAW)
         name = f"{result.task_id}.{result.token}.output"
         raw, ref = await payloads.offload(result.output, "output", name)
     except PayloadTooLarge as exc:

@@ -1,5 +1,7 @@
 """The message base class and the small Structs every family shares."""
 
+from typing import Annotated
+
 import msgspec
 
 from natsfleet.protocols.errors import ErrorCode
@@ -48,8 +50,8 @@ class PayloadRef(msgspec.Struct, frozen=True, kw_only=True):
     the inline threshold travel this way (docs/protocol.md, "Payload sizes").
     """
 
-    name: str
-    size_bytes: int
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    size_bytes: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):

@@ -34,7 +34,8 @@ async def admitted(payloads: Payloads, submit: Submit) -> tuple[Submit, ErrorInf
             return structs.replace(submit, input=NULL_RAW, input_ref=None), too_large(detail)
         return submit, None
     if ref is not None:
-        return submit, None
+        # The reference wins; an inline input beside it is dropped, never stored.
+        return structs.replace(submit, input=NULL_RAW), None
     raw, ref = await payloads.offload(submit.input, "input", f"{submit.task_id}.input")
     if ref is None:
         return submit, None

@@ -19,6 +19,7 @@ from natsfleet.bus import FleetClient, NatsServer, TaskFailed, TaskRejected
 from natsfleet.protocols import (
     Bucket,
     ErrorCode,
+    PayloadRef,
     Result,
     Stream,
     Submit,
@@ -245,3 +246,22 @@ async def test_a_stale_results_blob_is_deleted(fleet: Fleet) -> None:
             break
         assert asyncio.get_running_loop().time() < deadline, "stale blob never deleted"
         await asyncio.sleep(0.05)
+
+
+async def test_a_submit_with_a_reference_and_a_big_inline_input_fails_cleanly(
+    fleet: Fleet,
+) -> None:
+    """Hostile: a reference to no blob plus 1.5 MB inline. The inline input is
+    never stored; the agent cannot read the blob, so the task fails `bad_input`."""
+    await fleet.agent("echo", "echo-1")
+    task_id = new_task_id()
+    submit = Submit(
+        task_id=task_id, skill="echo", input=to_raw({"text": _text_of(int(1.5 * MB))}),
+        input_ref=PayloadRef(name=f"{task_id}.nothing", size_bytes=100),
+    )  # fmt: skip
+    await fleet.d.bus.publish_js(fleet.d.bus.subjects.submit(), submit, msg_id=task_id)
+    event = await fleet.client.wait(task_id, timeout_s=30)
+    assert event.state == TaskState.FAILED
+    assert event.error is not None and event.error.error_type == "bad_input"
+    entry = await (await fleet.d.bus.kv(Bucket.STATE)).get(task_id)
+    assert entry.value is not None and len(entry.value) < 64 * 1024
