@@ -10,9 +10,7 @@ import logging
 import secrets
 from typing import Any
 
-from msgspec import structs
-
-from natsfleet.agents import telemetry
+from natsfleet.agents import payload_io, telemetry
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
@@ -27,14 +25,12 @@ from natsfleet.agents.subtasks import SubtaskCaller
 from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
 from natsfleet.bus.logs import task_scope
 from natsfleet.bus.loop import wait_event
-from natsfleet.bus.payloads import offload_output
 from natsfleet.protocols import (
     Accept,
     AgentInbox,
     Assign,
     AssignBatch,
     AssignBatchReply,
-    AttemptOutcome,
     Cancel,
     Codec,
     DlqReason,
@@ -292,10 +288,9 @@ class AgentRuntime:
             await self._dead_letter(DlqReason.UNKNOWN_SKILL, assign, incoming, detail, alone)
             return self._reject(assign, RejectCode.UNKNOWN_SKILL, detail)
         try:
-            # An input kept in BLOBS is read before the answer, so a missing or
-            # oversized blob is refused like any other bad input.
-            raw = await self.bus.payloads.resolve(assign.input, assign.input_ref)
-            value = definition.decode_input(raw)
+            # An input kept in BLOBS is read after the Accept (`_read_input`):
+            # a big one takes longer than the supervisor waits for an answer.
+            value = None if assign.input_ref else definition.decode_input(assign.input)
         except ProtocolError as err:
             await self._dead_letter(DlqReason.BAD_INPUT, assign, incoming, err.detail, alone)
             return self._reject(assign, RejectCode.BAD_INPUT, err.detail)
@@ -367,7 +362,9 @@ class AgentRuntime:
             ):
                 ctx.span = span
                 try:
-                    outcome = await attempt.run(self.agent, ctx)
+                    subject = self.subjects.assign(self.name, self.instance_id)
+                    refused = await payload_io.read_input(self.bus, attempt, subject)
+                    outcome = refused or await attempt.run(self.agent, ctx)
                 except asyncio.CancelledError:
                     # The runtime stopping, or a skill that cancelled its own
                     # task: the attempt still leaves with an outcome (if the
@@ -388,21 +385,9 @@ class AgentRuntime:
             self._attempt_ended.set()
         await self._pump.close(buffer)
         if isinstance(outcome, Result):
-            outcome = await self._offloaded(attempt, outcome)
+            outcome = await payload_io.offloaded(self.bus, attempt, outcome)
         # The token stays in the heartbeat's in_flight until the stream has it.
         self.outbox.put(outcome, outcome_context)
-
-    async def _offloaded(self, attempt: Attempt, result: Result) -> AttemptOutcome:
-        """The result with a big output in BLOBS; over the blob limit, a
-        non-retryable Failure (docs/protocol.md, "Payload sizes")."""
-        try:
-            return await offload_output(self.bus.payloads, result)
-        except Exception as exc:  # the blob store is unreachable: let another try
-            log.warning("task %s: output not stored in BLOBS: %s", attempt.task_id, exc)
-            failure = attempt.failure(
-                FailureKind.ERROR, "blob_store", f"output not stored: {exc}", retryable=True
-            )
-            return structs.replace(failure, usage=result.usage)
 
     def _pump_buffer(self, attempt: Attempt) -> OutputBuffer:
         subject = self.subjects.output(self.name, self.instance_id, attempt.task_id)

@@ -38,8 +38,8 @@ SIZES_MB = (0.9, 1.5, 5)
 OVER_LIMIT = 70 * MB  # over the default blob limit (BusConfig.max_message_bytes, 64 MiB)
 EXIT_REJECTED = 3
 
+# The default assign timeout (2 s): a big input is read after the Accept.
 SUPERVISOR = {
-    "assign_timeout_s": 5.0,
     "lease_ttl_s": 1.5,
     "ack_wait_s": 5.0,
     "registry_warmup_s": 0.2,
@@ -265,3 +265,12 @@ async def test_a_submit_with_a_reference_and_a_big_inline_input_fails_cleanly(
     assert event.error is not None and event.error.error_type == "bad_input"
     entry = await (await fleet.d.bus.kv(Bucket.STATE)).get(task_id)
     assert entry.value is not None and len(entry.value) < 64 * 1024
+
+
+async def test_a_big_input_of_the_wrong_shape_fails_bad_input_once(fleet: Fleet) -> None:
+    await fleet.agent("echo", "echo-1")
+    task_id = await fleet.client.submit("echo", {"txt": "x" * int(1.5 * MB)})
+    event = await fleet.client.wait(task_id, timeout_s=30)
+    assert event.state == TaskState.FAILED
+    assert event.error is not None and event.error.error_type == "bad_input"
+    assert not event.error.retryable and event.attempt == 1
