@@ -553,6 +553,7 @@ class Bus:
         ack_wait_s: float = 30.0,
         ready: asyncio.Event | None = None,
         parallel: bool = False,
+        on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
     ) -> None:
         """Pull from a durable consumer until cancelled (bus/pull.py).
 
@@ -561,7 +562,9 @@ class Bus:
         raises, and dead-lettered then terminated if it cannot be decoded.
         At most `batch` messages are requested or being handled at once. With
         `parallel` they are handled concurrently (the handler must serialize
-        what needs it); without, one at a time in stream order.
+        what needs it); without, one at a time in stream order. `on_reject`
+        hears of each message dead-lettered as undecodable, before it is
+        terminated (e.g. to end the task it was meant to start).
         """
         config = js_api.ConsumerConfig(
             durable_name=durable,
@@ -591,7 +594,7 @@ class Bus:
 
         async def settle(msg: Msg) -> None:
             try:
-                await self._dispatch_js(msg, codec, handler)
+                await self._dispatch_js(msg, codec, handler, on_reject)
             finally:
                 pull.done()
 
@@ -650,13 +653,22 @@ class Bus:
                 await asyncio.sleep(self.config.reconnect_wait_s)
 
     async def _dispatch_js(
-        self, msg: Msg, codec: Codec[T], handler: Callable[[T, Incoming], Awaitable[None]]
+        self,
+        msg: Msg,
+        codec: Codec[T],
+        handler: Callable[[T, Incoming], Awaitable[None]],
+        on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
     ) -> None:
         self.stats.received += 1
         try:
             value, incoming = await self.decode_msg(msg, codec, self.config.max_message_bytes)
         except ProtocolError as err:
             await self.reject(msg, err)
+            if on_reject is not None:
+                try:
+                    await on_reject(msg, err)
+                except Exception as exc:  # the dead letter is kept either way
+                    log.warning("on_reject for %s failed: %s", msg.subject, exc)
             await msg.term()
             return
         try:

@@ -12,17 +12,23 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from msgspec import structs
+from nats.aio.msg import Msg
+from nats.js import errors as js_errors
 
 from natsfleet.bus import Bus
+from natsfleet.bus.incoming import header
 from natsfleet.bus.payloads import bounded_error, offload_output
 from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
+    MSG_ID_HEADER,
+    NULL_RAW,
     Cancel,
     DlqReason,
     ErrorInfo,
     Failure,
     FailureKind,
     Heartbeat,
+    ProtocolError,
     Result,
     Rollcall,
     Submit,
@@ -181,6 +187,24 @@ class Engine:
             self.timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
             self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
             self.enqueue(tracked.record)
+
+    async def unreadable_submit(self, msg: Msg, err: ProtocolError) -> None:
+        """A Submit that could not be read (over the blob limit, undecodable): its
+        task, named by `Nats-Msg-Id`, is recorded `rejected` so a waiter hears."""
+        task_id = header(msg.headers, MSG_ID_HEADER)
+        if not task_id or self.store.get(task_id) is not None:
+            return
+        now = now_ms()
+        record = TaskRecord(
+            task_id=task_id, state=TaskState.REJECTED, input=NULL_RAW, created_ms=now,
+            updated_ms=now, error=bounded_error(err.reason.value, err.detail, retryable=False),
+        )  # fmt: skip
+        try:
+            tracked = await self.store.create(record)
+        except js_errors.InvalidKeyError:
+            return  # not a task id at all: the dead letter is all there is
+        if tracked is not None:
+            await self.store.emit(event_for(tracked.record))
 
     async def find(self, task_id: str) -> Tracked | None:
         """The task's record: from memory, else from KV, adopting it if unfinished.

@@ -232,6 +232,7 @@ class Supervisor:
                 batch=cfg.fetch_batch,
                 ack_wait_s=cfg.ack_wait_s,
                 parallel=True,
+                on_reject=engine.unreadable_submit,
             )
         )
         engine.wake.set()

@@ -168,6 +168,21 @@ async def test_output_over_the_blob_limit_fails_the_task(fleet: Fleet) -> None:
     assert record.attempts == 1
 
 
+async def test_a_submit_sent_whole_over_the_blob_limit_is_rejected(fleet: Fleet) -> None:
+    """A sender that is not FleetClient offloads a 70 MB Submit whole: the
+    supervisor cannot read it, dead-letters it, and records its task `rejected`
+    (`too_large`), so a waiter hears instead of waiting forever."""
+    bus = fleet.d.bus
+    task_id = new_task_id()
+    submit = Submit(task_id=task_id, skill="echo", input=to_raw({"text": _text_of(OVER_LIMIT)}))
+    name = await bus.payloads.blobs.put(msgspec.json.encode(submit))
+    headers = {"Nats-Msg-Id": task_id, "Natsfleet-Blob": name, "Natsfleet-Version": "1"}
+    await bus.js.publish(bus.subjects.submit(), b"", headers=headers)
+    event = await fleet.client.wait(task_id, timeout_s=30)
+    assert event.state == TaskState.REJECTED
+    assert event.error is not None and event.error.error_type == "too_large"
+
+
 # -- senders that do not offload: the supervisor holds the rule for them ---------------
 
 
