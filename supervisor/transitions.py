@@ -23,6 +23,9 @@ from natsfleet.protocols import (
 
 #: States in which a task holds an attempt on some instance.
 RUNNING_STATES = frozenset({TaskState.ASSIGNED, TaskState.WORKING})
+#: Attempts a record keeps (the latest): with `maximum_attempts = 0` (no
+#: limit) or many hand-backs, an unbounded history would outgrow one KV value.
+MAX_HISTORY = 100
 #: States in which a task waits for an instance.
 WAITING_STATES = frozenset({TaskState.SUBMITTED, TaskState.QUEUED, TaskState.RETRYING})
 
@@ -83,7 +86,7 @@ def assigned(
         token=token,
         instance_id=instance_id,
         agent=agent,
-        history=(*record.history, attempt),
+        history=(*record.history, attempt)[-MAX_HISTORY:],
         attempt_deadline_ms=attempt_deadline,
         not_before_ms=None,
         updated_ms=now_ms,

@@ -16,6 +16,7 @@ import pytest
 from nats.js.errors import ObjectNotFoundError
 
 from natsfleet.bus import FleetClient, NatsServer, TaskFailed, TaskRejected
+from natsfleet.bus.payloads import bounded_error
 from natsfleet.protocols import (
     Bucket,
     ErrorCode,
@@ -25,9 +26,11 @@ from natsfleet.protocols import (
     Submit,
     TaskRecord,
     TaskState,
+    Usage,
     new_task_id,
     to_raw,
 )
+from natsfleet.supervisor import transitions as tr
 from tests.agents.driver import Driver, driver
 from tests.payload_agents import Inflated
 from tests.procs import AgentProcs, agent_env
@@ -289,3 +292,19 @@ async def test_a_big_input_of_the_wrong_shape_fails_bad_input_once(fleet: Fleet)
     assert event.state == TaskState.FAILED
     assert event.error is not None and event.error.error_type == "bad_input"
     assert not event.error.retryable and event.attempt == 1
+
+
+def test_a_record_keeps_the_latest_attempts_only() -> None:
+    """With no attempt limit a task's history must not outgrow one KV value:
+    150 failed attempts with the longest error text still encode under 1 MiB."""
+    record = TaskRecord(task_id="t", skill="s", state=TaskState.QUEUED, input=to_raw(None))
+    error = bounded_error("E" * 10_000, "d" * 10_000, retryable=True)
+    for n in range(150):
+        record = tr.assigned(
+            record, token=f"k{n}", instance_id="i", agent="a", now_ms=n, assign_timeout_s=1
+        )
+        record = tr.attempt_ended(record, outcome="error", error=error, usage=Usage(), now_ms=n)
+    assert record.attempts == 150
+    assert len(record.history) == tr.MAX_HISTORY
+    assert record.history[-1].token == "k149"
+    assert len(msgspec.json.encode(record)) < 1024 * 1024 // 2
