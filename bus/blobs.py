@@ -34,9 +34,13 @@ class BlobStore:
             self._store = await self._js.object_store(self._name)
         return self._store
 
-    async def put(self, data: bytes, name: str | None = None) -> str:
-        """Store `data` under `name` (a fresh unique name if None); the name."""
-        name = name or self._nuid.next().decode()
+    async def put(self, data: bytes, prefix: str = "") -> str:
+        """Store `data` under a fresh name, `prefix` + a unique id; the name.
+
+        Never a name chosen by a sender alone: a second writer (a hostile one,
+        or a repeated submit with other data) must not replace a stored blob.
+        """
+        name = prefix + self._nuid.next().decode()
         await (await self._bucket()).put(name, data)
         return name
 

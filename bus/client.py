@@ -150,7 +150,7 @@ class FleetClient:
         self._check_size(raw, workflow is not None)
         if key is not None:
             task_id = await self._claim_key(key, task_id)
-        raw, input_ref = await self.bus.payloads.offload(raw, "input", f"{task_id}.input")
+        raw, input_ref = await self.bus.payloads.offload(raw, "input", task_id)
         submit = Submit(
             task_id=task_id,
             skill=skill,

@@ -86,17 +86,18 @@ class Payloads:
             raise PayloadTooLarge(what, size_bytes, self.limit_bytes)
 
     async def offload(
-        self, raw: msgspec.Raw, what: str, name: str | None = None
+        self, raw: msgspec.Raw, what: str, owner: str = ""
     ) -> tuple[msgspec.Raw, PayloadRef | None]:
         """`raw` as it should travel: itself, or null plus a reference to a blob.
 
-        `name` names the blob (a task's id, for one); a fresh name otherwise.
+        The blob is named `<owner>.<what>.<unique id>` (owner: a task id, or a
+        task id and token), so an operator can tell whose it is.
         """
         size = len(raw)
         if size <= self.inline_max_bytes:
             return raw, None
         self.check(what, size)
-        stored = await self.blobs.put(bytes(raw), name)
+        stored = await self.blobs.put(bytes(raw), f"{owner}.{what}." if owner else "")
         return NULL_RAW, PayloadRef(name=stored, size_bytes=size)
 
     async def discard(self, ref: PayloadRef | None) -> None:
@@ -118,8 +119,8 @@ async def offload_output(payloads: Payloads, result: Result) -> Result | Failure
             payloads.check("output", result.output_ref.size_bytes)
             # The reference wins; an inline output beside it is never stored.
             return structs.replace(result, output=NULL_RAW)
-        name = f"{result.task_id}.{result.token}.output"
-        raw, ref = await payloads.offload(result.output, "output", name)
+        owner = f"{result.task_id}.{result.token}"
+        raw, ref = await payloads.offload(result.output, "output", owner)
     except PayloadTooLarge as exc:
         return Failure(
             task_id=result.task_id,

@@ -50,7 +50,7 @@ class PayloadRef(msgspec.Struct, frozen=True, kw_only=True):
     the inline threshold travel this way (docs/protocol.md, "Payload sizes").
     """
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     size_bytes: Annotated[int, msgspec.Meta(ge=0)]
 
 

@@ -36,7 +36,7 @@ async def admitted(payloads: Payloads, submit: Submit) -> tuple[Submit, ErrorInf
     if ref is not None:
         # The reference wins; an inline input beside it is dropped, never stored.
         return structs.replace(submit, input=NULL_RAW), None
-    raw, ref = await payloads.offload(submit.input, "input", f"{submit.task_id}.input")
+    raw, ref = await payloads.offload(submit.input, "input", submit.task_id)
     if ref is None:
         return submit, None
     return structs.replace(submit, input=raw, input_ref=ref), None

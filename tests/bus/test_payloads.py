@@ -32,8 +32,12 @@ async def test_threshold_offload_resolve_and_limit(bus: Bus) -> None:
     at_threshold = msgspec.Raw(b"1" * payloads.inline_max_bytes)
     assert (await payloads.offload(at_threshold, "input"))[1] is None
     big = to_raw("b" * (payloads.inline_max_bytes + 1))
-    raw, ref = await payloads.offload(big, "input", "t1.input")
-    assert bytes(raw) == b"null" and ref == PayloadRef(name="t1.input", size_bytes=len(big))
+    raw, ref = await payloads.offload(big, "input", "t1")
+    assert bytes(raw) == b"null" and ref is not None and ref.size_bytes == len(big)
+    assert ref.name.startswith("t1.input.")
+    # The same owner twice: two blobs, the first never replaced.
+    _, again = await payloads.offload(to_raw("c" * len(big)), "input", "t1")
+    assert again is not None and again.name != ref.name
     assert bytes(await payloads.resolve(raw, ref)) == bytes(big)
     with pytest.raises(PayloadTooLarge) as caught:
         payloads.check("input", payloads.limit_bytes + 1)
@@ -49,11 +53,11 @@ async def test_offload_output(bus: Bus) -> None:
     assert await offload_output(payloads, _result(to_raw(1))) == _result(to_raw(1))
     moved = await offload_output(payloads, _result(to_raw("o" * 300_000)))
     assert isinstance(moved, Result) and moved.output_ref is not None
-    assert moved.output_ref.name == "t1.k1.output" and bytes(moved.output) == b"null"
+    assert moved.output_ref.name.startswith("t1.k1.output.") and bytes(moved.output) == b"null"
     # A reference wins: an inline output beside it is dropped.
     both = await offload_output(payloads, _result(to_raw("x" * 300_000), moved.output_ref))
     assert isinstance(both, Result) and bytes(both.output) == bytes(NULL_RAW)
-    over = PayloadRef(name="t1.k1.output", size_bytes=payloads.limit_bytes + 1)
+    over = PayloadRef(name="t1.k1.output.x", size_bytes=payloads.limit_bytes + 1)
     refused = await offload_output(payloads, _result(NULL_RAW, over))
     assert isinstance(refused, Failure)
     assert refused.error_type == "too_large" and not refused.retryable

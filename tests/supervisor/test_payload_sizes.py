@@ -251,7 +251,7 @@ async def test_a_stale_results_blob_is_deleted(fleet: Fleet) -> None:
     """A result the supervisor will never record (here: for an unknown task) is
     dead-lettered `stale`, and its output blob removed rather than kept 7 days."""
     bus = fleet.d.bus
-    raw, ref = await bus.payloads.offload(to_raw("z" * MB), "output", "nosuch.tok.output")
+    raw, ref = await bus.payloads.offload(to_raw("z" * MB), "output", "nosuch.tok")
     assert ref is not None
     result = Result(
         task_id="nosuch", token="tok", attempt=1, instance_id="i", agent="a",
