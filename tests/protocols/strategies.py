@@ -27,12 +27,15 @@ _JSON_VALUES = st.recursive(
 
 def for_type(t: mi.Type) -> st.SearchStrategy[Any]:  # noqa: C901 - one case per msgspec type
     match t:
-        case mi.StrType():
-            return st.text(max_size=24)
+        case mi.StrType():  # within the field's msgspec.Meta length bounds
+            low = t.min_length or 0
+            return st.text(min_size=low, max_size=max(low, min(24, t.max_length or 24)))
         case mi.BoolType():
             return st.booleans()
-        case mi.IntType():
-            return st.integers(min_value=-(2**53), max_value=2**53)
+        case mi.IntType():  # within the field's msgspec.Meta bounds
+            low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else -(2**53))
+            high = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else 2**53)
+            return st.integers(min_value=low, max_value=high)
         case mi.FloatType():
             return st.floats(allow_nan=False, allow_infinity=False)
         case mi.NoneType():
