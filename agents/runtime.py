@@ -10,7 +10,7 @@ import logging
 import secrets
 from typing import Any
 
-from natsfleet.agents import telemetry
+from natsfleet.agents import payload_io, telemetry
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
@@ -40,6 +40,7 @@ from natsfleet.protocols import (
     ProtocolError,
     Reject,
     RejectCode,
+    Result,
     Rollcall,
     check_struct,
     check_token,
@@ -294,7 +295,9 @@ class AgentRuntime:
             await self._dead_letter(DlqReason.UNKNOWN_SKILL, assign, incoming, detail, alone)
             return self._reject(assign, RejectCode.UNKNOWN_SKILL, detail)
         try:
-            value = definition.decode_input(assign.input)
+            # An input kept in BLOBS is read after the Accept (`_read_input`):
+            # a big one takes longer than the supervisor waits for an answer.
+            value = None if assign.input_ref else definition.decode_input(assign.input)
         except ProtocolError as err:
             await self._dead_letter(DlqReason.BAD_INPUT, assign, incoming, err.detail, alone)
             return self._reject(assign, RejectCode.BAD_INPUT, err.detail)
@@ -366,7 +369,9 @@ class AgentRuntime:
             ):
                 ctx.span = span
                 try:
-                    outcome = await attempt.run(self.agent, ctx)
+                    subject = self.subjects.assign(self.name, self.instance_id)
+                    refused = await payload_io.read_input(self.bus, attempt, subject)
+                    outcome = refused or await attempt.run(self.agent, ctx)
                 except asyncio.CancelledError:
                     # The runtime stopping, or a skill that cancelled its own
                     # task: the attempt still leaves with an outcome (if the
@@ -386,6 +391,8 @@ class AgentRuntime:
                 self.slots.give_back()
             self._attempt_ended.set()
         await self._pump.close(buffer)
+        if isinstance(outcome, Result):
+            outcome = await payload_io.offloaded(self.bus, attempt, outcome)
         # The token stays in the heartbeat's in_flight until the stream has it.
         self.outbox.put(outcome, outcome_context)
 

@@ -16,6 +16,7 @@ from nats.js import errors as js_errors
 from natsfleet.bus import tracing
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.connection import Bus
+from natsfleet.bus.payloads import PayloadTooLarge
 from natsfleet.protocols import (
     BLOB_HEADER,
     NULL_RAW,
@@ -241,11 +242,13 @@ class FleetClient:
         if (skill is None) == (workflow is None):
             raise ValueError("give exactly one of skill or workflow")
         task_id = task_id or new_task_id()
+        raw = to_raw({} if input is None else input)
+        self._check_size(raw, workflow is not None)
         submit = Submit(
             task_id=task_id,
             skill=skill,
             workflow=workflow,
-            input=to_raw({} if input is None else input),
+            input=raw,
             idempotency_key=key,
             priority=priority,
             timeouts=timeouts or Timeouts(),
@@ -264,7 +267,9 @@ class FleetClient:
             if claimed != task_id:
                 # Another submit's id, read from KV IDEM: checked like any wire id.
                 task_id = check_id(claimed, "task id claimed for the key")
-                submit = msgspec.structs.replace(submit, task_id=task_id)
+        # Stored only once nothing can refuse it any more, under the final id.
+        raw, input_ref = await self.bus.payloads.offload(raw, "input", task_id)
+        submit = msgspec.structs.replace(submit, task_id=task_id, input=raw, input_ref=input_ref)
         try:
             # Msg-Id = task id: a resubmission (same key) is deduplicated by the
             # stream within its window and by the supervisor after it.
@@ -275,6 +280,21 @@ class FleetClient:
                 raise TaskRejected(ErrorCode.BACKPRESSURE, "task queue is full") from None
             raise
         return task_id
+
+    def _check_size(self, raw: msgspec.Raw, workflow: bool) -> None:
+        """Refuse, before anything is stored, an input the fleet could not carry."""
+        payloads = self.bus.payloads
+        try:
+            payloads.check("input", len(raw))
+        except PayloadTooLarge as exc:
+            raise TaskRejected(ErrorCode.TOO_LARGE, str(exc)) from None
+        # A workflow run keeps its input in its state (KV WORKFLOWS): inline only.
+        if workflow and len(raw) > payloads.inline_max_bytes:
+            raise TaskRejected(
+                ErrorCode.TOO_LARGE,
+                f"a workflow input of {len(raw)} bytes is over the "
+                f"{payloads.inline_max_bytes}-byte inline limit",
+            )
 
     async def _claim_key(self, key: str, task_id: str) -> str:
         kv = await self.bus.kv(Bucket.IDEM)
@@ -356,7 +376,8 @@ class FleetClient:
             await sub.unsubscribe()
 
     async def wait(self, task_id: str, timeout_s: float | None = None) -> TaskEvent:
-        """The task's terminal event (state, output or error)."""
+        """The task's terminal event (state, output or error); an output kept in
+        BLOBS is read back into `output`."""
 
         async def first_terminal() -> TaskEvent:
             async with contextlib.aclosing(self.watch(task_id)) as events:
@@ -366,9 +387,13 @@ class FleetClient:
             raise NatsFleetError("event stream ended")  # pragma: no cover
 
         try:
-            return await asyncio.wait_for(first_terminal(), timeout_s)
+            event = await asyncio.wait_for(first_terminal(), timeout_s)
         except TimeoutError:
             raise WaitTimeout(task_id, timeout_s or 0.0) from None
+        if event.output_ref is None:
+            return event
+        output = await self.bus.payloads.resolve(event.output, event.output_ref)
+        return msgspec.structs.replace(event, output=output)
 
     async def result(self, task_id: str, output_type: type[T], timeout_s: float | None = None) -> T:
         """Wait and decode the output; raises `TaskFailed` unless it completed."""
@@ -434,7 +459,12 @@ class FleetClient:
         request = StatusRequest(task_id=task_id)
         reply = await self._control("status", request, _STATUS, timeout_s, task_id)
         assert isinstance(reply, TaskStatusReply)
-        return reply
+        record = reply.task
+        if record.output_ref is None:
+            return reply
+        # The output is read back here; a referenced input stays a reference.
+        output = await self.bus.payloads.resolve(record.output, record.output_ref)
+        return msgspec.structs.replace(reply, task=msgspec.structs.replace(record, output=output))
 
     async def list(
         self, state: TaskState | None = None, limit: int = 100, *, timeout_s: float | None = None

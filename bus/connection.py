@@ -21,6 +21,7 @@ from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout, describe
 from natsfleet.bus.incoming import Incoming, header, normalized
+from natsfleet.bus.payloads import Payloads, inline_max_for
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
 from natsfleet.bus.receive import FleetNats
@@ -77,6 +78,7 @@ class Bus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._blobs: BlobStore | None = None
+        self._payloads: Payloads | None = None
         self._kv: dict[Bucket, KeyValue] = {}
         self._subs: list[Subscription[Any]] = []
         self._replies: Replies | None = None
@@ -99,6 +101,13 @@ class Bus:
         if self._js is None:
             raise NotConnected()
         return self._js
+
+    @property
+    def payloads(self) -> Payloads:
+        """The size rule for skill payloads on this connection (bus/payloads.py)."""
+        if self._payloads is None:
+            raise NotConnected()
+        return self._payloads
 
     @property
     def source(self) -> str:
@@ -148,6 +157,12 @@ class Bus:
         self._nc = nc
         self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
         self._blobs = BlobStore(self._js, self.subjects)
+        self._payloads = Payloads(
+            self._blobs,
+            inline_max_bytes=inline_max_for(self._nc.max_payload),
+            limit_bytes=cfg.max_message_bytes,
+            record_max_bytes=self._nc.max_payload - HEADER_ROOM_BYTES,
+        )
         url = self._nc.connected_url
         self._set_state("connected", f"to {url.netloc if url else '?'}")
         tracing.attach_nats_exporter(self._publish_span_record, asyncio.get_running_loop())
@@ -540,6 +555,7 @@ class Bus:
         ready: asyncio.Event | None = None,
         parallel: bool = False,
         max_failures: int = DEFAULT_MAX_FAILURES,
+        on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
     ) -> None:
         """Pull from a durable consumer until cancelled (bus/pull.py).
 
@@ -550,7 +566,9 @@ class Bus:
         transient (bus/redelivery.py).
         At most `batch` messages are requested or being handled at once. With
         `parallel` they are handled concurrently (the handler must serialize
-        what needs it); without, one at a time in stream order.
+        what needs it); without, one at a time in stream order. `on_reject`
+        hears of each message dead-lettered as undecodable, before it is
+        terminated (e.g. to end the task it was meant to start).
         """
         config = js_api.ConsumerConfig(
             durable_name=durable,
@@ -581,7 +599,7 @@ class Bus:
 
         async def settle(msg: Msg) -> None:
             try:
-                await self._dispatch_js(msg, codec, handler, failures)
+                await self._dispatch_js(msg, codec, handler, failures, on_reject)
             finally:
                 pull.done()
 
@@ -679,12 +697,18 @@ class Bus:
         codec: Codec[T],
         handler: Callable[[T, Incoming], Awaitable[None]],
         failures: HandlerFailures,
+        on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
     ) -> None:
         self.stats.received += 1
         try:
             value, incoming = await self.decode_msg(msg, codec, self.config.max_message_bytes)
         except ProtocolError as err:
             await self.reject(msg, err)
+            if on_reject is not None:
+                try:
+                    await on_reject(msg, err)
+                except Exception as exc:  # the dead letter is kept either way
+                    log.warning("on_reject for %s failed: %s", msg.subject, exc)
             await msg.term()
             return
         try:

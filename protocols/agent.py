@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from natsfleet.protocols.base import ErrorReply, Message, Usage
+from natsfleet.protocols.base import ErrorReply, Message, PayloadRef, Usage
 from natsfleet.protocols.limits import Count, Id, Label, Millis, Name, Seconds, Seq, Usd
 
 
@@ -101,6 +101,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     parent_id: Id | None = None
     workflow_id: Id | None = None
     budget_usd: Usd | None = None
+    # The input is in BLOBS (then `input` is null).
+    input_ref: PayloadRef | None = None
 
 
 class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):
@@ -182,6 +184,8 @@ class Result(Message, frozen=True, kw_only=True, tag="task.result"):
     output: msgspec.Raw
     duration_ms: float = 0.0
     usage: Usage = Usage()
+    # The output is in BLOBS (then `output` is null).
+    output_ref: PayloadRef | None = None
 
 
 class Failure(Message, frozen=True, kw_only=True, tag="task.failure"):

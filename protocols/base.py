@@ -1,5 +1,7 @@
 """The message base class and the small Structs every family shares."""
 
+from typing import Annotated
+
 import msgspec
 
 from natsfleet.protocols.errors import ErrorCode
@@ -38,6 +40,18 @@ class ErrorReply(Message, frozen=True, kw_only=True, tag="error"):
     code: ErrorCode
     detail: str
     retryable: bool = False
+
+
+class PayloadRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A skill payload kept in the object store `<PREFIX>_BLOBS` instead of inline.
+
+    A message or record carrying one has JSON `null` in the payload field
+    itself; the bytes are the object `name` (`size_bytes` long). Payloads over
+    the inline threshold travel this way (docs/protocol.md, "Payload sizes").
+    """
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    size_bytes: Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):

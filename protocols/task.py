@@ -2,7 +2,7 @@
 
 import msgspec
 
-from natsfleet.protocols.base import ErrorInfo, Message, Usage, null_raw
+from natsfleet.protocols.base import ErrorInfo, Message, PayloadRef, Usage, null_raw
 from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.limits import EpochMs, Id, Key, Label, Name, Priority, Usd
 from natsfleet.protocols.policy import RetryPolicy, Timeouts
@@ -27,6 +27,8 @@ class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     budget_usd: Usd | None = None
     submitted_ms: EpochMs = 0
     client: Label = ""
+    # The input is in BLOBS (then `input` is null).
+    input_ref: PayloadRef | None = None
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +83,9 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     epoch: int = 0
     # Why a failed task was dead-lettered (the DLQ subject's reason).
     dead_letter: DlqReason | None = None
+    # Payloads kept in BLOBS (the field itself is then null).
+    input_ref: PayloadRef | None = None
+    output_ref: PayloadRef | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
@@ -99,3 +104,5 @@ class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
     # sha256 (hex) of the task's idempotency key, None without one: a client
     # handed this task for a key checks it (protocols/idempotency.py).
     key_hash: str | None = None
+    # The output is in BLOBS (then `output` is null; FleetClient.wait reads it).
+    output_ref: PayloadRef | None = None

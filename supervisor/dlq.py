@@ -138,6 +138,7 @@ async def _resubmission(engine: Engine, letter: DeadLetter) -> Submit | None:
                 task_id=task_id,
                 skill=record.skill,
                 input=record.input,
+                input_ref=record.input_ref,
                 priority=record.priority,
                 timeouts=record.timeouts,
                 retry=record.retry,

@@ -12,16 +12,23 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 from msgspec import structs
+from nats.aio.msg import Msg
+from nats.js import errors as js_errors
 
 from natsfleet.bus import Bus
+from natsfleet.bus.incoming import header
+from natsfleet.bus.payloads import bounded_error, offload_output
 from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
+    MSG_ID_HEADER,
+    NULL_RAW,
     Cancel,
     DlqReason,
     ErrorInfo,
     Failure,
     FailureKind,
     Heartbeat,
+    ProtocolError,
     Result,
     Rollcall,
     Submit,
@@ -29,9 +36,10 @@ from natsfleet.protocols import (
     TaskState,
     Usage,
     encode,
+    is_id,
     is_terminal,
 )
-from natsfleet.supervisor import recovery, telemetry
+from natsfleet.supervisor import recovery, sizes, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
@@ -155,12 +163,15 @@ class Engine:
             return
         if len(self.queue) >= self.cfg.max_waiting:
             raise Backpressure(len(self.queue))
-        if submit.workflow is not None and self.workflows is not None:
+        submit, oversized = await sizes.admitted(self.bus.payloads, submit)
+        if submit.workflow is not None and self.workflows is not None and oversized is None:
             await self.workflows.admit(submit)
             return
         now = now_ms()
         record = telemetry.with_trace(tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now))
-        if submit.skill is None:
+        if oversized is not None:
+            record = tr.rejected(record, oversized, now)
+        elif submit.skill is None:
             error = ErrorInfo(
                 error_type="unsupported", detail="workflows are not run here", retryable=False
             )
@@ -185,6 +196,25 @@ class Engine:
             self.timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
             self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
             self.enqueue(tracked.record)
+
+    async def unreadable_submit(self, msg: Msg, err: ProtocolError) -> None:
+        """A Submit that could not be read (over the blob limit, undecodable): its
+        task, named by `Nats-Msg-Id`, is recorded `rejected` so a waiter hears."""
+        task_id = header(msg.headers, MSG_ID_HEADER)
+        # The header is as hostile as the body: only a valid id becomes a KV key.
+        if task_id is None or not is_id(task_id) or self.store.get(task_id) is not None:
+            return
+        now = now_ms()
+        record = TaskRecord(
+            task_id=task_id, state=TaskState.REJECTED, input=NULL_RAW, created_ms=now,
+            updated_ms=now, error=bounded_error(err.reason.value, err.detail, retryable=False),
+        )  # fmt: skip
+        try:
+            tracked = await self.store.create(record)
+        except js_errors.InvalidKeyError:
+            return  # not a task id at all: the dead letter is all there is
+        if tracked is not None:
+            await self.store.emit(event_for(tracked.record))
 
     async def find(self, task_id: str) -> Tracked | None:
         """The task's record: from memory, else from KV, adopting it if unfinished.
@@ -258,8 +288,19 @@ class Engine:
             # One entry per rejected outcome and sender, however often redelivered.
             msg_id=f"{outcome.task_id}:{outcome.token}:{reason}:{subject}:{type(outcome).__name__}",
         )
+        if isinstance(outcome, Result) and outcome.output_ref is not None:
+            # Its blob is named for its token: no record will ever refer to it.
+            try:
+                await self.bus.payloads.discard(outcome.output_ref)
+            except Exception as exc:  # it expires with BLOBS' TTL anyway
+                log.info("blob of stale result %s not deleted: %s", outcome.token, exc)
 
     async def _complete(self, tracked: Tracked, result: Result) -> None:
+        recorded = await offload_output(self.bus.payloads, result)
+        if isinstance(recorded, Failure):
+            await self._failure(tracked, recorded)
+            return
+        result = recorded
         token = tracked.record.token
         new = tr.completed(tracked.record, result, now_ms())
         await self.store.write(tracked, new)
@@ -273,7 +314,7 @@ class Engine:
     async def _failure(self, tracked: Tracked, failure: Failure) -> None:
         # Agents redact their own; an older or foreign agent's detail is redacted here.
         detail = redact(failure.detail)
-        error = ErrorInfo(error_type=failure.error_type, detail=detail, retryable=failure.retryable)
+        error = bounded_error(failure.error_type, detail, failure.retryable)
         if failure.kind == FailureKind.HANDED_BACK:
             await self.end_attempt(
                 tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
@@ -281,7 +322,7 @@ class Engine:
             )  # fmt: skip
             return
         if failure.kind == FailureKind.BAD_INPUT:
-            error = ErrorInfo(error_type="bad_input", detail=detail, retryable=False)
+            error = bounded_error("bad_input", detail, retryable=False)
         await self.end_attempt(
             tracked, outcome=failure.kind.value, error=error, usage=failure.usage,
             counts=True, backoff=True,

@@ -10,11 +10,11 @@ before the Assign is sent, so a crash in between leaves a token on record.
 import logging
 
 from natsfleet.bus import NoResponders, RequestTimeout
+from natsfleet.bus.payloads import bounded_error
 from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Accept,
     Assign,
-    ErrorInfo,
     Reject,
     RejectCode,
     RemoteError,
@@ -150,6 +150,7 @@ class Dispatcher:
             attempt=record.attempts,
             skill=record.skill or "",
             input=record.input,
+            input_ref=record.input_ref,
             remaining_ms=None
             if record.close_deadline_ms is None
             else record.close_deadline_ms - now,
@@ -209,7 +210,7 @@ class Dispatcher:
             async with tracked.lock:
                 if tracked.record.token != record.token:
                     return
-                error = ErrorInfo(error_type="bad_input", detail=detail, retryable=False)
+                error = bounded_error("bad_input", detail, retryable=False)
                 await engine.end_attempt(
                     tracked, outcome="bad_input", error=error, counts=True, backoff=False
                 )

@@ -278,4 +278,5 @@ def event_for(record: TaskRecord, *, detail: str = "", state: TaskState | None =
         output=record.output if terminal else NULL_RAW,
         skill=record.skill,
         key_hash=None if key is None else idempotency_digest(key),
+        output_ref=record.output_ref if terminal else None,
     )

@@ -8,6 +8,7 @@ count; an Assign that is rejected or unanswered gives the attempt back.
 
 from msgspec import structs
 
+from natsfleet.bus.payloads import bounded_error
 from natsfleet.protocols import (
     AttemptRecord,
     ErrorInfo,
@@ -22,6 +23,9 @@ from natsfleet.protocols import (
 
 #: States in which a task holds an attempt on some instance.
 RUNNING_STATES = frozenset({TaskState.ASSIGNED, TaskState.WORKING})
+#: Attempts a record keeps (the latest): with `maximum_attempts = 0` (no
+#: limit) or many hand-backs, an unbounded history would outgrow one KV value.
+MAX_HISTORY = 100
 #: States in which a task waits for an instance.
 WAITING_STATES = frozenset({TaskState.SUBMITTED, TaskState.QUEUED, TaskState.RETRYING})
 
@@ -39,6 +43,7 @@ def new_record(submit: Submit, defaults: Timeouts, retry: RetryPolicy, now_ms: i
         workflow=submit.workflow,
         state=TaskState.QUEUED,
         input=submit.input,
+        input_ref=submit.input_ref,
         priority=submit.priority,
         timeouts=timeouts,
         retry=submit.retry or retry,
@@ -81,7 +86,7 @@ def assigned(
         token=token,
         instance_id=instance_id,
         agent=agent,
-        history=(*record.history, attempt),
+        history=(*record.history, attempt)[-MAX_HISTORY:],
         attempt_deadline_ms=attempt_deadline,
         not_before_ms=None,
         updated_ms=now_ms,
@@ -122,6 +127,7 @@ def completed(record: TaskRecord, result: Result, now_ms: int) -> TaskRecord:
         state=TaskState.COMPLETED,
         history=_close_attempt(record, "completed", None, now_ms),
         output=result.output,
+        output_ref=result.output_ref,
         usage=record.usage + result.usage,
         attempt_deadline_ms=None,
         updated_ms=now_ms,
@@ -181,7 +187,7 @@ def failed(record: TaskRecord, error: ErrorInfo, now_ms: int) -> TaskRecord:
 
 
 def canceled(record: TaskRecord, reason: str, now_ms: int) -> TaskRecord:
-    error = ErrorInfo(error_type="canceled", detail=reason, retryable=False)
+    error = bounded_error("canceled", reason, retryable=False)  # a client's text
     return structs.replace(
         record,
         state=TaskState.CANCELED,

@@ -86,6 +86,13 @@ class Planner:
         if record.state != TaskState.COMPLETED:
             why = f"{record.error.error_type}: {record.error.detail}" if record.error else ""
             self.fail("step_failed", f"step {name!r} task {record.task_id} {record.state}: {why}")
+        elif record.output_ref is not None:
+            # A run keeps step outputs in its state (one KV value): inline only.
+            self.fail(
+                "too_large",
+                f"step {name!r} task {record.task_id}: its output of "
+                f"{record.output_ref.size_bytes} bytes is over the inline threshold",
+            )
         elif budget is not None and self.spent_usd > budget:
             self.fail(
                 "budget",

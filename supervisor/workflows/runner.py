@@ -35,6 +35,7 @@ from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.store import event_for, now_ms
 from natsfleet.supervisor.timers import TimerKind
+from natsfleet.supervisor.workflows import sizes
 from natsfleet.supervisor.workflows.admission import admission_error, run_deadline_s
 from natsfleet.supervisor.workflows.loader import Catalog
 from natsfleet.supervisor.workflows.planner import Launch, Planner
@@ -105,6 +106,10 @@ class WorkflowRunner:
         tracked = self.runs.get(run_id)
         if tracked is None:
             return ErrorReply(code=ErrorCode.UNKNOWN_TASK, detail=f"no workflow run {run_id!r}")
+        inline_max = self.engine.bus.payloads.inline_max_bytes
+        if len(request.input) > inline_max:  # it would be kept in the run's state
+            detail = f"approval input of {len(request.input)} bytes is over {inline_max} bytes"
+            return ErrorReply(code=ErrorCode.TOO_LARGE, detail=detail)
         async with tracked.lock:
             pending = waiting(tracked.run)
             if not step and len(pending) == 1:
@@ -143,9 +148,14 @@ class WorkflowRunner:
             news(planner)
         planner.advance()
         new = planner.result(now_ms())
+        launches = planner.launches
+        problem = sizes.oversize(new, self.engine.bus.payloads)
+        if problem is not None:
+            log.warning("workflow run %s fails: %s", new.run_id, problem)
+            new, launches = sizes.failed_for_size(new, problem), []
         if structs.replace(new, updated_ms=old.updated_ms) != old:
             await self.runs.write(tracked, new)
-        for launch in planner.launches:
+        for launch in launches:
             await self._submit(new, launch)
         await self._mirror(new)
         if is_terminal(new.state):

@@ -44,9 +44,10 @@ def for_type(t: mi.Type) -> st.SearchStrategy[Any]:  # noqa: C901 - one case per
             return _text(t)
         case mi.BoolType():
             return st.booleans()
-        case mi.IntType():
-            low = -(2**53) if t.ge is None else max(t.ge, -(2**53))
-            high = 2**53 if t.le is None else min(t.le, 2**53)
+        case mi.IntType():  # within the field's msgspec.Meta bounds
+            low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else -(2**53))
+            high = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else 2**53)
+            low, high = max(low, -(2**53)), min(high, 2**53)
             return st.integers(min_value=low, max_value=high)
         case mi.FloatType():
             return st.floats(min_value=t.ge, max_value=t.le, allow_nan=False, allow_infinity=False)
@@ -77,7 +78,8 @@ def for_type(t: mi.Type) -> st.SearchStrategy[Any]:  # noqa: C901 - one case per
 
 
 def _text(t: mi.StrType) -> st.SearchStrategy[str]:
-    low, high = t.min_length or 0, min(24, t.max_length or 24)
+    low = t.min_length or 0
+    high = max(low, min(24, t.max_length or 24))
     if t.pattern is None:
         return st.text(min_size=low, max_size=high)
     if t.pattern not in _ALPHABETS:

@@ -11,6 +11,10 @@ agent runtime. Input is a JSON object:
   effects      a directory: append a line to raw.log per execution and
                create effects/<task_id> once (a side-effect store that
                deduplicates by task id)
+  detail_bytes, type_bytes  fail (with `fail`) with a detail / an error type
+               of this many characters
+  output_bytes answer with a string of this many characters, inline in the
+               Result (as an agent that knows no size rule would)
 The output is the input's `n` (or null).
 """
 
@@ -170,8 +174,10 @@ class MiniAgent:
                 outcome = Failure(
                     **common,
                     kind=FailureKind.ERROR,
-                    error_type=spec["fail"],
-                    detail="asked to fail",
+                    error_type="E" * spec["type_bytes"] if "type_bytes" in spec else spec["fail"],
+                    detail="d" * spec["detail_bytes"]
+                    if "detail_bytes" in spec
+                    else "asked to fail",
                     retryable=bool(spec.get("retryable", True)),
                 )
             else:
@@ -186,7 +192,8 @@ class MiniAgent:
                     output_tokens=int(spec.get("output_tokens", 0)),
                     cost_usd=float(spec.get("cost_usd", 0.0)),
                 )
-                outcome = Result(**common, output=to_raw(spec.get("n")), usage=usage)
+                output = "y" * spec["output_bytes"] if "output_bytes" in spec else spec.get("n")
+                outcome = Result(**common, output=to_raw(output), usage=usage)
         except asyncio.CancelledError:
             kind = FailureKind.HANDED_BACK if self.draining else FailureKind.CANCELED
             outcome = Failure(**common, kind=kind, error_type=kind.value, retryable=self.draining)
