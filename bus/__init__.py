@@ -15,7 +15,14 @@ from natsfleet.bus.client import (
 )
 from natsfleet.bus.config import DEFAULT_URL, BusConfig
 from natsfleet.bus.connection import Bus, HeaderHook
-from natsfleet.bus.errors import BusError, NoResponders, NotConnected, RequestTimeout
+from natsfleet.bus.errors import (
+    BusError,
+    ConnectionLost,
+    NoResponders,
+    NotConnected,
+    RequestTimeout,
+    Unreachable,
+)
 from natsfleet.bus.incoming import Incoming
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.server import (
@@ -34,6 +41,7 @@ __all__ = [
     "BusConfig",
     "BusError",
     "BusStats",
+    "ConnectionLost",
     "FleetClient",
     "Handler",
     "HeaderHook",
@@ -48,6 +56,7 @@ __all__ = [
     "Subscription",
     "TaskFailed",
     "TaskRejected",
+    "Unreachable",
     "WaitTimeout",
     "find_nats_server",
     "idempotency_bucket_key",

@@ -3,17 +3,20 @@
 import asyncio
 import logging
 import signal
+import sys
 
 import click
 import msgspec
 
-from natsfleet.bus import BusConfig
+from natsfleet.bus import BusConfig, ConnectionLost, Unreachable
 from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
 from natsfleet.bus.metrics import configure_metrics
 from natsfleet.bus.redact import redact
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
+
+log = logging.getLogger(__name__)
 
 
 @click.command("supervisor")
@@ -54,7 +57,12 @@ def supervisor_command(
     verbose: int,
     metrics_port: int | None,
 ) -> None:
-    """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
+    """Run a supervisor: active while it holds its partition's lease, standby otherwise.
+
+    SIGTERM or Ctrl-C stops it (exit 0), also while NATS is unreachable. Exit 5:
+    nats-py gave up connecting (NATS_MAX_RECONNECT_ATTEMPTS); 6: the connection
+    was closed for good; 2: a bad configuration.
+    """
     level = logging.WARNING - 10 * min(verbose, 2)
     # Metrics first: with --metrics-port the one provider must have both readers.
     configure_metrics("natsfleet-supervisor", supervisor_id, prometheus_port=metrics_port)
@@ -79,9 +87,17 @@ def supervisor_command(
     if heartbeat_timeout is not None:
         timeouts = msgspec.structs.replace(cfg.timeouts, heartbeat_timeout_s=heartbeat_timeout)
         cfg = msgspec.structs.replace(cfg, timeouts=timeouts)
-    bus_config = BusConfig.from_env(url=url, prefix=prefix, name="natsfleet-supervisor")
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(_run(cfg, bus_config))
+    try:
+        bus_config = BusConfig.from_env(url=url, prefix=prefix, name="natsfleet-supervisor")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(_run(cfg, bus_config))
+    except (ConnectionLost, Unreachable) as exc:
+        # Exit for the process manager to restart it, with the reason in the log.
+        log.error("supervisor exits with code %d: %s", exc.exit_code, exc)
+        sys.exit(exc.exit_code)
 
 
 async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:
