@@ -16,6 +16,7 @@ from natsfleet.bus.client import (
 from natsfleet.bus.config import DEFAULT_URL, BusConfig
 from natsfleet.bus.connection import Bus, HeaderHook
 from natsfleet.bus.errors import (
+    BadNatsConfig,
     BusError,
     ConnectionLost,
     NoResponders,
@@ -37,6 +38,7 @@ from natsfleet.bus.subscription import Handler, Subscription
 
 __all__ = [
     "DEFAULT_URL",
+    "BadNatsConfig",
     "Bus",
     "BusConfig",
     "BusError",

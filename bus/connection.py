@@ -20,6 +20,7 @@ from natsfleet.bus.acks import NoReply, Replies, StreamAck
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.errors import (
+    BadNatsConfig,
     ConnectionLost,
     NoResponders,
     NotConnected,
@@ -132,7 +133,8 @@ class Bus:
     async def connect(self, *, within_s: float | None = None) -> "Bus":
         """Connect. nats-py tries each server `max_reconnect_attempts` times
         (forever by default); `within_s` bounds the whole attempt, as a client
-        verb wants. Raises `Unreachable` when either gives up.
+        verb wants. Raises `Unreachable` when either gives up, `BadNatsConfig`
+        for settings no retry can fix (a malformed URL).
         """
         cfg = self.config
         options: dict[str, Any] = {
@@ -181,6 +183,9 @@ class Bus:
         except nats.errors.NoServersError:
             await _abandon(nc)
             raise Unreachable(url, self._gave_up(cfg.max_reconnect_attempts)) from None
+        except nats.errors.Error as exc:  # failed attempts are retried: this is the settings
+            await _abandon(nc)
+            raise BadNatsConfig(url, str(exc)) from None
         except BaseException:  # cancelled (a stop at start), or a bad option
             await _abandon(nc)
             raise

@@ -55,6 +55,17 @@ class Unreachable(BusError):
         super().__init__(f"cannot reach NATS at {url}{within} ({reason})")
 
 
+class BadNatsConfig(BusError):
+    """The connection settings themselves are wrong (a malformed URL): no retry helps."""
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot connect to NATS at {url!r}: {reason}", retryable=False)
+
+
 class ConnectionLost(BusError):
     """The NATS connection was closed for good after it was made: nats-py gave up
     reconnecting, or the server closed it with a fatal error. Nothing on this

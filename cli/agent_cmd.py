@@ -89,14 +89,14 @@ def agents_command(
 ) -> None:
     """List live agent instances, as the supervisor's registry knows them."""
     from natsfleet.bus import NoResponders, RequestTimeout
-    from natsfleet.cli.connect import NATS_GONE, bus_config, report
+    from natsfleet.cli.connect import NATS_ERRORS, bus_config, report
 
     # The connection's retry warnings would bury the one line that matters here.
     logging.getLogger("natsfleet.bus").setLevel(logging.ERROR)
     config = bus_config(nats_url, prefix, name="natsfleet agents")
     try:
         agents = asyncio.run(_fetch_agents(config, agent_name, timeout_s))
-    except NATS_GONE as exc:
+    except NATS_ERRORS as exc:
         sys.exit(report(exc))
     except (NoResponders, RequestTimeout):
         click.echo(

@@ -4,23 +4,26 @@ Every verb that talks to a fleet (`submit`, `status`, `tasks`, `cancel`,
 `watch`, `approve`, `dlq`, `trace`, `agents`) gives up connecting after
 `--connect-timeout` seconds (default 3, env `NATSFLEET_CONNECT_TIMEOUT`) and
 exits 5 with one line saying where it tried and why it failed; a connection
-closed for good while the verb runs (a `watch`, a `submit --wait`) exits 6.
+closed for good while the verb runs (a `watch`, a `submit --wait`) exits 6; a
+malformed URL exits 2 at once.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 
-from natsfleet.bus import Bus, BusConfig, ConnectionLost, Unreachable
+from natsfleet.bus import BadNatsConfig, Bus, BusConfig, ConnectionLost, Unreachable
 from natsfleet.bus.redact import redact
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])
 
 DEFAULT_CONNECT_TIMEOUT_S = 3.0
-#: What `report` explains: NATS not reachable (exit 5) or gone for good (exit 6).
-NATS_GONE = (Unreachable, ConnectionLost)
+#: What `report` explains: bad settings (exit 2), NATS not reachable (exit 5) or
+#: gone for good (exit 6).
+NATS_ERRORS = (BadNatsConfig, Unreachable, ConnectionLost)
 _META_KEY = "natsfleet.connect_timeout_s"
 
 
@@ -67,8 +70,12 @@ async def run_connected(
     role: str = "cli",
     instance: str = "0",
 ) -> T:
-    """Connect within `--connect-timeout`, run `body`, close. Raises `Unreachable`,
-    or `ConnectionLost` if the connection is closed for good while `body` runs."""
+    """Connect within `--connect-timeout`, run `body`, close. Raises `BadNatsConfig`,
+    `Unreachable`, or `ConnectionLost` if the connection is closed for good while
+    `body` runs."""
+    # The verb reports NATS trouble itself, in one line (`report`): the
+    # connection's own log lines would only repeat it.
+    logging.getLogger("natsfleet.bus.connection").setLevel(logging.CRITICAL)
     bus = Bus(config, role=role, instance=instance)
     await bus.connect(within_s=connect_timeout_s())
     try:
@@ -77,7 +84,7 @@ async def run_connected(
         await bus.close()
 
 
-def report(exc: Unreachable | ConnectionLost) -> int:
-    """One line on stderr; the error's exit code (5 or 6) to exit with."""
+def report(exc: BadNatsConfig | Unreachable | ConnectionLost) -> int:
+    """One line on stderr; the error's exit code (2, 5 or 6) to exit with."""
     click.echo(redact(f"error: {exc}"), err=True)
     return exc.exit_code

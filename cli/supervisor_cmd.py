@@ -8,7 +8,7 @@ import sys
 import click
 import msgspec
 
-from natsfleet.bus import BusConfig, ConnectionLost, Unreachable
+from natsfleet.bus import BadNatsConfig, BusConfig, ConnectionLost, Unreachable
 from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
 from natsfleet.bus.metrics import configure_metrics
@@ -61,7 +61,7 @@ def supervisor_command(
 
     SIGTERM or Ctrl-C stops it (exit 0), also while NATS is unreachable. Exit 5:
     nats-py gave up connecting (NATS_MAX_RECONNECT_ATTEMPTS); 6: the connection
-    was closed for good; 2: a bad configuration.
+    was closed for good; 2: a bad configuration (a malformed NATS URL too).
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     # Metrics first: with --metrics-port the one provider must have both readers.
@@ -94,7 +94,7 @@ def supervisor_command(
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(_run(cfg, bus_config))
-    except (ConnectionLost, Unreachable) as exc:
+    except (BadNatsConfig, ConnectionLost, Unreachable) as exc:
         # Exit for the process manager to restart it, with the reason in the log.
         log.error("supervisor exits with code %d: %s", exc.exit_code, exc)
         sys.exit(exc.exit_code)

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from natsfleet.bus import FleetClient, TaskRejected, WaitTimeout, tracing
 from natsfleet.cli.connect import (
-    NATS_GONE,
+    NATS_ERRORS,
     bus_config,
     connect_timeout_option,
     report,
@@ -72,7 +72,7 @@ def _run(
     except RemoteError as exc:
         _console.print(f"[red]{exc.code.value}[/red]: {exc.detail}", highlight=False)
         code = EXIT_USAGE if exc.code.value in ("bad_request", "unknown_task") else EXIT_FAILED
-    except NATS_GONE as exc:
+    except NATS_ERRORS as exc:
         code = report(exc)
     except NatsFleetError as exc:
         _console.print(f"[red]error[/red]: {exc}", highlight=False)

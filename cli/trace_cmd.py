@@ -11,7 +11,7 @@ from rich.tree import Tree
 from natsfleet.bus import Bus
 from natsfleet.bus.trace_view import SpanNode, build_tree, read_spans, spans_of_task
 from natsfleet.cli.connect import (
-    NATS_GONE,
+    NATS_ERRORS,
     bus_config,
     connect_timeout_option,
     report,
@@ -33,7 +33,7 @@ def trace_command(task_id: str, url: str | None, prefix: str | None, as_json: bo
     config = bus_config(url, prefix)
     try:
         spans = asyncio.run(run_connected(config, lambda bus: _load(bus, task_id)))
-    except NATS_GONE as exc:
+    except NATS_ERRORS as exc:
         sys.exit(report(exc))
     if not spans:
         click.echo(

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
-from natsfleet.protocols import TaskState
+from natsfleet.protocols import TaskEvent, TaskState
 from tests.procs import AgentProcess, AgentProcs, until_agents
 
 ECHO = "tests.fleet_agents:EchoAgent"
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 EXIT_NATS_LOST = 6
 #: A fast supervisor: terms start quickly and the lease is renewed every 0.5 s.
 SUPERVISOR = {"lease_ttl_s": 1.5, "registry_warmup_s": 0.3, "assign_timeout_s": 1.0}
@@ -144,3 +146,31 @@ async def test_supervisor_stops_on_sigterm_while_nats_is_down_after_start(
         await _until_logged(supervisor, "disconnected")
         supervisor.terminate()
         assert await supervisor.wait(10) == 0, supervisor.log()
+
+
+async def test_a_client_verb_exits_when_its_connection_is_closed_for_good(
+    nats_server: NatsServer, prefix: str, client: FleetClient
+) -> None:
+    await client.bus.provision()
+    queued = TaskEvent(task_id="T-1", state=TaskState.QUEUED, at_ms=1, skill="echo")
+    await client.bus.publish_js(client.bus.subjects.events("T-1"), queued)
+    watch = await asyncio.create_subprocess_exec(
+        NATSFLEET, "watch", "T-1", "--nats", nats_server.url, "--prefix", prefix,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "NATS_MAX_RECONNECT_ATTEMPTS": "2"},
+    )  # fmt: skip
+    try:
+        assert watch.stdout is not None and watch.stderr is not None
+        first = await asyncio.wait_for(watch.stdout.readline(), 15)
+        assert b"T-1 queued" in first  # it is connected and watching
+        await nats_server.stop()
+        assert await asyncio.wait_for(watch.wait(), 10) == EXIT_NATS_LOST
+        errors = (await watch.stderr.read()).decode().strip().splitlines()
+        assert errors == [
+            "error: NATS connection closed for good: gave up reconnecting after 2 attempts "
+            "per server; last error: connection refused"
+        ]
+    finally:
+        if watch.returncode is None:
+            watch.kill()
+            await watch.wait()
