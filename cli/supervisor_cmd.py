@@ -13,6 +13,7 @@ from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
 from natsfleet.bus.metrics import configure_metrics
 from natsfleet.bus.redact import redact
+from natsfleet.cli.connect import bus_config
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.workflows import WorkflowError
 
@@ -87,13 +88,10 @@ def supervisor_command(
     if heartbeat_timeout is not None:
         timeouts = msgspec.structs.replace(cfg.timeouts, heartbeat_timeout_s=heartbeat_timeout)
         cfg = msgspec.structs.replace(cfg, timeouts=timeouts)
-    try:
-        bus_config = BusConfig.from_env(url=url, prefix=prefix, name="natsfleet-supervisor")
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    nats_config = bus_config(url, prefix, name="natsfleet-supervisor")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            runner.run(_run(cfg, bus_config))
+            runner.run(_run(cfg, nats_config))
     except (BadNatsConfig, ConnectionLost, Unreachable) as exc:
         # Exit for the process manager to restart it, with the reason in the log.
         log.error("supervisor exits with code %d: %s", exc.exit_code, exc)

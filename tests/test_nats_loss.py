@@ -174,3 +174,18 @@ async def test_a_client_verb_exits_when_its_connection_is_closed_for_good(
         if watch.returncode is None:
             watch.kill()
             await watch.wait()
+
+
+@pytest.mark.parametrize("kind", ["supervisor", "agent"])
+async def test_a_reconnect_limit_also_ends_the_wait_at_start(
+    closed_port: int, prefix: str, tmp_path: Path, kind: str
+) -> None:
+    env = {"NATS_MAX_RECONNECT_ATTEMPTS": "2"}
+    async with AgentProcs(f"nats://127.0.0.1:{closed_port}", prefix, tmp_path) as procs:
+        if kind == "supervisor":
+            proc = await procs.start_supervisor("sup", SUPERVISOR, env=env)
+        else:
+            proc = await procs.start(ECHO, instance_id="e1", env=env)
+        assert await proc.wait(10) == 5, proc.log()
+        assert "gave up reconnecting after 2 attempts" in proc.log()
+        assert "Traceback" not in proc.log()
