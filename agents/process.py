@@ -6,7 +6,7 @@ import signal
 
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.runtime import AgentRuntime
-from natsfleet.bus import BusConfig
+from natsfleet.bus import BadNatsConfig, BusConfig, ConnectionLost, Unreachable
 from natsfleet.bus.loop import loop_factory
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,17 @@ def run_agent(
 ) -> int:
     """Run one instance of `agent` in this process until it is signalled; the exit code.
 
-    Returns 0 after a clean drain. Errors at start (NATS unreachable, ...) raise.
+    Returns 0 after a clean drain (or a signal before NATS was reachable),
+    `ConnectionLost.exit_code` (6) when the connection was closed for good and
+    `Unreachable.exit_code` (5) when nats-py gave up connecting at start: the
+    instance can no longer work, and its process manager should restart it;
+    `BadNatsConfig.exit_code` (2) for a malformed URL. Other errors at start raise.
     """
     runtime = AgentRuntime(agent, bus_config=bus_config, instance_id=instance_id, config=config)
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(runtime))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(serve(runtime))
+    except (BadNatsConfig, ConnectionLost, Unreachable) as exc:
+        log.error("instance %s exits with code %d: %s", runtime.instance_id, exc.exit_code, exc)
+        return exc.exit_code
     return 0

@@ -148,7 +148,9 @@ class AgentRuntime:
         """Connect, announce, serve until `shutdown()`, drain, say bye, disconnect.
 
         Without NATS at start it keeps trying (start order need not matter)
-        until connected or shut down.
+        until connected or shut down. Raises `ConnectionLost` if the connection
+        is closed for good (the instance can no longer work), `Unreachable` if
+        nats-py gave up connecting (`BusConfig.max_reconnect_attempts`).
         """
         if not await self._connect():
             log.info("instance %s stopped before NATS was reachable", self.instance_id)
@@ -159,6 +161,8 @@ class AgentRuntime:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 loops = [
+                    # Raises ConnectionLost, which ends the group, if NATS is gone for good.
+                    tasks.create_task(self.bus.until_lost(), name="nats"),
                     tasks.create_task(self.outbox.run(), name="outbox"),
                     tasks.create_task(self._pump.run(), name="output"),
                 ]
@@ -181,6 +185,12 @@ class AgentRuntime:
                     loop_task.cancel()
                 for attempt_task in self._attempt_tasks:
                     attempt_task.cancel()  # only skills that ignored their hand-back
+        except Exception as exc:
+            lost = self.bus.lost
+            if lost is None:
+                raise
+            # Whatever failed with it (the group's other errors included), this is why.
+            raise lost from exc
         finally:
             self._tasks = None
             await self.bus.close()
@@ -206,20 +216,7 @@ class AgentRuntime:
 
     async def _connect(self) -> bool:
         """Connect unless `shutdown()` comes first; False if it did."""
-        log.info("connecting to NATS at %s", self.bus.config.url)
-        # Bounded helpers, both awaited below before returning: no orphans.
-        connecting = asyncio.ensure_future(self.bus.connect())
-        stopping = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for helper in (connecting, stopping):
-                helper.cancel()
-            await asyncio.wait({connecting, stopping})
-        if connecting.cancelled():
-            return False
-        connecting.result()  # raises if connecting failed
-        return True
+        return await self.bus.connect_unless(self._stop)
 
     async def _subscribe(self) -> None:
         s = self.subjects

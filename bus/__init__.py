@@ -16,7 +16,15 @@ from natsfleet.bus.client import (
 )
 from natsfleet.bus.config import DEFAULT_URL, BusConfig
 from natsfleet.bus.connection import Bus, HeaderHook
-from natsfleet.bus.errors import BusError, NoResponders, NotConnected, RequestTimeout
+from natsfleet.bus.errors import (
+    BadNatsConfig,
+    BusError,
+    ConnectionLost,
+    NoResponders,
+    NotConnected,
+    RequestTimeout,
+    Unreachable,
+)
 from natsfleet.bus.incoming import Incoming
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.server import (
@@ -31,10 +39,12 @@ from natsfleet.bus.subscription import Handler, Subscription
 
 __all__ = [
     "DEFAULT_URL",
+    "BadNatsConfig",
     "Bus",
     "BusConfig",
     "BusError",
     "BusStats",
+    "ConnectionLost",
     "FleetClient",
     "Handler",
     "HeaderHook",
@@ -50,6 +60,7 @@ __all__ = [
     "Subscription",
     "TaskFailed",
     "TaskRejected",
+    "Unreachable",
     "WaitTimeout",
     "find_nats_server",
     "idempotency_bucket_key",

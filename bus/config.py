@@ -30,8 +30,12 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     tls_key_file: str | None = None
     tls_hostname: str | None = None
     connect_timeout_s: float = 2.0
-    # nats-py retries each server forever, waiting this long between tries.
+    # nats-py retries each server, waiting this long between tries.
     reconnect_wait_s: float = 0.25
+    # Tries per server before nats-py gives up (-1: forever). Giving up closes
+    # the connection for good: a long-running process then exits (code 6) for
+    # its process manager to restart it; at start it exits with code 5.
+    max_reconnect_attempts: int = -1
     request_timeout_s: float = 5.0
     js_timeout_s: float = 5.0
     drain_timeout_s: float = 10.0
@@ -59,15 +63,26 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "BusConfig":
         """Settings from `NATS_URL`, `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`,
         `NATS_NKEY_SEED_FILE`, `NATS_CREDS`, `NATS_TLS_CA`, `NATS_TLS_CERT`,
-        `NATS_TLS_KEY`, `NATSFLEET_PREFIX`; keyword overrides win when not None."""
+        `NATS_TLS_KEY`, `NATS_MAX_RECONNECT_ATTEMPTS`, `NATSFLEET_PREFIX`;
+        keyword overrides win when not None. A malformed number raises ValueError."""
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
         for env_name, field in _ENV_FIELDS.items():
             if source.get(env_name):
                 values[field] = source[env_name]
+        attempts = source.get(_ATTEMPTS_ENV)
+        if attempts:
+            try:
+                values["max_reconnect_attempts"] = int(attempts)
+            except ValueError:
+                raise ValueError(
+                    f"{_ATTEMPTS_ENV} must be a whole number (-1: forever), not {attempts!r}"
+                ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+
+_ATTEMPTS_ENV = "NATS_MAX_RECONNECT_ATTEMPTS"
 
 _SECRET_FIELDS = frozenset({"password", "token"})
 

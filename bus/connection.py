@@ -4,7 +4,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import nats
 import nats.errors
@@ -19,7 +19,17 @@ from natsfleet.bus import deadletter, redact, tracing, wire
 from natsfleet.bus.acks import NoReply, Replies, StreamAck
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
-from natsfleet.bus.errors import NoResponders, NotConnected, RequestTimeout, describe
+from natsfleet.bus.errors import (
+    BadNatsConfig,
+    ConnectionLost,
+    NoResponders,
+    NotConnected,
+    RequestTimeout,
+    Unreachable,
+    connect_reason,
+    describe,
+    display_url,
+)
 from natsfleet.bus.incoming import Incoming, header, normalized
 from natsfleet.bus.payloads import Payloads, inline_max_for
 from natsfleet.bus.provision import StorageConfig, provision
@@ -87,6 +97,13 @@ class Bus:
         self._kv_bases: dict[Bucket, str] = {}
         self._closed = False
         self._state = "new"
+        # Set when nats-py closed the connection for good (not by close()).
+        self._lost = asyncio.Event()
+        self._lost_reason = ""
+        self._last_error: BaseException | None = None
+        # While connecting: log the first failed try as a warning (or, for a
+        # bounded connect, none: its Unreachable says it), the rest at debug.
+        self._quiet_connect = False
 
     # -- connection -----------------------------------------------------------
 
@@ -117,14 +134,25 @@ class Bus:
     def is_connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
-    async def connect(self) -> "Bus":
+    @property
+    def lost(self) -> ConnectionLost | None:
+        """Why the connection was closed for good; None while it lives, and after
+        `close()` when it was never lost."""
+        return ConnectionLost(self._lost_reason) if self._lost.is_set() else None
+
+    async def connect(self, *, within_s: float | None = None) -> "Bus":
+        """Connect. nats-py tries each server `max_reconnect_attempts` times
+        (forever by default); `within_s` bounds the whole attempt, as a client
+        verb wants. Raises `Unreachable` when either gives up, `BadNatsConfig`
+        for settings no retry can fix (a malformed URL).
+        """
         cfg = self.config
         options: dict[str, Any] = {
             "servers": cfg.servers,
             "name": cfg.name,
             "connect_timeout": cfg.connect_timeout_s,
             "reconnect_time_wait": cfg.reconnect_wait_s,
-            "max_reconnect_attempts": -1,
+            "max_reconnect_attempts": cfg.max_reconnect_attempts,
             "allow_reconnect": True,
             "drain_timeout": cfg.drain_timeout_s,
             "inbox_prefix": self.subjects.reply_inbox(self.role, self.instance),
@@ -153,7 +181,24 @@ class Bus:
             if cfg.tls_hostname:
                 options["tls_hostname"] = cfg.tls_hostname
         nc = FleetNats()
-        await nc.connect(**options)
+        url = display_url(cfg.url)
+        self._quiet_connect = within_s is not None
+        self._set_state("connecting", f"to {url}")
+        try:
+            await asyncio.wait_for(nc.connect(**options), within_s)
+        except TimeoutError:  # our bound: nats-py retries its own timeouts
+            await _abandon(nc)
+            reason = connect_reason(self._last_error) if self._last_error else "no answer"
+            raise Unreachable(url, reason, within_s) from None
+        except nats.errors.NoServersError:
+            await _abandon(nc)
+            raise Unreachable(url, self._gave_up(cfg.max_reconnect_attempts)) from None
+        except nats.errors.Error as exc:  # failed attempts are retried: this is the settings
+            await _abandon(nc)
+            raise BadNatsConfig(url, str(exc)) from None
+        except BaseException:  # cancelled (a stop at start), or a bad option
+            await _abandon(nc)
+            raise
         self._nc = nc
         self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
         self._blobs = BlobStore(self._js, self.subjects)
@@ -163,8 +208,8 @@ class Bus:
             limit_bytes=cfg.max_message_bytes,
             record_max_bytes=self._nc.max_payload - HEADER_ROOM_BYTES,
         )
-        url = self._nc.connected_url
-        self._set_state("connected", f"to {url.netloc if url else '?'}")
+        connected = self._nc.connected_url
+        self._set_state("connected", f"to {connected.netloc if connected else '?'}")
         tracing.attach_nats_exporter(self._publish_span_record, asyncio.get_running_loop())
         return self
 
@@ -183,10 +228,71 @@ class Bus:
             self._state = state
             log.info("nats %s %s", state, detail, extra={"nats_state": state})
 
+    def _gave_up(self, attempts: int) -> str:
+        last = f"; last error: {connect_reason(self._last_error)}" if self._last_error else ""
+        return f"gave up reconnecting after {attempts} attempts per server{last}"
+
+    async def connect_unless(self, stop: asyncio.Event) -> bool:
+        """Connect unless `stop` is set first (then False): a long-running process
+        waits for NATS at start, so start order does not matter, and still stops
+        when asked."""
+        # Bounded helpers, both awaited below before returning: no orphans.
+        connecting = asyncio.ensure_future(self.connect())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for helper in (connecting, stopping):
+                helper.cancel()
+            await asyncio.wait({connecting, stopping})
+        if connecting.cancelled():
+            return False
+        connecting.result()  # raises if connecting failed
+        return True
+
+    async def until_lost(self) -> NoReturn:
+        """Wait until the connection is closed for good, then raise `ConnectionLost`."""
+        await self._lost.wait()
+        raise ConnectionLost(self._lost_reason)
+
+    async def guard(self, work: Awaitable[T]) -> T:
+        """`work`'s result, unless the connection is closed for good first: then
+        `work` is cancelled (and awaited) and `ConnectionLost` raised. A long-
+        running process runs its whole life under this, so a dead connection
+        ends it instead of leaving it waiting forever.
+        """
+        task = asyncio.ensure_future(work)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.wait({task, lost})
+        if self._lost.is_set() and (task.cancelled() or task.exception() is not None):
+            # Whatever the work died of, the dead connection is the cause.
+            cause = None if task.cancelled() else task.exception()
+            raise ConnectionLost(self._lost_reason) from cause
+        return task.result()
+
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, nats.errors.SlowConsumerError):
             self.stats.slow_consumer_errors += 1
             log.warning("slow consumer on %s: messages dropped", exc.subject)
+            return
+        self._last_error = exc
+        if self._state == "connecting":
+            if self._quiet_connect:
+                log.debug("connecting: %s", describe(exc))
+                return
+            self._quiet_connect = True  # once
+            log.warning(
+                "cannot reach NATS at %s (%s); retrying every %g s",
+                display_url(self.config.url),
+                connect_reason(exc),
+                self.config.reconnect_wait_s,
+            )
             return
         if self._state in ("disconnected", "closed"):
             log.debug("nats error while %s: %s", self._state, exc)
@@ -196,7 +302,8 @@ class Bus:
     async def _on_disconnected(self) -> None:
         if not self._closed:
             self.stats.disconnects += 1
-            self._set_state("disconnected", "(reconnecting)")
+            if self._nc is None or not self._nc.is_closed:  # closed: _on_closed says why
+                self._set_state("disconnected", "(reconnecting)")
 
     async def _on_reconnected(self) -> None:
         self.stats.reconnects += 1
@@ -208,6 +315,16 @@ class Bus:
 
     async def _on_closed(self) -> None:
         self._set_state("closed")
+        nc = self._nc
+        if self._closed or nc is None:
+            return  # close() on purpose, or a connect that never succeeded
+        err = nc.last_error
+        if isinstance(err, nats.errors.NoServersError):
+            self._lost_reason = self._gave_up(self.config.max_reconnect_attempts)
+        else:
+            self._lost_reason = describe(err) if err is not None else "closed by the server"
+        log.error("NATS connection closed for good: %s", self._lost_reason)
+        self._lost.set()
 
     async def close(self) -> None:
         """Drain subscriptions and the connection. Idempotent."""
@@ -225,7 +342,8 @@ class Bus:
                 await nc.drain()
             except Exception as exc:  # closing must always finish
                 log.debug("drain failed (%s); closing", exc)
-                await nc.close()
+                # While reconnecting, nats-py's close() can fail on the dead socket.
+                await _abandon(nc)
 
     async def __aenter__(self) -> "Bus":
         return await self.connect()
@@ -726,3 +844,11 @@ class Bus:
             await settle
         except Exception as exc:  # unsettled: redelivered after ack_wait, which is safe
             log.debug("could not settle %s: %s", msg.subject, exc)
+
+
+async def _abandon(nc: NatsClient) -> None:
+    """Close a client that is not (or no longer) connected, its retry tasks too."""
+    try:
+        await nc.close()
+    except Exception as exc:  # it may never have started, or its socket is dead
+        log.debug("closing a client that is not connected: %s", describe(exc))

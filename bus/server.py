@@ -103,6 +103,10 @@ class NatsServer:
         return f"nats://{self.host}:{self.port}"
 
     @property
+    def _output(self) -> Path:
+        return self.log_file or self._ports_dir / "nats-server.out"
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -137,14 +141,15 @@ class NatsServer:
             self.store_dir.mkdir(parents=True, exist_ok=True)
         for stale in self._ports_dir.glob("*.ports"):
             stale.unlink()
-        out = self.log_file.open("ab") if self.log_file else asyncio.subprocess.DEVNULL
+        # Without a log file the output still goes somewhere (it is small), so a
+        # server that exits at start can say why (a busy port, a bad config).
+        out = self._output.open("ab" if self.log_file else "wb")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self._args(), stdout=out, stderr=out, start_new_session=True, env=self._env()
             )
         finally:
-            if not isinstance(out, int):
-                out.close()
+            out.close()
         try:
             self.port = await self._wait_ready(timeout_s)
         except BaseException:
@@ -160,7 +165,11 @@ class NatsServer:
         port: int | None = None
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
-                raise ServerError(f"nats-server exited with code {self._proc.returncode} at start")
+                why = _fatal_line(self._output)
+                raise ServerError(
+                    f"nats-server exited with code {self._proc.returncode} at start"
+                    + (f": {why}" if why else "")
+                )
             if port is None and ports_file.exists():
                 with contextlib.suppress(ValueError, IndexError, json.JSONDecodeError):
                     client_url = json.loads(ports_file.read_text())["nats"][0]
@@ -202,6 +211,19 @@ class NatsServer:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
         shutil.rmtree(self._ports_dir, ignore_errors=True)
+
+
+def _fatal_line(output: Path) -> str:
+    """The last fatal or error line of nats-server's output, without its prefix."""
+    try:
+        lines = output.read_text(errors="replace").splitlines()[-50:]
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        for level in ("[FTL] ", "[ERR] "):
+            if level in line:
+                return line.split(level, 1)[1].strip()
+    return ""
 
 
 async def _accepts(host: str, port: int) -> bool:

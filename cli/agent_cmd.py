@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
+from natsfleet.cli.connect import connect_timeout_option
 from natsfleet.protocols import AgentInfo, NatsFleetError
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ def run_command(
 @click.option("--prefix", help="Fleet subject prefix [env NATSFLEET_PREFIX].")
 @click.option("--agent", "agent_name", help="Only instances of this agent.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--timeout-s", type=float, default=3.0, show_default=True)
+@click.option("--timeout-s", type=float, default=3.0, show_default=True, help="For the reply.")
+@connect_timeout_option
 def agents_command(
     nats_url: str | None,
     prefix: str | None,
@@ -88,15 +90,18 @@ def agents_command(
     timeout_s: float,
 ) -> None:
     """List live agent instances, as the supervisor's registry knows them."""
-    from natsfleet.bus import BusConfig, NoResponders, RequestTimeout, tracing
+    from natsfleet.bus import NoResponders, RequestTimeout, tracing
+    from natsfleet.cli.connect import NATS_ERRORS, bus_config, report
 
     # The connection's retry warnings would bury the one line that matters here.
     logging.getLogger("natsfleet.bus").setLevel(logging.ERROR)
-    config = BusConfig.from_env(url=nats_url, prefix=prefix, name="natsfleet agents")
+    config = bus_config(nats_url, prefix, name="natsfleet agents")
     # Traced like the task verbs: the request carries its trace context.
     tracing.configure("natsfleet-client")
     try:
         agents = asyncio.run(_fetch_agents(config, agent_name, timeout_s))
+    except NATS_ERRORS as exc:
+        sys.exit(report(exc))
     except (NoResponders, RequestTimeout):
         click.echo(
             f"no supervisor answered on {config.prefix}.ctl.agents at {config.url}: "
@@ -117,20 +122,14 @@ def agents_command(
 async def _fetch_agents(
     config: "BusConfig", agent_name: str | None, timeout_s: float
 ) -> tuple[AgentInfo, ...]:
-    from natsfleet.bus import Bus, FleetClient
+    from natsfleet.bus import FleetClient
+    from natsfleet.cli.connect import run_connected
 
-    bus = Bus(config, role="cli", instance=str(os.getpid()))
-    try:
-        # The bus retries a refused connection forever; a listing should not.
-        await asyncio.wait_for(bus.connect(), timeout_s)
-    except TimeoutError:
-        raise OSError(f"cannot reach NATS at {config.url} within {timeout_s} s") from None
-    except Exception as exc:  # nats-py raises several unrelated types here
-        raise OSError(f"cannot reach NATS at {config.url}: {exc}") from None
-    try:
-        return await FleetClient(bus).agents(agent_name, timeout_s=timeout_s)
-    finally:
-        await bus.close()
+    return await run_connected(
+        config,
+        lambda bus: FleetClient(bus).agents(agent_name, timeout_s=timeout_s),
+        instance=str(os.getpid()),
+    )
 
 
 def _print_table(agents: tuple[AgentInfo, ...]) -> None:

@@ -3,18 +3,22 @@
 import asyncio
 import logging
 import signal
+import sys
 
 import click
 import msgspec
 
-from natsfleet.bus import BusConfig
+from natsfleet.bus import BadNatsConfig, BusConfig, ConnectionLost, Unreachable
 from natsfleet.bus.logs import setup_process
 from natsfleet.bus.loop import loop_factory
 from natsfleet.bus.metrics import configure_metrics
 from natsfleet.bus.redact import redact
+from natsfleet.cli.connect import bus_config
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.config import default_supervisor_id
 from natsfleet.supervisor.workflows import WorkflowError
+
+log = logging.getLogger(__name__)
 
 
 @click.command("supervisor")
@@ -55,7 +59,12 @@ def supervisor_command(
     verbose: int,
     metrics_port: int | None,
 ) -> None:
-    """Run a supervisor: active while it holds its partition's lease, standby otherwise."""
+    """Run a supervisor: active while it holds its partition's lease, standby otherwise.
+
+    SIGTERM or Ctrl-C stops it (exit 0), also while NATS is unreachable. Exit 5:
+    nats-py gave up connecting (NATS_MAX_RECONNECT_ATTEMPTS); 6: the connection
+    was closed for good; 2: a bad configuration (a malformed NATS URL too).
+    """
     level = logging.WARNING - 10 * min(verbose, 2)
     fields: dict[str, object] = {}
     if config_json:
@@ -83,9 +92,14 @@ def supervisor_command(
     if heartbeat_timeout is not None:
         timeouts = msgspec.structs.replace(cfg.timeouts, heartbeat_timeout_s=heartbeat_timeout)
         cfg = msgspec.structs.replace(cfg, timeouts=timeouts)
-    bus_config = BusConfig.from_env(url=url, prefix=prefix, name="natsfleet-supervisor")
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(_run(cfg, bus_config))
+    nats_config = bus_config(url, prefix, name="natsfleet-supervisor")
+    try:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(_run(cfg, nats_config))
+    except (BadNatsConfig, ConnectionLost, Unreachable) as exc:
+        # Exit for the process manager to restart it, with the reason in the log.
+        log.error("supervisor exits with code %d: %s", exc.exit_code, exc)
+        sys.exit(exc.exit_code)
 
 
 async def _run(cfg: SupervisorConfig, bus_config: BusConfig) -> None:

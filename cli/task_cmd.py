@@ -2,7 +2,8 @@
 
 Exit codes: 0 completed (or submitted without --wait), 1 failed, 2 usage
 error, 3 rejected or canceled, 4 the wait timed out (click's own usage errors
-exit 2 as well).
+exit 2 as well), 5 NATS not reachable within --connect-timeout, 6 the NATS
+connection closed for good (cli/connect.py).
 """
 
 import asyncio
@@ -16,7 +17,14 @@ import click
 import msgspec
 from rich.table import Column, Table
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, TaskRejected, WaitTimeout, tracing
+from natsfleet.bus import FleetClient, TaskRejected, WaitTimeout, tracing
+from natsfleet.cli.connect import (
+    NATS_ERRORS,
+    bus_config,
+    connect_timeout_option,
+    report,
+    run_connected,
+)
 from natsfleet.cli.console import console
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.protocols import (
@@ -42,9 +50,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 _console = console()
 T = TypeVar("T")
 
-_nats = click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
+_nats_url = click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
 _prefix = click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None)
 _json = click.option("--json", "as_json", is_flag=True, help="Print protocol structures as JSON.")
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _nats(command: F) -> F:
+    """`--nats URL` and `--connect-timeout S`: where the fleet is, how long to try."""
+    return _nats_url(connect_timeout_option(command))
+
 
 #: Priorities run highest first; 0 (the default) is the lowest a user gives.
 PRIORITY_MAX = 2**31 - 1
@@ -69,9 +84,10 @@ _SECONDS = _Finite(min=0, min_open=True, max=DURATION_MAX_S)
 def _run(
     url: str | None, prefix: str | None, body: Callable[[FleetClient], Awaitable[int]]
 ) -> None:
+    config = bus_config(url, prefix)
+
     async def main() -> int:
-        async with Bus(BusConfig.from_env(url=url, prefix=prefix), role="cli") as bus:
-            return await body(FleetClient(bus))
+        return await run_connected(config, lambda bus: body(FleetClient(bus)))
 
     # A submit opens its task's trace when OTEL_* / NATSFLEET_TRACE_NATS say so.
     tracing.configure("natsfleet-client")
@@ -83,6 +99,8 @@ def _run(
     except InvalidValue as exc:  # an id, key or number the fleet would refuse: nothing sent
         _console.print(f"[red]error[/red]: {exc}", highlight=False)
         code = EXIT_USAGE
+    except NATS_ERRORS as exc:
+        code = report(exc)
     except NatsFleetError as exc:
         _console.print(f"[red]error[/red]: {exc}", highlight=False)
         code = EXIT_FAILED
@@ -104,7 +122,13 @@ def _exit_for(state: TaskState) -> int:
 
 
 def _load_input(text: str) -> Any:
-    raw = Path(text[1:]).read_bytes() if text.startswith("@") else text.encode()
+    raw = text.encode()
+    if text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise click.UsageError(f"--input: cannot read {text[1:]}: {reason}") from None
     try:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:

@@ -8,8 +8,15 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from natsfleet.bus import Bus, BusConfig
+from natsfleet.bus import Bus
 from natsfleet.bus.trace_view import SpanNode, build_tree, read_spans, spans_of_task
+from natsfleet.cli.connect import (
+    NATS_ERRORS,
+    bus_config,
+    connect_timeout_option,
+    report,
+    run_connected,
+)
 from natsfleet.protocols import SpanRecord, encode
 
 _BAR_WIDTH = 30
@@ -20,9 +27,14 @@ _BAR_WIDTH = 30
 @click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
 @click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the spans as JSON lines.")
+@connect_timeout_option
 def trace_command(task_id: str, url: str | None, prefix: str | None, as_json: bool) -> None:
     """Show TASK_ID's trace (spans published with NATSFLEET_TRACE_NATS=1)."""
-    spans = asyncio.run(_load(url, prefix, task_id))
+    config = bus_config(url, prefix)
+    try:
+        spans = asyncio.run(run_connected(config, lambda bus: _load(bus, task_id)))
+    except NATS_ERRORS as exc:
+        sys.exit(report(exc))
     if not spans:
         click.echo(
             f"no spans for task {task_id}: were the processes started with "
@@ -39,9 +51,8 @@ def trace_command(task_id: str, url: str | None, prefix: str | None, as_json: bo
     Console(width=width).print(render(build_tree(spans)))
 
 
-async def _load(url: str | None, prefix: str | None, task_id: str) -> list[SpanRecord]:
-    async with Bus(BusConfig.from_env(url=url, prefix=prefix), role="cli") as bus:
-        return spans_of_task(await read_spans(bus), task_id)
+async def _load(bus: Bus, task_id: str) -> list[SpanRecord]:
+    return spans_of_task(await read_spans(bus), task_id)
 
 
 def render(roots: list[SpanNode]) -> Tree:

@@ -111,25 +111,34 @@ class Supervisor:
         self._stop.set()
 
     async def run(self) -> None:
-        await self.bus.connect()
+        """Wait for NATS (unless `shutdown()` comes first), then serve until
+        `shutdown()`. Raises `ConnectionLost` if the connection is closed for
+        good, `Unreachable` if nats-py gave up connecting at start."""
+        if not await self.bus.connect_unless(self._stop):
+            log.info("supervisor %s stopped before NATS was reachable", self.id)
+            return
         try:
-            await self.bus.provision(self.cfg.storage)
-            for subject in self.bus.subjects.announcement_subjects():
-                await self.bus.subscribe(subject, _ANNOUNCEMENT, self._on_announcement)
-            self._lease = Lease(
-                await self.bus.kv(Bucket.LEASES),
-                key=self.cfg.lease_key,
-                partition=self.cfg.partition,
-                holder=self.id,
-                ttl_s=self.cfg.lease_ttl_s,
-            )
-            await self._elect(self._lease)
+            # A connection closed for good cancels everything: no zombie.
+            await self.bus.guard(self._serve())
         finally:
             if self._lease is not None:
                 with contextlib.suppress(Exception):
                     await self._lease.release()
             await self.bus.close()
             log.info("supervisor %s stopped", self.id)
+
+    async def _serve(self) -> None:
+        await self.bus.provision(self.cfg.storage)
+        for subject in self.bus.subjects.announcement_subjects():
+            await self.bus.subscribe(subject, _ANNOUNCEMENT, self._on_announcement)
+        self._lease = Lease(
+            await self.bus.kv(Bucket.LEASES),
+            key=self.cfg.lease_key,
+            partition=self.cfg.partition,
+            holder=self.id,
+            ttl_s=self.cfg.lease_ttl_s,
+        )
+        await self._elect(self._lease)
 
     async def _elect(self, lease: Lease) -> None:
         poll_s = min(self.cfg.lease_ttl_s / 4, 0.5)
