@@ -2,6 +2,7 @@
 
 from natsfleet.protocols import StepStatus, StepTaskStatus, TaskState, WorkflowStatus
 from natsfleet.supervisor.store import TaskStore
+from natsfleet.supervisor.workflows.model import SkillStep
 from natsfleet.supervisor.workflows.state import StepPhase, WorkflowRun
 
 
@@ -10,6 +11,7 @@ def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
     steps = []
     for step_def in run.definition.steps:
         step = run.steps[step_def.name]
+        skill = step_def.skill if isinstance(step_def, SkillStep) else None
         tasks = []
         for item in step.items:
             tracked = store.get(item.task_id)
@@ -24,7 +26,7 @@ def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
             )  # fmt: skip
         steps.append(
             StepStatus(
-                name=step.name, skill=step_def.skill, phase=step.phase.value, round=step.round,
+                name=step.name, skill=skill, phase=step.phase.value, round=step.round,
                 tasks=tuple(tasks), cost_usd=sum(t.cost_usd for t in tasks), detail=step.detail,
             )
         )  # fmt: skip
