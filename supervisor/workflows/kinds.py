@@ -13,7 +13,7 @@ wants the tasks `wanted` names; each task's input is rendered with
 `decide`; `skips` says whether a finished step skips one that depends on it.
 """
 
-from typing import Any, assert_never
+from typing import Any, Generic, TypeVar, assert_never
 
 import msgspec
 from msgspec import structs
@@ -25,6 +25,7 @@ from natsfleet.supervisor.workflows.model import (
     FanOutStep,
     SkillStep,
     Step,
+    StepBase,
     TaskStep,
 )
 from natsfleet.supervisor.workflows.refs import (
@@ -38,12 +39,14 @@ from natsfleet.supervisor.workflows.refs import (
 )
 from natsfleet.supervisor.workflows.state import Approval, StepPhase, StepRun
 
+S = TypeVar("S", bound=StepBase)
 
-class _Kind:
+
+class _Kind(Generic[S]):
     """Defaults: a kind without tasks, decisions or branches has nothing to add."""
 
-    def __init__(self, step: Step) -> None:
-        self.step: Step = step
+    def __init__(self, step: S) -> None:
+        self.step = step
 
     # -- load time ---------------------------------------------------------------------
 
@@ -96,15 +99,11 @@ def _skill_problems(step: SkillStep) -> list[str]:
     return [f"step {step.name!r}: skill {step.skill!r} is not a valid skill name"]
 
 
-class TaskKind(_Kind):
+class TaskKind(_Kind[TaskStep]):
     """One task (per loop round); its output is the task's output."""
 
-    def __init__(self, step: TaskStep) -> None:
-        super().__init__(step)
-        self.task = step
-
     def problems(self, known: set[str]) -> list[str]:
-        return _skill_problems(self.task)
+        return _skill_problems(self.step)
 
     def start(self, run: StepRun, round_: int, scope: Scope) -> StepRun:
         return structs.replace(run, phase=StepPhase.RUNNING, round=round_, detail="", total=1)
@@ -119,43 +118,39 @@ class TaskKind(_Kind):
         return outputs[0]
 
 
-class FanOutKind(_Kind):
+class FanOutKind(_Kind[FanOutStep]):
     """One task per element of a list fixed at start; its output is their outputs' list."""
 
-    def __init__(self, step: FanOutStep) -> None:
-        super().__init__(step)
-        self.fan = step
-
     def refs(self) -> list[Ref]:
-        return [*super().refs(), *refs_in(self.fan.for_each)]
+        return [*super().refs(), *refs_in(self.step.for_each)]
 
     def scope_roots(self) -> frozenset[str]:
         return frozenset({"item", "index"})
 
     def problems(self, known: set[str]) -> list[str]:
-        where = f"step {self.fan.name!r}"
-        problems = _skill_problems(self.fan)
-        stripped = self.fan.for_each.strip()
+        where = f"step {self.step.name!r}"
+        problems = _skill_problems(self.step)
+        stripped = self.step.for_each.strip()
         if not (stripped.startswith("${") and stripped.endswith("}") and stripped.count("${") == 1):
             problems.append(f"{where}: for_each must be one reference, like ${{steps.x.output}}")
         else:
             problems += refs_problems(f"{where} for_each", stripped, known, set())
-        if self.fan.concurrency is not None and self.fan.concurrency < 1:
+        if self.step.concurrency is not None and self.step.concurrency < 1:
             problems.append(f"{where}: concurrency must be >= 1, on a for_each step")
         return problems
 
     def start(self, run: StepRun, round_: int, scope: Scope) -> StepRun:
         started = structs.replace(run, phase=StepPhase.RUNNING, round=round_, detail="")
-        elements = resolve(parse_ref(self.fan.for_each.strip()[2:-1]), scope)
+        elements = resolve(parse_ref(self.step.for_each.strip()[2:-1]), scope)
         if not isinstance(elements, list):
-            raise WorkflowError(f"for_each {self.fan.for_each} is not a list")
+            raise WorkflowError(f"for_each {self.step.for_each} is not a list")
         return structs.replace(started, elements=to_raw(elements), total=len(elements))
 
     def wanted(self, run: StepRun) -> list[int]:
         return list(range(run.total))
 
     def max_running(self, wanted: int) -> int:
-        return self.fan.concurrency or wanted
+        return self.step.concurrency or wanted
 
     def task_scope(self, run: StepRun, n: int, in_loop: bool) -> dict[str, Any]:
         return {"item": msgspec.json.decode(run.elements)[n], "index": n}
@@ -164,28 +159,24 @@ class FanOutKind(_Kind):
         return outputs
 
 
-class ApprovalKind(_Kind):
+class ApprovalKind(_Kind[ApprovalStep]):
     """Waits for a person; approved or (with a branch) refused, it completes with the decision."""
 
-    def __init__(self, step: ApprovalStep) -> None:
-        super().__init__(step)
-        self.approval = step
-
     def problems(self, known: set[str]) -> list[str]:
-        branch = self.approval.branch()
-        if branch is not None and (branch not in known or branch == self.approval.name):
-            return [f"step {self.approval.name!r}: on_reject names undefined step {branch!r}"]
+        branch = self.step.branch()
+        if branch is not None and (branch not in known or branch == self.step.name):
+            return [f"step {self.step.name!r}: on_reject names undefined step {branch!r}"]
         return []
 
     def start(self, run: StepRun, round_: int, scope: Scope) -> StepRun:
-        prompt = render(self.approval.prompt, scope)
+        prompt = render(self.step.prompt, scope)
         return structs.replace(run, phase=StepPhase.INPUT_REQUIRED, detail=str(prompt))
 
     def refused(self, approval: Approval) -> str | None:
-        if approval.approved or self.approval.branch() is not None:
+        if approval.approved or self.step.branch() is not None:
             return None
         note = f": {approval.note}" if approval.note else ""
-        return f"approval refused at step {self.approval.name!r}{note}"
+        return f"approval refused at step {self.step.name!r}{note}"
 
     def decide(self, run: StepRun, approval: Approval, approval_id: str) -> StepRun:
         if self.refused(approval) is not None:
@@ -205,10 +196,10 @@ class ApprovalKind(_Kind):
         decided = run.approval
         if decided is None:
             return None
-        branch = self.approval.on_reject == dependent
+        branch = self.step.on_reject == dependent
         if decided.approved != branch:
             return None
-        return f"approval {self.approval.name!r} was {'given' if decided.approved else 'refused'}"
+        return f"approval {self.step.name!r} was {'given' if decided.approved else 'refused'}"
 
 
 StepKind = TaskKind | FanOutKind | ApprovalKind
