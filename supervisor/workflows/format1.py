@@ -23,6 +23,9 @@ from natsfleet.supervisor.workflows.model import (
     WorkflowDef,
 )
 
+#: The step kinds format 1 can express (a newer kind needs `format = 2`).
+KINDS = (TaskStep, FanOutStep, ApprovalStep)
+
 
 class StepV1(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One step as format 1 wrote it (the former `StepDef`, field for field)."""
