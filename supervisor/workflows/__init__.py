@@ -2,7 +2,8 @@
 
 Declare workflows in TOML (`load([...folders or files])`) or in Python
 (`Workflow` builder); see docs/workflows.md for the format, the reference
-syntax, fan-out, loops, approvals, deadlines and budgets.
+syntax, fan-out, loops, approvals, deadlines and budgets. A step is one of
+the kinds `TaskStep`, `FanOutStep`, `ApprovalStep` (the union `Step`).
 """
 
 from natsfleet.supervisor.workflows.builder import StepHandle, Workflow, ref
@@ -12,16 +13,28 @@ from natsfleet.supervisor.workflows.errors import (
     WorkflowError,
 )
 from natsfleet.supervisor.workflows.loader import Catalog, load, load_file, parse_toml
-from natsfleet.supervisor.workflows.model import MAX_ROUNDS, LoopDef, StepDef, Until, WorkflowDef
+from natsfleet.supervisor.workflows.model import (
+    MAX_ROUNDS,
+    ApprovalStep,
+    FanOutStep,
+    LoopDef,
+    Step,
+    TaskStep,
+    Until,
+    WorkflowDef,
+)
 from natsfleet.supervisor.workflows.validate import Graph, check
 
 __all__ = [
     "MAX_ROUNDS",
+    "ApprovalStep",
     "Catalog",
+    "FanOutStep",
     "Graph",
     "LoopDef",
-    "StepDef",
+    "Step",
     "StepHandle",
+    "TaskStep",
     "UnresolvedReference",
     "Until",
     "Workflow",

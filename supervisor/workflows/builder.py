@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from natsfleet.protocols import RetryPolicy, Timeouts
-from natsfleet.supervisor.workflows.model import LoopDef, StepDef, Until, WorkflowDef
+from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
+from natsfleet.supervisor.workflows.model import (
+    ApprovalStep,
+    FanOutStep,
+    LoopDef,
+    Step,
+    TaskStep,
+    Until,
+    WorkflowDef,
+)
 from natsfleet.supervisor.workflows.validate import check
 
 
@@ -54,7 +63,7 @@ class Workflow:
             description=description, deadline_s=deadline_s, budget_usd=budget_usd,
             required_input=required_input, output=output,
         )  # fmt: skip
-        self._steps: list[StepDef] = []
+        self._steps: list[Step] = []
         self._loops: list[LoopDef] = []
         self._open_loop: list[str] | None = None
 
@@ -71,13 +80,17 @@ class Workflow:
         retry: RetryPolicy | None = None,
     ) -> StepHandle:
         """A step that runs `skill` as a task (one per element with `for_each`)."""
-        return self._add(
-            StepDef(
-                name=name, skill=skill, input={} if input is None else input,
-                after=tuple(h.name for h in after), for_each=for_each,
-                concurrency=concurrency, timeouts=timeouts, retry=retry,
-            )
+        common: dict[str, Any] = dict(
+            name=name, skill=skill, input={} if input is None else input,
+            after=tuple(h.name for h in after), timeouts=timeouts, retry=retry,
         )  # fmt: skip
+        if for_each is not None:
+            return self._add(FanOutStep(**common, for_each=for_each, concurrency=concurrency))
+        if concurrency is not None:
+            raise WorkflowDefinitionError(
+                self.name, [f"step {name!r}: concurrency must be >= 1, on a for_each step"]
+            )
+        return self._add(TaskStep(**common))
 
     def approval(
         self,
@@ -90,11 +103,10 @@ class Workflow:
         """A step that waits for `natsfleet approve` (or `--reject`)."""
         reject = on_reject if isinstance(on_reject, str) else on_reject.name
         return self._add(
-            StepDef(
-                name=name, approval=True, prompt=prompt,
-                after=tuple(h.name for h in after), on_reject=reject,
+            ApprovalStep(
+                name=name, prompt=prompt, after=tuple(h.name for h in after), on_reject=reject
             )
-        )  # fmt: skip
+        )
 
     @contextmanager
     def loop(
@@ -119,7 +131,7 @@ class Workflow:
             )
         )  # fmt: skip
 
-    def _add(self, step: StepDef) -> StepHandle:
+    def _add(self, step: Step) -> StepHandle:
         self._steps.append(step)
         if self._open_loop is not None:
             self._open_loop.append(step.name)

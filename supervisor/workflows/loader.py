@@ -4,6 +4,10 @@ A source is a folder (every `*.toml` in it), one `.toml` file, or
 `module:attribute` naming a `WorkflowDef`, a `Workflow` builder, or a list
 of them. Every definition is validated here, so a supervisor with a bad
 workflow refuses to start and says why.
+
+A TOML file is in format 2 when it says `format = 2` (every step names its
+`kind`); without `format` it is format 1 (`format1.py`), read into the same
+types.
 """
 
 import importlib
@@ -15,7 +19,8 @@ from typing import Any
 import msgspec
 
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError, WorkflowError
-from natsfleet.supervisor.workflows.model import WorkflowDef
+from natsfleet.supervisor.workflows.format1 import WorkflowDefV1, upgrade
+from natsfleet.supervisor.workflows.model import Step, WorkflowDef
 from natsfleet.supervisor.workflows.validate import Graph, check
 
 
@@ -43,6 +48,10 @@ class Catalog:
         return len(self._defs)
 
 
+#: The TOML formats `parse_toml` reads (`format = N` at the top; none: 1).
+FORMATS = (1, 2)
+
+
 def parse_toml(text: str, *, default_name: str = "", source: str = "") -> WorkflowDef:
     """One workflow from TOML text: `[steps.<name>]` and `[loops.<name>]` tables."""
     try:
@@ -50,6 +59,10 @@ def parse_toml(text: str, *, default_name: str = "", source: str = "") -> Workfl
     except tomllib.TOMLDecodeError as exc:
         raise WorkflowDefinitionError(default_name, [f"not TOML: {exc}"], source=source) from None
     name = str(data.get("name", default_name))
+    version = data.pop("format", 1)
+    if version not in FORMATS or isinstance(version, bool):
+        problem = f"format = {version!r}: this version reads formats {FORMATS}"
+        raise WorkflowDefinitionError(name, [problem], source=source)
     for table in ("steps", "loops"):
         entries = data.get(table, {})
         if not isinstance(entries, dict):
@@ -58,9 +71,23 @@ def parse_toml(text: str, *, default_name: str = "", source: str = "") -> Workfl
         data[table] = [{**body, "name": key} for key, body in entries.items()]
     data["name"] = name
     try:
+        if version == 1:
+            return upgrade(msgspec.convert(data, WorkflowDefV1), source=source)
+        data["steps"] = _steps_v2(data["steps"])
         return msgspec.convert(data, WorkflowDef)
     except msgspec.ValidationError as exc:
         raise WorkflowDefinitionError(name, [str(exc)], source=source) from None
+
+
+def _steps_v2(tables: list[dict[str, Any]]) -> list[Step]:
+    """Each step on its own, so an error names the step (`kind` is required)."""
+    steps: list[Step] = []
+    for table in tables:
+        try:
+            steps.append(msgspec.convert(table, Step))
+        except msgspec.ValidationError as exc:
+            raise msgspec.ValidationError(f"step {table['name']!r}: {exc}") from None
+    return steps
 
 
 def load_file(path: Path) -> WorkflowDef:

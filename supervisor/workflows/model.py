@@ -2,11 +2,15 @@
 
 A definition is data only; `validate.check()` decides whether it can run and
 `Graph` holds what validation derived (dependencies, loop membership).
-Templates (`StepDef.input`, `WorkflowDef.output`) are JSON-like values whose
+Templates (`TaskStep.input`, `WorkflowDef.output`) are JSON-like values whose
 strings may hold `${...}` references (see `refs.py`).
+
+A step is one of a tagged union of kinds (`kind = "task" | "fan_out" |
+"approval"`); each kind's checks and planning live in `kinds.py`. This is the
+format-2 shape of a definition; `format1.py` reads the older one.
 """
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import msgspec
 
@@ -24,25 +28,74 @@ class Until(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     equals: Any = None
 
 
-class StepDef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One step: a skill run as an ordinary task, or (`approval`) a person's decision."""
+class StepBase(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="kind"
+):
+    """What every step kind has: a name and extra ordering."""
+
+    #: A step of this kind may be a loop's member.
+    may_loop: ClassVar[bool] = False
 
     name: str = ""
-    skill: str | None = None
-    input: Any = msgspec.field(default_factory=dict)
     # Extra ordering; references to `steps.<name>` already imply it.
     after: tuple[str, ...] = ()
-    # Fan-out: one task per element of the referenced list; `concurrency` at once.
-    for_each: str | None = None
-    concurrency: int | None = None
-    # A human step: waits in `input_required` for `natsfleet approve`.
-    approval: bool = False
-    prompt: str = ""
-    # On refusal: "fail" the run, or run the named step (and skip the approved path).
-    on_reject: str = "fail"
+
+    def kind_name(self) -> str:
+        """The `kind` tag: "task", "fan_out", "approval"."""
+        return str(self.__struct_config__.tag)
+
+    def templates(self) -> dict[str, Any]:
+        """Templates rendered in the step's own scope: a label (for messages) -> template."""
+        return {}
+
+    def branch(self) -> str | None:
+        """A step this one may run instead of the steps that depend on it."""
+        return None
+
+
+class SkillStep(StepBase, frozen=True, kw_only=True):
+    """The fields of a step that runs a skill as ordinary tasks."""
+
+    skill: str
+    input: Any = msgspec.field(default_factory=dict)
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
     priority: int = 0
+
+    def templates(self) -> dict[str, Any]:
+        return {"": self.input}
+
+
+class TaskStep(SkillStep, frozen=True, tag="task"):
+    """One task per round (one in all outside a loop)."""
+
+    may_loop: ClassVar[bool] = True
+
+
+class FanOutStep(SkillStep, frozen=True, kw_only=True, tag="fan_out"):
+    """One task per element of the referenced list; `concurrency` at once."""
+
+    for_each: str
+    concurrency: int | None = None
+
+
+class ApprovalStep(StepBase, frozen=True, kw_only=True, tag="approval"):
+    """A person's decision: waits in `input_required` for `natsfleet approve`."""
+
+    prompt: str = ""
+    # On refusal: "fail" the run, or run the named step (and skip the approved path).
+    on_reject: str = "fail"
+
+    def templates(self) -> dict[str, Any]:
+        return {" prompt": self.prompt}
+
+    def branch(self) -> str | None:
+        """The step a refusal runs (`on_reject`), if any."""
+        return None if self.on_reject == "fail" else self.on_reject
+
+
+#: Every step kind (the `kind` field tells them apart in TOML format 2 and in KV).
+Step = TaskStep | FanOutStep | ApprovalStep
 
 
 class LoopDef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -60,7 +113,7 @@ class WorkflowDef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     name: str
     description: str = ""
-    steps: tuple[StepDef, ...]
+    steps: tuple[Step, ...]
     loops: tuple[LoopDef, ...] = ()
     # A template for the run's output; None: the last completed step's output.
     output: Any = None
@@ -69,7 +122,7 @@ class WorkflowDef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Top-level keys the run's input must have (checked at submit).
     required_input: tuple[str, ...] = ()
 
-    def step(self, name: str) -> StepDef:
+    def step(self, name: str) -> Step:
         for step in self.steps:
             if step.name == name:
                 return step
@@ -79,6 +132,6 @@ class WorkflowDef(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         """skill -> the first step that uses it."""
         found: dict[str, str] = {}
         for step in self.steps:
-            if step.skill is not None:
+            if isinstance(step, SkillStep):
                 found.setdefault(step.skill, step.name)
         return found

@@ -3,7 +3,9 @@
 No I/O and no clock: the runner feeds in task records and approvals, calls
 `advance()`, persists the resulting run and then submits the `launches`.
 Re-running the planner on the same state yields the same launches (same
-task ids), which is what makes a restarted supervisor safe.
+task ids), which is what makes a restarted supervisor safe. What differs by
+step kind (how a step starts, which tasks it wants, what its output is) is
+asked of the kind (`kinds.py`).
 """
 
 from dataclasses import dataclass
@@ -14,7 +16,8 @@ from msgspec import structs
 
 from natsfleet.protocols import ErrorInfo, TaskRecord, TaskState, is_terminal, null_raw, to_raw
 from natsfleet.supervisor.workflows.errors import WorkflowError
-from natsfleet.supervisor.workflows.model import LoopDef, StepDef
+from natsfleet.supervisor.workflows.kinds import kind_of
+from natsfleet.supervisor.workflows.model import LoopDef, SkillStep, Step
 from natsfleet.supervisor.workflows.refs import Scope, parse_ref, render, resolve
 from natsfleet.supervisor.workflows.state import (
     DONE_PHASES,
@@ -33,7 +36,7 @@ from natsfleet.supervisor.workflows.validate import Graph
 class Launch:
     """A step task to submit."""
 
-    step: StepDef
+    step: SkillStep
     item: ItemRun
     input: msgspec.Raw
 
@@ -102,25 +105,12 @@ class Planner:
 
     def decide(self, name: str, approval: Approval) -> None:
         """A person's decision on an approval step waiting in input_required."""
-        step_def = self.defn.step(name)
-        step = self.steps[name]
-        if not approval.approved and step_def.on_reject == "fail":
-            note = f": {approval.note}" if approval.note else ""
-            self.steps[name] = structs.replace(
-                step, phase=StepPhase.FAILED, approval=approval, detail="refused"
-            )
-            self.fail("rejected", f"approval refused at step {name!r}{note}")
-            return
-        output = {
-            "approved": approval.approved,
-            "input": _decode(approval.input),
-            "note": approval.note,
-            "approval_id": step_key(self.run.run_id, name, 0),
-        }
-        self.steps[name] = structs.replace(
-            step, phase=StepPhase.COMPLETED, approval=approval, output=to_raw(output),
-            has_output=True, detail="approved" if approval.approved else "refused",
-        )  # fmt: skip
+        kind = kind_of(self.defn.step(name))
+        approval_id = step_key(self.run.run_id, name, 0)
+        self.steps[name] = kind.decide(self.steps[name], approval, approval_id)
+        refused = kind.refused(approval)
+        if refused is not None:
+            self.fail("rejected", refused)
 
     def fail(self, error_type: str, detail: str) -> None:
         if self.state != TaskState.FAILED:  # the first reason is the one reported
@@ -146,7 +136,7 @@ class Planner:
         if not is_terminal(self.state):
             self._finish_or_wait()
 
-    def _step(self, step_def: StepDef) -> bool:
+    def _step(self, step_def: Step) -> bool:
         if is_terminal(self.state):
             return False
         step = self.steps[step_def.name]
@@ -162,7 +152,7 @@ class Planner:
             run_id=self.run.run_id, input=_decode(self.run.input), outputs=outputs, **extra
         )
 
-    def _gate(self, step_def: StepDef) -> str | None:
+    def _gate(self, step_def: Step) -> str | None:
         """None: not yet; "" : go; any other text: skip, because of it."""
         own_loop = self.graph.loop_of.get(step_def.name)
         for dep in sorted(self.graph.deps[step_def.name]):
@@ -174,14 +164,12 @@ class Planner:
             dep_loop = self.graph.loop_of.get(dep)
             if dep_loop is not None and dep_loop != own_loop and not self.loops[dep_loop].done:
                 return None
-            decided = dep_step.approval
-            if decided is not None:
-                branch = self.defn.step(dep).on_reject == step_def.name
-                if decided.approved == branch:
-                    return f"approval {dep!r} was {'given' if decided.approved else 'refused'}"
+            skipped = kind_of(self.defn.step(dep)).skips(dep_step, step_def.name)
+            if skipped is not None:
+                return skipped
         return ""
 
-    def _try_start(self, step_def: StepDef, step: StepRun) -> bool:
+    def _try_start(self, step_def: Step, step: StepRun) -> bool:
         gate = self._gate(step_def)
         if gate is None:
             return False
@@ -192,64 +180,42 @@ class Planner:
         loop = self.graph.loop_of.get(name)
         round_ = self.loops[loop].round if loop is not None else 0
         try:
-            if step_def.approval:
-                prompt = render(step_def.prompt, self.scope())
-                self.steps[name] = structs.replace(
-                    step, phase=StepPhase.INPUT_REQUIRED, detail=str(prompt)
-                )
-                return True
-            step = self._started(step_def, step, round_)
+            step = kind_of(step_def).start(step, round_, self.scope())
         except WorkflowError as exc:
             self.fail("bad_reference", f"step {name!r}: {exc}")
             return True
         self.steps[name] = step
-        self._progress(step_def, step)
+        if step.phase == StepPhase.RUNNING:
+            self._progress(step_def, step)
         return True
 
-    def _started(self, step_def: StepDef, step: StepRun, round_: int) -> StepRun:
-        started = structs.replace(step, phase=StepPhase.RUNNING, round=round_, detail="")
-        if step_def.for_each is None:
-            return structs.replace(started, total=1)
-        ref = parse_ref(step_def.for_each.strip()[2:-1])
-        elements = resolve(ref, self.scope())
-        if not isinstance(elements, list):
-            raise WorkflowError(f"for_each {step_def.for_each} is not a list")
-        return structs.replace(started, elements=to_raw(elements), total=len(elements))
-
-    def _wanted(self, step_def: StepDef, step: StepRun) -> list[int]:
-        if step_def.for_each is not None:
-            return list(range(step.total))
-        return [step.round]
-
-    def _progress(self, step_def: StepDef, step: StepRun) -> bool:
-        wanted = self._wanted(step_def, step)
+    def _progress(self, step_def: Step, step: StepRun) -> bool:
+        kind = kind_of(step_def)
+        wanted = kind.wanted(step)
         items = {i.n: i for i in step.items if i.n in wanted}
         if len(items) == len(wanted) and all(
             i.state == TaskState.COMPLETED for i in items.values()
         ):
-            outputs = [_decode(items[n].output) for n in wanted]
-            output = outputs if step_def.for_each is not None else outputs[0]
+            output = kind.output([_decode(items[n].output) for n in wanted])
             self.steps[step_def.name] = structs.replace(
                 step, phase=StepPhase.COMPLETED, output=to_raw(output), has_output=True
             )
             return True
         running = sum(1 for i in items.values() if not is_terminal(i.state))
-        limit = step_def.concurrency or len(wanted)
+        limit = kind.max_running(len(wanted))
         new = [n for n in wanted if n not in items][: max(0, limit - running)]
         for n in new:
             if not self.launch(step_def, n):
                 return True
         return bool(new)
 
-    def launch(self, step_def: StepDef, n: int) -> bool:
+    def launch(self, step_def: Step, n: int) -> bool:
         """Plan task `n` of a step; False if its input could not be built (run failed)."""
         name = step_def.name
+        if not isinstance(step_def, SkillStep):
+            raise WorkflowError(f"step {name!r} ({step_def.kind_name()}) runs no tasks")
         step = self.steps[name]
-        extra: dict[str, Any] = {}
-        if step_def.for_each is not None:
-            extra = {"item": _decode(step.elements)[n], "index": n}
-        elif name in self.graph.loop_of:
-            extra = {"round": n}
+        extra = kind_of(step_def).task_scope(step, n, name in self.graph.loop_of)
         try:
             value = render(step_def.input, self.scope(**extra))
         except WorkflowError as exc:

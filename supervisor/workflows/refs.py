@@ -87,6 +87,22 @@ def refs_in(template: Any) -> list[Ref]:
     return found
 
 
+def refs_problems(where: str, template: Any, known: set[str], allowed: set[str]) -> list[str]:
+    """Load-time problems of a template's references: syntax, undefined steps, and
+    `item`/`index`/`round` where they are not set (`allowed` says which are)."""
+    try:
+        refs = refs_in(template)
+    except ValueError as exc:
+        return [f"{where}: bad reference: {exc}"]
+    problems = []
+    for ref in refs:
+        if ref.step is not None and ref.step not in known:
+            problems.append(f"{where}: ${{{ref.text}}} refers to undefined step {ref.step!r}")
+        if ref.root in ("item", "index", "round") and ref.root not in allowed:
+            problems.append(f"{where}: ${{{ref.text}}}: {ref.root} is not set here")
+    return problems
+
+
 _MISSING: Any = object()
 
 

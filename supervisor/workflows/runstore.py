@@ -15,14 +15,12 @@ from nats.js import errors as js_errors
 from nats.js.kv import KeyValue
 
 from natsfleet.bus.kvread import latest_entries
-from natsfleet.protocols import Codec, encode
+from natsfleet.protocols import encode
 from natsfleet.supervisor.errors import NotLeader, RevisionConflict
 from natsfleet.supervisor.lease import Lease
-from natsfleet.supervisor.workflows.state import WorkflowRun
+from natsfleet.supervisor.workflows.state import WorkflowRun, decode_run
 
 log = logging.getLogger(__name__)
-
-_RUN = Codec[WorkflowRun](WorkflowRun)
 
 
 @dataclass(slots=True, eq=False)
@@ -52,7 +50,7 @@ class RunStore:
                 self._runs.pop(entry.key, None)
                 continue
             try:
-                run = _RUN.decode(entry.value)
+                run = decode_run(entry.value)
                 self._runs[entry.key] = TrackedRun(run, entry.revision or 0)
             except Exception as exc:
                 log.error("unreadable workflow run %s: %s", entry.key, exc)
@@ -66,7 +64,7 @@ class RunStore:
             revision = await self.kv.create(run.run_id, encode(run))
         except js_errors.KeyWrongLastSequenceError:
             entry = await self.kv.get(run.run_id)
-            tracked = TrackedRun(_RUN.decode(entry.value or b""), entry.revision or 0)
+            tracked = TrackedRun(decode_run(entry.value or b""), entry.revision or 0)
             return self._runs.setdefault(run.run_id, tracked)
         tracked = TrackedRun(run, revision)
         self._runs[run.run_id] = tracked
@@ -80,7 +78,7 @@ class RunStore:
             revision = await self.kv.update(run.run_id, encode(run), last=tracked.revision)
         except js_errors.KeyWrongLastSequenceError:
             entry = await self.kv.get(run.run_id)
-            stored = _RUN.decode(entry.value or b"")
+            stored = decode_run(entry.value or b"")
             if stored.epoch > self.lease.epoch:
                 self.lease.drop()
                 raise NotLeader(

@@ -3,23 +3,29 @@
 The definition is copied into the run when it starts, so a run finishes as it
 began even if the workflow files change or a supervisor with other files
 takes over. Step outputs are kept here too: the run does not depend on its
-step tasks' records outliving their retention.
+step tasks' records outliving their retention. `decode_run` also reads a run
+the format-1 code wrote (its definition's steps without `kind`).
 """
 
 import hashlib
 from enum import StrEnum
 
 import msgspec
+from msgspec import structs
 
 from natsfleet.protocols import (
     ID_MAX_CHARS,
+    Codec,
     ErrorInfo,
+    ProtocolError,
     RetryPolicy,
     TaskState,
     Timeouts,
     Usage,
     null_raw,
 )
+from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
+from natsfleet.supervisor.workflows.format1 import WorkflowDefV1, upgrade
 from natsfleet.supervisor.workflows.model import WorkflowDef
 
 
@@ -103,6 +109,34 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     updated_ms: int = 0
     # Lease epoch of the supervisor that wrote this revision (fencing).
     epoch: int = 0
+
+
+class _RunV1(WorkflowRun, frozen=True, kw_only=True):
+    """A run as the format-1 code wrote it: only its definition's shape differs."""
+
+    definition: WorkflowDefV1
+
+
+_RUN = Codec[WorkflowRun](WorkflowRun)
+_RUN_V1 = Codec[_RunV1](_RunV1)
+
+
+def decode_run(data: bytes | bytearray | memoryview) -> WorkflowRun:
+    """A run from KV WORKFLOWS, written by this code or by the format-1 code.
+
+    ProtocolError (this format's reason) if it is neither.
+    """
+    try:
+        return _RUN.decode(data)
+    except ProtocolError as current:
+        try:
+            old = _RUN_V1.decode(data)
+            definition = upgrade(old.definition)
+        except (ProtocolError, WorkflowDefinitionError):
+            raise current from None
+    fields = structs.asdict(old)
+    fields["definition"] = definition
+    return WorkflowRun(**fields)
 
 
 def new_run(

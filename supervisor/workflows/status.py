@@ -4,6 +4,7 @@ from msgspec import structs
 
 from natsfleet.protocols import StepStatus, StepTaskStatus, TaskState, Usage, WorkflowStatus
 from natsfleet.supervisor.store import TaskStore
+from natsfleet.supervisor.workflows.model import SkillStep
 from natsfleet.supervisor.workflows.state import StepPhase, WorkflowRun
 
 
@@ -12,6 +13,7 @@ def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
     steps = []
     for step_def in run.definition.steps:
         step = run.steps[step_def.name]
+        skill = step_def.skill if isinstance(step_def, SkillStep) else None
         tasks = []
         for item in step.items:
             tracked = store.get(item.task_id)
@@ -29,7 +31,7 @@ def workflow_status(run: WorkflowRun, store: TaskStore) -> WorkflowStatus:
             )  # fmt: skip
         steps.append(
             StepStatus(
-                name=step.name, skill=step_def.skill, phase=step.phase.value, round=step.round,
+                name=step.name, skill=skill, phase=step.phase.value, round=step.round,
                 tasks=tuple(tasks), cost_usd=sum(t.cost_usd for t in tasks),
                 usage=sum((t.usage for t in tasks), Usage()), detail=step.detail,
             )

@@ -3,18 +3,20 @@
 Everything that can be decided without the fleet is decided here, before a
 run starts: names, references (syntax, roots, the steps they name, where
 `item`/`index`/`round` may appear), `after` lists, loops (members, a bound, a
-condition, back-references), approval branches and cycles. Skills are checked
-at submit time against the live agents (see `runner.py`).
+condition, back-references), approval branches and cycles. What belongs to
+one step kind is asked of that kind (`kinds.py`). Skills are checked at
+submit time against the live agents (see `runner.py`).
 """
 
 import re
 from dataclasses import dataclass
 
-from natsfleet.protocols import ID_MAX_CHARS, is_id, is_name
-from natsfleet.protocols.limits import MAX_BUDGET_USD, MAX_DURATION_S, PRIORITY_MAX, PRIORITY_MIN
+from natsfleet.protocols import ID_MAX_CHARS, is_id
+from natsfleet.protocols.limits import MAX_BUDGET_USD, MAX_DURATION_S
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError
-from natsfleet.supervisor.workflows.model import MAX_ROUNDS, StepDef, WorkflowDef
-from natsfleet.supervisor.workflows.refs import Ref, refs_in
+from natsfleet.supervisor.workflows.kinds import kind_of
+from natsfleet.supervisor.workflows.model import MAX_ROUNDS, Step, WorkflowDef
+from natsfleet.supervisor.workflows.refs import Ref, refs_in, refs_problems
 
 _STEP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -32,18 +34,15 @@ class Graph:
     branches: dict[str, str]
 
 
-def _step_refs(step: StepDef) -> list[Ref]:
-    refs = refs_in(step.input) + refs_in(step.prompt)
-    if step.for_each is not None:
-        refs += refs_in(step.for_each)
-    return refs
+def _step_refs(step: Step) -> list[Ref]:
+    return kind_of(step).refs()
 
 
 def build_graph(defn: WorkflowDef) -> Graph:
     """The graph of a definition that passed `check` (no validation here)."""
     loop_of = {name: loop.name for loop in defn.loops for name in loop.steps}
     order = {name: i for loop in defn.loops for i, name in enumerate(loop.steps)}
-    branches = {s.on_reject: s.name for s in defn.steps if s.approval and s.on_reject != "fail"}
+    branches = {b: s.name for s in defn.steps if (b := s.branch()) is not None}
     deps: dict[str, frozenset[str]] = {}
     back: dict[str, frozenset[str]] = {}
     for step in defn.steps:
@@ -85,12 +84,6 @@ def _names(defn: WorkflowDef) -> list[str]:
             problems.append(
                 f"step name {step.name!r} must match [a-z][a-z0-9_]* ({ID_MAX_CHARS} at most)"
             )
-        if step.skill is not None and not is_name(step.skill):
-            problems.append(f"step {step.name!r}: skill {step.skill!r} is not a valid skill name")
-        if not PRIORITY_MIN <= step.priority <= PRIORITY_MAX:
-            problems.append(
-                f"step {step.name!r}: priority must be {PRIORITY_MIN} to {PRIORITY_MAX}"
-            )
         if step.name in seen:
             problems.append(f"step {step.name!r} is declared twice")
         seen.add(step.name)
@@ -102,58 +95,21 @@ def _names(defn: WorkflowDef) -> list[str]:
     return problems
 
 
-def _refs_problems(where: str, template: object, known: set[str], allowed: set[str]) -> list[str]:
-    try:
-        refs = refs_in(template)
-    except ValueError as exc:
-        return [f"{where}: bad reference: {exc}"]
-    problems = []
-    for ref in refs:
-        if ref.step is not None and ref.step not in known:
-            problems.append(f"{where}: ${{{ref.text}}} refers to undefined step {ref.step!r}")
-        if ref.root in ("item", "index", "round") and ref.root not in allowed:
-            problems.append(f"{where}: ${{{ref.text}}}: {ref.root} is not set here")
-    return problems
-
-
 def _steps(defn: WorkflowDef) -> list[str]:
     known = {s.name for s in defn.steps}
     in_loop = {name for loop in defn.loops for name in loop.steps}
-    problems = _refs_problems("output", defn.output, known, set())
+    problems = refs_problems("output", defn.output, known, set())
     for step in defn.steps:
         where = f"step {step.name!r}"
+        kind = kind_of(step)
         allowed = {"round"} if step.name in in_loop else set()
-        if step.for_each is not None:
-            allowed |= {"item", "index"}
-        problems += _refs_problems(where, step.input, known, allowed)
-        problems += _refs_problems(f"{where} prompt", step.prompt, known, allowed)
-        problems += _kind_problems(step, known)
+        allowed |= kind.scope_roots()
+        for label, template in step.templates().items():
+            problems += refs_problems(f"{where}{label}", template, known, allowed)
+        problems += kind.problems(known)
         for name in step.after:
             if name not in known or name == step.name:
                 problems.append(f"{where}: after names undefined step {name!r}")
-    return problems
-
-
-def _kind_problems(step: StepDef, known: set[str]) -> list[str]:
-    where = f"step {step.name!r}"
-    problems = []
-    if step.approval == (step.skill is not None):
-        problems.append(f"{where}: give either skill = ... or approval = true")
-    if step.approval and step.for_each is not None:
-        problems.append(f"{where}: an approval step cannot fan out")
-    if step.on_reject != "fail":
-        if not step.approval:
-            problems.append(f"{where}: on_reject belongs to approval steps")
-        elif step.on_reject not in known or step.on_reject == step.name:
-            problems.append(f"{where}: on_reject names undefined step {step.on_reject!r}")
-    if step.for_each is not None:
-        stripped = step.for_each.strip()
-        if not (stripped.startswith("${") and stripped.endswith("}") and stripped.count("${") == 1):
-            problems.append(f"{where}: for_each must be one reference, like ${{steps.x.output}}")
-        else:
-            problems += _refs_problems(f"{where} for_each", stripped, known, set())
-    if step.concurrency is not None and (step.for_each is None or step.concurrency < 1):
-        problems.append(f"{where}: concurrency must be >= 1, on a for_each step")
     return problems
 
 
@@ -161,7 +117,7 @@ def _loops(defn: WorkflowDef) -> list[str]:
     problems: list[str] = []
     steps = {s.name: s for s in defn.steps}
     owner: dict[str, str] = {}
-    branch_targets = {s.on_reject for s in defn.steps if s.approval}
+    branch_targets = {b for s in defn.steps if (b := s.branch()) is not None}
     for loop in defn.loops:
         where = f"loop {loop.name!r}"
         if not loop.steps:
@@ -171,7 +127,7 @@ def _loops(defn: WorkflowDef) -> list[str]:
         if loop.until is None:
             problems.append(f"{where} needs an until condition")
         else:
-            problems += _refs_problems(f"{where} until", loop.until.ref, set(steps), set())
+            problems += refs_problems(f"{where} until", loop.until.ref, set(steps), set())
         for name in loop.steps:
             step = steps.get(name)
             if step is None:
@@ -180,8 +136,9 @@ def _loops(defn: WorkflowDef) -> list[str]:
             if name in owner:
                 problems.append(f"step {name!r} is in loops {owner[name]!r} and {loop.name!r}")
             owner[name] = loop.name
-            if step.for_each is not None or step.approval or name in branch_targets:
-                problems.append(f"{where}: step {name!r} (fan-out or approval) cannot loop")
+            if not step.may_loop or name in branch_targets:
+                what = "an on_reject branch" if step.may_loop else f"a {step.kind_name()} step"
+                problems.append(f"{where}: step {name!r} ({what}) cannot loop")
     return problems
 
 
