@@ -6,7 +6,6 @@ of them. Every definition is validated here, so a supervisor with a bad
 workflow refuses to start and says why.
 """
 
-import importlib
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from natsfleet.bus.specs import ImportSpecError, resolve_spec
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError, WorkflowError
 from natsfleet.supervisor.workflows.model import WorkflowDef
 from natsfleet.supervisor.workflows.validate import Graph, check
@@ -70,11 +70,10 @@ def load_file(path: Path) -> WorkflowDef:
 def _from_python(spec: str) -> list[WorkflowDef]:
     from natsfleet.supervisor.workflows.builder import Workflow
 
-    module_name, _, attr = spec.partition(":")
     try:
-        value: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise WorkflowError(f"cannot load workflows from {spec!r}: {exc}") from None
+        value: Any = resolve_spec(spec)
+    except ImportSpecError as exc:
+        raise WorkflowError(f"cannot load workflows from {spec!r}: {exc.detail}") from None
     items = value if isinstance(value, list | tuple) else [value]
     found = []
     for item in items:
