@@ -39,3 +39,13 @@ def test_one_entry_point_group_name() -> None:
     assert agents_loader.ENTRY_POINT_GROUP is AGENT_ENTRY_POINT_GROUP
     assert deploy_resolve.ENTRY_POINT_GROUP is AGENT_ENTRY_POINT_GROUP
     assert AGENT_ENTRY_POINT_GROUP == "natsfleet.agents"
+
+
+def test_the_researchers_search_provider_spec_goes_through_the_resolver() -> None:
+    from natsfleet.agents.builtins.researcher import make_search_provider
+    from natsfleet.agents.tools.research.web import WebSearchProvider
+
+    spec = "natsfleet.agents.tools.research.web:WebSearchProvider"
+    assert isinstance(make_search_provider(spec), WebSearchProvider)
+    with pytest.raises(ImportSpecError, match="no_such_provider"):
+        make_search_provider("natsfleet.agents.tools.research.web:no_such_provider")
