@@ -10,14 +10,15 @@ translator = "my_agents.translator:Translator"
 ```
 """
 
-import importlib
 from importlib.metadata import entry_points
 
 from natsfleet.agents.agent import Agent
 from natsfleet.agents.builtin import BUILTIN_AGENTS
 from natsfleet.agents.errors import AgentNotFound
+from natsfleet.bus.specs import AGENT_ENTRY_POINT_GROUP, ImportSpecError, resolve_spec
 
-ENTRY_POINT_GROUP = "natsfleet.agents"
+# Kept as this module's public name (re-exported by natsfleet.agents).
+ENTRY_POINT_GROUP = AGENT_ENTRY_POINT_GROUP
 
 
 def available_agents() -> dict[str, str]:
@@ -28,17 +29,10 @@ def available_agents() -> dict[str, str]:
 
 
 def _import(spec: str, path: str) -> object:
-    module_name, _, attr_path = path.partition(":")
     try:
-        target: object = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise AgentNotFound(spec, f"cannot import {module_name!r}: {exc}") from exc
-    for attr in attr_path.split("."):
-        try:
-            target = getattr(target, attr)
-        except AttributeError:
-            raise AgentNotFound(spec, f"{module_name!r} has no {attr_path!r}") from None
-    return target
+        return resolve_spec(path)
+    except ImportSpecError as exc:
+        raise AgentNotFound(spec, exc.detail) from exc.cause
 
 
 def load_agent(spec: str) -> type[Agent]:

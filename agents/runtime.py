@@ -11,6 +11,9 @@ import secrets
 from typing import Any
 
 from natsfleet.agents import payload_io, telemetry
+from natsfleet.agents._presence import Presence
+from natsfleet.agents._slots import Slots
+from natsfleet.agents._subtasks import SubtaskCaller
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
@@ -18,10 +21,7 @@ from natsfleet.agents.errors import AgentError
 from natsfleet.agents.llm_binding import LLMBinding, with_usage
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
-from natsfleet.agents.presence import Presence
 from natsfleet.agents.skill import SkillDef
-from natsfleet.agents.slots import Slots
-from natsfleet.agents.subtasks import SubtaskCaller
 from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
 from natsfleet.bus.logs import task_scope
 from natsfleet.bus.loop import wait_event

@@ -437,7 +437,7 @@ class Bus:
         The future gives the `StreamAck` (its `seq` is a KV revision) or raises the
         JetStream error (`APIError`, e.g. a failed expected-sequence check) or
         `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
-        flight at once; await their futures together (DESIGN.md section 8).
+        flight at once; await their futures together (docs/architecture.md, "Hot path").
         """
         replies = self._replies or await self._reply_mux()
         future = await replies.publish_js(subject, payload, headers)

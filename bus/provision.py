@@ -1,6 +1,6 @@
 """Idempotent provisioning of every stream, KV bucket and the object store.
 
-Retention follows DESIGN.md section 5. Running it again with the same
+Retention follows docs/protocol.md, "Streams, buckets, object store". Running it again with the same
 settings changes nothing; with new limits it updates the streams in place.
 """
 

@@ -1,7 +1,7 @@
 """NATS subject permissions per role, derived from `protocols.Subjects`.
 
 Nothing here spells a subject by hand: every fleet subject comes from
-`Subjects` (DESIGN.md section 4), and JetStream's own API subjects are scoped
+`Subjects` (docs/protocol.md, "Subjects"), and JetStream's own API subjects are scoped
 to the fleet's streams, buckets and object store by name:
 
 - `$JS.API.<...>.<stream>`: stream info, message get, consumer create/next/

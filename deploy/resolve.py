@@ -12,9 +12,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
 
-ENTRY_POINT_GROUP = "natsfleet.agents"
+from natsfleet.bus.specs import AGENT_ENTRY_POINT_GROUP, ImportSpecError, resolve_spec, split_spec
+
+# Kept as this module's name for existing imports; the one definition is in bus.specs.
+ENTRY_POINT_GROUP = AGENT_ENTRY_POINT_GROUP
 # Looked up by name at run time: deploy must not import the agent runtime
-# (DESIGN.md section 2), only find out whether a spec resolves.
+# (docs/architecture.md, "Packages"), only find out whether a spec resolves.
 _BUILTIN_MODULE = "natsfleet.agents.builtin"
 
 
@@ -39,22 +42,29 @@ def _extra_path(paths: Sequence[str]) -> Iterator[None]:
                 sys.path.remove(p)
 
 
-def _import_path(path: str) -> str | None:
-    module_name, _, attr_path = path.partition(":")
-    if not module_name or not attr_path:
+def _resolve(path: str) -> object | str:
+    """The class `path` names, or why it does not resolve (a message for the user)."""
+    try:
+        module_name, attr_path = split_spec(path)
+    except ImportSpecError:
         return f"{path!r} is not of the form package.module:Class"
     try:
-        target: object = importlib.import_module(module_name)
+        target = resolve_spec(path)
+    except ImportSpecError as exc:
+        if exc.missing is not None:
+            return f"module {module_name!r} has no attribute {attr_path!r}"
+        cause = exc.cause
+        return f"cannot import module {module_name!r}: {type(cause).__name__}: {cause}"
     except Exception as exc:  # any import-time error makes the spec unusable
         return f"cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
-    for attr in attr_path.split("."):
-        try:
-            target = getattr(target, attr)
-        except AttributeError:
-            return f"module {module_name!r} has no attribute {attr_path!r}"
     if not isinstance(target, type):
         return f"{path!r} is not a class"
-    return None
+    return target
+
+
+def _import_path(path: str) -> str | None:
+    found = _resolve(path)
+    return found if isinstance(found, str) else None
 
 
 def agent_spec_problem(spec: str, pythonpath: Sequence[str] = ()) -> str | None:
@@ -81,11 +91,10 @@ def agent_type_name(spec: str, pythonpath: Sequence[str] = ()) -> str | None:
     when it does not resolve. Imports the module, never instantiates the class."""
     with _extra_path(pythonpath):
         path = spec if ":" in spec else known_agent_names().get(spec)
-        if path is None or _import_path(path) is not None:
+        if path is None:
             return None
-        module_name, _, attr_path = path.partition(":")
-        target: object = importlib.import_module(module_name)
-        for attr in attr_path.split("."):
-            target = getattr(target, attr)
+        target = _resolve(path)
+        if isinstance(target, str):
+            return None
         name = getattr(target, "name", None)
         return name if isinstance(name, str) and name else None

@@ -1,4 +1,7 @@
-"""Messages between agent instances and the supervisor (DESIGN.md sections 4 and 7)."""
+"""Messages between agent instances and the supervisor.
+
+The contract they carry: docs/architecture.md, "Agent <-> supervisor contract".
+"""
 
 from enum import StrEnum
 from typing import Any
@@ -115,7 +118,7 @@ class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):
 
 #: What arrives on `agent.<type>.<inst>.{assign,cancel}`.
 class AssignBatch(Message, frozen=True, kw_only=True, tag="task.assign_batch"):
-    """Several Assigns for one instance in one request (DESIGN.md section 8).
+    """Several Assigns for one instance in one request (docs/architecture.md, "Hot path").
 
     Sent only to instances whose Hello says `assign_batch`, when more than one
     Assign for them is ready in the same event-loop turn. Each Assign is
@@ -209,7 +212,7 @@ AttemptOutcome = Result | Failure
 
 
 class OutcomeBatch(Message, frozen=True, kw_only=True, tag="task.outcome_batch"):
-    """Several outcomes of one instance in one RESULTS message (DESIGN.md section 8).
+    """Several outcomes of one instance in one RESULTS message (docs/architecture.md, "Hot path").
 
     An instance's outbox sends one when more than one outcome is ready at
     once; each is handled exactly as if it had come alone (fenced by its

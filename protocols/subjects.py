@@ -1,7 +1,8 @@
 """Every subject, stream and bucket name, built from one configurable prefix.
 
 Nothing else in natsfleet spells a subject: the auth generator and the docs
-derive from this module (DESIGN.md sections 4 and 5).
+derive from this module (docs/protocol.md, "Subjects"
+and "Streams, buckets, object store").
 """
 
 import re

@@ -1,4 +1,4 @@
-"""Submission, the persisted task record and task events (DESIGN.md section 6)."""
+"""Submission, the persisted task record and task events (docs/protocol.md, "Task states")."""
 
 import msgspec
 

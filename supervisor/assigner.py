@@ -1,4 +1,4 @@
-"""Sending Assigns: one request per instance per event-loop turn (DESIGN.md section 8).
+"""Sending Assigns: one request per instance per event-loop turn (docs/architecture.md, "Hot path").
 
 Under load many Assigns for the same instance become ready in the same turn
 (a fetched batch of submissions whose records were stored by one round of

@@ -6,11 +6,11 @@ them into cited findings. Offline, each top passage gives its most relevant
 sentences as a finding, and the offline provider writes an extractive summary.
 """
 
-import importlib
 import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.builtins.common import (
@@ -30,6 +30,7 @@ from natsfleet.agents.telemetry import execute_tool
 from natsfleet.agents.tools.editing import cited_numbers
 from natsfleet.agents.tools.research import LocalCorpusSearch, Passage, SearchProvider
 from natsfleet.agents.tools.research.web import WebSearchProvider
+from natsfleet.bus.specs import resolve_spec
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ def make_search_provider(spec: str | None = None) -> SearchProvider:
         return LocalCorpusSearch.from_env(SHIPPED_CORPUS)
     if spec == "web":
         return WebSearchProvider()
-    module_name, _, attr = spec.partition(":")
-    provider: SearchProvider = getattr(importlib.import_module(module_name), attr)()
+    factory: Any = resolve_spec(spec)
+    provider: SearchProvider = factory()
     return provider
 
 

@@ -17,6 +17,7 @@ from natsfleet.agents.llm.config import (
     ProviderConfig,
     ProviderKind,
     RoutingConfig,
+    UnknownProviderKindError,
     config_from_mapping,
     load_config,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "ToolSpec",
+    "UnknownProviderKindError",
     "UsageDelta",
     "build_providers",
     "cache_key",

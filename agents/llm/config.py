@@ -29,9 +29,25 @@ class ConfigError(NatsFleetError):
 
 
 class ProviderKind(StrEnum):
+    """The provider kinds a config may name; `providers/factory.py` maps each to
+    its constructor (a test checks that every kind has one)."""
+
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
     OFFLINE = "offline"
+
+
+class UnknownProviderKindError(ConfigError):
+    """A provider's `kind` is not one natsfleet knows; the message names the known kinds."""
+
+    def __init__(self, provider: str, kind: object) -> None:
+        self.provider = provider
+        self.kind = kind
+        self.known = tuple(sorted(k.value for k in ProviderKind))
+        super().__init__(
+            f"provider {provider!r} has unknown kind {kind!r} "
+            f"(known kinds: {', '.join(self.known)})"
+        )
 
 
 _DEFAULT_KEY_ENV = {
@@ -185,8 +201,21 @@ def _validate(config: LLMConfig) -> LLMConfig:
     return config
 
 
+def _check_provider_kinds(providers: object) -> None:
+    # Before msgspec, whose enum error ("Invalid enum value 'antropic'") names
+    # neither the provider nor the kinds that would have worked.
+    if not isinstance(providers, Mapping):
+        return  # msgspec reports the wrong type
+    known = {k.value for k in ProviderKind}
+    for name, body in providers.items():
+        kind = body.get("kind") if isinstance(body, Mapping) else None
+        if isinstance(kind, str) and kind not in known:  # other types: msgspec says
+            raise UnknownProviderKindError(str(name), kind)
+
+
 def config_from_mapping(data: Mapping[str, Any]) -> LLMConfig:
     """Build and validate a config from a decoded mapping (e.g. a fleet file's `[llm]`)."""
+    _check_provider_kinds(data.get("providers"))
     try:
         config = msgspec.convert(dict(data), LLMConfig)
     except msgspec.ValidationError as exc:

@@ -10,7 +10,6 @@ A TOML file is in format 2 when it says `format = 2` (every step names its
 types.
 """
 
-import importlib
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from natsfleet.bus.specs import ImportSpecError, resolve_spec
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError, WorkflowError
 from natsfleet.supervisor.workflows.format1 import WorkflowDefV1, upgrade
 from natsfleet.supervisor.workflows.model import Step, WorkflowDef
@@ -97,11 +97,10 @@ def load_file(path: Path) -> WorkflowDef:
 def _from_python(spec: str) -> list[WorkflowDef]:
     from natsfleet.supervisor.workflows.builder import Workflow
 
-    module_name, _, attr = spec.partition(":")
     try:
-        value: Any = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise WorkflowError(f"cannot load workflows from {spec!r}: {exc}") from None
+        value: Any = resolve_spec(spec)
+    except ImportSpecError as exc:
+        raise WorkflowError(f"cannot load workflows from {spec!r}: {exc.detail}") from None
     items = value if isinstance(value, list | tuple) else [value]
     found = []
     for item in items:

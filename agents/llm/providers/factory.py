@@ -1,9 +1,21 @@
-"""Build providers from the config: a provider without a key is left out."""
+"""Build providers from the config: a provider without a key is left out.
+
+`PROVIDERS` maps each `ProviderKind` to its constructor. Adding a provider is
+a new kind in `config.py`, a module here, and one entry below
+(docs/architecture.md, "Adding an LLM provider"). Constructors import their
+SDK inside, so a process never imports an SDK for a provider it does not build.
+"""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from natsfleet.agents.llm.config import LLMConfig, ModelConfig, ProviderKind
+from natsfleet.agents.llm.config import (
+    LLMConfig,
+    ModelConfig,
+    ProviderConfig,
+    ProviderKind,
+    UnknownProviderKindError,
+)
 from natsfleet.agents.llm.providers.base import Provider
 from natsfleet.agents.llm.providers.offline import (
     OFFLINE_DEPLOYMENT,
@@ -13,6 +25,32 @@ from natsfleet.agents.llm.providers.offline import (
 
 log = logging.getLogger(__name__)
 
+#: (provider name, its config, its API key or None) -> the provider.
+ProviderConstructor = Callable[[str, ProviderConfig, str | None], Provider]
+
+
+def _anthropic(name: str, cfg: ProviderConfig, key: str | None) -> Provider:
+    from natsfleet.agents.llm.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider(name, api_key=key, base_url=cfg.base_url, timeout_s=cfg.timeout_s)
+
+
+def _openai(name: str, cfg: ProviderConfig, key: str | None) -> Provider:
+    from natsfleet.agents.llm.providers.openai import OpenAIProvider
+
+    return OpenAIProvider(name, api_key=key, base_url=cfg.base_url, timeout_s=cfg.timeout_s)
+
+
+def _offline(name: str, cfg: ProviderConfig, key: str | None) -> Provider:
+    return OfflineProvider(name)
+
+
+PROVIDERS: Mapping[ProviderKind, ProviderConstructor] = {
+    ProviderKind.ANTHROPIC: _anthropic,
+    ProviderKind.OPENAI: _openai,
+    ProviderKind.OFFLINE: _offline,
+}
+
 
 def build_providers(
     config: LLMConfig, env: Mapping[str, str] | None = None
@@ -21,28 +59,22 @@ def build_providers(
 
     With no usable model at all, the result is the offline provider and its
     one deployment, so a fleet without keys still runs (labelled offline).
+
+    Raises:
+        UnknownProviderKindError: a kind without a constructor (config
+            validation refuses unknown kinds first; this guards a kind added
+            to `ProviderKind` but not to `PROVIDERS`).
     """
     providers: dict[str, Provider] = {}
     for name, cfg in config.providers.items():
-        if cfg.kind is ProviderKind.OFFLINE:
-            providers[name] = OfflineProvider(name)
-            continue
+        construct = PROVIDERS.get(cfg.kind)
+        if construct is None:
+            raise UnknownProviderKindError(name, cfg.kind)
         key = cfg.api_key(env)
-        if key is None and cfg.require_key:
+        if key is None and cfg.require_key and cfg.kind is not ProviderKind.OFFLINE:
             log.info("llm provider %s has no API key configured; skipping it", name)
             continue
-        if cfg.kind is ProviderKind.ANTHROPIC:
-            from natsfleet.agents.llm.providers.anthropic import AnthropicProvider
-
-            providers[name] = AnthropicProvider(
-                name, api_key=key, base_url=cfg.base_url, timeout_s=cfg.timeout_s
-            )
-        else:
-            from natsfleet.agents.llm.providers.openai import OpenAIProvider
-
-            providers[name] = OpenAIProvider(
-                name, api_key=key, base_url=cfg.base_url, timeout_s=cfg.timeout_s
-            )
+        providers[name] = construct(name, cfg, key)
     models = tuple(m for m in config.models if m.provider in providers)
     if not models or config.routing.offline_fallback:
         providers.setdefault(OFFLINE_PROVIDER, OfflineProvider())

@@ -4,9 +4,9 @@ import asyncio
 import logging
 from typing import Any, TypeVar
 
+from natsfleet.agents._slots import Slots
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.errors import SubtaskFailed
-from natsfleet.agents.slots import Slots
 from natsfleet.bus import FleetClient
 from natsfleet.protocols import TaskState, Timeouts, decode_raw
 
