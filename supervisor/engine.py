@@ -235,6 +235,29 @@ class Engine:
 
     # -- outcomes -------------------------------------------------------------------------
 
+    async def unreadable_outcome(self, msg: Msg, err: ProtocolError) -> None:
+        """An outcome that could not be read (it breaks the edge rule, e.g. an
+        error type over 256 characters from an agent that does not cut it): the
+        attempt it names by `Nats-Msg-Id` (`<task>:<token>`) fails, retryably,
+        as if the agent had sent a Failure, with the same fencing and binding
+        checks. Without this the attempt would hold its task until a timeout
+        while its holder still heartbeats the token. A batch that cannot be read
+        names no single attempt: its attempts end by their timeouts."""
+        task_id, _, token = (header(msg.headers, MSG_ID_HEADER) or "").partition(":")
+        source = self.bus.subjects.result_source(msg.subject)
+        if source is None or not (is_id(task_id) and is_id(token)):
+            return
+        tracked = self.store.get(task_id)  # a live attempt is in memory; no KV read
+        if tracked is None:
+            return
+        failure = Failure(
+            task_id=task_id, token=token, attempt=tracked.record.attempts,
+            instance_id=source[1], agent=source[0], error_type="bad_outcome",
+            detail=f"the agent's outcome could not be read: {err.detail}"[:2_000],
+            retryable=True,
+        )  # fmt: skip
+        await self.outcome(failure, msg.subject)
+
     async def outcome(self, outcome: Result | Failure, subject: str) -> None:
         """A Result or Failure from RESULTS, fenced by its token and bound to the
         attempt's instance: `subject` (`result.<type>.<inst>`, what the sender's

@@ -230,6 +230,7 @@ class Supervisor:
                 ack_wait_s=cfg.ack_wait_s,
                 parallel=True,
                 max_failures=cfg.max_handler_failures,
+                on_reject=engine.unreadable_outcome,
             )
         )
         tg.create_task(

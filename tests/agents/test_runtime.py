@@ -293,7 +293,7 @@ async def test_waits_for_nats_at_start_and_stops_on_shutdown() -> None:
 
     class OnRetry(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if "nats error" in record.getMessage():
+            if "cannot reach NATS" in record.getMessage():  # the first failed try
                 retrying.set()
 
     handler = OnRetry()

@@ -229,15 +229,21 @@ async def test_an_agent_sending_a_big_output_inline_completes(fleet: Fleet, size
     assert event.output_ref is not None
 
 
-async def test_a_huge_error_text_is_cut_not_fatal_to_the_record(fleet: Fleet) -> None:
+@pytest.mark.parametrize("huge", [("type_bytes", "detail_bytes"), ("detail_bytes",)])
+async def test_a_huge_error_text_is_cut_not_fatal_to_the_record(
+    fleet: Fleet, huge: tuple[str, ...]
+) -> None:
     """Error type and detail come from the agent and land in every attempt of the
-    record: 3 attempts with 1.5 MB of each still end `failed`, with the text cut."""
+    record: 3 attempts with 1.5 MB of each still end `failed`, with the text cut.
+    An error type over the edge rule's 256 characters makes the Failure unreadable:
+    the attempt it names fails `bad_outcome` (Engine.unreadable_outcome), never
+    left to hold the task."""
     cmd = [sys.executable, str(MINI_AGENT), "--url", fleet.url, "--prefix", fleet.prefix]
     cmd += ["--instance", "mini-1", "--skills", "bad", "--hb", "0.1"]
     await fleet.procs.spawn("mini-1", cmd)
     await fleet.d.hello("mini-1", timeout_s=20)
     size = int(1.5 * MB)
-    spec = {"fail": "E", "type_bytes": size, "detail_bytes": size}
+    spec: dict[str, object] = {"fail": "E", **dict.fromkeys(huge, size)}
     task_id = await fleet.client.submit("bad", spec)
     event = await fleet.client.wait(task_id, timeout_s=30)
     assert event.state == TaskState.FAILED, event
@@ -245,6 +251,8 @@ async def test_a_huge_error_text_is_cut_not_fatal_to_the_record(fleet: Fleet) ->
     assert record.attempts == 3
     assert record.error is not None and len(record.error.detail) < 10_000
     assert all(a.error is not None and len(a.error.error_type) < 1_000 for a in record.history)
+    expected_type = "bad_outcome" if "type_bytes" in huge else "E"
+    assert all(a.error is not None and a.error.error_type == expected_type for a in record.history)
 
 
 async def test_a_stale_results_blob_is_deleted(fleet: Fleet) -> None:
