@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from natsfleet.bus import Bus, BusConfig
 from natsfleet.bus.server import NatsServer
 
 
@@ -24,6 +25,17 @@ async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
 def prefix() -> str:
     """A unique subject prefix per test keeps tests independent."""
     return f"t{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+async def bus(nats_server: NatsServer, prefix: str) -> AsyncIterator[Bus]:
+    """A connected Bus with the fleet's streams and buckets provisioned."""
+    connected = await Bus(BusConfig(url=nats_server.url, prefix=prefix), role="test").connect()
+    await connected.provision()
+    try:
+        yield connected
+    finally:
+        await connected.close()
 
 
 @pytest.fixture

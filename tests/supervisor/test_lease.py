@@ -1,27 +1,14 @@
 """The lease against a real KV LEASES: late renewals of our own, takeovers, the acting window."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import msgspec
-import pytest
 
-from natsfleet.bus import Bus, BusConfig, NatsServer
+from natsfleet.bus import Bus
 from natsfleet.protocols import Bucket
 from natsfleet.supervisor.lease import Lease, LeaseValue
 
 TTL_S = 0.6
-
-
-@pytest.fixture
-async def bus(nats_server: NatsServer, prefix: str) -> AsyncIterator[Bus]:
-    bus = Bus(BusConfig(url=nats_server.url, prefix=prefix), role="test", instance="t")
-    await bus.connect()
-    await bus.provision()
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 async def _lease(bus: Bus, holder: str) -> Lease:

@@ -8,14 +8,13 @@ launches and final state that code planned for them from there.
 """
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, NatsServer
+from natsfleet.bus import Bus
 from natsfleet.protocols import (
     Bucket,
     ProtocolError,
@@ -222,17 +221,6 @@ def test_runs_written_by_the_format1_code_decode_and_finish_as_that_code_planned
     assert decode_run(encode(runs[2])) == runs[2]
     with pytest.raises(ProtocolError):
         decode_run(b'{"run_id": "r", "workflow": "w"}')
-
-
-@pytest.fixture
-async def bus(nats_server: NatsServer, prefix: str) -> AsyncIterator[Bus]:
-    bus = Bus(BusConfig(url=nats_server.url, prefix=prefix), role="test", instance="t")
-    await bus.connect()
-    await bus.provision()
-    try:
-        yield bus
-    finally:
-        await bus.close()
 
 
 async def test_a_run_in_flight_across_the_upgrade_is_adopted_from_kv(bus: Bus) -> None:
