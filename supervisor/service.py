@@ -20,6 +20,7 @@ from natsfleet.protocols import (
     Bucket,
     Bye,
     Codec,
+    DlqReason,
     Heartbeat,
     Hello,
     Message,
@@ -308,7 +309,25 @@ class Supervisor:
             if ticks % reconcile_every == 0:
                 engine.reconcile()
 
-    async def _on_announcement(self, message: AgentAnnouncement, _: Incoming) -> Message | None:
+    async def _on_announcement(
+        self, message: AgentAnnouncement, incoming: Incoming
+    ) -> Message | None:
+        # The subject is what the sender's NATS user may publish on
+        # (agent.<type>.>): an announcement must name the type and instance its
+        # subject does, or an agent of one type could announce (and so end the
+        # attempts of) an instance of another.
+        subjects = self.bus.subjects
+        build = {Hello: subjects.hello, Heartbeat: subjects.heartbeat, Bye: subjects.bye}
+        expected = build[type(message)](message.agent, message.instance_id)
+        if incoming.subject != expected:
+            why = f"{type(message).__name__} of {message.agent}/{message.instance_id} "
+            why += f"came on {incoming.subject}"
+            log.warning("refused announcement: %s", why)
+            await self.bus.dead_letter(
+                DlqReason.WRONG_INSTANCE, subject=incoming.subject, error=why,
+                payload=incoming.data,
+            )  # fmt: skip
+            return None
         match message:
             case Hello():
                 self.registry.on_hello(message)

@@ -13,6 +13,7 @@ import time
 
 import msgspec
 import pytest
+from msgspec import structs
 
 from natsfleet.bus import Bus, FleetClient, IdempotencyKeyMismatch
 from natsfleet.protocols import (
@@ -23,6 +24,7 @@ from natsfleet.protocols import (
     ErrorCode,
     Failure,
     FailureKind,
+    Hello,
     OutcomeBatch,
     RemoteError,
     Result,
@@ -173,3 +175,37 @@ async def test_idempotency_keys_cannot_be_redirected_to_another_task(
     assert await calls.submit("echo", Text(text="child"), key="parent-x/0") == child
     await agent.nc.flush()
     assert auth_fleet.server_log.read_text().count(" Violation - ") == violations
+
+
+async def test_an_agent_cannot_announce_an_instance_of_another_type(auth_fleet: AuthFleet) -> None:
+    """A Hello with a new incarnation ends the named instance's attempts: one
+    sent by a `parent` agent (on the subjects its user may publish) naming the
+    echo instance is refused, and the echo attempt runs on undisturbed."""
+    client = await auth_fleet.client()
+    task_id = await client.submit("sleep", Sleep(ms=2000, steps=20))
+    record = await _running(auth_fleet, task_id)
+    assert record.instance_id == "echo-1", record
+    s = auth_fleet.subjects
+    parent = await auth_fleet.bus("agent-parent", role="agent.parent")
+    forged = Hello(
+        instance_id="echo-1", agent="echo", incarnation="evil", skills=(), capacity=1,
+        heartbeat_interval_s=1.0,
+    )  # fmt: skip
+    await parent.publish(s.hello("parent", "echo-1"), forged)
+    await parent.publish(
+        s.hello("parent", "phantom-1"), structs.replace(forged, instance_id="phantom-1")
+    )
+    event = await client.wait(task_id, 30)
+    assert event.state == TaskState.COMPLETED, event
+    final = await client.status(task_id)
+    assert [(a.instance_id, a.outcome) for a in final.history] == [("echo-1", "completed")]
+    sup = await auth_fleet.bus("supervisor", role="supervisor")
+    refused = [
+        e for e in await dead_letters(sup)
+        if e.reason == DlqReason.WRONG_INSTANCE and e.subject.endswith(".hello")
+    ]  # fmt: skip
+    assert sorted(e.subject for e in refused) == sorted(
+        [s.hello("parent", "echo-1"), s.hello("parent", "phantom-1")]
+    ), refused
+    agents = await client.agents()
+    assert "phantom-1" not in [a.instance_id for a in agents]
