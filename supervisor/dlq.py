@@ -102,11 +102,13 @@ def _summary(msg: Msg, top: int) -> DlqEntrySummary | None:
 async def dlq_show_or_retry(engine: Engine, request: DlqRequest) -> Message:
     if request.seq is None:
         return _error(ErrorCode.BAD_REQUEST, f"dlq {request.action} needs seq")
+    if not 1 <= request.seq < 2**63:  # a stream sequence is a positive int64
+        return _error(ErrorCode.BAD_REQUEST, f"no DLQ entry {request.seq}")
     bus = engine.bus
     try:
         msg = await bus.js.get_msg(bus.subjects.stream(Stream.DLQ), request.seq)
         letter = _DEAD_LETTER.decode(msg.data or b"")
-    except js_errors.NotFoundError:
+    except (js_errors.NotFoundError, js_errors.BadRequestError):
         return _error(ErrorCode.BAD_REQUEST, f"no DLQ entry {request.seq}")
     except ProtocolError as exc:
         return _error(ErrorCode.BAD_REQUEST, f"DLQ entry {request.seq} unreadable: {exc}")

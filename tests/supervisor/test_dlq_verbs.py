@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from natsfleet.protocols import DlqRequest, RemoteError, TaskState
+from natsfleet.protocols import DlqRequest, ErrorCode, RemoteError, TaskState
 
 
 async def test_dlq_show_and_retry_a_failed_task(fleet: Any) -> None:
@@ -31,6 +31,11 @@ async def test_dlq_show_and_retry_a_failed_task(fleet: Any) -> None:
     assert original.state == TaskState.FAILED  # the dead-lettered record is untouched
     with pytest.raises(RemoteError):
         await fleet.client.dlq(DlqRequest(action="show", seq=10_000))
+    for seq in (0, -1, 10**23):  # not a stream sequence at all: bad_request, not internal
+        for action in ("show", "retry"):
+            with pytest.raises(RemoteError) as info:
+                await fleet.client.dlq(DlqRequest(action=action, seq=seq))
+            assert info.value.code == ErrorCode.BAD_REQUEST, (action, seq, info.value)
     # The CLI over the same verbs.
     out = await asyncio.to_thread(
         subprocess.run,
