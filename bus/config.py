@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-from natsfleet.protocols import DEFAULT_PREFIX
+from natsfleet.protocols import DEFAULT_PREFIX, Subjects
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
@@ -64,7 +64,8 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
         """Settings from `NATS_URL`, `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`,
         `NATS_NKEY_SEED_FILE`, `NATS_CREDS`, `NATS_TLS_CA`, `NATS_TLS_CERT`,
         `NATS_TLS_KEY`, `NATS_MAX_RECONNECT_ATTEMPTS`, `NATSFLEET_PREFIX`;
-        keyword overrides win when not None. A malformed number raises ValueError."""
+        keyword overrides win when not None. A malformed number or subject prefix
+        raises ValueError."""
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
         for env_name, field in _ENV_FIELDS.items():
@@ -79,7 +80,9 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
                     f"{_ATTEMPTS_ENV} must be a whole number (-1: forever), not {attempts!r}"
                 ) from None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        config = cls(**values)
+        Subjects(config.prefix)  # a prefix no subject can carry: ValueError here, not at connect
+        return config
 
 
 _ATTEMPTS_ENV = "NATS_MAX_RECONNECT_ATTEMPTS"

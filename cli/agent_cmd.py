@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
+from natsfleet.cli.connect import bus_config as bus_config_from
 from natsfleet.cli.connect import connect_timeout_option
 from natsfleet.protocols import AgentInfo, NatsFleetError
 
@@ -47,7 +48,6 @@ def run_command(
     are handed back, and it exits 0. A second signal hands back at once.
     """
     from natsfleet.agents import default_instance_id, load_agent, run_agent
-    from natsfleet.bus import BusConfig
     from natsfleet.bus.logs import setup_logging, setup_process
 
     setup_logging("natsfleet-agent")  # until the agent's own name is known
@@ -68,7 +68,7 @@ def run_command(
         config = msgspec.structs.replace(
             agent_cls.config, **{k: v for k, v in overrides.items() if v is not None}
         )
-        bus_config = BusConfig.from_env(url=nats_url, prefix=prefix, name=f"agent {spec}")
+        bus_config = bus_config_from(nats_url, prefix, name=f"agent {spec}")  # bad: exit 2
         code = run_agent(agent_cls(), bus_config=bus_config, instance_id=instance_id, config=config)
     except (NatsFleetError, ValueError, OSError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None

@@ -137,3 +137,17 @@ def test_a_malformed_nats_url_is_a_usage_error(verb: tuple[str, ...], url: str) 
     assert done.returncode == EXIT_USAGE, output
     assert "Traceback" not in output and f"cannot connect to NATS at '{url}'" in output
     assert elapsed < START_SLACK_S + 1
+
+
+@pytest.mark.parametrize("prefix", [">", "*", "a b"])
+@pytest.mark.parametrize(
+    "verb",
+    [("tasks",), ("status", "X"), ("submit", "echo"), ("supervisor",), ("agent", "run", "echo")],
+    ids=" ".join,
+)
+def test_a_malformed_prefix_is_a_usage_error(verb: tuple[str, ...], prefix: str) -> None:
+    done, elapsed = _run(verb, {"NATSFLEET_PREFIX": prefix})
+    output = done.stdout + done.stderr
+    assert done.returncode == EXIT_USAGE, output
+    assert "Traceback" not in output and f"subject prefix {prefix!r} is not a valid" in output
+    assert elapsed < START_SLACK_S + 1
