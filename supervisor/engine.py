@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from msgspec import structs
 from nats.aio.msg import Msg
-from nats.js import errors as js_errors
 
 from natsfleet.bus import Bus
 from natsfleet.bus.incoming import header
@@ -209,10 +208,7 @@ class Engine:
             task_id=task_id, state=TaskState.REJECTED, input=NULL_RAW, created_ms=now,
             updated_ms=now, error=bounded_error(err.reason.value, err.detail, retryable=False),
         )  # fmt: skip
-        try:
-            tracked = await self.store.create(record)
-        except js_errors.InvalidKeyError:
-            return  # not a task id at all: the dead letter is all there is
+        tracked = await self.store.create(record)
         if tracked is not None:
             await self.store.emit(event_for(tracked.record))
 
@@ -253,7 +249,7 @@ class Engine:
         failure = Failure(
             task_id=task_id, token=token, attempt=tracked.record.attempts,
             instance_id=source[1], agent=source[0], error_type="bad_outcome",
-            detail=f"the agent's outcome could not be read: {err.detail}"[:2_000],
+            detail=f"the agent's outcome could not be read: {err.detail}",  # cut in _failure
             retryable=True,
         )  # fmt: skip
         await self.outcome(failure, msg.subject)

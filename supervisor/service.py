@@ -94,6 +94,13 @@ class Supervisor:
             self.catalog.add(definition, source="python")
         self.id = cfg.supervisor_id or default_supervisor_id()
         self.bus = Bus(bus_config, role="supervisor", instance=self.id)
+        subjects = self.bus.subjects
+        # The subject each announcement must arrive on (`_on_announcement`).
+        self._announced_on = {
+            Hello: subjects.hello,
+            Heartbeat: subjects.heartbeat,
+            Bye: subjects.bye,
+        }
         self.registry = Registry(cfg.heartbeat_timeout_s)
         self.metrics = SupervisorMetrics(self.registry)
         self.active = asyncio.Event()
@@ -316,9 +323,7 @@ class Supervisor:
         # (agent.<type>.>): an announcement must name the type and instance its
         # subject does, or an agent of one type could announce (and so end the
         # attempts of) an instance of another.
-        subjects = self.bus.subjects
-        build = {Hello: subjects.hello, Heartbeat: subjects.heartbeat, Bye: subjects.bye}
-        expected = build[type(message)](message.agent, message.instance_id)
+        expected = self._announced_on[type(message)](message.agent, message.instance_id)
         if incoming.subject != expected:
             why = f"{type(message).__name__} of {message.agent}/{message.instance_id} "
             why += f"came on {incoming.subject}"
