@@ -19,6 +19,7 @@ from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.context import TaskContext
 from natsfleet.agents.errors import AgentError
 from natsfleet.agents.llm_binding import LLMBinding, with_usage
+from natsfleet.agents.loop.host import LoopHost
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
 from natsfleet.agents.skill import SkillDef
@@ -118,6 +119,7 @@ class AgentRuntime:
         )
         self._pump = OutputPump(self._publish_quietly, self.config.output_flush_s)
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
+        self._loop_host = LoopHost(self.bus, self._subtasks)
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
         # Work a reply must not wait for (dead letters out of an AssignBatch).
@@ -358,6 +360,7 @@ class AgentRuntime:
             llm=self.agent.llm,
             bind_llm=(lambda: self.llm.bind(attempt, buffer)) if own_llm else None,
             tools=self.agent.tools,
+            loop_host=self._loop_host,
         )
         try:
             with (
