@@ -196,7 +196,13 @@ class Journal:
         last = 0
         start = 1
         try:
-            while True:
+            # A fetch from an empty filter waits out its timeout: ask for the last first.
+            try:
+                newest = await self._js.get_last_msg(self._stream, self._filter)
+            except js_errors.NotFoundError:
+                newest = None
+            end = int(newest.seq or 0) if newest is not None else 0
+            while start <= end:
                 page = await read_from(self._js, self._stream, self._filter, start, _PAGE)
                 for msg in page:
                     seq = msg.metadata.sequence.stream
@@ -208,7 +214,7 @@ class Journal:
                         entries[msg.subject.removeprefix(self._base)] = _DECODER.decode(msg.data)
                     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                         raise JournalError(f"unreadable entry {msg.subject}: {exc}") from None
-                if len(page) < _PAGE or len(entries) > MAX_ENTRIES:
+                if not page or len(entries) > MAX_ENTRIES:
                     break
         except (js_errors.Error, nats.errors.Error, TimeoutError) as exc:
             raise JournalError(f"cannot read task {self.task_id}'s journal: {exc!r}") from exc
