@@ -50,6 +50,21 @@ async def gate(ctx: ToolContext) -> str:
     return "open"
 
 
+@tool(timeout_s=None)
+async def stubborn_gate(ctx: ToolContext) -> str:
+    """Wait until the gate opens, ignoring cancellation (as a hung call might)."""
+    _effect(f"stubborn_gate - {ctx.key} {ctx.rerun} {os.getpid()}")
+    path = Path(os.environ.get("NATSFLEET_TEST_GATE", "/nonexistent/gate"))
+    while not path.exists():
+        try:
+            await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+    return "open"
+
+
 @tool
 async def add(a: int, b: int) -> int:
     """Add two integers."""
@@ -69,7 +84,7 @@ async def slow() -> str:
     return "late"
 
 
-TOOLS = [record, gate, add, boom, slow]
+TOOLS = [record, gate, stubborn_gate, add, boom, slow]
 
 
 class Ask(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,6 +24,7 @@ JetStream's de-duplication, so a blind resend would be refused).
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +41,8 @@ from natsfleet.bus.streamread import read_from
 EXPECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 EXPECT_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 TOKEN_HEADER = "Natsfleet-Journal-Token"  # noqa: S105 (a header name, no secret)
+log = logging.getLogger(__name__)
+
 _WRONG_LAST_SEQUENCE = 10071
 _PAGE = 1_000
 #: A task's journal holds at most this many entries (a loop is bounded by max_turns).
@@ -137,6 +140,13 @@ class Journal:
             try:
                 await self._append(key, record)
             except _Conflict:
+                log.warning(
+                    "journal of task %s refused %s from attempt %d: a newer attempt owns it",
+                    self.task_id,
+                    key,
+                    self.attempt,
+                    extra={"task_id": self.task_id, "token": self.token},
+                )
                 raise JournalFencedError(
                     self.task_id, self.token, "a newer attempt wrote to the journal"
                 ) from None
