@@ -132,24 +132,35 @@ class Journal:
         raise JournalError(f"could not claim task {self.task_id}'s journal")
 
     async def write(self, key: str, record: Record) -> None:
-        """Append `record` under `<task>.<key>`, or raise `JournalFencedError`."""
+        """Append `record` under `<task>.<key>`, or raise `JournalFencedError`.
+
+        A write once sent is seen through to its answer even if the attempt is
+        cancelled meanwhile (shielded): a refused write is always logged, and
+        the journal's view of the last sequence never goes stale.
+        """
         async with self._lock:
             if self._js is None:
                 self._entries[key] = record
                 return
-            try:
-                await self._append(key, record)
-            except _Conflict:
-                log.warning(
-                    "journal of task %s refused %s from attempt %d: a newer attempt owns it",
-                    self.task_id,
-                    key,
-                    self.attempt,
-                    extra={"task_id": self.task_id, "token": self.token},
-                )
-                raise JournalFencedError(
-                    self.task_id, self.token, "a newer attempt wrote to the journal"
-                ) from None
+            inner = asyncio.ensure_future(self._fenced_append(key, record))
+            # Retrieved even when nobody awaits it any more (the attempt was cancelled).
+            inner.add_done_callback(lambda done: done.cancelled() or done.exception())
+            await asyncio.shield(inner)
+
+    async def _fenced_append(self, key: str, record: Record) -> None:
+        try:
+            await self._append(key, record)
+        except _Conflict:
+            log.warning(
+                "journal of task %s refused %s from attempt %d: a newer attempt owns it",
+                self.task_id,
+                key,
+                self.attempt,
+                extra={"task_id": self.task_id, "token": self.token},
+            )
+            raise JournalFencedError(
+                self.task_id, self.token, "a newer attempt wrote to the journal"
+            ) from None
 
     async def _append(self, key: str, record: Record) -> None:
         assert self._js is not None
