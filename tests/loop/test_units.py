@@ -234,7 +234,8 @@ def test_offline_policy_is_deterministic_and_labelled() -> None:
 
 def test_offline_policy_fills_a_requested_schema() -> None:
     schema = msgspec.json.schema(Place)
-    system = f"Give the final answer as one JSON value matching this JSON Schema: {msgspec.json.encode(schema).decode()}"
+    encoded = msgspec.json.encode(schema).decode()
+    system = f"Give the final answer as one JSON value matching this JSON Schema: {encoded}"
     request = LLMRequest(
         messages=(ChatMessage(role="user", content="where?\ncity: Oslo"),), system=system
     )
