@@ -309,3 +309,23 @@ async def test_offline_policy_drives_the_loop_without_a_key(
     turn = entries["0.0"]
     assert isinstance(turn, TurnRecord) and turn.offline and turn.text.startswith("[offline]")
     assert isinstance(entries["0.0.0.start"], ToolStarted)
+
+
+async def test_spans_invoke_agent_chat_and_execute_tool(
+    loops: Loops, wire: WireServer, effects: Path, spans: Any
+) -> None:
+    await loops.instance("l1", llm_config(wire))
+    wire.script(MODEL, wire.tool_calls(("add", {"a": 1, "b": 2})), wire.ok("3"))
+    assign, _ = await run(loops, Ask(prompt="add"))
+    assert isinstance(await loops.d.outcome(assign.token), Result)
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    agent = finished["invoke_agent looper"]
+    tool_span = finished["execute_tool add"]
+    chats = [s for s in spans.get_finished_spans() if s.name == f"chat {MODEL}"]
+    assert len(chats) == 2
+    assert tool_span.attributes["gen_ai.tool.call.id"] == "call_1"
+    skill_span = finished["skill run"]
+    assert skill_span.parent.span_id == agent.context.span_id
+    for child in (tool_span, *chats):
+        assert child.context.trace_id == agent.context.trace_id
+        assert child.parent.span_id == skill_span.context.span_id
