@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from natsfleet.bus import deadletter, redact, tracing, wire
+from natsfleet.bus import deadletter, wire
 from natsfleet.bus.acks import NoReply, Replies, StreamAck
 from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
 from natsfleet.bus.config import BusConfig
@@ -55,6 +55,7 @@ from natsfleet.protocols import (
     Subjects,
     encode,
 )
+from natsfleet.telemetry import redact, tracing
 
 log = logging.getLogger(__name__)
 

@@ -45,8 +45,8 @@ from nats.aio.subscription import Subscription
 
 from natsfleet.bus.errors import describe
 from natsfleet.bus.incoming import header
-from natsfleet.bus.loop import wait_event
 from natsfleet.bus.receive import subscribe_direct
+from natsfleet.process.loop import wait_event
 
 log = logging.getLogger(__name__)
 

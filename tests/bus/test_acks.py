@@ -6,7 +6,8 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, NatsServer, NoResponders, RequestTimeout
+from natsfleet.bus import Bus, BusConfig, NoResponders, RequestTimeout
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Bucket
 
 

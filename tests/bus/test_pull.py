@@ -2,7 +2,9 @@
 
 import asyncio
 
-from natsfleet.bus import Bus, FleetClient, Incoming, NatsServer
+from natsfleet.bus import Bus, Incoming
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Codec, Stream, Submit
 
 SUBMIT = Codec[Submit](Submit)

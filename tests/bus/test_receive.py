@@ -8,8 +8,8 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from natsfleet.bus import NatsServer
 from natsfleet.bus.receive import FleetNats, parse_headers, subscribe_direct
+from natsfleet.process import NatsServer
 
 BLOCKS = [
     b"NATS/1.0\r\nNatsfleet-Version: 1\r\nNats-Msg-Id: 01ABC:tok\r\n\r\n",

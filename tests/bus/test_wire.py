@@ -6,7 +6,8 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from natsfleet.bus import NatsServer, wire
+from natsfleet.bus import wire
+from natsfleet.process import NatsServer
 
 
 async def _receive(nc: nats.NATS, subject: str) -> "asyncio.Queue[Msg]":

@@ -105,7 +105,7 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
             OTLPSpanExporter,
         )
-    from natsfleet.bus.span_export import RedactingExporter
+    from natsfleet.telemetry.span_export import RedactingExporter
 
     # The exporters read OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS themselves.
     return RedactingExporter(OTLPSpanExporter())
@@ -149,7 +149,7 @@ def attach_nats_exporter(publish: Any, loop: Any) -> None:
         return
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from natsfleet.bus.span_export import NatsSpanExporter
+    from natsfleet.telemetry.span_export import NatsSpanExporter
 
     exporter = NatsSpanExporter(_active.service, publish, loop)
     _active.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
