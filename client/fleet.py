@@ -13,6 +13,7 @@ import msgspec
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
+from natsfleet.bus import boundary
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.connection import Bus
 from natsfleet.bus.payloads import PayloadTooLarge
@@ -319,8 +320,8 @@ class FleetClient:
         try:
             async for msg in sub.messages:
                 try:
-                    event, _ = await self.bus.decode_msg(
-                        msg, _EVENT, self.bus.config.max_message_bytes
+                    event, _ = await boundary.decode(
+                        self.bus, msg, _EVENT, self.bus.config.max_message_bytes
                     )
                 except NatsFleetError:
                     continue  # a malformed event is not this watcher's to fix

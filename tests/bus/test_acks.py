@@ -64,6 +64,6 @@ async def test_requests_with_many_different_timeouts_leave_nothing_behind(
         with pytest.raises((NoResponders, RequestTimeout)):
             await bus.request(f"{prefix}.silent", Rollcall(supervisor_id="x"), codec,
                               timeout_s=0.1)  # fmt: skip
-        replies = bus._replies
+        replies = bus.transport._replies
         assert replies is not None
         assert replies._pending == {} and replies._where == {}
