@@ -9,7 +9,7 @@ import msgspec
 from natsfleet.agents._slots import Slots
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.errors import SubtaskFailed
-from natsfleet.bus import FleetClient
+from natsfleet.client import FleetClient
 from natsfleet.protocols import AgentInfo, TaskState, Timeouts, decode_raw
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from natsfleet.agents.loop.host import LoopHost
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
 from natsfleet.agents.skill import SkillDef
-from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
-from natsfleet.bus.logs import task_scope
-from natsfleet.bus.loop import wait_event
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.client import FleetClient
+from natsfleet.process.loop import wait_event
 from natsfleet.protocols import (
     ID_MAX_CHARS,
     Accept,
@@ -48,6 +48,7 @@ from natsfleet.protocols import (
     encode,
     new_incarnation,
 )
+from natsfleet.telemetry.logs import task_scope
 
 log = logging.getLogger(__name__)
 

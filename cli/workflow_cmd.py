@@ -4,7 +4,6 @@ from pathlib import Path
 
 import click
 
-from natsfleet.bus import FleetClient
 from natsfleet.cli.console import console
 from natsfleet.cli.task_cmd import (
     EXIT_OK,
@@ -15,14 +14,16 @@ from natsfleet.cli.task_cmd import (
     _prefix,
     _print_json,
     _run,
+    id_argument,
 )
+from natsfleet.client import FleetClient
 from natsfleet.supervisor.workflows import WorkflowError, load
 
 _console = console()
 
 
 @click.command("approve")
-@click.argument("run_id")
+@id_argument("run_id")
 @click.option("--input", "input_text", default=None, help="JSON for the next steps, or @file.")
 @click.option("--reject", is_flag=True, help="Refuse instead of approving.")
 @click.option("--note", default="", help="Why (kept with the decision).")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from natsfleet.bus.loop import wait_event
+from natsfleet.process.loop import wait_event
 
 
 class TimerKind(StrEnum):

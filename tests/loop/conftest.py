@@ -11,7 +11,8 @@ import pytest
 from natsfleet.agents import AgentRuntime
 from natsfleet.agents.llm import LLMConfig, config_from_mapping
 from natsfleet.agents.llm_binding import LLMBinding
-from natsfleet.bus import BusConfig, NatsServer
+from natsfleet.bus import BusConfig
+from natsfleet.process import NatsServer
 from tests.agents.driver import Driver, driver
 from tests.llm.wire import WireServer
 from tests.loop_agents import LoopAgent

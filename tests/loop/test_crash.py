@@ -14,7 +14,8 @@ import pytest
 
 from natsfleet.agents.loop import Claim, ToolResult
 from natsfleet.agents.loop.journal import Journal
-from natsfleet.bus import FleetClient, NatsServer
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Bucket, Codec, DeadLetter, Stream, TaskState
 from tests.agents.driver import Driver, driver
 from tests.llm.wire import WireServer
