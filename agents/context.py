@@ -248,10 +248,15 @@ class TaskContext:
         agent_types: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
         timeout_s: float | None = 300.0,
+        handoff: bool = False,
     ) -> "list[SkillTool]":
         """The fleet's skills as tools (by name, by agent type, or all), described
         from the registry; each call is a sub-task with the call's stable key.
-        This task's own skill is left out (a model calling it would recurse)."""
+        This task's own skill is left out (a model calling it would recurse).
+
+        With `handoff=True` each is a handoff: calling it hands the task over
+        to that agent and its answer ends the loop (docs/tools.md, "Handoff").
+        """
         from natsfleet.agents.loop.fleet import skill_tools
 
         if self._loop_host is None:
@@ -262,4 +267,5 @@ class TaskContext:
             agent_types=agent_types,
             exclude=(*exclude, self.skill),
             timeout_s=timeout_s,
+            handoff=handoff,
         )

@@ -92,8 +92,9 @@ class Ask(msgspec.Struct, frozen=True, kw_only=True):
     max_turns: int = 6
     # "verdict": ask for a `Verdict` Struct instead of text.
     output: str = ""
-    # Fleet skills offered as tools too (by name).
+    # Fleet skills offered as tools too (by name), and as handoffs.
     skills: list[str] = []
+    handoff: list[str] = []
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,6 +114,8 @@ class Answer(msgspec.Struct, frozen=True, kw_only=True):
 
 class Shout(msgspec.Struct, frozen=True, kw_only=True):
     text: str
+    # Filled by the loop when `shout` is a handoff target.
+    conversation: str = ""
 
 
 class Shouted(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +133,8 @@ class LoopAgent(Agent):
         tools = list(TOOLS)
         if input.skills:
             tools += await ctx.skill_tools(names=input.skills, timeout_s=20)
+        if input.handoff:
+            tools += await ctx.skill_tools(names=input.handoff, timeout_s=20, handoff=True)
         if input.output == "verdict":
             verdict = await ctx.loop(
                 input.prompt, tools=tools, output=Verdict, max_turns=input.max_turns
@@ -151,5 +156,6 @@ class LoopAgent(Agent):
     @skill
     async def shout(self, input: Shout, ctx: TaskContext) -> Shouted:
         """Upper-case a text."""
-        _effect(f"shout {input.text} {ctx.task_id} False {os.getpid()}")
+        heard = "user: hand it over" in input.conversation
+        _effect(f"shout {input.text} {ctx.task_id} {heard} {os.getpid()}")
         return Shouted(text=input.text.upper())

@@ -140,12 +140,15 @@ class Loop:
                 ChatMessage(role="assistant", content=answer.text, tool_calls=answer.tool_calls)
             )
             if answer.tool_calls:
-                results = await self._run_calls(turn, answer.tool_calls)
+                results = await self._run_calls(turn, answer.tool_calls, messages)
                 messages += [
                     ChatMessage(role="tool", content=r.content, tool_call_id=c.id)
                     for c, r in zip(answer.tool_calls, results, strict=True)
                 ]
-                continue
+                handed = self._handed_over(answer.tool_calls, results)
+                if handed is None:
+                    continue
+                return _handoff_answer(handed, output)
             if output is None:
                 return answer.text
             try:
@@ -214,16 +217,33 @@ class Loop:
         await self.journal.write(key, record)
         return record
 
-    async def _run_calls(self, turn: int, calls: tuple[ToolCall, ...]) -> list[ToolResult]:
+    def _handed_over(
+        self, calls: tuple[ToolCall, ...], results: list[ToolResult]
+    ) -> ToolResult | None:
+        """The first successful handoff of the turn: its answer ends the loop."""
+        for call, result in zip(calls, results, strict=True):
+            if getattr(self.tools.get(call.name), "ends_loop", False) and result.status == "ok":
+                return result
+        return None
+
+    async def _run_calls(
+        self, turn: int, calls: tuple[ToolCall, ...], messages: list[ChatMessage]
+    ) -> list[ToolResult]:
+        transcript = ""
+        if any(getattr(self.tools.get(c.name), "ends_loop", False) for c in calls):
+            transcript = _transcript(messages)
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._call(turn, i, c)) for i, c in enumerate(calls)]
+                tasks = [
+                    group.create_task(self._call(turn, i, c, transcript))
+                    for i, c in enumerate(calls)
+                ]
         except BaseExceptionGroup as group_error:
             # One failure (a fenced journal, say) is the loop's: raise it as itself.
             raise _first(group_error) from None
         return [t.result() for t in tasks]
 
-    async def _call(self, turn: int, index: int, call: ToolCall) -> ToolResult:
+    async def _call(self, turn: int, index: int, call: ToolCall, transcript: str) -> ToolResult:
         key = self._key(turn, index)
         journaled = self.journal.get(key)
         if isinstance(journaled, ToolResult):
@@ -243,6 +263,7 @@ class Loop:
                 token=self.ctx.token,
                 name=call.name,
                 rerun=rerun,
+                conversation=transcript,
             )
             started = time.perf_counter()
             with telemetry.execute_tool(call.name, **{"gen_ai.tool.call.id": call.id}):
@@ -290,6 +311,34 @@ class Loop:
     def _described(exc: Exception) -> str:
         error_type, detail, _ = describe_exception(exc)
         return _error(f"{error_type}: {detail}")
+
+
+def _transcript(messages: list[ChatMessage]) -> str:
+    lines = []
+    for message in messages:
+        text = message.content
+        if message.tool_calls:
+            text += " " + " ".join(
+                f"[calls {c.name} {msgspec.json.encode(c.arguments).decode()}]"
+                for c in message.tool_calls
+            )
+        lines.append(f"{message.role}: {text.strip()}")
+    return "\n".join(lines)
+
+
+def _handoff_answer(result: ToolResult, output: type[T] | None) -> str | T:
+    """A handoff's result as the loop's final answer: decoded as `output`, else
+    the other agent's text (its output if it is a JSON string, else its JSON)."""
+    if output is not None:
+        try:
+            return msgspec.json.decode(result.content, type=output)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise InvalidOutputError(getattr(output, "__name__", str(output)), str(exc)) from None
+    try:
+        value = msgspec.json.decode(result.content)
+    except msgspec.DecodeError:
+        return result.content
+    return value if isinstance(value, str) else result.content
 
 
 def _error(message: str) -> str:

@@ -32,20 +32,53 @@ class SkillCaller(Protocol):
     async def agents(self, timeout_s: float | None = None) -> tuple[AgentInfo, ...]: ...
 
 
+#: A handoff target's input property the loop fills with the conversation so far.
+CONVERSATION = "conversation"
+
+
 class SkillTool:
-    """One fleet skill offered to the model as a tool."""
+    """One fleet skill offered to the model as a tool.
+
+    With `handoff=True` it is a *handoff*: calling it hands the task over to
+    that agent, and its answer ends the loop as the final answer (the model is
+    not asked again). If the skill's input has a string property
+    `conversation`, the loop fills it with the conversation so far (the model
+    does not see that property), so the other agent continues where this one
+    stopped.
+    """
 
     def __init__(
-        self, skill: SkillSpec, agent: str, caller: SkillCaller, *, timeout_s: float | None
+        self,
+        skill: SkillSpec,
+        agent: str,
+        caller: SkillCaller,
+        *,
+        timeout_s: float | None,
+        handoff: bool = False,
     ) -> None:
         self.skill = skill.name
         self.agent = agent
+        self.ends_loop = handoff
         self._caller = caller
         self._timeout_s = timeout_s
         parameters = _inline_schema(dict(skill.input_schema)) or {"type": "object"}
         if parameters.get("type") != "object":
             parameters = {"type": "object"}  # providers take object arguments only
+        self._fills_conversation = False
+        props = parameters.get("properties")
+        if handoff and isinstance(props, dict) and CONVERSATION in props:
+            self._fills_conversation = True
+            parameters = {
+                **parameters,
+                "properties": {k: v for k, v in props.items() if k != CONVERSATION},
+                "required": [r for r in parameters.get("required", []) if r != CONVERSATION],
+            }
         description = skill.description or f"skill {skill.name} of agent {agent}"
+        if handoff:
+            description = (
+                f"Hand the task over to agent {agent}: {description} "
+                "Its answer is the final answer."
+            )
         self._spec = ToolSpec(
             name=_UNSAFE.sub("_", skill.name)[:64], description=description, parameters=parameters
         )
@@ -61,6 +94,8 @@ class SkillTool:
     async def run(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         # The child's own input check refuses what does not decode (bad_input),
         # which reaches the model as this call's error.
+        if self._fills_conversation:
+            arguments = {**arguments, CONVERSATION: ctx.conversation}
         return await self._caller.call_skill(
             self.skill, arguments, key=ctx.key, timeout_s=self._timeout_s
         )
@@ -97,9 +132,13 @@ async def skill_tools(
     agent_types: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     timeout_s: float | None = 300.0,
+    handoff: bool = False,
 ) -> list[SkillTool]:
-    """The fleet's skills as tools, chosen by name, by agent type, or all (no filter)."""
+    """The fleet's skills as tools (or handoffs), chosen by name, by agent type, or all."""
     chosen = select_skills(
         await caller.agents(), names=names, agent_types=agent_types, exclude=exclude
     )
-    return [SkillTool(spec, agent, caller, timeout_s=timeout_s) for agent, spec in chosen]
+    return [
+        SkillTool(spec, agent, caller, timeout_s=timeout_s, handoff=handoff)
+        for agent, spec in chosen
+    ]

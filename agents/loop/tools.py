@@ -18,7 +18,7 @@ import asyncio
 import inspect
 import typing
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -40,6 +40,8 @@ class ToolContext:
         task_id, attempt, token: the attempt running it.
         rerun: True when an earlier attempt started this very call and did not
             journal a result (it may or may not have had its effect).
+        conversation: the conversation so far as text (`role: content` lines),
+            for tools that hand the task over (fleet.py, `handoff`).
     """
 
     key: str
@@ -48,7 +50,7 @@ class ToolContext:
     token: str
     name: str
     rerun: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    conversation: str = ""
 
 
 class ToolArgumentsError(Exception):

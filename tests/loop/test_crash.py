@@ -149,6 +149,24 @@ async def test_kill_9_mid_loop_resumes_from_the_journal(fleet: Fleet, wire: Wire
     assert [h.outcome for h in record.history] == ["lost", "completed"]
 
 
+async def test_a_handoff_ends_the_loop_with_the_other_agents_answer(
+    fleet: Fleet, wire: WireServer
+) -> None:
+    wire.script(MODEL, wire.tool_calls(("shout", {"text": "over"})))
+    await fleet.looper("l1")
+    task_id = await fleet.client.submit("run", Ask(prompt="hand it over", handoff=["shout"]))
+    answer = await fleet.client.result(task_id, Answer, timeout_s=30)
+    assert answer.text == '{"text":"OVER"}'  # the other skill's answer is the final one
+    assert wire.count(MODEL) == 1  # the model is not asked again after a handoff
+    (offered,) = [t for t in wire.requests[0].body["tools"] if t["function"]["name"] == "shout"]
+    assert offered["function"]["description"].startswith("Hand the task over to agent looper")
+    assert "conversation" not in offered["function"]["parameters"]["properties"]
+    shouts = [r for r in lines(fleet.effects) if r[0] == "shout"]
+    assert [s[1] for s in shouts] == ["over"] and shouts[0][3] == "True"  # it got the conversation
+    child = await fleet.client.status(shouts[0][2])
+    assert child.parent_id == task_id and child.idempotency_key == f"{task_id}/0/0/0"
+
+
 async def test_a_sigstopped_zombie_cannot_write_after_another_finished(
     fleet: Fleet, wire: WireServer
 ) -> None:
