@@ -109,7 +109,7 @@ class Journal:
         if self._js is None:
             return self
         for _ in range(_CLAIM_TRIES):
-            await self._load()
+            await self.load()
             claim = self._entries.get("claim")
             if isinstance(claim, Claim):
                 if claim.token == self.token:
@@ -211,7 +211,8 @@ class Journal:
             raise _Conflict()  # someone else's write is last: we were fenced
         return None
 
-    async def _load(self) -> None:
+    async def load(self) -> None:
+        """Read every entry of the task (no claim: a reader, or before `open` decides)."""
         assert self._js is not None
         entries: dict[str, Record] = {}
         last = 0

@@ -64,7 +64,7 @@ class Fleet:
             attempt=0,
             instance_id="test",
         )
-        await reader._load()
+        await reader.load()
         return dict(reader.entries)
 
     async def until_journaled(self, task_id: str, key: str) -> dict[str, Any]:

@@ -44,7 +44,7 @@ async def journal_of(loops: Loops, task_id: str) -> dict[str, Any]:
         attempt=0,
         instance_id="test",
     )
-    await journal._load()
+    await journal.load()
     return dict(journal.entries)
 
 
