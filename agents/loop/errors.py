@@ -44,11 +44,12 @@ class InvalidOutputError(LoopError):
 
 
 class JournalError(LoopError):
-    """The journal could not be read or written (NATS trouble); retryable."""
+    """The journal could not be read or written: retryable for NATS trouble, not
+    for an entry that cannot be decoded or stored (another attempt meets it too)."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, retryable: bool = True) -> None:
         self.detail = detail
-        super().__init__(f"journal: {detail}", retryable=True)
+        super().__init__(f"journal: {detail}", retryable=retryable)
 
 
 class JournalFencedError(LoopError):

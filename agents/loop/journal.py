@@ -166,7 +166,9 @@ class Journal:
         assert self._js is not None
         data = _ENCODER.encode(record)
         if len(data) > self._max_bytes:
-            raise JournalError(f"entry {key} is {len(data)} bytes, over {self._max_bytes}")
+            raise JournalError(
+                f"entry {key} is {len(data)} bytes, over {self._max_bytes}", retryable=False
+            )
         subject = self._base + key
         headers = {
             EXPECT_SEQ: str(self._last_seq),
@@ -235,13 +237,17 @@ class Journal:
                     try:
                         entries[msg.subject.removeprefix(self._base)] = _DECODER.decode(msg.data)
                     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                        raise JournalError(f"unreadable entry {msg.subject}: {exc}") from None
+                        raise JournalError(
+                            f"unreadable entry {msg.subject}: {exc}", retryable=False
+                        ) from None
                 if not page or len(entries) > MAX_ENTRIES:
                     break
         except (js_errors.Error, nats.errors.Error, TimeoutError) as exc:
             raise JournalError(f"cannot read task {self.task_id}'s journal: {exc!r}") from exc
         if len(entries) > MAX_ENTRIES:
-            raise JournalError(f"task {self.task_id}'s journal holds over {MAX_ENTRIES} entries")
+            raise JournalError(
+                f"task {self.task_id}'s journal holds over {MAX_ENTRIES} entries", retryable=False
+            )
         self._entries = entries
         # The filter's last sequence, not the stream's: only this task's writes count.
         self._last_seq = last
