@@ -283,7 +283,8 @@ class Loop:
         tool = self.tools.get(call.name)
         if tool is None:
             known = ", ".join(sorted(self.tools)) or "none"
-            return "unknown_tool", _error(f"no tool named {call.name!r}; tools: {known}")
+            # The name is the model's: bounded before it is echoed back and journaled.
+            return "unknown_tool", _error(f"no tool named {call.name[:100]!r}; tools: {known}")
         if set(call.arguments) == {"_raw"}:
             return "bad_arguments", _error(
                 f"arguments are not a JSON object: {call.arguments['_raw']!r}"[:2000]
