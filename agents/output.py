@@ -123,8 +123,9 @@ class OutputPump:
             self._wake.clear()
             self._eager = False
             dirty, self._dirty = self._dirty, {}
-            for buffer in dirty.values():
-                await self._send(buffer, final=False)
+            # Attempts' flushes go out together: each is stored (and acked) in
+            # order, but one attempt's ack does not hold up another's.
+            await asyncio.gather(*(self._send(buffer, final=False) for buffer in dirty.values()))
 
     async def close(self, buffer: OutputBuffer) -> None:
         """Flush what is left of an ended attempt, marking its stream final."""
