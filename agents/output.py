@@ -99,7 +99,13 @@ class OutputBuffer:
         for note in self._events:
             self._seq += 1
             messages.append(
-                Progress(task_id=self.task_id, token=self.token, seq=self._seq, note=note)
+                Progress(
+                    task_id=self.task_id,
+                    token=self.token,
+                    seq=self._seq,
+                    note=note,
+                    attempt=self.attempt,
+                )
             )
         self._events.clear()
         if self._progress is not None:
