@@ -3,7 +3,8 @@
 It does not pretend to be a model: every output starts with `[offline]`, the
 provider is `offline` and the model `offline-extractive`. It is useful enough
 for the built-in agents: an extractive summary (researcher), a rule-based
-draft from findings (writer) and a criteria check (editor). Same input, same
+draft from findings (writer) and a criteria check (editor); a request that
+offers tools gets the tool-use policy of offline_tools.py. Same input, same
 output, on every machine.
 """
 
