@@ -72,7 +72,7 @@ class TaskContext:
         llm: Any = None,
         bind_llm: Callable[[], Any] | None = None,
         tools: Mapping[str, Any] | None = None,
-        loop_host: "LoopHost | None" = None,
+        loop_host: "Callable[[], LoopHost] | None" = None,
     ) -> None:
         self._attempt = attempt
         self._output = output
@@ -176,7 +176,7 @@ class TaskContext:
 
                 attempt = self._attempt
                 if self._loop_host is not None:
-                    journal = self._loop_host.journal(attempt)
+                    journal = self._loop_host().journal(attempt)
                 else:
                     journal = Journal(
                         None,
@@ -262,7 +262,7 @@ class TaskContext:
         if self._loop_host is None:
             raise RuntimeError("fleet skills need the agent runtime")
         return await skill_tools(
-            self._loop_host.caller(self._attempt),
+            self._loop_host().caller(self._attempt),
             names=names,
             agent_types=agent_types,
             exclude=(*exclude, self.skill),
