@@ -16,7 +16,7 @@ from natsfleet.agents.loop import Claim, ToolResult
 from natsfleet.agents.loop.journal import Journal
 from natsfleet.client import FleetClient
 from natsfleet.process import NatsServer
-from natsfleet.protocols import Bucket, Codec, DeadLetter, Stream, TaskState
+from natsfleet.protocols import Bucket, Codec, DeadLetter, Progress, Stream, TaskState
 from tests.agents.driver import Driver, driver
 from tests.llm.wire import WireServer
 from tests.loop.conftest import MODEL, lines
@@ -170,6 +170,13 @@ async def test_a_handoff_ends_the_loop_with_the_other_agents_answer(
     assert [s[1] for s in shouts] == ["over"] and shouts[0][3] == "True"  # it got the conversation
     child = await fleet.client.status(shouts[0][2])
     assert child.parent_id == task_id and child.idempotency_key == f"{task_id}/0/0/0"
+    # What `natsfleet watch` prints: the task's stored progress, each tool event in order.
+    notes = [
+        item.note
+        async for item in fleet.client.output(task_id)
+        if isinstance(item, Progress) and item.note.startswith("tool ")
+    ]
+    assert notes == ["tool shout started", "tool shout ok"]
 
 
 async def test_a_sigstopped_zombie_cannot_write_after_another_finished(
