@@ -33,6 +33,13 @@ from natsfleet.protocols.agent import (
     SkillSpec,
     TaskOutput,
 )
+from natsfleet.protocols.approval import (
+    APPROVAL_NOTE_MAX_CHARS,
+    PENDING_ARGUMENTS_MAX_CHARS,
+    PendingToolCall,
+    ToolApproval,
+    cut_arguments,
+)
 from natsfleet.protocols.base import (
     NULL_RAW,
     ErrorInfo,
@@ -115,6 +122,7 @@ from natsfleet.protocols.workflow import StepStatus, StepTaskStatus, WorkflowSta
 
 __all__ = [
     "ALL_MESSAGES",
+    "APPROVAL_NOTE_MAX_CHARS",
     "BLOB_HEADER",
     "CLIENT_ROLES",
     "CLIENT_SCOPE",
@@ -125,6 +133,7 @@ __all__ = [
     "MSG_ID_HEADER",
     "NULL_RAW",
     "OBJECT_STORE",
+    "PENDING_ARGUMENTS_MAX_CHARS",
     "RETRYABLE_CODES",
     "TERMINAL_STATES",
     "TRACEPARENT_HEADER",
@@ -173,6 +182,7 @@ __all__ = [
     "OutcomeBatch",
     "OutputChunk",
     "PayloadRef",
+    "PendingToolCall",
     "Progress",
     "ProtocolError",
     "Reject",
@@ -199,6 +209,7 @@ __all__ = [
     "TaskStatusReply",
     "TaskSummary",
     "Timeouts",
+    "ToolApproval",
     "Usage",
     "WorkflowStatus",
     "check_id",
@@ -206,6 +217,7 @@ __all__ = [
     "check_name",
     "check_struct",
     "check_token",
+    "cut_arguments",
     "decode_raw",
     "encode",
     "idempotency_digest",

@@ -160,6 +160,8 @@ def _rearm(engine: "Engine", tracked: Tracked) -> None:
     record = tracked.record
     timers = engine.timers
     timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
+    if record.state == TaskState.INPUT_REQUIRED:
+        return  # parked for a person (supervisor/approvals.py): nothing runs, nothing waits
     if record.state in tr.RUNNING_STATES and record.token is not None:
         attempt = engine.new_attempt(record, reserved=False)
         # Accepted or not, the instance's next heartbeat tells: a token it
