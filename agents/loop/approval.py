@@ -141,7 +141,9 @@ class ApprovedTool:
                 r for r in parameters.get("required", []) if r != token_argument
             ]
         description = f"{spec.description} (Asks a person for approval before it runs.)".strip()
-        self._spec = ToolSpec(name=spec.name, description=description, parameters=parameters)
+        self._spec = ToolSpec(
+            name=spec.name, description=description, parameters=parameters, returns=spec.returns
+        )
 
     @property
     def spec(self) -> ToolSpec:

@@ -122,6 +122,7 @@ class Loop:
         self.model = model
         self.max_result_chars = max_result_chars
         self._slots = asyncio.Semaphore(max_parallel_tools)
+        self.parallel_tool_calls = max_parallel_tools > 1
         self.stats = LoopStats()
         # Tool calls that wait for a person (approval.py); the decision the
         # attempt was assigned with comes from its context.
@@ -204,6 +205,7 @@ class Loop:
             max_tokens=self.max_tokens,
             tier=self.tier,
             model=self.model,
+            parallel_tool_calls=self.parallel_tool_calls,
         )
         response: LLMResponse = await self.ctx.llm.generate(request)
         self.stats.model_calls += 1

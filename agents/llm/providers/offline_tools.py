@@ -38,7 +38,7 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
-def _request_text(messages: tuple[ChatMessage, ...]) -> str:
+def request_text(messages: tuple[ChatMessage, ...]) -> str:
     return next((m.content for m in messages if m.role == "user"), "")
 
 
@@ -84,7 +84,7 @@ def _value(schema: dict[str, Any], root: dict[str, Any], name: str, text: str) -
 
 def tool_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
     """The offline answer to a request that offers tools: (text, tool calls)."""
-    ask_text = _request_text(request.messages)
+    ask_text = request_text(request.messages)
     called = any(m.tool_calls for m in request.messages if m.role == "assistant")
     if not called:
         ask = _words(ask_text)
@@ -100,10 +100,11 @@ def tool_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
             )
             names = ", ".join(t.name for t in chosen)
             return f"{OFFLINE_MARK} calling tools whose names match the request: {names}", calls
-    return _final(request, ask_text), ()
+    return final_answer(request, ask_text), ()
 
 
-def _final(request: LLMRequest, ask_text: str) -> str:
+def final_answer(request: LLMRequest, ask_text: str) -> str:
+    """The final answer: each tool's result listed (or the schema's fields, asked for JSON)."""
     names = {c.id: c.name for m in request.messages for c in m.tool_calls}
     results = [
         f"- {names.get(m.tool_call_id or '', 'tool')}: {m.content[:_MAX_ARG_CHARS]}"
