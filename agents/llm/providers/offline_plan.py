@@ -16,8 +16,8 @@ called yet and is *ready*:
 - **inputs filled**: each property from, in order, a `name: value` line of the
   request, the same-named field of an earlier result, a whole earlier result
   of a tool producing it, or (a `request`, `question`, `brief`... string) the
-  request itself, or (a required number) the request's first number; every required property must be filled, and values must
-  fit the property's JSON type;
+  request itself, or (a required number) the request's first number; every
+  required property must be filled, and values must fit its JSON type;
 - **not waiting**: no property of it is produced by another relevant tool that
   has not been called yet (so `hold_offer` waits for `search_flights`).
 
