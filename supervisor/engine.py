@@ -42,13 +42,14 @@ from natsfleet.supervisor import recovery, sizes, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.deadlines import Deadlines, fire
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
 from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.queue import ReadyQueue
 from natsfleet.supervisor.registry import Instance, Registry
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
 from natsfleet.supervisor.telemetry import AttemptSpans
-from natsfleet.supervisor.timers import Timer, TimerKind, Timers
+from natsfleet.supervisor.timers import Timer, Timers
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,10 @@ class WorkflowHook(Protocol):
 
 
 class Engine:
-    """Owns the queue, the attempts table and the timers of one active term."""
+    """Owns the queue, the attempts table and the deadlines of one active term.
+
+    `deadlines` are the ones `store` arms on every write (`TaskStore(on_write=)`).
+    """
 
     def __init__(
         self,
@@ -78,15 +82,16 @@ class Engine:
         store: TaskStore,
         registry: Registry,
         tg: asyncio.TaskGroup,
+        deadlines: Deadlines,
     ) -> None:
         self.cfg = cfg
         self.bus = bus
         self.store = store
         self.registry = registry
         self.tg = tg
+        self.deadlines = deadlines
         self.queue = ReadyQueue()
         self.attempts = AttemptTable()
-        self.timers = Timers()
         self.wake = asyncio.Event()
         self.started = time.monotonic()
         self._last_rollcall = 0.0
@@ -96,6 +101,11 @@ class Engine:
         # The dispatcher's shortcut for a new task an instance can take now:
         # its first record is written `assigned` (one write instead of two).
         self.assign_at_once: Callable[[TaskRecord], Awaitable[bool]] | None = None
+
+    @property
+    def timers(self) -> Timers:
+        """The heap of this term's deadlines (its length: timers armed)."""
+        return self.deadlines.timers
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -122,7 +132,7 @@ class Engine:
             log.exception("supervisor action failed")
 
     def _ended(self, record: TaskRecord) -> None:
-        self.timers.forget(record.task_id)
+        # (Its timers were forgotten when its final record was written.)
         if self.metrics is not None:
             self.metrics.task_ended(record)
         if self.workflows is not None and (record.workflow_id or record.workflow):
@@ -142,7 +152,7 @@ class Engine:
         if self.attempts.release(token) is not None:
             self.wake.set()
 
-    async def _cancel_on_instance(self, record: TaskRecord, reason: str) -> None:
+    async def cancel_on_instance(self, record: TaskRecord, reason: str) -> None:
         if record.token is None or record.agent is None or record.instance_id is None:
             return
         cancel = Cancel(task_id=record.task_id, token=record.token, reason=reason)
@@ -192,8 +202,6 @@ class Engine:
         if tracked.record.state == TaskState.REJECTED:
             self._ended(tracked.record)
         if tracked.record.state == TaskState.QUEUED:
-            self.timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
-            self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
             self.enqueue(tracked.record)
 
     async def unreadable_submit(self, msg: Msg, err: ProtocolError) -> None:
@@ -379,11 +387,8 @@ class Engine:
             self.metrics.attempt_ended(new, outcome, reassigned=not_before is None)
         self._release(token)
         await self.store.emit(event_for(new, detail=f"attempt {outcome}"))
-        self.timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)
-        if not_before is None:
+        if not_before is None:  # else its wake-up (deadlines.py) enqueues it
             self.enqueue(new)
-        else:
-            self.timers.add(not_before, TimerKind.RETRY, new.task_id)
 
     async def fail(
         self, tracked: Tracked, record: TaskRecord, error: ErrorInfo, reason: DlqReason
@@ -430,7 +435,7 @@ class Engine:
                 return
             log.info("task %s attempt %d on %s ended: %s", record.task_id, record.attempts,
                      attempt.instance_id, why)  # fmt: skip
-            await self._cancel_on_instance(record, why)
+            await self.cancel_on_instance(record, why)
             error = ErrorInfo(error_type="timeout" if timed_out else _LOST, detail=why)
             await self.end_attempt(
                 tracked, outcome="timeout" if timed_out else _LOST, error=error,
@@ -444,56 +449,12 @@ class Engine:
 
     async def _fire_or_retry(self, timer: Timer) -> None:
         try:
-            await self._fire(timer)
+            await fire(self, timer)
         except (NotLeader, RevisionConflict):
             raise
         except Exception as exc:  # NATS unreachable: try again in a second
             log.warning("timer %s of %s failed (%s); retrying", timer.kind, timer.task_id, exc)
-            self.timers.add(now_ms() + 1000, timer.kind, timer.task_id, timer.token)
-
-    async def _fire(self, timer: Timer) -> None:
-        tracked = self.store.get(timer.task_id)
-        if tracked is None or is_terminal(tracked.record.state):
-            return
-        if timer.kind == TimerKind.ATTEMPT:
-            attempt = self.attempts.get(timer.token)
-            if attempt is not None and (attempt.deadline_ms or 0) <= timer.at_ms:
-                await self.attempt_lost(attempt.token, "start_to_close timeout", timed_out=True)
-        elif timer.kind == TimerKind.RETRY:
-            if tracked.record.state == TaskState.RETRYING:
-                self.enqueue(tracked.record)
-        elif timer.kind == TimerKind.SCHEDULE:
-            await self._schedule_timeout(tracked, timer)
-        else:
-            await self._close_timeout(tracked)
-
-    async def _schedule_timeout(self, tracked: Tracked, timer: Timer) -> None:
-        async with tracked.lock:
-            record = tracked.record
-            deadline = record.schedule_deadline_ms
-            if record.state not in tr.WAITING_STATES or deadline is None or deadline > timer.at_ms:
-                return
-            if record.state == TaskState.RETRYING and tracked.task_id not in self.queue:
-                return  # still backing off; the deadline counts from the retry
-            error = ErrorInfo(
-                error_type="unschedulable",
-                detail=f"no instance took it within {record.timeouts.schedule_to_start_s} s",
-                retryable=False,
-            )
-            await self.fail(tracked, record, error, DlqReason.UNSCHEDULABLE)
-
-    async def _close_timeout(self, tracked: Tracked) -> None:
-        async with tracked.lock:
-            record = tracked.record
-            if is_terminal(record.state):
-                return
-            await self._cancel_on_instance(record, "schedule_to_close deadline")
-            error = ErrorInfo(
-                error_type="deadline",
-                detail=f"not done within {record.timeouts.schedule_to_close_s} s",
-                retryable=False,
-            )
-            await self.fail(tracked, record, error, DlqReason.DEADLINE)
+            self.deadlines.again(timer, now_ms() + 1000)
 
     # -- control -----------------------------------------------------------------------
 
@@ -506,7 +467,7 @@ class Engine:
             token = record.token
             new = tr.canceled(record, reason or "canceled by request", now_ms())
             await self.store.write(tracked, new)
-            await self._cancel_on_instance(record, reason or "canceled")
+            await self.cancel_on_instance(record, reason or "canceled")
             self._release(token)
             self.queue.remove(record.task_id)
             await self.store.emit(event_for(new))

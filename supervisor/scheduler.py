@@ -27,7 +27,6 @@ from natsfleet.supervisor.assigner import Assigner
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.registry import Instance
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
-from natsfleet.supervisor.timers import TimerKind
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +106,6 @@ class Dispatcher:
         new = tracked.record
         engine.new_attempt(new, reserved=True)
         engine.spans.start(new)
-        timers = engine.timers
-        timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)  # if given back
-        timers.add(new.close_deadline_ms, TimerKind.CLOSE, new.task_id)
-        timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
         engine.spawn(self._send(tracked, new, instance))
         return True
 
@@ -137,7 +132,6 @@ class Dispatcher:
                 raise
             engine.new_attempt(new, reserved=True)
             engine.spans.start(new)
-            engine.timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
         await self._send(tracked, new, instance)
 
     async def _send(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
@@ -183,7 +177,7 @@ class Dispatcher:
         s2c = record.timeouts.start_to_close_s
         if s2c is not None:
             attempt.deadline_ms = now_ms() + int(s2c * 1000)
-            engine.timers.add(attempt.deadline_ms, TimerKind.ATTEMPT, record.task_id, record.token)
+            engine.deadlines.arm(tracked.record, attempt)  # the exact one, from Accept
         tracked.accepted = True
         # The attempt's one event: `assigned` is a record state (status shows
         # it) but not published; `working` names the instance once it runs.
@@ -194,7 +188,7 @@ class Dispatcher:
     ) -> None:
         log.info("assign of %s to %s unanswered: %s", record.task_id, instance.instance_id, why)
         self.engine.registry.pause(instance.instance_id)
-        await self.engine._cancel_on_instance(record, "assign unanswered")
+        await self.engine.cancel_on_instance(record, "assign unanswered")
         await self._give_back(tracked, record)
 
     async def _rejected(

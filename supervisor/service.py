@@ -33,6 +33,7 @@ from natsfleet.protocols import (
 from natsfleet.supervisor.config import SupervisorConfig, default_supervisor_id
 from natsfleet.supervisor.consumers import fence
 from natsfleet.supervisor.control import RAW, Control
+from natsfleet.supervisor.deadlines import Deadlines
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.lease import Lease
@@ -197,8 +198,12 @@ class Supervisor:
         bus, cfg = self.bus, self.cfg
         kv = await bus.kv(Bucket.STATE)
         ttl_enabled = bool((await kv.status()).stream_info.config.allow_msg_ttl)
-        store = TaskStore(bus, kv, lease, retention_s=cfg.retention_s, ttl_enabled=ttl_enabled)
-        engine = Engine(cfg, bus, store, self.registry, tg)
+        deadlines = Deadlines()
+        store = TaskStore(
+            bus, kv, lease, retention_s=cfg.retention_s, ttl_enabled=ttl_enabled,
+            on_write=deadlines.arm,
+        )  # fmt: skip
+        engine = Engine(cfg, bus, store, self.registry, tg, deadlines)
         self._engine = engine
         engine.metrics = self.metrics
         self.metrics.engine = engine
@@ -225,7 +230,7 @@ class Supervisor:
         dispatcher = Dispatcher(engine)
         engine.assign_at_once = dispatcher.assign_at_once
         tg.create_task(dispatcher.run())
-        tg.create_task(engine.timers.run(engine.on_timer))
+        tg.create_task(deadlines.run(engine.on_timer))
         tg.create_task(self._sweep(engine))
         tg.create_task(
             bus.consume(

@@ -34,7 +34,6 @@ from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.errors import NotLeader
 from natsfleet.supervisor.store import event_for, now_ms
-from natsfleet.supervisor.timers import TimerKind
 from natsfleet.supervisor.workflows import sizes
 from natsfleet.supervisor.workflows.admission import admission_error, run_deadline_s
 from natsfleet.supervisor.workflows.loader import Catalog
@@ -159,7 +158,6 @@ class WorkflowRunner:
             await self._submit(new, launch)
         await self._mirror(new)
         if is_terminal(new.state):
-            self.engine.timers.forget(new.run_id)
             await self._cancel_open(new, planner.open_tasks())
         return new
 
@@ -205,7 +203,7 @@ class WorkflowRunner:
             await store.emit(event_for(tracked.record, detail=f"workflow {run.workflow} started"))
         else:  # a redelivered Submit; or created by a deposed term: adopted
             await self.engine.find(record.task_id)
-        self.engine.timers.add(run.deadline_ms, TimerKind.CLOSE, run.run_id)
+        # The run's deadline is its record's CLOSE deadline, armed by the write.
 
     async def _mirror(self, run: WorkflowRun) -> None:
         """Show the run's state, cost, output or error on its task record and events."""
