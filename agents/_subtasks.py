@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from natsfleet.agents._slots import Slots
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.errors import SubtaskFailed
-from natsfleet.bus import FleetClient
+from natsfleet.client import FleetClient
 from natsfleet.protocols import TaskState, Timeouts, decode_raw
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """Errors a skill raises on purpose, errors of the runtime, and how any
 exception becomes a wire `Failure` (type and message, never a traceback)."""
 
-from natsfleet.bus.redact import redact
 from natsfleet.protocols import NatsFleetError
 from natsfleet.protocols.limits import LABEL_MAX_CHARS
+from natsfleet.telemetry.redact import redact
 
 # A Failure's detail travels in messages, logs and DLQ entries: keep it short.
 MAX_DETAIL_CHARS = 2_000

@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from natsfleet.agents.agent import Agent
 from natsfleet.agents.builtin import BUILTIN_AGENTS
 from natsfleet.agents.errors import AgentNotFound
-from natsfleet.bus.specs import AGENT_ENTRY_POINT_GROUP, ImportSpecError, resolve_spec
+from natsfleet.process.specs import AGENT_ENTRY_POINT_GROUP, ImportSpecError, resolve_spec
 
 # Kept as this module's public name (re-exported by natsfleet.agents).
 ENTRY_POINT_GROUP = AGENT_ENTRY_POINT_GROUP

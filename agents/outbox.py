@@ -12,9 +12,10 @@ import contextvars
 import logging
 from collections.abc import Callable, Iterable
 
-from natsfleet.bus import Bus, tracing
-from natsfleet.bus.loop import wait_event
+from natsfleet.bus import Bus
+from natsfleet.process.loop import wait_event
 from natsfleet.protocols import AttemptOutcome, OutcomeBatch, Result
+from natsfleet.telemetry import tracing
 
 log = logging.getLogger(__name__)
 

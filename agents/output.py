@@ -16,8 +16,8 @@ import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 
-from natsfleet.bus import tracing
 from natsfleet.protocols import Message, OutputChunk, Progress
+from natsfleet.telemetry import tracing
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import signal
 from natsfleet.agents.agent import Agent, AgentConfig
 from natsfleet.agents.runtime import AgentRuntime
 from natsfleet.bus import BadNatsConfig, BusConfig, ConnectionLost, Unreachable
-from natsfleet.bus.loop import loop_factory
+from natsfleet.process.loop import loop_factory
 
 log = logging.getLogger(__name__)
 

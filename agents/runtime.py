@@ -22,9 +22,9 @@ from natsfleet.agents.llm_binding import LLMBinding, with_usage
 from natsfleet.agents.outbox import Outbox
 from natsfleet.agents.output import OutputBuffer, OutputPump
 from natsfleet.agents.skill import SkillDef
-from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming
-from natsfleet.bus.logs import task_scope
-from natsfleet.bus.loop import wait_event
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.client import FleetClient
+from natsfleet.process.loop import wait_event
 from natsfleet.protocols import (
     ID_MAX_CHARS,
     Accept,
@@ -47,6 +47,7 @@ from natsfleet.protocols import (
     encode,
     new_incarnation,
 )
+from natsfleet.telemetry.logs import task_scope
 
 log = logging.getLogger(__name__)
 

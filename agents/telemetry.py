@@ -10,8 +10,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from natsfleet.bus import tracing
 from natsfleet.protocols import Failure
+from natsfleet.telemetry import tracing
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer

@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from natsfleet.bus import Bus, BusConfig, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.process import NatsServer
 
 # NATS framing per heartbeat besides payload and headers: "HPUB <subject> <hlen> <len>\r\n".
 _HPUB_OVERHEAD = len("HPUB  000 0000\r\n\r\n")

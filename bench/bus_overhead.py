@@ -20,7 +20,8 @@ from pathlib import Path
 import nats
 import uvloop
 
-from natsfleet.bus import Bus, BusConfig, Incoming, NatsServer
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Ack, Codec, ErrorReply, Message, StatusRequest, TaskState, encode
 
 SUBJECT_RAW = "bench.raw"

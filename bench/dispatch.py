@@ -28,8 +28,10 @@ from pathlib import Path
 
 import nats
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer, shared_gomaxprocs
-from natsfleet.bus.loop import loop_factory
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer, shared_gomaxprocs
+from natsfleet.process.loop import loop_factory
 from natsfleet.protocols import Codec, TaskEvent, TaskState, is_terminal, new_task_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,7 @@ async def main():
         await msg.respond(msg.data)
     await nc.subscribe("bench.echo", cb=cb)
     await asyncio.Event().wait()
-from natsfleet.bus.loop import loop_factory
+from natsfleet.process.loop import loop_factory
 with asyncio.Runner(loop_factory=loop_factory()) as runner:
     runner.run(main())
 """

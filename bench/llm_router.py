@@ -36,7 +36,7 @@ from natsfleet.agents.llm import (
     open_kv_cache,
     user,
 )
-from natsfleet.bus.server import NatsServer
+from natsfleet.process.server import NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

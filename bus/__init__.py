@@ -1,19 +1,13 @@
 """natsfleet.bus: the NATS connection every natsfleet process uses.
 
 Typed publish / request / subscribe over nats-py with msgspec, dead-lettering
-of malformed messages, transparent blob offload, idempotent provisioning of
-the fleet's JetStream assets, and the embedded nats-server launcher.
+of malformed messages, transparent blob offload, pull consumption and
+idempotent provisioning of the fleet's JetStream assets. `FleetClient` is in
+`natsfleet.client`, the embedded nats-server in `natsfleet.process`, tracing
+and logs in `natsfleet.telemetry`.
 """
 
 from natsfleet.bus.acks import StreamAck
-from natsfleet.bus.client import (
-    FleetClient,
-    IdempotencyKeyMismatch,
-    TaskFailed,
-    TaskRejected,
-    WaitTimeout,
-    idempotency_bucket_key,
-)
 from natsfleet.bus.config import DEFAULT_URL, BusConfig
 from natsfleet.bus.connection import Bus, HeaderHook
 from natsfleet.bus.errors import (
@@ -27,13 +21,6 @@ from natsfleet.bus.errors import (
 )
 from natsfleet.bus.incoming import Incoming
 from natsfleet.bus.provision import StorageConfig, provision
-from natsfleet.bus.server import (
-    NatsServer,
-    ServerError,
-    find_nats_server,
-    shared_gomaxprocs,
-    start_nats_server,
-)
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
 
@@ -45,26 +32,15 @@ __all__ = [
     "BusError",
     "BusStats",
     "ConnectionLost",
-    "FleetClient",
     "Handler",
     "HeaderHook",
-    "IdempotencyKeyMismatch",
     "Incoming",
-    "NatsServer",
     "NoResponders",
     "NotConnected",
     "RequestTimeout",
-    "ServerError",
     "StorageConfig",
     "StreamAck",
     "Subscription",
-    "TaskFailed",
-    "TaskRejected",
     "Unreachable",
-    "WaitTimeout",
-    "find_nats_server",
-    "idempotency_bucket_key",
     "provision",
-    "shared_gomaxprocs",
-    "start_nats_server",
 ]

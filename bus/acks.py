@@ -11,17 +11,17 @@ of writes costs one flush and one round trip instead of one of each per write.
 
 import asyncio
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from natsfleet.bus import wire
 from natsfleet.bus.incoming import header
-from natsfleet.bus.receive import subscribe_direct
+
+if TYPE_CHECKING:
+    from natsfleet.bus.transport import Transport
 
 _NO_RESPONDERS = "503"
 _SWEEP_S = 0.05
@@ -65,8 +65,8 @@ class Replies:
     `request` gives the reply message; `publish_js` the decoded stream ack.
     """
 
-    def __init__(self, nc: NatsClient, js_timeout_s: float) -> None:
-        self._nc = nc
+    def __init__(self, transport: "Transport", js_timeout_s: float) -> None:
+        self._transport = transport
         self._js_timeout_s = js_timeout_s
         self._prefix = ""
         self._ids = itertools.count(1)
@@ -76,8 +76,8 @@ class Replies:
         self._sweep: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        self._prefix = self._nc.new_inbox() + "."
-        await subscribe_direct(self._nc, self._prefix + "*", self._on_reply)
+        self._prefix = self._transport.new_inbox() + "."
+        await self._transport.subscribe(self._prefix + "*", self._on_reply)
 
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout_s: float
@@ -104,11 +104,7 @@ class Replies:
         self._pending.setdefault(entry.timeout_s, {})[token] = entry
         self._where[token] = entry.timeout_s
         try:
-            reply = self._prefix + token
-            if headers:
-                await wire.publish(self._nc, subject, payload, headers, reply)
-            else:
-                await wire.publish_plain(self._nc, subject, payload, reply)
+            await self._transport.publish(subject, payload, headers, self._prefix + token)
         except BaseException:
             self._pop(token)
             raise

@@ -44,6 +44,8 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     # Per-subscription buffers; a subscriber over them is a slow consumer.
     pending_msgs_limit: int = 65_536
     pending_bytes_limit: int = 64 * 1024 * 1024
+    # Which implementation of the transport seam (bus/transport.py): auto, fast, public.
+    transport: str = "auto"
 
     @property
     def servers(self) -> list[str]:
@@ -63,9 +65,9 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "BusConfig":
         """Settings from `NATS_URL`, `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`,
         `NATS_NKEY_SEED_FILE`, `NATS_CREDS`, `NATS_TLS_CA`, `NATS_TLS_CERT`,
-        `NATS_TLS_KEY`, `NATS_MAX_RECONNECT_ATTEMPTS`, `NATSFLEET_PREFIX`;
-        keyword overrides win when not None. A malformed number or subject prefix
-        raises ValueError."""
+        `NATS_TLS_KEY`, `NATS_MAX_RECONNECT_ATTEMPTS`, `NATSFLEET_PREFIX`,
+        `NATSFLEET_TRANSPORT`; keyword overrides win when not None. A malformed
+        number, subject prefix or transport raises ValueError."""
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
         for env_name, field in _ENV_FIELDS.items():
@@ -82,6 +84,11 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
         values.update({k: v for k, v in overrides.items() if v is not None})
         config = cls(**values)
         Subjects(config.prefix)  # a prefix no subject can carry: ValueError here, not at connect
+        if config.transport not in _TRANSPORTS:
+            choices = ", ".join(_TRANSPORTS)
+            raise ValueError(
+                f"NATSFLEET_TRANSPORT must be one of {choices}, not {config.transport!r}"
+            )
         return config
 
 
@@ -100,4 +107,7 @@ _ENV_FIELDS = {
     "NATS_TLS_CERT": "tls_cert_file",
     "NATS_TLS_KEY": "tls_key_file",
     "NATSFLEET_PREFIX": "prefix",
+    "NATSFLEET_TRANSPORT": "transport",
 }
+# bus/transport.py's CHOICES (not imported: the transport imports nats-py's client).
+_TRANSPORTS = ("auto", "fast", "public")

@@ -1,4 +1,9 @@
-"""The Bus: one NATS connection with typed publish, request and subscribe."""
+"""The Bus: one NATS connection with typed publish, request and subscribe.
+
+It connects (through the transport chosen once, bus/transport.py), publishes
+and requests; what happens to a received message is bus/boundary.py, and
+JetStream consumption with its acknowledgement policy is bus/consume.py.
+"""
 
 import asyncio
 import logging
@@ -12,13 +17,13 @@ import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from natsfleet.bus import deadletter, redact, tracing, wire
-from natsfleet.bus.acks import NoReply, Replies, StreamAck
-from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore, blob_name
+from natsfleet.bus import boundary, deadletter
+from natsfleet.bus.acks import NoReply, StreamAck
+from natsfleet.bus.blobs import HEADER_ROOM_BYTES, BlobStore
 from natsfleet.bus.config import BusConfig
+from natsfleet.bus.consume import consume
 from natsfleet.bus.errors import (
     BadNatsConfig,
     ConnectionLost,
@@ -30,23 +35,22 @@ from natsfleet.bus.errors import (
     describe,
     display_url,
 )
-from natsfleet.bus.incoming import Incoming, header, normalized
+from natsfleet.bus.incoming import Incoming
 from natsfleet.bus.payloads import Payloads, inline_max_for
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
-from natsfleet.bus.receive import FleetNats
-from natsfleet.bus.redelivery import DEFAULT_MAX_FAILURES, HandlerFailures, is_transient
+from natsfleet.bus.redelivery import DEFAULT_MAX_FAILURES
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
+from natsfleet.bus.traced import TracedTransport
+from natsfleet.bus.transport import Transport, choose
 from natsfleet.protocols import (
     BLOB_HEADER,
-    VERSION,
     VERSION_HEADER,
     AttemptRecord,
     Bucket,
     Codec,
     DlqReason,
-    ErrorCode,
     ErrorReply,
     Message,
     ProtocolError,
@@ -55,6 +59,7 @@ from natsfleet.protocols import (
     Subjects,
     encode,
 )
+from natsfleet.telemetry import redact, tracing
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ R = TypeVar("R")
 #: Called with the outgoing headers of every publish; tracing injects here.
 HeaderHook = Callable[[dict[str, str]], None]
 
-_VERSION_TEXT = str(VERSION)
+_VERSION_TEXT = boundary.VERSION_TEXT
 # Below this a payload fits any NATS server's max payload (the smallest sane one).
 _SMALL_BYTES = 64 * 1024
 
@@ -86,14 +91,15 @@ class Bus:
         self.stats = BusStats()
         self.header_hooks: list[HeaderHook] = []
         self._nc: NatsClient | None = None
+        self._transport: Transport | None = None
+        self._traced: TracedTransport | None = None
         self._js: JetStreamContext | None = None
         self._blobs: BlobStore | None = None
         self._payloads: Payloads | None = None
         self._kv: dict[Bucket, KeyValue] = {}
         self._subs: list[Subscription[Any]] = []
-        self._replies: Replies | None = None
-        self._replies_lock = asyncio.Lock()
-        self._pulls: set[PullLoop] = set()
+        # Pull loops of `consume`, pulled again at once after a reconnect.
+        self.pulls: set[PullLoop] = set()
         self._kv_bases: dict[Bucket, str] = {}
         self._closed = False
         self._state = "new"
@@ -118,6 +124,19 @@ class Bus:
         if self._js is None:
             raise NotConnected()
         return self._js
+
+    @property
+    def transport(self) -> Transport:
+        """The transport chosen at connect (bus/transport.py)."""
+        if self._transport is None:
+            raise NotConnected()
+        return self._transport
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            raise NotConnected()
+        return self._blobs
 
     @property
     def payloads(self) -> Payloads:
@@ -180,8 +199,9 @@ class Bus:
             options["tls"] = tls
             if cfg.tls_hostname:
                 options["tls_hostname"] = cfg.tls_hostname
-        nc = FleetNats()
         url = display_url(cfg.url)
+        transport = choose(cfg.transport, url)  # once per connection; logged below
+        nc = transport.new_client()
         self._quiet_connect = within_s is not None
         self._set_state("connecting", f"to {url}")
         try:
@@ -200,7 +220,9 @@ class Bus:
             await _abandon(nc)
             raise
         self._nc = nc
-        self._js = self._nc.jetstream(timeout=cfg.js_timeout_s)
+        self._transport = transport(nc, js_timeout_s=cfg.js_timeout_s)
+        self._traced = TracedTransport(self._transport)
+        self._js = nc.jetstream(prefix=self._transport.api_prefix, timeout=cfg.js_timeout_s)
         self._blobs = BlobStore(self._js, self.subjects)
         self._payloads = Payloads(
             self._blobs,
@@ -209,7 +231,8 @@ class Bus:
             record_max_bytes=self._nc.max_payload - HEADER_ROOM_BYTES,
         )
         connected = self._nc.connected_url
-        self._set_state("connected", f"to {connected.netloc if connected else '?'}")
+        where = connected.netloc if connected else "?"
+        self._set_state("connected", f"to {where} ({self._transport.kind} transport)")
         tracing.attach_nats_exporter(self._publish_span_record, asyncio.get_running_loop())
         return self
 
@@ -310,7 +333,7 @@ class Bus:
         url = self._nc.connected_url if self._nc else None
         self._set_state("connected", f"again to {url.netloc if url else '?'}")
         # Pull requests may not have survived (a restarted server forgets them).
-        for pull in self._pulls:
+        for pull in self.pulls:
             pull.reset()
 
     async def _on_closed(self) -> None:
@@ -389,17 +412,19 @@ class Bus:
         """Core NATS publish (fire and forget)."""
         hdrs = self.headers(headers)
         data = await self._payload(message, hdrs)
-        if tracing.enabled():
-            with tracing.publish_span(subject, hdrs, len(data)):
-                await self.nc.publish(subject, data, headers=hdrs)
-        else:
-            await wire.publish(self.nc, subject, data, hdrs)
+        await self._traced_transport.publish(subject, data, hdrs)
         self.stats.published += 1
+
+    @property
+    def _traced_transport(self) -> TracedTransport:
+        if self._traced is None:
+            raise NotConnected()
+        return self._traced
 
     async def _publish_span_record(self, service: str, record: SpanRecord) -> None:
         # Untraced on purpose: a span for publishing a span would never end.
         subject = self.subjects.spans(service.replace(".", "_"))
-        await self.nc.publish(subject, encode(record), headers={VERSION_HEADER: _VERSION_TEXT})
+        await self.transport.publish(subject, encode(record), {VERSION_HEADER: _VERSION_TEXT})
 
     async def publish_js(
         self,
@@ -416,12 +441,8 @@ class Bus:
             hdrs["Nats-Msg-Id"] = msg_id
         data = await self._payload(message, hdrs)
         timeout = timeout_s or self.config.js_timeout_s
-        if tracing.enabled():
-            with tracing.publish_span(subject, hdrs, len(data), msg_id):
-                ack = await self.js.publish(subject, data, headers=hdrs, timeout=timeout)
-            self.stats.published += 1
-            return StreamAck(ack.stream, ack.seq, bool(ack.duplicate), ack.domain)
-        future = await self.publish_async(subject, data, hdrs)
+        future = await self._traced_transport.publish_js(subject, data, hdrs, msg_id)
+        self.stats.published += 1
         if timeout >= self.config.js_timeout_s:
             return await future
         try:
@@ -439,21 +460,9 @@ class Bus:
         `nats.errors.TimeoutError` after `js_timeout_s`. Many writes can be in
         flight at once; await their futures together (docs/architecture.md, "Hot path").
         """
-        replies = self._replies or await self._reply_mux()
-        future = await replies.publish_js(subject, payload, headers)
+        future = await self.transport.publish_js(subject, payload, headers)
         self.stats.published += 1
         return future
-
-    async def _reply_mux(self) -> Replies:
-        """The connection's one reply inbox (`Replies`), started on first use."""
-        if self._replies is not None:
-            return self._replies
-        async with self._replies_lock:
-            if self._replies is None:
-                replies = Replies(self.nc, self.config.js_timeout_s)
-                await replies.start()
-                self._replies = replies
-            return self._replies
 
     def kv_subject(self, bucket: Bucket, key: str) -> str:
         """The subject a KV entry is written on (what `KeyValue.put` publishes to)."""
@@ -475,19 +484,14 @@ class Bus:
         timeout = timeout_s or self.config.request_timeout_s
         hdrs = self.headers(headers)
         data = await self._payload(message, hdrs)
-        replies = await self._reply_mux()
         try:
-            if tracing.enabled():
-                with tracing.publish_span(subject, hdrs, len(data)):
-                    msg = await (await replies.request(subject, data, hdrs, timeout))
-            else:
-                msg = await (await replies.request(subject, data, hdrs, timeout))
+            msg = await (await self._traced_transport.request(subject, data, hdrs, timeout))
         except NoReply:
             raise NoResponders(subject) from None
         except nats.errors.TimeoutError:
             raise RequestTimeout(subject, timeout) from None
-        payload = await self._resolve(msg, self.config.max_message_bytes)
-        self._check_version(msg.headers)
+        payload = await boundary.payload_of(self, msg, self.config.max_message_bytes)
+        boundary.check_version(msg.headers)
         reply = codec.decode(payload)
         if isinstance(reply, ErrorReply):
             raise RemoteError(reply.code, reply.detail, reply.retryable)
@@ -524,90 +528,6 @@ class Bus:
         if sub in self._subs:
             self._subs.remove(sub)
 
-    async def _resolve(self, msg: Msg, max_bytes: int) -> bytes:
-        name = blob_name(msg.headers) if msg.headers else None
-        if name is not None:
-            assert self._blobs is not None
-            return await self._blobs.get(name, max_bytes)
-        if len(msg.data) > max_bytes:
-            raise ProtocolError(
-                DlqReason.TOO_LARGE, f"{len(msg.data)} bytes exceeds the {max_bytes} limit"
-            )
-        return msg.data
-
-    @staticmethod
-    def _check_version(headers: dict[str, str] | None) -> None:
-        # A message without the header (e.g. from the nats CLI) is read as ours.
-        if not headers:
-            return
-        version = headers.get(VERSION_HEADER)
-        if version is None or version == _VERSION_TEXT:
-            return
-        version = header(headers, VERSION_HEADER)  # a list, with fast-mail-parser
-        if version is not None and version != _VERSION_TEXT:
-            raise ProtocolError(
-                DlqReason.UNSUPPORTED_VERSION,
-                f"protocol version {version!r}; this process speaks {_VERSION_TEXT}",
-            )
-
-    async def decode_msg(self, msg: Msg, codec: Codec[T], max_bytes: int) -> tuple[T, Incoming]:
-        """Decode one received message; raises ProtocolError with the reason."""
-        headers = msg.headers
-        self._check_version(headers)
-        data = await self._resolve(msg, max_bytes)
-        incoming = Incoming(
-            subject=msg.subject,
-            reply=msg.reply,
-            headers=normalized(headers) if headers else {},
-            data=data,
-            raw=msg,
-        )
-        return codec.decode(data), incoming
-
-    async def dispatch(
-        self, msg: Msg, codec: Codec[T], handler: Handler[T], max_bytes: int, queue: str = ""
-    ) -> None:
-        """Decode, run the handler, reply; never raises (but for cancellation)."""
-        self.stats.received += 1
-        try:
-            value, incoming = await self.decode_msg(msg, codec, max_bytes)
-        except ProtocolError as err:
-            await self.reject(msg, err)
-            return
-        try:
-            if tracing.enabled():
-                with tracing.process_span(msg.subject, incoming.headers, incoming.size, queue):
-                    reply = await handler(value, incoming)
-            else:
-                reply = await handler(value, incoming)
-        except Exception as exc:
-            self.stats.handler_errors += 1
-            log.exception("handler for %s failed", msg.subject)
-            await self.dead_letter(
-                DlqReason.HANDLER_ERROR,
-                subject=msg.subject,
-                error=f"{type(exc).__name__}: {exc}",
-                headers=msg.headers,
-                payload=incoming.data,
-            )
-            reply = ErrorReply(
-                code=ErrorCode.INTERNAL,
-                detail=f"handler failed: {type(exc).__name__}",
-                retryable=True,
-            )
-        if reply is not None and msg.reply:
-            await self.reply(msg.reply, reply)
-
-    async def reject(self, msg: Msg, err: ProtocolError) -> None:
-        """Log, dead-letter and (for a request) answer a malformed message."""
-        log.warning("rejected message on %s: %s", msg.subject, err)
-        await self.dead_letter(
-            err.reason, subject=msg.subject, error=err.detail, headers=msg.headers, payload=msg.data
-        )
-        if msg.reply and not msg.subject.startswith("$JS."):
-            code = deadletter.REPLY_CODE.get(err.reason, ErrorCode.BAD_REQUEST)
-            await self.reply(msg.reply, ErrorReply(code=code, detail=str(err), retryable=False))
-
     async def reply(self, reply_to: str, message: Message) -> None:
         """Answer a request with a fresh publish (msg.respond would re-send the
         request's headers). A reply carries no version header: the request's
@@ -618,10 +538,7 @@ class Bus:
         headers: dict[str, str] = {}
         try:
             data = await self._payload(message, headers)
-            if headers:
-                await wire.publish(self.nc, reply_to, data, headers)
-            else:
-                await wire.publish_plain(self.nc, reply_to, data)
+            await self.transport.publish(reply_to, data, headers or None)
             self.stats.published += 1
         except Exception as exc:  # the requester may be gone; that is its problem
             log.debug("reply to %s failed: %s", reply_to, exc)
@@ -675,175 +592,22 @@ class Bus:
         max_failures: int = DEFAULT_MAX_FAILURES,
         on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
     ) -> None:
-        """Pull from a durable consumer until cancelled (bus/pull.py).
-
-        A message is acked when its handler returns (unless the handler acked,
-        nak'ed or term'ed it itself), nak'ed with a delay if the handler
-        raises, and dead-lettered then terminated if it cannot be decoded or
-        its handler failed `max_failures` times with an error that is not
-        transient (bus/redelivery.py).
-        At most `batch` messages are requested or being handled at once. With
-        `parallel` they are handled concurrently (the handler must serialize
-        what needs it); without, one at a time in stream order. `on_reject`
-        hears of each message dead-lettered as undecodable, before it is
-        terminated (e.g. to end the task it was meant to start).
-        """
-        config = js_api.ConsumerConfig(
-            durable_name=durable,
-            filter_subject=stream_subject,
-            ack_policy=js_api.AckPolicy.EXPLICIT,
-            ack_wait=ack_wait_s,
-            max_ack_pending=batch * 8,
+        """Pull from a durable consumer until cancelled; bus/consume.py says how
+        messages are settled."""
+        await consume(
+            self,
+            stream_subject,
+            durable,
+            codec,
+            handler,
+            stream=stream,
+            batch=batch,
+            ack_wait_s=ack_wait_s,
+            ready=ready,
+            parallel=parallel,
+            max_failures=max_failures,
+            on_reject=on_reject,
         )
-
-        async def find_stream() -> str:
-            return await self.js.find_stream_name_by_subject(stream_subject)
-
-        if stream is None:
-            stream = await self._retrying(find_stream, f"consumer {durable}")
-        stream_name = stream
-
-        async def ensure_consumer() -> None:
-            try:
-                await self.js.consumer_info(stream_name, durable)
-            except nats.js.errors.NotFoundError:
-                await self.js.add_consumer(stream_name, config)
-
-        failures = HandlerFailures(max_failures)
-        running: set[asyncio.Task[None]] = set()
-        # In order: one worker takes them from here, so the subscription's
-        # callback (which also reads the pull requests' heartbeats) never waits.
-        ordered: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def settle(msg: Msg) -> None:
-            try:
-                await self._dispatch_js(msg, codec, handler, failures, on_reject)
-            finally:
-                pull.done()
-
-        async def work_in_order() -> None:
-            while True:
-                await settle(await ordered.get())
-
-        def on_message(msg: Msg) -> None:
-            if not parallel:
-                ordered.put_nowait(msg)
-                return
-            task = asyncio.create_task(settle(msg))
-            running.add(task)
-            task.add_done_callback(running.discard)
-
-        pull = PullLoop(
-            self.nc,
-            f"{self.js._prefix}.CONSUMER.MSG.NEXT.{stream_name}.{durable}",
-            on_message,
-            ensure_consumer,
-            limit=batch,
-            retry_s=self.config.reconnect_wait_s,
-            name=durable,
-        )
-        await self._retrying(ensure_consumer, f"consumer {durable}")
-        await pull.start()
-        self._pulls.add(pull)
-        if not parallel:
-            worker = asyncio.create_task(work_in_order())
-            running.add(worker)
-            worker.add_done_callback(running.discard)
-        if ready is not None:
-            ready.set()
-        try:
-            await pull.run()
-        finally:
-            # The durable consumer stays; only this process's inbox goes.
-            # Handlers still running are cancelled: their messages are not
-            # acknowledged and come back after ack_wait.
-            self._pulls.discard(pull)
-            await pull.stop()
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
-
-    async def _handler_failed(
-        self, msg: Msg, incoming: Incoming, exc: Exception, failures: HandlerFailures
-    ) -> None:
-        """Nak for another delivery, or dead-letter and terminate (bus/redelivery.py)."""
-        if is_transient(exc):
-            log.info("handler for %s: %s; will be redelivered", msg.subject, exc)
-            await incoming.nak(delay_s=1.0)
-            return
-        seq = msg.metadata.sequence.stream
-        count = failures.add(seq)
-        if count < failures.limit:
-            log.exception(
-                "handler for %s failed (%d of %d); will be redelivered",
-                msg.subject, count, failures.limit,
-            )  # fmt: skip
-            await incoming.nak(delay_s=failures.delay_s(count))
-            return
-        log.error(
-            "handler for %s failed %d times: %s: %s; dead-lettered",
-            msg.subject, count, type(exc).__name__, exc,
-        )  # fmt: skip
-        stored = await self.dead_letter(
-            DlqReason.HANDLER_ERROR,
-            subject=msg.subject,
-            error=f"{type(exc).__name__}: {exc} (failed {count} deliveries)",
-            headers=msg.headers,
-            payload=incoming.data,
-        )
-        if not stored:  # never drop a message whose DLQ entry is not kept
-            await incoming.nak(delay_s=failures.delay_s(count))
-            return
-        failures.forget(seq)
-        await incoming.term()
-
-    async def _retrying(self, operation: Callable[[], Awaitable[R]], what: str) -> R:
-        """Run a JetStream operation until it succeeds (transient NATS errors only)."""
-        logged = False
-        while True:
-            try:
-                return await operation()
-            except (nats.errors.Error, TimeoutError) as exc:
-                if not logged:
-                    log.warning("%s: %s; retrying", what, describe(exc))
-                    logged = True
-                await asyncio.sleep(self.config.reconnect_wait_s)
-
-    async def _dispatch_js(
-        self,
-        msg: Msg,
-        codec: Codec[T],
-        handler: Callable[[T, Incoming], Awaitable[None]],
-        failures: HandlerFailures,
-        on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
-    ) -> None:
-        self.stats.received += 1
-        try:
-            value, incoming = await self.decode_msg(msg, codec, self.config.max_message_bytes)
-        except ProtocolError as err:
-            await self.reject(msg, err)
-            if on_reject is not None:
-                try:
-                    await on_reject(msg, err)
-                except Exception as exc:  # the dead letter is kept either way
-                    log.warning("on_reject for %s failed: %s", msg.subject, exc)
-            await msg.term()
-            return
-        try:
-            if tracing.enabled():
-                with tracing.process_span(msg.subject, incoming.headers, incoming.size):
-                    await handler(value, incoming)
-            else:
-                await handler(value, incoming)
-        except Exception as exc:
-            self.stats.handler_errors += 1
-            settle = self._handler_failed(msg, incoming, exc, failures)
-        else:
-            settle = incoming.ack()
-        try:
-            await settle
-        except Exception as exc:  # unsettled: redelivered after ack_wait, which is safe
-            log.debug("could not settle %s: %s", msg.subject, exc)
 
 
 async def _abandon(nc: NatsClient) -> None:

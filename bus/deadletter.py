@@ -6,7 +6,6 @@ import time
 from nats.js import JetStreamContext
 
 from natsfleet.bus.incoming import normalized
-from natsfleet.bus.redact import redact, redact_bytes, redact_mapping
 from natsfleet.protocols import (
     MSG_ID_HEADER,
     VERSION,
@@ -18,6 +17,7 @@ from natsfleet.protocols import (
     Subjects,
     encode,
 )
+from natsfleet.telemetry.redact import redact, redact_bytes, redact_mapping
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from natsfleet.bus import wire
-
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
+
+    from natsfleet.bus.transport import Transport
 
 
 def header(headers: Mapping[str, Any] | None, name: str) -> str | None:
@@ -41,6 +41,10 @@ class Incoming:
     data: bytes
     # The nats-py message, for JetStream acks and metadata.
     raw: "Msg | None" = field(default=None, repr=False)
+    # What acknowledges it (the bus's transport); None: not a JetStream message.
+    transport: "Transport | None" = field(default=None, repr=False)
+    # Acked, nak'ed or terminated: a JetStream message is settled once.
+    settled: bool = field(default=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -48,19 +52,22 @@ class Incoming:
 
     async def ack(self) -> None:
         raw = self.raw
-        if raw is not None and raw.reply and not raw._ackd:
-            # What `Msg.ack` sends (an empty message to the ack subject), on
-            # the hot path's publish: one per Submit and per RESULTS message.
-            await wire.publish_plain(raw._client, raw.reply, b"")
-            raw._ackd = True
+        if raw is not None and raw.reply and not self.settled:
+            if self.transport is not None:
+                await self.transport.ack(raw)
+            else:
+                await raw.ack()
+            self.settled = True
 
     async def nak(self, delay_s: float | None = None) -> None:
-        if self.raw is not None and self.raw.reply and not self.raw._ackd:
+        if self.raw is not None and self.raw.reply and not self.settled:
             await self.raw.nak(delay=delay_s)
+            self.settled = True
 
     async def term(self) -> None:
-        if self.raw is not None and self.raw.reply and not self.raw._ackd:
+        if self.raw is not None and self.raw.reply and not self.settled:
             await self.raw.term()
+            self.settled = True
 
     async def in_progress(self) -> None:
         if self.raw is not None and self.raw.reply:

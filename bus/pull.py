@@ -39,14 +39,13 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from natsfleet.bus.errors import describe
 from natsfleet.bus.incoming import header
-from natsfleet.bus.loop import wait_event
-from natsfleet.bus.receive import subscribe_direct
+from natsfleet.bus.transport import Transport
+from natsfleet.process.loop import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class PullLoop:
 
     def __init__(
         self,
-        nc: NatsClient,
+        transport: Transport,
         next_subject: str,
         on_message: Callable[[Msg], None],
         ensure_consumer: Callable[[], Awaitable[None]],
@@ -89,7 +88,7 @@ class PullLoop:
         retry_s: float = 0.5,
         name: str = "",
     ) -> None:
-        self._nc = nc
+        self._transport = transport
         self._next_subject = next_subject
         self._on_message = on_message
         self._ensure_consumer = ensure_consumer
@@ -121,10 +120,10 @@ class PullLoop:
         return self._requested
 
     async def start(self) -> None:
-        self._prefix = self._nc.new_inbox() + "."
+        self._prefix = self._transport.new_inbox() + "."
         # Delivered straight to `_deliver` as read (no client-side queue to
         # overflow); credit bounds what is held.
-        self._sub = await subscribe_direct(self._nc, self._prefix + "*", self._deliver)
+        self._sub = await self._transport.subscribe(self._prefix + "*", self._deliver)
         self._wake.set()  # the first pull goes out at once
 
     def done(self) -> None:
@@ -186,8 +185,8 @@ class PullLoop:
             idle_heartbeat=int(self._heartbeat_s * 1e9),
         )
         try:
-            await self._nc.publish(
-                self._next_subject, msgspec.json.encode(request), reply=self._prefix + token
+            await self._transport.publish(
+                self._next_subject, msgspec.json.encode(request), None, self._prefix + token
             )
         except nats.errors.Error as exc:  # reconnecting: the wake-up after it pulls again
             self._failed(exc)

@@ -3,14 +3,14 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 
-from natsfleet.bus.incoming import Incoming
-from natsfleet.protocols import Codec, Message
+from natsfleet.bus import boundary
+from natsfleet.bus.boundary import Handler
+from natsfleet.protocols import Codec
 
 if TYPE_CHECKING:
     from natsfleet.bus.connection import Bus
@@ -19,9 +19,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: A handler gets the decoded value and its envelope; what it returns (if the
-#: message was a request) is sent back as the reply.
-Handler = Callable[[T, Incoming], Awaitable[Message | None]]
+__all__ = ["Handler", "Subscription"]
 
 
 class Subscription(Generic[T]):
@@ -67,7 +65,9 @@ class Subscription(Generic[T]):
 
     async def _on_message(self, msg: Msg) -> None:
         if self._concurrency == 1:
-            await self._bus.dispatch(msg, self._codec, self._handler, self._max_bytes, self.queue)
+            await boundary.dispatch(
+                self._bus, msg, self._codec, self._handler, self._max_bytes, self.queue
+            )
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._run_one(msg))
@@ -76,7 +76,9 @@ class Subscription(Generic[T]):
 
     async def _run_one(self, msg: Msg) -> None:
         try:
-            await self._bus.dispatch(msg, self._codec, self._handler, self._max_bytes, self.queue)
+            await boundary.dispatch(
+                self._bus, msg, self._codec, self._handler, self._max_bytes, self.queue
+            )
         finally:
             self._slots.release()
 

@@ -48,7 +48,7 @@ def run_command(
     are handed back, and it exits 0. A second signal hands back at once.
     """
     from natsfleet.agents import default_instance_id, load_agent, run_agent
-    from natsfleet.bus.logs import setup_logging, setup_process
+    from natsfleet.telemetry.logs import setup_logging, setup_process
 
     setup_logging("natsfleet-agent")  # until the agent's own name is known
     # Like uvicorn's --app-dir: `module:Class` imports from the current directory.
@@ -90,8 +90,9 @@ def agents_command(
     timeout_s: float,
 ) -> None:
     """List live agent instances, as the supervisor's registry knows them."""
-    from natsfleet.bus import NoResponders, RequestTimeout, tracing
+    from natsfleet.bus import NoResponders, RequestTimeout
     from natsfleet.cli.connect import NATS_ERRORS, bus_config, report
+    from natsfleet.telemetry import tracing
 
     # The connection's retry warnings would bury the one line that matters here.
     logging.getLogger("natsfleet.bus").setLevel(logging.ERROR)
@@ -122,8 +123,8 @@ def agents_command(
 async def _fetch_agents(
     config: "BusConfig", agent_name: str | None, timeout_s: float
 ) -> tuple[AgentInfo, ...]:
-    from natsfleet.bus import FleetClient
     from natsfleet.cli.connect import run_connected
+    from natsfleet.client import FleetClient
 
     return await run_connected(
         config,

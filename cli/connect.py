@@ -15,7 +15,7 @@ from typing import TypeVar
 import click
 
 from natsfleet.bus import BadNatsConfig, Bus, BusConfig, ConnectionLost, Unreachable
-from natsfleet.bus.redact import redact
+from natsfleet.telemetry.redact import redact
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., object])

@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming, NatsServer, shared_gomaxprocs
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer, shared_gomaxprocs
 from natsfleet.protocols import AgentAnnouncement, Codec, Hello, Message, NatsFleetError, Rollcall
 
 DEMO_AGENTS = ("researcher", "writer", "editor", "booker")

@@ -15,7 +15,7 @@ from natsfleet.agents.builtins.content_types import Draft
 from natsfleet.agents.builtins.travel_types import CalendarEntry, ConfirmationSent
 from natsfleet.agents.tools import EditCriteria
 from natsfleet.agents.tools.travel import Booking, Payment
-from natsfleet.bus import FleetClient, TaskFailed
+from natsfleet.client import FleetClient, TaskFailed
 from natsfleet.protocols import TaskEvent, TaskState, Usage, decode_raw, is_terminal
 
 CONTENT_QUESTION = "How do leases and fencing tokens stop a deposed supervisor from acting?"

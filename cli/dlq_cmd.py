@@ -3,8 +3,8 @@
 import click
 from rich.table import Table
 
-from natsfleet.bus import FleetClient
 from natsfleet.cli.task_cmd import EXIT_OK, _console, _json, _nats, _prefix, _print_json, _run
+from natsfleet.client import FleetClient
 from natsfleet.protocols import DlqRequest
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import click
 
-from natsfleet.bus.redact import redact
 from natsfleet.cli.agent_cmd import AGENT_COMMANDS
 from natsfleet.cli.compare import compare_command
 from natsfleet.cli.demo_cmd import demo_command
@@ -28,6 +27,7 @@ from natsfleet.cli.task_cmd import (
 from natsfleet.cli.trace_cmd import trace_command
 from natsfleet.cli.up_cmd import down_command, ps_command, up_command
 from natsfleet.cli.workflow_cmd import approve_command, workflows_group
+from natsfleet.telemetry.redact import redact
 
 
 class _RedactingGroup(click.Group):

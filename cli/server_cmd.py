@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from natsfleet.bus.server import NatsServer, ServerError
+from natsfleet.process.server import NatsServer, ServerError
 from natsfleet.protocols.schema import write_schemas
 
 

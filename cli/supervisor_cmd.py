@@ -9,14 +9,14 @@ import click
 import msgspec
 
 from natsfleet.bus import BadNatsConfig, BusConfig, ConnectionLost, Unreachable
-from natsfleet.bus.logs import setup_process
-from natsfleet.bus.loop import loop_factory
-from natsfleet.bus.metrics import configure_metrics
-from natsfleet.bus.redact import redact
 from natsfleet.cli.connect import bus_config
+from natsfleet.process.loop import loop_factory
 from natsfleet.supervisor import Supervisor, SupervisorConfig
 from natsfleet.supervisor.config import default_supervisor_id
 from natsfleet.supervisor.workflows import WorkflowError
+from natsfleet.telemetry.logs import setup_process
+from natsfleet.telemetry.metrics import configure_metrics
+from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
 

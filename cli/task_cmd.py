@@ -17,7 +17,6 @@ import click
 import msgspec
 from rich.table import Column, Table
 
-from natsfleet.bus import FleetClient, TaskRejected, WaitTimeout, tracing
 from natsfleet.cli.connect import (
     NATS_ERRORS,
     bus_config,
@@ -27,6 +26,7 @@ from natsfleet.cli.connect import (
 )
 from natsfleet.cli.console import console
 from natsfleet.cli.workflow_view import print_workflow
+from natsfleet.client import FleetClient, TaskRejected, WaitTimeout
 from natsfleet.protocols import (
     InFlight,
     InvalidValue,
@@ -44,6 +44,7 @@ from natsfleet.protocols import (
     is_null,
     new_task_id,
 )
+from natsfleet.telemetry import tracing
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTED, EXIT_TIMEOUT = 0, 1, 2, 3, 4
 

@@ -9,7 +9,6 @@ from rich.text import Text
 from rich.tree import Tree
 
 from natsfleet.bus import Bus
-from natsfleet.bus.trace_view import SpanNode, build_tree, read_spans, spans_of_task
 from natsfleet.cli.connect import (
     NATS_ERRORS,
     bus_config,
@@ -17,6 +16,7 @@ from natsfleet.cli.connect import (
     report,
     run_connected,
 )
+from natsfleet.client.traces import SpanNode, build_tree, read_spans, spans_of_task
 from natsfleet.protocols import SpanRecord, encode
 
 _BAR_WIDTH = 30

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import click
 
-from natsfleet.bus import FleetClient
 from natsfleet.cli.console import console
 from natsfleet.cli.task_cmd import (
     EXIT_OK,
@@ -16,6 +15,7 @@ from natsfleet.cli.task_cmd import (
     _print_json,
     _run,
 )
+from natsfleet.client import FleetClient
 from natsfleet.supervisor.workflows import WorkflowError, load
 
 _console = console()

@@ -13,11 +13,11 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from natsfleet.bus.loop import wait_event
 from natsfleet.deploy.logsink import LineSink
 from natsfleet.deploy.plan import ProcessSpec
 from natsfleet.deploy.restart import RestartIntensity
 from natsfleet.deploy.state import ChildState
+from natsfleet.process.loop import wait_event
 
 log = logging.getLogger(__name__)
 

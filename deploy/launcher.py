@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from natsfleet.bus.server import NatsServer, shared_gomaxprocs
 from natsfleet.deploy.child import Child
 from natsfleet.deploy.errors import DeployError
 from natsfleet.deploy.fleetfile import FleetFile
@@ -24,6 +23,7 @@ from natsfleet.deploy.logsink import LineSink
 from natsfleet.deploy.plan import Kind, common_env, plan
 from natsfleet.deploy.restart import RestartIntensity
 from natsfleet.deploy.state import UpState, remove_state, write_state
+from natsfleet.process.server import NatsServer, shared_gomaxprocs
 
 log = logging.getLogger(__name__)
 

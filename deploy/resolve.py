@@ -12,7 +12,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib.metadata import entry_points
 
-from natsfleet.bus.specs import AGENT_ENTRY_POINT_GROUP, ImportSpecError, resolve_spec, split_spec
+from natsfleet.process.specs import (
+    AGENT_ENTRY_POINT_GROUP,
+    ImportSpecError,
+    resolve_spec,
+    split_spec,
+)
 
 # Kept as this module's name for existing imports; the one definition is in bus.specs.
 ENTRY_POINT_GROUP = AGENT_ENTRY_POINT_GROUP

@@ -14,7 +14,7 @@ request would have raised.
 
 import asyncio
 
-from natsfleet.bus import Bus, tracing
+from natsfleet.bus import Bus
 from natsfleet.protocols import (
     Accept,
     Assign,
@@ -29,6 +29,7 @@ from natsfleet.protocols import (
     RemoteError,
 )
 from natsfleet.supervisor.registry import Instance
+from natsfleet.telemetry import tracing
 
 _REPLY = Codec[AssignReply](AssignReply)
 _BATCH_REPLY = Codec[AssignBatchAnswer](AssignBatchAnswer)

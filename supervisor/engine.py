@@ -17,7 +17,6 @@ from nats.aio.msg import Msg
 from natsfleet.bus import Bus
 from natsfleet.bus.incoming import header
 from natsfleet.bus.payloads import bounded_error, offload_output
-from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     MSG_ID_HEADER,
     NULL_RAW,
@@ -50,6 +49,7 @@ from natsfleet.supervisor.registry import Instance, Registry
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
 from natsfleet.supervisor.telemetry import AttemptSpans
 from natsfleet.supervisor.timers import Timer, Timers
+from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
 

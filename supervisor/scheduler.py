@@ -11,7 +11,6 @@ import logging
 
 from natsfleet.bus import NoResponders, RequestTimeout
 from natsfleet.bus.payloads import bounded_error
-from natsfleet.bus.redact import redact
 from natsfleet.protocols import (
     Accept,
     Assign,
@@ -27,6 +26,7 @@ from natsfleet.supervisor.assigner import Assigner
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.registry import Instance
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
+from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 
 from natsfleet.bus import Bus, BusConfig, Incoming
-from natsfleet.bus.loop import wait_event
+from natsfleet.process.loop import wait_event
 from natsfleet.protocols import (
     AgentAnnouncement,
     Bucket,

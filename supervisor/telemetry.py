@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from natsfleet.bus import tracing
 from natsfleet.protocols import ErrorInfo, TaskRecord
+from natsfleet.telemetry import tracing
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span

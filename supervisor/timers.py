@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from natsfleet.bus.loop import wait_event
+from natsfleet.process.loop import wait_event
 
 
 @dataclass(frozen=True, slots=True)

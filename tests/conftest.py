@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from natsfleet.bus import Bus, BusConfig
-from natsfleet.bus.server import NatsServer
+from natsfleet.process.server import NatsServer
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def spans() -> Iterator[Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from natsfleet.bus import tracing
+    from natsfleet.telemetry import tracing
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

@@ -92,5 +92,15 @@ def test_wheel_holds_only_the_natsfleet_namespace(tmp_path: Path) -> None:
     tops = {name.split("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert tops == {"natsfleet", wheel.name.split("-py3")[0] + ".dist-info"}
     names = zipfile.ZipFile(wheel).namelist()
-    for package in ("protocols", "bus", "supervisor", "agents", "deploy", "cli"):
+    for package in (
+        "protocols",
+        "telemetry",
+        "process",
+        "bus",
+        "client",
+        "supervisor",
+        "agents",
+        "deploy",
+        "cli",
+    ):
         assert f"natsfleet/{package}/py.typed" in names

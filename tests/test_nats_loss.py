@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import TaskEvent, TaskState
 from tests.procs import AgentProcess, AgentProcs, until_agents
 

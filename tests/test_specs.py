@@ -5,12 +5,17 @@ import pytest
 import natsfleet.agents.loader as agents_loader
 import natsfleet.deploy.resolve as deploy_resolve
 from natsfleet.agents.builtin import EchoAgent
-from natsfleet.bus.specs import AGENT_ENTRY_POINT_GROUP, ImportSpecError, resolve_spec, split_spec
+from natsfleet.process.specs import (
+    AGENT_ENTRY_POINT_GROUP,
+    ImportSpecError,
+    resolve_spec,
+    split_spec,
+)
 
 
 def test_resolves_a_dotted_attribute() -> None:
     assert resolve_spec("natsfleet.agents.builtin:EchoAgent") is EchoAgent
-    assert resolve_spec("natsfleet.bus.specs:ImportSpecError.__name__") == "ImportSpecError"
+    assert resolve_spec("natsfleet.process.specs:ImportSpecError.__name__") == "ImportSpecError"
 
 
 @pytest.mark.parametrize("spec", ["no_colon", ":Class", "module:", ""])

@@ -30,7 +30,7 @@ from natsfleet.agents.telemetry import execute_tool
 from natsfleet.agents.tools.editing import cited_numbers
 from natsfleet.agents.tools.research import LocalCorpusSearch, Passage, SearchProvider
 from natsfleet.agents.tools.research.web import WebSearchProvider
-from natsfleet.bus.specs import resolve_spec
+from natsfleet.process.specs import resolve_spec
 
 log = logging.getLogger(__name__)
 

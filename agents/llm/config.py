@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 
 from natsfleet.agents.llm.types import Tier, TokenUsage
-from natsfleet.bus.redact import register
 from natsfleet.protocols import NatsFleetError
+from natsfleet.telemetry.redact import register
 
 _PER_MTOK = 1_000_000.0
 

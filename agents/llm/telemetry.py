@@ -15,7 +15,7 @@ from opentelemetry import metrics
 from natsfleet.agents.llm.config import ModelConfig
 from natsfleet.agents.llm.errors import LLMError
 from natsfleet.agents.llm.types import LLMResponse, Tier
-from natsfleet.bus import tracing
+from natsfleet.telemetry import tracing
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span

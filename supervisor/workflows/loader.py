@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from natsfleet.bus.specs import ImportSpecError, resolve_spec
+from natsfleet.process.specs import ImportSpecError, resolve_spec
 from natsfleet.supervisor.workflows.errors import WorkflowDefinitionError, WorkflowError
 from natsfleet.supervisor.workflows.format1 import WorkflowDefV1, upgrade
 from natsfleet.supervisor.workflows.model import Step, WorkflowDef

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from msgspec import structs
 
-from natsfleet.bus import FleetClient
+from natsfleet.client import FleetClient
 from natsfleet.protocols import (
     Ack,
     ApproveRequest,

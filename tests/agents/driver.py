@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import msgspec
+import nats.js.errors
 from nats.js import api as js_api
 
 from natsfleet.agents import AgentRuntime
@@ -203,13 +204,20 @@ class Driver:
     async def rollcall(self) -> None:
         await self.bus.publish(self.subjects.rollcall(), Rollcall(supervisor_id="test"))
 
-    async def dead_letter(self, reason: str) -> DeadLetter:
-        """The newest DLQ entry with `reason`."""
-        msg = await self.bus.js.get_last_msg(
-            self.subjects.stream(Stream.DLQ), self.subjects.dlq(reason)
-        )
-        assert msg.data is not None
-        return _DLQ.decode(msg.data)
+    async def dead_letter(self, reason: str, timeout_s: float = 5.0) -> DeadLetter:
+        """The newest DLQ entry with `reason`, once there is one: out of an
+        AssignBatch the agent writes it beside its reply, not before it."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                try:
+                    msg = await self.bus.js.get_last_msg(
+                        self.subjects.stream(Stream.DLQ), self.subjects.dlq(reason)
+                    )
+                except nats.js.errors.NotFoundError:
+                    await asyncio.sleep(0.01)
+                    continue
+                assert msg.data is not None
+                return _DLQ.decode(msg.data)
 
 
 def error_reply(reply: AssignReply) -> ErrorReply:

@@ -12,7 +12,7 @@ import pytest
 from natsfleet.agents import TaskContext, skill
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.skill import SkillDef
-from natsfleet.bus import NatsServer
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Assign, Failure, FailureKind, Result
 from tests.agents.driver import driver, running
 from tests.fleet_agents import EchoAgent, Text

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 
-from natsfleet.bus import NatsServer
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Accept,
     Codec,

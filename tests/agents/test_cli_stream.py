@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from tests.procs import AgentProcs, until_agents
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from natsfleet.bus import FleetClient, NatsServer
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import TaskState
 from tests.agents.driver import Driver, driver
 from tests.fleet_agents import FannedIn, Slept

@@ -3,7 +3,8 @@
 import asyncio
 
 from natsfleet.agents.outbox import Outbox
-from natsfleet.bus import Bus, BusConfig, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     AttemptOutcome,
     Codec,

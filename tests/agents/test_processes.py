@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.bus import NatsServer
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Accept,
     Failure,

@@ -7,7 +7,8 @@ import msgspec
 import pytest
 
 from natsfleet.agents import AgentRuntime, TaskContext, skill
-from natsfleet.bus import BusConfig, NatsServer
+from natsfleet.bus import BusConfig
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     MSG_ID_HEADER,
     Accept,

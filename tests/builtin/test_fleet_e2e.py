@@ -15,9 +15,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from icalendar import Calendar
 
 from natsfleet.agents.tools import cited_numbers
-from natsfleet.bus import TaskFailed
 from natsfleet.cli.demo_fleet import DemoFleet
 from natsfleet.cli.demo_steps import ledger, run_content, run_travel
+from natsfleet.client import TaskFailed
 from natsfleet.protocols import TaskState
 from tests.builtin.conftest import wire_llm_table
 

@@ -6,7 +6,8 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, NatsServer, NoResponders, RequestTimeout
+from natsfleet.bus import Bus, BusConfig, NoResponders, RequestTimeout
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Bucket
 
 
@@ -63,6 +64,6 @@ async def test_requests_with_many_different_timeouts_leave_nothing_behind(
         with pytest.raises((NoResponders, RequestTimeout)):
             await bus.request(f"{prefix}.silent", Rollcall(supervisor_id="x"), codec,
                               timeout_s=0.1)  # fmt: skip
-        replies = bus._replies
+        replies = bus.transport._replies
         assert replies is not None
         assert replies._pending == {} and replies._where == {}

@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, Incoming, NatsServer, NoResponders, RequestTimeout
+from natsfleet.bus import Bus, BusConfig, Incoming, NoResponders, RequestTimeout
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     VERSION_HEADER,
     AgentInbox,

@@ -2,7 +2,9 @@
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 
 
 async def test_connect_from_env_and_async_with_closes_its_bus(

@@ -5,15 +5,9 @@ import asyncio
 import pytest
 from nats.js import api as js_api
 
-from natsfleet.bus import (
-    Bus,
-    BusConfig,
-    FleetClient,
-    Incoming,
-    NatsServer,
-    StorageConfig,
-    TaskRejected,
-)
+from natsfleet.bus import Bus, BusConfig, Incoming, StorageConfig
+from natsfleet.client import FleetClient, TaskRejected
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Bucket,
     Codec,

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from natsfleet.bus.loop import wait_event
+from natsfleet.process.loop import wait_event
 
 
 async def test_it_says_whether_the_event_was_set() -> None:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, ConnectionLost, NatsServer, Unreachable
+from natsfleet.bus import Bus, BusConfig, ConnectionLost, Unreachable
+from natsfleet.process import NatsServer
 
 
 @pytest.fixture

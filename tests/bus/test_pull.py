@@ -2,7 +2,9 @@
 
 import asyncio
 
-from natsfleet.bus import Bus, FleetClient, Incoming, NatsServer
+from natsfleet.bus import Bus, Incoming
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Codec, Stream, Submit
 
 SUBMIT = Codec[Submit](Submit)
@@ -205,9 +207,9 @@ async def test_a_slow_handler_in_order_does_not_make_live_requests_look_dead(bus
     consumer = await _consume(bus, "slow", handle, batch=4)
     try:
         async with asyncio.timeout(5):
-            while not bus._pulls:
+            while not bus.pulls:
                 await asyncio.sleep(0.01)
-        (pull,) = bus._pulls
+        (pull,) = bus.pulls
         loop = asyncio.get_running_loop()
 
         async def sample(until_s: float) -> None:

@@ -1,4 +1,4 @@
-"""bus/receive.py: the same headers as nats-py, and direct subscriptions that skip its queue."""
+"""bus/_receive.py: the same headers as nats-py, and direct subscriptions that skip its queue."""
 
 import asyncio
 import logging
@@ -8,8 +8,9 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from natsfleet.bus import NatsServer
-from natsfleet.bus.receive import FleetNats, parse_headers, subscribe_direct
+from natsfleet.bus._receive import FleetNats, parse_headers
+from natsfleet.bus.transport import PublicTransport
+from natsfleet.process import NatsServer
 
 BLOCKS = [
     b"NATS/1.0\r\nNatsfleet-Version: 1\r\nNats-Msg-Id: 01ABC:tok\r\n\r\n",
@@ -92,7 +93,7 @@ async def test_a_failing_handler_is_logged_and_the_connection_goes_on(
 
     try:
         await nc.subscribe_direct("f", handler)
-        with caplog.at_level(logging.ERROR, logger="natsfleet.bus.receive"):
+        with caplog.at_level(logging.ERROR, logger="natsfleet.bus._receive"):
             for data in (b"one", b"bad", b"two"):
                 await nc.publish("f", data)
             async with asyncio.timeout(2):
@@ -130,13 +131,14 @@ async def test_after_unsubscribe_nothing_more_arrives_and_the_handler_is_forgott
         await nc.close()
 
 
-async def test_on_a_plain_client_the_handler_runs_behind_nats_py_queue(
+async def test_on_the_public_transport_the_handler_runs_behind_nats_py_queue(
     nats_server: NatsServer,
 ) -> None:
     nc = await nats.connect(nats_server.url)
     got: list[bytes] = []
     try:
-        sub = await subscribe_direct(nc, "p", lambda msg: got.append(msg.data))
+        transport = PublicTransport(nc, js_timeout_s=5.0)
+        sub = await transport.subscribe("p", lambda msg: got.append(msg.data))
         assert sub._wait_for_msgs_task is not None
         await nc.publish("p", b"x")
         async with asyncio.timeout(2):
@@ -201,7 +203,7 @@ async def test_the_fast_parser_hands_on_what_nats_py_parser_does(seed: int) -> N
 
     from nats.protocol.parser import Parser
 
-    from natsfleet.bus.receive import FastParser
+    from natsfleet.bus._receive import FastParser
 
     rng = random.Random(seed)
     cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randrange(0, 60)))
@@ -216,7 +218,7 @@ async def test_the_fast_parser_hands_on_what_nats_py_parser_does(seed: int) -> N
 async def test_a_malformed_control_line_is_refused_as_nats_py_refuses_it() -> None:
     from nats.errors import ProtocolError
 
-    from natsfleet.bus.receive import FastParser
+    from natsfleet.bus._receive import FastParser
 
     for line in (b"MSG a.b\r\n", b"MSG a.b x 5\r\nhello\r\n", b"HMSG a 1 2\r\n", b"NOPE\r\n"):
         with pytest.raises(ProtocolError):
@@ -224,7 +226,7 @@ async def test_a_malformed_control_line_is_refused_as_nats_py_refuses_it() -> No
 
 
 async def test_data_read_before_a_reset_is_dropped_after_it() -> None:
-    from natsfleet.bus.receive import FastParser
+    from natsfleet.bus._receive import FastParser
 
     recorder = _Recorder()
     parser = FastParser(recorder)
@@ -241,7 +243,7 @@ async def test_data_read_before_a_reset_is_dropped_after_it() -> None:
 
 
 async def test_a_large_payload_arriving_in_small_reads_is_not_copied_per_read() -> None:
-    from natsfleet.bus.receive import FastParser
+    from natsfleet.bus._receive import FastParser
 
     recorder = _Recorder()
     parser = FastParser(recorder)

@@ -11,9 +11,10 @@ from collections import Counter
 import nats.errors
 import pytest
 
-from natsfleet.bus import Bus, FleetClient, Incoming
+from natsfleet.bus import Bus, Incoming
 from natsfleet.bus.deadletter import build_entry
 from natsfleet.bus.redelivery import HandlerFailures, is_transient
+from natsfleet.client import FleetClient
 from natsfleet.protocols import Codec, DlqReason, NatsFleetError, Stream, Submit, encode
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
 

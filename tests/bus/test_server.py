@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.bus import NatsServer, shared_gomaxprocs
+from natsfleet.process import NatsServer, shared_gomaxprocs
 
 
 def _environ(pid: int) -> dict[str, str]:

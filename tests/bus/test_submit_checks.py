@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from natsfleet.bus import Bus, FleetClient
-from natsfleet.bus.client import IdempotencyKeyMismatch, idempotency_bucket_key
+from natsfleet.bus import Bus
+from natsfleet.client import FleetClient
+from natsfleet.client.fleet import IdempotencyKeyMismatch, idempotency_bucket_key
 from natsfleet.protocols import Bucket, InvalidValue, RetryPolicy, Stream, Timeouts
 
 BAD: list[dict[str, Any]] = [
@@ -47,7 +48,7 @@ async def test_a_bad_submit_raises_and_sends_nothing(bus: Bus, fields: dict[str,
 async def test_a_hostile_id_claimed_for_a_key_is_refused(bus: Bus) -> None:
     kv = await bus.kv(Bucket.IDEM)
     await kv.create(idempotency_bucket_key("order-1", bus.role), b"not an id.*")
-    # The key's check (bus/client.py, _check_key) refuses it before it becomes a subject.
+    # The key's check (client/fleet.py, _check_key) refuses it before it becomes a subject.
     with pytest.raises(IdempotencyKeyMismatch, match="not a task id"):
         await FleetClient(bus).submit("echo", {"n": 1}, key="order-1")
 

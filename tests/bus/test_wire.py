@@ -1,4 +1,4 @@
-"""bus/wire.py: the hot-path publish puts the same message on the wire as nats-py's."""
+"""bus/_wire.py: the hot-path publish puts the same message on the wire as nats-py's."""
 
 import asyncio
 
@@ -6,7 +6,8 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from natsfleet.bus import NatsServer, wire
+from natsfleet.bus import _wire as wire
+from natsfleet.process import NatsServer
 
 
 async def _receive(nc: nats.NATS, subject: str) -> "asyncio.Queue[Msg]":

@@ -32,7 +32,9 @@ from typing import Any
 import msgspec
 from nats.js.errors import KeyNotFoundError
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Bucket,
     Codec,

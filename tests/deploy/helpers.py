@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from natsfleet.bus import Bus, BusConfig, FleetClient
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
 from natsfleet.protocols import TaskEvent
 from tests.procs import REPO_ROOT
 

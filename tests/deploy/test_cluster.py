@@ -23,11 +23,12 @@ import nats.errors
 import pytest
 from nats.js.errors import KeyNotFoundError
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, StorageConfig
-from natsfleet.bus.server import NatsServer
+from natsfleet.bus import Bus, BusConfig, StorageConfig
+from natsfleet.client import FleetClient
 from natsfleet.deploy import load_fleet
 from natsfleet.deploy.plan import supervisor_config_json
 from natsfleet.deploy.targets import generate, write_files
+from natsfleet.process.server import NatsServer
 from natsfleet.protocols import Bucket, Stream, TaskEvent, TaskRecord, TaskState, is_terminal
 from tests.deploy.helpers import free_port, poll_async, wait_for_instances, write_fleet
 from tests.procs import AgentProcs

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from natsfleet.bus.server import find_nats_server
 from natsfleet.deploy import FleetFile, load_fleet
 from natsfleet.deploy.targets import TARGETS, Options, generate, write_files
+from natsfleet.process.server import find_nats_server
 from tests.deploy.helpers import AGENT_ENV, write_fleet
 
 FLEET = f"""

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, FleetClient
-from natsfleet.bus.server import NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
 from natsfleet.deploy import Launcher, load_fleet
+from natsfleet.process.server import NatsServer
 from natsfleet.protocols import TaskState
 from tests.deploy.helpers import AGENT_ENV, FAST_SUPERVISOR, wait_for_instances, write_fleet
 from tests.procs import AgentProcs

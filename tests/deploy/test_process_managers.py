@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.bus.server import NatsServer
 from natsfleet.deploy import load_fleet
 from natsfleet.deploy.targets import Options, generate, write_files
+from natsfleet.process.server import NatsServer
 from natsfleet.protocols import TaskState
 from tests.deploy.helpers import (
     AGENT_ENV,

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from natsfleet.bus import Bus, BusConfig, FleetClient
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
 from natsfleet.deploy import FleetFile, FleetFileError, load_fleet, plan
 from natsfleet.deploy.targets import Options, generate, write_files
 from natsfleet.protocols import TaskState

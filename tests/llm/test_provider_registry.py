@@ -16,7 +16,7 @@ from natsfleet.agents.llm import (
     load_config,
 )
 from natsfleet.agents.llm.providers import PROVIDERS, build_providers
-from natsfleet.bus.server import NatsServer
+from natsfleet.process.server import NatsServer
 from tests.procs import REPO_ROOT, AgentProcs
 
 

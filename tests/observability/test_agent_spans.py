@@ -3,9 +3,9 @@ its result's `publish` is inside it: the task's trace crosses the agent."""
 
 from typing import Any
 
-from natsfleet.bus import NatsServer
-from natsfleet.bus.tracing import TASK_ID_ATTRIBUTE
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Accept, Failure, Result
+from natsfleet.telemetry.tracing import TASK_ID_ATTRIBUTE
 from tests.agents.driver import driver, running
 from tests.fleet_agents import EchoAgent, Fail, Text
 

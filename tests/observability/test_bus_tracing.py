@@ -8,7 +8,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, Incoming, NatsServer, tracing
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Ack,
     Cancel,
@@ -20,6 +22,7 @@ from natsfleet.protocols import (
     Stream,
     Submit,
 )
+from natsfleet.telemetry import tracing
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from natsfleet.bus import logs, tracing
+from natsfleet.telemetry import logs, tracing
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ import socket
 import urllib.request
 from pathlib import Path
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
-from natsfleet.bus.metrics import configure_metrics
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
+from natsfleet.telemetry.metrics import configure_metrics
 from tests.procs import AgentProcs, until_agents
 
 

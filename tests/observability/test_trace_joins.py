@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Subjects, TaskState
 from tests.procs import AgentProcs, agent_env, until_agents
 

@@ -5,10 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from natsfleet.bus import Bus, BusConfig, NatsServer
-from natsfleet.bus.trace_view import build_tree, read_spans, spans_of_task
-from natsfleet.bus.tracing import TASK_ID_ATTRIBUTE
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client.traces import build_tree, read_spans, spans_of_task
+from natsfleet.process import NatsServer
 from natsfleet.protocols import SpanRecord
+from natsfleet.telemetry.tracing import TASK_ID_ATTRIBUTE
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 TRACE = "a" * 32

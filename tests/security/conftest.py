@@ -14,10 +14,12 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
 from natsfleet.deploy import load_fleet
 from natsfleet.deploy.plan import common_env, plan
 from natsfleet.deploy.targets import generate, write_files
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Subjects
 from tests.deploy.helpers import FAST_SUPERVISOR, free_port, poll_async
 from tests.procs import REPO_ROOT, AgentProcs

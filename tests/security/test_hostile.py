@@ -23,7 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer, TaskRejected
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient, TaskRejected
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     BLOB_HEADER,
     VERSION_HEADER,

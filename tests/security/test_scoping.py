@@ -15,7 +15,8 @@ import msgspec
 import pytest
 from msgspec import structs
 
-from natsfleet.bus import Bus, FleetClient, IdempotencyKeyMismatch
+from natsfleet.bus import Bus
+from natsfleet.client import FleetClient, IdempotencyKeyMismatch
 from natsfleet.protocols import (
     Bucket,
     DeadLetter,

@@ -17,11 +17,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from natsfleet.agents.errors import describe_exception
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer, redact
+from natsfleet.bus import Bus, BusConfig
 from natsfleet.bus.deadletter import build_entry
-from natsfleet.bus.logs import JsonFormatter, TextFormatter
-from natsfleet.bus.span_export import redacted_span, to_record
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import Bucket, DlqReason, Stream, encode
+from natsfleet.telemetry import redact
+from natsfleet.telemetry.logs import JsonFormatter, TextFormatter
+from natsfleet.telemetry.span_export import redacted_span, to_record
 from tests.procs import AgentProcs, agent_env, until_agents
 
 NATSFLEET = str(Path(sys.executable).parent / "natsfleet")

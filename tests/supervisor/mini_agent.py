@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from natsfleet.bus import Bus, BusConfig, Incoming
-from natsfleet.bus.loop import loop_factory
+from natsfleet.process.loop import loop_factory
 from natsfleet.protocols import (
     Accept,
     AgentInbox,

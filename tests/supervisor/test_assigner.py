@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, Incoming, NatsServer
+from natsfleet.bus import Bus, BusConfig, Incoming
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Accept,
     AgentInbox,

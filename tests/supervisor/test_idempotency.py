@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from natsfleet.bus import IdempotencyKeyMismatch, idempotency_bucket_key
+from natsfleet.client import IdempotencyKeyMismatch, idempotency_bucket_key
 from natsfleet.protocols import Bucket, TaskState, idempotency_digest, new_task_id
 
 

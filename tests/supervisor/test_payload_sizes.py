@@ -15,8 +15,9 @@ import msgspec
 import pytest
 from nats.js.errors import ObjectNotFoundError
 
-from natsfleet.bus import FleetClient, NatsServer, TaskFailed, TaskRejected
 from natsfleet.bus.payloads import bounded_error
+from natsfleet.client import FleetClient, TaskFailed, TaskRejected
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Bucket,
     ErrorCode,

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import FAST
 from helpers import Tracker, dead_letters, terminal_events
 
-from natsfleet.bus import BusConfig, NatsServer
+from natsfleet.bus import BusConfig
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     Bucket,
     DlqReason,

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from natsfleet.bus import Bus, BusConfig, FleetClient, NatsServer
+from natsfleet.bus import Bus, BusConfig
+from natsfleet.client import FleetClient
+from natsfleet.process import NatsServer
 from natsfleet.protocols import (
     AgentAnnouncement,
     Codec,

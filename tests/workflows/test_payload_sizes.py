@@ -4,7 +4,7 @@ at submit) instead of leaving it `working` forever."""
 
 import pytest
 
-from natsfleet.bus import TaskRejected
+from natsfleet.client import TaskRejected
 from natsfleet.protocols import ErrorCode, TaskRecord, TaskState, WorkflowStatus
 from tests.workflows.conftest import WfFleet
 

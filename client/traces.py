@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from nats.js import api as js_api
 
 from natsfleet.bus.connection import Bus
-from natsfleet.bus.tracing import TASK_ID_ATTRIBUTE, WORKFLOW_ID_ATTRIBUTE
 from natsfleet.protocols import Codec, ProtocolError, SpanRecord, Stream
+from natsfleet.telemetry.tracing import TASK_ID_ATTRIBUTE, WORKFLOW_ID_ATTRIBUTE
 
 _SPAN = Codec[SpanRecord](SpanRecord)
 

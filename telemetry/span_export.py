@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
-from natsfleet.bus.redact import redact
 from natsfleet.protocols import SpanEvent, SpanRecord
+from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
 

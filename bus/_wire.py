@@ -10,8 +10,9 @@ for CR/LF and subjects for whitespace and control characters with `in` and
 `Client.publish` puts it there (then the flusher is woken the same way).
 
 Anything unusual takes nats-py's own path: not connected (its reconnect
-buffer applies), draining, over the max payload, or a nats-py without the
-internals used here.
+buffer applies), draining, over the max payload. The private names of
+nats-py's client used here are `INTERNALS`; the bus only uses this module
+through the fast transport (bus/_fast.py), chosen when they all exist.
 """
 
 import re
@@ -25,11 +26,10 @@ _good_names: set[str] = set()
 _HEADER_START = "NATS/1.0\r\n"
 _CRLF = b"\r\n"
 _CONNECTED = getattr(Client, "CONNECTED", None)
-# The nats-py internals used below (present since nats-py 2.0).
-_FAST = _CONNECTED is not None and all(
-    hasattr(Client(), name)
-    for name in ("_status", "_max_payload", "_pending", "_pending_data_size", "_max_pending_size",
-                 "_flush_queue", "_flush_pending", "stats")
+#: The nats-py client's private names used below (present since nats-py 2.0).
+INTERNALS = (
+    "_status", "_max_payload", "_pending", "_pending_data_size", "_max_pending_size",
+    "_flush_queue", "_flush_pending", "stats",
 )  # fmt: skip
 
 
@@ -61,8 +61,7 @@ def _sendable(internals: Any, subject: str, payload: bytes, reply: str) -> bool:
     """Whether this publish may skip nats-py: connected, within the max payload,
     and subjects without whitespace or control characters."""
     return (
-        _FAST
-        and internals._status == _CONNECTED
+        internals._status == _CONNECTED
         and len(payload) <= internals._max_payload
         and _subject_ok(subject)
         and (not reply or _subject_ok(reply))

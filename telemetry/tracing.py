@@ -105,7 +105,7 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
             OTLPSpanExporter,
         )
-    from natsfleet.bus.span_export import RedactingExporter
+    from natsfleet.telemetry.span_export import RedactingExporter
 
     # The exporters read OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS themselves.
     return RedactingExporter(OTLPSpanExporter())
@@ -149,7 +149,7 @@ def attach_nats_exporter(publish: Any, loop: Any) -> None:
         return
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    from natsfleet.bus.span_export import NatsSpanExporter
+    from natsfleet.telemetry.span_export import NatsSpanExporter
 
     exporter = NatsSpanExporter(_active.service, publish, loop)
     _active.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
@@ -203,6 +203,36 @@ def publish_span(
     ) as span:
         propagate.inject(headers)
         yield span
+
+
+def start_publish_span(
+    subject: str, headers: dict[str, str], size: int, msg_id: str | None = None
+) -> "Span | None":
+    """Start a PRODUCER span for a publish whose answer comes later (a request,
+    a JetStream ack) and inject its context into `headers`; the caller ends it
+    with `end_span`. None when tracing is off."""
+    if _active is None:
+        return None
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind
+
+    span = _active.tracer.start_span(
+        f"publish {subject}",
+        kind=SpanKind.PRODUCER,
+        attributes=_messaging_attributes("publish", subject, size, msg_id=msg_id),
+    )
+    propagate.inject(headers, context=trace.set_span_in_context(span))
+    return span
+
+
+def end_span(span: "Span", error: BaseException | None = None) -> None:
+    """End a span from `start_publish_span`, marked failed by `error`."""
+    if error is not None:
+        from opentelemetry.trace import Status, StatusCode
+
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.end()
 
 
 @contextlib.contextmanager

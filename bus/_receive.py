@@ -17,8 +17,9 @@ three things:
 - The protocol parser (`FastParser`) reads MSG/HMSG lines without regexes
   and hands every other operation to nats-py's parser.
 
-`subscribe_direct` works on any nats-py client: on a plain one (tests, other
-tools) the handler runs behind nats-py's queue as before.
+The private names of nats-py used here are `INTERNALS` (client) and
+`PARSER_INTERNALS`; the fast transport (bus/_fast.py) is chosen only when they
+all exist.
 """
 
 import logging
@@ -38,6 +39,12 @@ from nats.protocol.parser import (
 log = logging.getLogger(__name__)
 
 DirectHandler = Callable[[Msg], None]
+
+#: nats-py client names used here: overridden (`_process_msg`,
+#: `_process_headers`, `_remove_sub`) or read (`_sid`, `_subs`, `_ps`, `stats`).
+INTERNALS = ("_process_msg", "_process_headers", "_remove_sub", "_sid", "_subs", "_ps", "stats")
+#: nats-py parser names FastParser reads and writes.
+PARSER_INTERNALS = ("buf", "state", "needed", "header_needed", "msg_arg", "nc", "reset", "parse")
 
 _PLAIN = b"NATS/1.0\r\n"
 
@@ -207,18 +214,3 @@ class FleetNats(NatsClient):
             handler(msg)
         except Exception:  # a handler bug must not stop the connection's reader
             log.exception("handler for %s failed", msg.subject)
-
-
-async def subscribe_direct(
-    nc: NatsClient, subject: str, handler: DirectHandler, queue: str = ""
-) -> Subscription:
-    """Subscribe `handler` (a plain function that returns at once) to `subject`."""
-    if isinstance(nc, FleetNats):
-        return await nc.subscribe_direct(subject, handler, queue)
-
-    async def callback(msg: Msg) -> None:
-        handler(msg)
-
-    return await nc.subscribe(
-        subject, queue=queue, cb=callback, pending_msgs_limit=-1, pending_bytes_limit=-1
-    )

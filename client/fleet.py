@@ -13,10 +13,16 @@ import msgspec
 from nats.js import api as js_api
 from nats.js import errors as js_errors
 
-from natsfleet.bus import tracing
+from natsfleet.bus import boundary
 from natsfleet.bus.config import BusConfig
 from natsfleet.bus.connection import Bus
 from natsfleet.bus.payloads import PayloadTooLarge
+from natsfleet.client.errors import (
+    IdempotencyKeyMismatch,
+    TaskFailed,
+    TaskRejected,
+    WaitTimeout,
+)
 from natsfleet.protocols import (
     BLOB_HEADER,
     NULL_RAW,
@@ -58,6 +64,7 @@ from natsfleet.protocols import (
     new_task_id,
     to_raw,
 )
+from natsfleet.telemetry import tracing
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -72,55 +79,6 @@ _DLQ = Codec[DlqReply | ErrorReply](DlqReply | ErrorReply)
 # What an IDEM entry may name: a task id we can put in a subject (ULIDs,
 # workflow step ids `<run>-<step>-<n>`, ids callers chose).
 _TASK_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
-
-
-class TaskRejected(NatsFleetError):
-    """The submission itself was refused (backpressure, unknown skill, ...)."""
-
-    def __init__(self, code: ErrorCode, detail: str) -> None:
-        self.code = code
-        self.detail = detail
-        self.retryable = code == ErrorCode.BACKPRESSURE
-        super().__init__(f"{code.value}: {detail}")
-
-
-class WaitTimeout(NatsFleetError):
-    """The task did not end within the time the caller was willing to wait."""
-
-    retryable = True
-
-    def __init__(self, task_id: str, timeout_s: float) -> None:
-        self.task_id = task_id
-        self.timeout_s = timeout_s
-        super().__init__(f"task {task_id} not finished after {timeout_s} s")
-
-
-class TaskFailed(NatsFleetError):
-    """`result()` of a task that ended failed, canceled or rejected."""
-
-    def __init__(self, event: TaskEvent) -> None:
-        self.event = event
-        self.retryable = False
-        why = event.error.detail if event.error else event.detail
-        super().__init__(f"task {event.task_id} {event.state.value}: {why}")
-
-
-class IdempotencyKeyMismatch(NatsFleetError):
-    """The task an idempotency key points at was not submitted with that key.
-
-    The key's IDEM entry was overwritten (by a user allowed to write that
-    key's scope): the submit refuses the task instead of returning another
-    submission's task. Not retryable: the entry stays until its TTL or until
-    someone with the rights removes it.
-    """
-
-    retryable = False
-
-    def __init__(self, key_hash: str, task_id: str, detail: str) -> None:
-        self.key_hash = key_hash
-        self.task_id = task_id
-        self.detail = detail
-        super().__init__(f"idempotency key {key_hash[:12]}... points at task {task_id!r}, {detail}")
 
 
 def _check_event(event: TaskEvent, digest: str) -> None:
@@ -362,8 +320,8 @@ class FleetClient:
         try:
             async for msg in sub.messages:
                 try:
-                    event, _ = await self.bus.decode_msg(
-                        msg, _EVENT, self.bus.config.max_message_bytes
+                    event, _ = await boundary.decode(
+                        self.bus, msg, _EVENT, self.bus.config.max_message_bytes
                     )
                 except NatsFleetError:
                     continue  # a malformed event is not this watcher's to fix

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from natsfleet.bus import redact, tracing
+from natsfleet.telemetry import redact, tracing
 
 #: Task fields for every log line written while a task is being handled.
 _task_fields: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
@@ -113,7 +113,7 @@ def setup_logging(
 def setup_process(service: str, instance_id: str = "", *, level: str | int | None = None) -> bool:
     """Logging, tracing and (OTLP) metrics for one natsfleet process; returns
     whether tracing is on."""
-    from natsfleet.bus.metrics import configure_metrics
+    from natsfleet.telemetry.metrics import configure_metrics
 
     setup_logging(service, level=level)
     configure_metrics(service, instance_id)
