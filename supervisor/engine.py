@@ -8,7 +8,7 @@ results, registry news and control requests all end up in these methods.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from msgspec import structs
@@ -43,9 +43,10 @@ from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
 from natsfleet.supervisor.deadlines import Deadlines, fire
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
-from natsfleet.supervisor.metrics import SupervisorMetrics
+from natsfleet.supervisor.hooks import Late
 from natsfleet.supervisor.queue import ReadyQueue
 from natsfleet.supervisor.registry import Instance, Registry
+from natsfleet.supervisor.scheduler import Dispatcher
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
 from natsfleet.supervisor.telemetry import AttemptSpans
 from natsfleet.supervisor.timers import Timer, Timers
@@ -69,10 +70,20 @@ class WorkflowHook(Protocol):
     def task_ended(self, record: TaskRecord) -> None: ...
 
 
+class EngineMetrics(Protocol):
+    """The metrics the engine reports to (`SupervisorMetrics`)."""
+
+    def task_ended(self, record: TaskRecord) -> None: ...
+
+    def attempt_ended(self, record: TaskRecord, outcome: str, *, reassigned: bool) -> None: ...
+
+
 class Engine:
-    """Owns the queue, the attempts table and the deadlines of one active term.
+    """Owns the queue, the attempts table, the deadlines and the dispatcher of one active term.
 
     `deadlines` are the ones `store` arms on every write (`TaskStore(on_write=)`).
+    `workflows` is bound to the term's workflow runner once that exists (the
+    runner needs this engine): until then a workflow Submit is not run here.
     """
 
     def __init__(
@@ -83,6 +94,9 @@ class Engine:
         registry: Registry,
         tg: asyncio.TaskGroup,
         deadlines: Deadlines,
+        *,
+        metrics: EngineMetrics | None = None,
+        workflows: Late[WorkflowHook] | None = None,
     ) -> None:
         self.cfg = cfg
         self.bus = bus
@@ -90,17 +104,17 @@ class Engine:
         self.registry = registry
         self.tg = tg
         self.deadlines = deadlines
+        self.metrics = metrics
+        self._workflows = workflows if workflows is not None else Late[WorkflowHook]("workflows")
         self.queue = ReadyQueue()
         self.attempts = AttemptTable()
         self.wake = asyncio.Event()
         self.started = time.monotonic()
         self._last_rollcall = 0.0
-        self.workflows: WorkflowHook | None = None
         self.spans = AttemptSpans()
-        self.metrics: SupervisorMetrics | None = None
-        # The dispatcher's shortcut for a new task an instance can take now:
-        # its first record is written `assigned` (one write instead of two).
-        self.assign_at_once: Callable[[TaskRecord], Awaitable[bool]] | None = None
+        # Part of the engine (it shares the queue, the attempts and the store);
+        # its shortcut `assign_at_once` makes a new task's first record `assigned`.
+        self.dispatcher = Dispatcher(self, bus, cfg.assign_timeout_s)
 
     @property
     def timers(self) -> Timers:
@@ -135,8 +149,9 @@ class Engine:
         # (Its timers were forgotten when its final record was written.)
         if self.metrics is not None:
             self.metrics.task_ended(record)
-        if self.workflows is not None and (record.workflow_id or record.workflow):
-            self.workflows.task_ended(record)
+        workflows = self._workflows.get()
+        if workflows is not None and (record.workflow_id or record.workflow):
+            workflows.task_ended(record)
 
     def enqueue(self, record: TaskRecord) -> None:
         if record.skill is None:
@@ -173,8 +188,9 @@ class Engine:
         if len(self.queue) >= self.cfg.max_waiting:
             raise Backpressure(len(self.queue))
         submit, oversized = await sizes.admitted(self.bus.payloads, submit)
-        if submit.workflow is not None and self.workflows is not None and oversized is None:
-            await self.workflows.admit(submit)
+        workflows = self._workflows.get()
+        if submit.workflow is not None and workflows is not None and oversized is None:
+            await workflows.admit(submit)
             return
         now = now_ms()
         record = telemetry.with_trace(tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now))
@@ -185,7 +201,7 @@ class Engine:
                 error_type="unsupported", detail="workflows are not run here", retryable=False
             )
             record = tr.rejected(record, error, now)
-        elif self.assign_at_once is not None and await self.assign_at_once(record):
+        elif await self.dispatcher.assign_at_once(record):
             # (A free instance offers the skill: no need to ask the registry.)
             if self.store.get(record.task_id) is None:  # it was there already
                 await self.find(record.task_id)

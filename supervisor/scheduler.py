@@ -7,36 +7,77 @@ many are in flight at once; the record is written `assigned` (with the token)
 before the Assign is sent, so a crash in between leaves a token on record.
 """
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from natsfleet.bus import NoResponders, RequestTimeout
+from natsfleet.bus import Bus, NoResponders, RequestTimeout
 from natsfleet.bus.payloads import bounded_error
 from natsfleet.protocols import (
     Accept,
     Assign,
+    ErrorInfo,
     Reject,
     RejectCode,
     RemoteError,
     TaskRecord,
     TaskState,
+    Usage,
     new_token,
 )
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.assigner import Assigner
-from natsfleet.supervisor.engine import Engine
-from natsfleet.supervisor.registry import Instance
-from natsfleet.supervisor.store import Tracked, event_for, now_ms
+from natsfleet.supervisor.attempts import Attempt, AttemptTable
+from natsfleet.supervisor.deadlines import Deadlines
+from natsfleet.supervisor.queue import ReadyQueue
+from natsfleet.supervisor.registry import Instance, Registry
+from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
+from natsfleet.supervisor.telemetry import AttemptSpans
 from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
 
 
+class DispatchHost(Protocol):
+    """The task engine as its dispatcher sees it: the term's shared state and
+    the few engine actions an Assign's answer may call for."""
+
+    wake: asyncio.Event
+    queue: ReadyQueue
+    store: TaskStore
+    attempts: AttemptTable
+    registry: Registry
+    spans: AttemptSpans
+    deadlines: Deadlines
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    def enqueue(self, record: TaskRecord) -> None: ...
+
+    def new_attempt(self, record: TaskRecord, *, reserved: bool) -> Attempt: ...
+
+    async def cancel_on_instance(self, record: TaskRecord, reason: str) -> None: ...
+
+    async def end_attempt(
+        self,
+        tracked: Tracked,
+        *,
+        outcome: str,
+        error: ErrorInfo,
+        usage: Usage = ...,
+        counts: bool,
+        backoff: bool,
+    ) -> None: ...
+
+
 class Dispatcher:
-    def __init__(self, engine: Engine) -> None:
+    """Built by the engine it dispatches for (`Engine.dispatcher`)."""
+
+    def __init__(self, engine: DispatchHost, bus: Bus, assign_timeout_s: float) -> None:
         self.engine = engine
-        self.cfg = engine.cfg
-        self.bus = engine.bus
-        self.assigner = Assigner(engine.bus, engine.cfg.assign_timeout_s)
+        self.assign_timeout_s = assign_timeout_s
+        self.assigner = Assigner(bus, assign_timeout_s)
 
     async def run(self) -> None:
         engine = self.engine
@@ -93,7 +134,7 @@ class Dispatcher:
             instance_id=instance.instance_id,
             agent=instance.agent,
             now_ms=record.updated_ms,
-            assign_timeout_s=self.cfg.assign_timeout_s,
+            assign_timeout_s=self.assign_timeout_s,
         )
         try:
             tracked = await engine.store.create(new)
@@ -123,7 +164,7 @@ class Dispatcher:
                 instance_id=instance.instance_id,
                 agent=instance.agent,
                 now_ms=now_ms(),
-                assign_timeout_s=self.cfg.assign_timeout_s,
+                assign_timeout_s=self.assign_timeout_s,
             )
             try:
                 await engine.store.write(tracked, new)

@@ -11,10 +11,12 @@ the step tasks' records: the same ids come out, so nothing runs twice.
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from msgspec import structs
 
+from natsfleet.bus import Bus
 from natsfleet.client import FleetClient
 from natsfleet.protocols import (
     Ack,
@@ -31,9 +33,10 @@ from natsfleet.protocols import (
 )
 from natsfleet.protocols.limits import PRIORITY_MAX
 from natsfleet.supervisor import transitions as tr
-from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.config import SupervisorConfig
 from natsfleet.supervisor.errors import NotLeader
-from natsfleet.supervisor.store import event_for, now_ms
+from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
 from natsfleet.supervisor.workflows import sizes
 from natsfleet.supervisor.workflows.admission import admission_error, run_deadline_s
 from natsfleet.supervisor.workflows.loader import Catalog
@@ -49,10 +52,25 @@ log = logging.getLogger(__name__)
 RESUBMIT_AFTER_MS = 3_000
 
 
+class TaskEngine(Protocol):
+    """The task engine as the workflow runner sees it (`Engine`)."""
+
+    cfg: SupervisorConfig
+    bus: Bus
+    store: TaskStore
+    registry: Registry
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    async def find(self, task_id: str) -> Tracked | None: ...
+
+    async def cancel(self, tracked: Tracked, reason: str) -> TaskRecord: ...
+
+
 class WorkflowRunner:
     """Implements `WorkflowHook` for one engine (one active term)."""
 
-    def __init__(self, engine: Engine, catalog: Catalog, runs: RunStore) -> None:
+    def __init__(self, engine: TaskEngine, catalog: Catalog, runs: RunStore) -> None:
         self.engine = engine
         self.catalog = catalog
         self.runs = runs
