@@ -3,6 +3,7 @@
     .venv/bin/python bench/dispatch.py [--tasks 3000] [--inflight 200] [--seq 300]
                                        [--agent runtime|mini] [--server-procs N]
                                        [--profile FILE] [--profile-agent FILE]
+                                       [--transport auto|fast|public]
 
 Starts a nats-server (file store, temp dir), one supervisor, two agent
 instances (capacity 100 each: bench/noop_agent.py on the real agent runtime,
@@ -12,7 +13,9 @@ sequential submit->result latency, the ratios to raw request/reply, and the
 CPU time each process spent per task during the throughput phase (Linux).
 nats-server gets the GOMAXPROCS `natsfleet up` gives an embedded server that
 shares its machine with the fleet (half the CPUs); `--server-procs 0` leaves
-Go's default.
+Go's default. `--transport public` runs every natsfleet process on nats-py's
+public API instead of the fast transport (docs/architecture.md, "The
+transport seam"), to see what the fast one is worth.
 """
 
 import argparse
@@ -208,9 +211,16 @@ async def main() -> None:
         help="GOMAXPROCS of nats-server: by default what `natsfleet up` gives it on a machine "
         "shared with the fleet (half the CPUs); 0 leaves Go's default (all of them)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=("auto", "fast", "public"),
+        default="auto",
+        help="the transport of every natsfleet process (NATSFLEET_TRANSPORT)",
+    )
     parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
     parser.add_argument("--profile-agent", default="", help="cProfile agent b1 into this file")
     args = parser.parse_args()
+    os.environ["NATSFLEET_TRANSPORT"] = args.transport  # the supervisor's and agents' too
     procs: list[asyncio.subprocess.Process] = []
     with tempfile.TemporaryDirectory() as tmp:
         gomaxprocs = args.server_procs or None
@@ -239,9 +249,11 @@ async def main() -> None:
                                                  "noop_agent:Noop", "--nats", url, "--prefix",
                                                  prefix, "--instance", name, env=env))  # fmt: skip
                 procs.append(await spawn("-c", RESPONDER, url))
-                async with Bus(BusConfig(url=url, prefix=prefix), role="bench") as bus:
+                config = BusConfig(url=url, prefix=prefix, transport=args.transport)
+                async with Bus(config, role="bench") as bus:
                     await bus.provision()
                     client = FleetClient(bus)
+                    transport_kind = bus.transport.kind
                     await asyncio.sleep(1.5)  # let the processes start (bench only)
                     server_pid = server.pid or 0
                     raw_meter = CpuMeter({"nats-server": server_pid, "responder": procs[3].pid})
@@ -275,7 +287,8 @@ async def main() -> None:
     print(f"CPU us per request (raw):  {raw_meter.per_op_us(args.tasks)}")
     print(f"CPU us per task (natsfleet): {meter.per_op_us(args.tasks)}")
     procs_text = args.server_procs or "Go's default (all CPUs)"
-    print(f"nats-server GOMAXPROCS: {procs_text}; Python {sys.version.split()[0]}")
+    print(f"nats-server GOMAXPROCS: {procs_text}; Python {sys.version.split()[0]}; "
+          f"transport {transport_kind}")  # fmt: skip
 
 
 if __name__ == "__main__":
