@@ -202,7 +202,7 @@ class Deadlines:
         await self.timers.run(fire)
 
 
-async def fire(engine: TimeoutActions, timer: Timer) -> None:
+async def fire_timer(engine: TimeoutActions, timer: Timer) -> None:
     """What a due timer does to its task, if the task is still unfinished."""
     tracked = engine.store.get(timer.task_id)
     if tracked is None or is_terminal(tracked.record.state):

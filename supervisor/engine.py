@@ -41,7 +41,7 @@ from natsfleet.supervisor import recovery, sizes, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
-from natsfleet.supervisor.deadlines import Deadlines, fire
+from natsfleet.supervisor.deadlines import Deadlines, fire_timer
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
 from natsfleet.supervisor.hooks import Late
 from natsfleet.supervisor.queue import ReadyQueue
@@ -465,7 +465,7 @@ class Engine:
 
     async def _fire_or_retry(self, timer: Timer) -> None:
         try:
-            await fire(self, timer)
+            await fire_timer(self, timer)
         except (NotLeader, RevisionConflict):
             raise
         except Exception as exc:  # NATS unreachable: try again in a second
