@@ -223,3 +223,35 @@ async def test_with_tracing_on_every_send_goes_through_the_chosen_transport(
     [request_span] = [s for s in spans.get_finished_spans() if s.name == f"publish {prefix}.req"]
     [process] = [s for s in spans.get_finished_spans() if s.name == f"process {prefix}.req"]
     assert process.parent is not None and process.parent.span_id == request_span.context.span_id
+
+
+@pytest.mark.parametrize(
+    "name", ["_process_msg", "_process_headers", "_remove_sub", "_ps", "parse"]
+)
+def test_a_private_name_the_fast_client_overrides_is_still_checked_in_nats_py(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # FleetNats overrides these (or sets them itself, `_ps`), so asking the
+    # fast client whether it has them always says yes; what matters is
+    # whether nats-py still calls them, i.e. whether nats-py has them.
+    from nats.aio.client import Client as NatsClient
+    from nats.protocol.parser import Parser
+
+    if name == "parse":
+        monkeypatch.delattr(Parser, name)
+        expected = f"Parser.{name}"
+    elif name == "_ps":
+        init = NatsClient.__init__
+
+        def without_parser(self: NatsClient) -> None:
+            init(self)
+            del self._ps
+
+        monkeypatch.setattr(NatsClient, "__init__", without_parser)
+        expected = "Client._ps"
+    else:
+        monkeypatch.delattr(NatsClient, name)
+        expected = f"Client.{name}"
+    assert expected in FastTransport.missing()
+    with pytest.raises(BadNatsConfig, match=expected.split(".")[1]):
+        choose("fast", "nats://127.0.0.1:4222")
