@@ -80,9 +80,24 @@ def _checked_id(_: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-def id_argument(name: str, *, required: bool = True) -> Callable[[F], F]:
-    """`@click.argument(name)` for a task or run id, checked by `_checked_id`."""
-    return click.argument(name, required=required, callback=_checked_id)
+def _checked_run_step(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """`RUN` or `RUN/STEP` (approve names the waiting step so): each part an id."""
+    run_id, slash, step = value.partition("/")
+    _checked_id(ctx, param, run_id)
+    if slash:
+        try:
+            check_id(step, "step")
+        except InvalidValue as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def id_argument(name: str, *, required: bool = True, step: bool = False) -> Callable[[F], F]:
+    """`@click.argument(name)` for a task or run id, checked by `_checked_id`;
+    with `step`, `RUN/STEP` too."""
+    return click.argument(
+        name, required=required, callback=_checked_run_step if step else _checked_id
+    )
 
 
 def _nats(command: F) -> F:
