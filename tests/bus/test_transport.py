@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+import nats.errors
 import nats.js.errors
 import pytest
 from nats.aio.msg import Msg
@@ -255,3 +256,20 @@ def test_a_private_name_the_fast_client_overrides_is_still_checked_in_nats_py(
     assert expected in FastTransport.missing()
     with pytest.raises(BadNatsConfig, match=expected.split(".")[1]):
         choose("fast", "nats://127.0.0.1:4222")
+
+
+async def test_a_traced_jetstream_publish_that_times_out_ends_its_span_failed(
+    tbus: Bus, prefix: str, spans: InMemorySpanExporter
+) -> None:
+    # The caller's own bound (`timeout_s` below `js_timeout_s`, as the agent's
+    # outbox uses): the span ends with the error the caller got, not as a success.
+    from opentelemetry.trace import StatusCode
+
+    silent = f"{prefix}.silent"
+    await tbus.transport.subscribe(silent, lambda msg: None)  # answers nothing
+    with pytest.raises(nats.errors.TimeoutError):
+        await tbus.publish_js(silent, Cancel(task_id="t", token="01"), timeout_s=0.1)
+    await asyncio.sleep(0)  # the future's done callbacks (which end the span) run next
+    [span] = [s for s in spans.get_finished_spans() if s.name == f"publish {silent}"]
+    assert span.status.status_code == StatusCode.ERROR
+    assert "TimeoutError" in (span.status.description or "")
