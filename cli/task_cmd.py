@@ -17,6 +17,7 @@ import click
 import msgspec
 from rich.table import Column, Table
 
+from natsfleet.bus import NoResponders
 from natsfleet.cli.connect import (
     NATS_ERRORS,
     bus_config,
@@ -348,7 +349,11 @@ async def _say_if_unknown(client: FleetClient, task_id: str) -> None:
                 " waiting for its events (Ctrl-C to stop)",
                 err=True,
             )
-    except NatsFleetError as exc:  # no supervisor answering: say so, keep watching
+    except NoResponders:
+        # No supervisor runs: the events stream still tells the task's story,
+        # and stderr stays for errors (the watch's own, e.g. NATS lost for good).
+        return
+    except NatsFleetError as exc:  # a supervisor that cannot answer: say so, keep watching
         click.echo(f"natsfleet: cannot ask the supervisor about {task_id}: {exc}", err=True)
 
 
