@@ -453,6 +453,9 @@ class Bus:
             if not future.done():
                 future.set_exception(nats.errors.TimeoutError())
             return await future
+        except asyncio.CancelledError:
+            future.cancel()  # as wait_for would have: nobody awaits it any more
+            raise
 
     async def publish_async(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
