@@ -11,7 +11,7 @@ itself after a reconnect.
 
 The stream of a task ends when the task has ended and every item stored for
 it has been handed out (the consumer has nothing pending and the reader has
-seen the last sequence it delivered).
+seen the last sequence it delivered, or it delivered nothing).
 """
 
 import asyncio
@@ -114,6 +114,13 @@ async def follow(
 
 async def _drained(sub: object, last_seq: int) -> bool:
     """Whether the consumer has nothing left for us: none pending on the server
-    and the last one it delivered is the last one we read."""
+    and the last one it delivered is the last one we read, or it delivered none
+    and none waits in our queue. (A consumer that delivered nothing reports its
+    start minus one as delivered; when the oldest output has expired that is
+    past anything this reader saw.)"""
     info = await sub.consumer_info()  # type: ignore[attr-defined]
-    return bool(info.num_pending == 0 and info.delivered.stream_seq <= last_seq)
+    if info.num_pending != 0:
+        return False
+    if info.delivered.stream_seq <= last_seq:
+        return True
+    return bool(info.delivered.consumer_seq == 0 and sub.pending_msgs == 0)  # type: ignore[attr-defined]

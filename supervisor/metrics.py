@@ -1,7 +1,7 @@
 """The supervisor's metrics: tasks by state, latency by skill, attempts and
 reassignments, queue depth per skill, live instances per agent.
 
-Instruments come from OpenTelemetry's API: no-ops unless `bus.metrics`
+Instruments come from OpenTelemetry's API: no-ops unless `telemetry.metrics`
 installed a provider. Gauges are read from the active term's engine when
 scraped or exported, so they cost nothing between reads.
 """
