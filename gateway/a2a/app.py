@@ -33,7 +33,14 @@ def build_app(
     """The A2A app over `client`: the Agent Card (open) and JSON-RPC (a key needed)."""
     source = CardSource(client, card)
     handler = FleetRequestHandler(client, settings)
-    routes = create_agent_card_routes(source.card, card_modifier=source.current)
+    # The first card is built before the registry is read: its empty skill
+    # list would be logged as not spec-compliant; each served card has them.
+    checks = logging.getLogger("a2a.utils.proto_utils")
+    level, checks.level = checks.level, logging.ERROR
+    try:
+        routes = create_agent_card_routes(source.card, card_modifier=source.current)
+    finally:
+        checks.setLevel(level)
     routes += create_jsonrpc_routes(handler, rpc_url=RPC_PATH)
     auth = Middleware(KeyAuth, keys=keys, open_paths=[AGENT_CARD_WELL_KNOWN_PATH])
     return Starlette(routes=routes, middleware=[auth])

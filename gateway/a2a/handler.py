@@ -51,7 +51,7 @@ from natsfleet.gateway.a2a.mapping import (
     status_of,
     target_of,
 )
-from natsfleet.gateway.a2a.store import FleetTaskStore, caller_of
+from natsfleet.gateway.a2a.store import FleetTaskStore, caller_of, view
 from natsfleet.protocols import InvalidValue, NatsFleetError, is_terminal
 from natsfleet.protocols import TaskState as FleetState
 
@@ -112,9 +112,7 @@ class FleetRequestHandler(RequestHandler):
         state = now.event.state if now.event else record.state
         if is_terminal(state):
             raise UnsupportedOperationError(message=f"task {params.id} has ended ({state})")
-        task = await self.store.get(params.id, context)
-        assert task is not None
-        yield task
+        yield view(record, origin, now)  # the text so far; the feed goes on after it
         feed = Feed(self.client, params.id, origin.context_id)
         async for event in feed.events(state, now.events_seq, now.output_seq, bool(now.text)):
             yield event
@@ -240,8 +238,7 @@ class FleetRequestHandler(RequestHandler):
         except NatsFleetError as exc:
             raise InvalidParamsError(message=f"the approval was refused: {exc}") from None
         now = await snapshot(self.client, record.task_id)
-        task = await self.store.get(record.task_id, context)
-        assert task is not None
+        task = view(record, origin, now)
         task.history.append(message)
         return _Started(task, FleetState.INPUT_REQUIRED, events_seq, now.output_seq, bool(now.text))
 

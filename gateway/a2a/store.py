@@ -22,7 +22,7 @@ from a2a.types import (
 )
 
 from natsfleet.client import FleetClient
-from natsfleet.gateway.a2a.feed import snapshot
+from natsfleet.gateway.a2a.feed import Snapshot, snapshot
 from natsfleet.gateway.a2a.mapping import Origin, task_of
 from natsfleet.protocols import (
     ErrorCode,
@@ -34,6 +34,21 @@ from natsfleet.protocols import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def view(record: TaskRecord, origin: Origin, now: Snapshot) -> Task:
+    """The A2A task as `now` (read after `record`) shows it."""
+    event = now.event
+    # The latest event may be newer than the record read just before it.
+    fresher = event if event is not None and event.at_ms >= record.updated_ms else None
+    return task_of(
+        record,
+        origin,
+        state=fresher.state if fresher else None,
+        error=fresher.error if fresher else None,
+        output=fresher.output if fresher and fresher.output_ref is None else None,
+        streamed=(now.text, now.output_seq),
+    )
 
 
 def caller_of(context: ServerCallContext) -> str:
@@ -75,18 +90,7 @@ class FleetTaskStore(TaskStore):
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         record, origin = await self.load(task_id, caller_of(context))
-        now = await snapshot(self.client, task_id)
-        event = now.event
-        # The latest event may be newer than the record read just before it.
-        fresher = event is not None and event.at_ms >= record.updated_ms
-        return task_of(
-            record,
-            origin,
-            state=event.state if fresher and event else None,
-            error=event.error if fresher and event else None,
-            output=event.output if fresher and event and event.output_ref is None else None,
-            streamed=(now.text, now.output_seq),
-        )
+        return view(record, origin, await snapshot(self.client, task_id))
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
         raise UnsupportedOperationError(

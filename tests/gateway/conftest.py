@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.process import NatsServer
-from tests.procs import AgentProcess, AgentProcs
-from tests.supervisor.conftest import FAST, Fleet, fleet  # noqa: F401 - the fixture
+from tests.procs import AgentProcess, AgentProcs, until_agents
+from tests.supervisor.conftest import FAST, Fleet, fleet
 
 #: Two callers: each sees only the tasks it started.
 KEYS = {"alice": "alice-secret-0123456789", "bob": "bob-secret-0123456789ab"}
@@ -28,10 +27,26 @@ class Gateway:
 class Gateways:
     """Gateway replicas and the fleet behind them (one supervisor, one echo agent)."""
 
-    def __init__(self, procs: AgentProcs, server: NatsServer, prefix: str) -> None:
+    def __init__(self, procs: AgentProcs, fleet: Fleet) -> None:
         self.procs = procs
-        self.server = server
-        self.prefix = prefix
+        self.fleet = fleet
+        self.server = fleet.server
+        self.prefix = fleet.prefix
+
+    async def up(self, *names: str) -> list[Gateway]:
+        """The fleet (a supervisor, an echo agent) and gateways `names`, started
+        side by side: a gateway needs no fleet to start."""
+        fleet_up = asyncio.ensure_future(self._fleet())
+        started = await asyncio.gather(*(self.start(name) for name in names))
+        await fleet_up
+        return list(started)
+
+    async def _fleet(self) -> None:
+        await asyncio.gather(
+            self.fleet.supervisor(),
+            self.procs.start("tests.fleet_agents:EchoAgent", instance_id="echo-1", heartbeat_s=0.1),
+        )
+        await until_agents(self.fleet.client, 1)
 
     async def start(self, name: str, *args: str) -> Gateway:
         cmd = [sys.executable, "-m", "natsfleet.cli.main", "gateway", "a2a"]
@@ -50,13 +65,8 @@ class Gateways:
 
 @pytest.fixture
 async def gateways(fleet: Fleet, tmp_path: Path) -> AsyncIterator[Gateways]:
-    from tests.procs import until_agents
-
-    await fleet.supervisor()
     async with AgentProcs(fleet.server.url, fleet.prefix, tmp_path / "procs") as procs:
-        await procs.start("tests.fleet_agents:EchoAgent", instance_id="echo-1", heartbeat_s=0.1)
-        await until_agents(fleet.client, 1)
-        yield Gateways(procs, fleet.server, fleet.prefix)
+        yield Gateways(procs, fleet)
 
 
 __all__ = ["FAST", "KEYS", "Gateway", "Gateways", "fleet"]
