@@ -15,6 +15,21 @@ from tests.supervisor.conftest import FAST, Fleet, fleet
 
 #: Two callers: each sees only the tasks it started.
 KEYS = {"alice": "alice-secret-0123456789", "bob": "bob-secret-0123456789ab"}
+#: A workflow that waits for a person's approval, then echoes the approval's input.
+GATE = """
+name = "gate"
+
+[steps.ask]
+approval = true
+prompt = "Echo it?"
+
+[steps.say]
+skill = "echo"
+input = { text = "${steps.ask.output.input.text}" }
+
+[output]
+text = "${steps.say.output.text}"
+"""
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+/)")
 
 
@@ -42,8 +57,11 @@ class Gateways:
         return list(started)
 
     async def _fleet(self) -> None:
+        workflows = self.fleet.tmp / "workflows"
+        workflows.mkdir(exist_ok=True)
+        (workflows / "gate.toml").write_text(GATE)
         await asyncio.gather(
-            self.fleet.supervisor(),
+            self.fleet.supervisor(workflows=[str(workflows)]),
             self.procs.start("tests.fleet_agents:EchoAgent", instance_id="echo-1", heartbeat_s=0.1),
         )
         await until_agents(self.fleet.client, 1)

@@ -155,6 +155,21 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
         with pytest.raises(InvalidParamsError, match="name a skill"):
             await anext(alice.send_message(SendMessageRequest(message=message(None, text="hi"))))
 
+        # A workflow waiting for an approval is input-required; a message answers it.
+        gate = message(None, {"x": 1})
+        gate.metadata.update({"workflow": "gate"})
+        seen = Seen()
+        await asyncio.wait_for(read(alice.send_message(SendMessageRequest(message=gate)), seen), 20)
+        assert seen.states[-1] == TaskState.TASK_STATE_INPUT_REQUIRED
+        assert seen.task is not None
+        answer = message(None, {"text": "approved via A2A"})
+        answer.task_id = seen.task.id
+        answered = Seen()
+        stream = alice.send_message(SendMessageRequest(message=answer))
+        await asyncio.wait_for(read(stream, answered), 20)
+        assert answered.states[-1] == TaskState.TASK_STATE_COMPLETED
+        assert answered.result == {"text": "approved via A2A"}
+
         # Cancel a running task.
         request = SendMessageRequest(
             message=message("sleep", {"ms": 20_000, "steps": 2}),

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 
 from natsfleet.bus import Bus, BusConfig
 from natsfleet.client import FleetClient, OutputItem
+from natsfleet.client.output import follow
 from natsfleet.protocols import OutputChunk, TaskState
 from tests.procs import AgentProcs
 from tests.tcp_cut import CuttableRelay
@@ -116,3 +117,22 @@ async def test_a_watcher_cut_off_mid_stream_gets_every_chunk_once_in_order(
     assert bus.stats.reconnects >= 1
     assert texts(items) == "".join(f"t{i} " for i in range(80))
     assert [item.seq for item in items] == sorted({item.seq for item in items})
+
+
+async def test_the_stream_of_a_task_without_output_ends_though_others_output_follows(
+    bus: Bus,
+) -> None:
+    # A filtered consumer's delivered stream sequence moves past the output of
+    # other tasks it skips: the end is told by deliveries to this reader.
+    for seq in range(3):
+        chunk = OutputChunk(task_id="other", token="t", seq=seq, text="x")
+        subject = bus.subjects.task_output("other").replace("*", "x")
+        await bus.publish_js(subject, chunk, msg_id=f"other-{seq}")
+
+    async def ended() -> None:
+        return None
+
+    async def read() -> list[OutputItem]:
+        return [item async for item in follow(bus, "silent", ended)]
+
+    assert await asyncio.wait_for(read(), 5) == []
