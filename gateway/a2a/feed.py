@@ -29,7 +29,6 @@ from nats.js import errors as js_errors
 
 from natsfleet.bus import boundary
 from natsfleet.client import FleetClient, OutputItem
-from natsfleet.client.output import follow
 from natsfleet.gateway.a2a.mapping import (
     OUTPUT_ARTIFACT,
     STATES,
@@ -46,6 +45,7 @@ from natsfleet.protocols import (
     Progress,
     Stream,
     TaskEvent,
+    TaskOutput,
     is_terminal,
 )
 from natsfleet.protocols import TaskState as FleetState
@@ -53,6 +53,7 @@ from natsfleet.protocols import TaskState as FleetState
 log = logging.getLogger(__name__)
 
 _EVENT = Codec[TaskEvent](TaskEvent)
+_OUTPUT = Codec[TaskOutput](TaskOutput)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +83,41 @@ async def last_event(client: FleetClient, task_id: str) -> tuple[TaskEvent | Non
 async def snapshot(client: FleetClient, task_id: str) -> Snapshot:
     """The task's latest event and the text it has streamed so far."""
     event, events_seq = await last_event(client, task_id)
+    text, output_seq = await streamed_so_far(client, task_id)
+    return Snapshot(event=event, events_seq=events_seq, text=text, output_seq=output_seq)
+
+
+async def streamed_so_far(client: FleetClient, task_id: str) -> tuple[str, int]:
+    """The text the task streamed up to now, and the OUTPUT sequence it ends at.
+
+    "Now" is when the consumer is made: what it had delivered plus what it
+    still had pending then is read, no more (`follow` would instead wait for
+    the task's end), and never a poll's wait when there is nothing.
+    """
+    bus = client.bus
+    sub = await bus.js.subscribe(
+        bus.subjects.task_output(task_id),
+        stream=bus.subjects.stream(Stream.OUTPUT),
+        ordered_consumer=True,
+    )
     texts: list[str] = []
-    output_seq = 0
-
-    async def now() -> None:
-        return None
-
-    # Ended "now": follow reads what the stream holds and stops once drained.
-    async for item in follow(client.bus, task_id, now):
-        output_seq = item.seq
-        if isinstance(item.message, OutputChunk):
-            texts.append(item.message.text)
-    return Snapshot(event=event, events_seq=events_seq, text="".join(texts), output_seq=output_seq)
+    last_seq = 0
+    try:
+        info = await sub.consumer_info()
+        for _ in range((info.delivered.consumer_seq or 0) + (info.num_pending or 0)):
+            msg = await sub.next_msg(timeout=5.0)
+            last_seq = msg.metadata.sequence.stream
+            try:
+                item, _ = await boundary.decode(bus, msg, _OUTPUT, bus.config.max_message_bytes)
+            except NatsFleetError as exc:  # skipped, never fatal to a reader
+                log.warning("unreadable output of %s at %d: %s", task_id, last_seq, exc)
+                continue
+            if isinstance(item, OutputChunk):
+                texts.append(item.text)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return "".join(texts), last_seq
 
 
 async def events_after(
