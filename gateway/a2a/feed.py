@@ -104,7 +104,8 @@ async def streamed_so_far(client: FleetClient, task_id: str) -> tuple[str, int]:
     last_seq = 0
     try:
         info = await sub.consumer_info()
-        for _ in range((info.delivered.consumer_seq or 0) + (info.num_pending or 0)):
+        delivered = info.delivered.consumer_seq if info.delivered else 0
+        for _ in range((delivered or 0) + (info.num_pending or 0)):
             msg = await sub.next_msg(timeout=5.0)
             last_seq = msg.metadata.sequence.stream
             try:
