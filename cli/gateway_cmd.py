@@ -67,11 +67,11 @@ def a2a_command(
     """
     from natsfleet.gateway.a2a import BadKeys, load_keys
 
-    setup_process("natsfleet-gateway-a2a", gateway_id, level=logging.INFO - 10 * min(verbose, 1))
     try:
         keys = load_keys(keys_file)
     except BadKeys as exc:
         raise click.UsageError(str(exc)) from None
+    setup_process("natsfleet-gateway-a2a", gateway_id, level=logging.INFO - 10 * min(verbose, 1))
     config = bus_config(url, prefix, name=f"natsfleet-gateway-{gateway_id}")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -11,7 +11,10 @@ import uvicorn
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from natsfleet.client import FleetClient
 from natsfleet.gateway.a2a.auth import KeyAuth
@@ -22,6 +25,37 @@ log = logging.getLogger(__name__)
 
 #: Where the JSON-RPC endpoint is served.
 RPC_PATH = "/"
+#: Largest request body read (the fleet's own payload limits apply after it).
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is refused (413) before
+    it is held in memory, whether its Content-Length says so or its chunks do."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            await PlainTextResponse("request body too large", 413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # the SDK answers it as "Payload too large"
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def build_app(
@@ -29,6 +63,7 @@ def build_app(
     card: CardSettings,
     settings: HandlerSettings,
     keys: Mapping[str, str],
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The A2A app over `client`: the Agent Card (open) and JSON-RPC (a key needed)."""
     source = CardSource(client, card)
@@ -43,7 +78,8 @@ def build_app(
         checks.setLevel(level)
     routes += create_jsonrpc_routes(handler, rpc_url=RPC_PATH)
     auth = Middleware(KeyAuth, keys=keys, open_paths=[AGENT_CARD_WELL_KNOWN_PATH])
-    return Starlette(routes=routes, middleware=[auth])
+    limit = Middleware(BodyLimit, max_bytes=max_body_bytes)
+    return Starlette(routes=routes, middleware=[auth, limit])
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -114,7 +114,10 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
         get = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}}
         no_key = await http.post(gateway.url, json=get)
         wrong_key = await http.post(gateway.url, json=get, headers={"X-API-Key": "w" * 20})
+        auth = {"Authorization": f"Bearer {KEYS['alice']}"}
+        too_large = await http.post(gateway.url, content=b"x" * 9_000_000, headers=auth)
     assert (no_key.status_code, wrong_key.status_code) == (401, 401)
+    assert too_large.status_code == 413
     assert {"echo", "stream", "sleep", "fail"} <= {s["id"] for s in card["skills"]}
     [schemas] = card["capabilities"]["extensions"]
     assert schemas["params"]["echo"]["input_schema"]["$defs"]["Text"]["required"] == ["text"]
@@ -151,6 +154,14 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
         with pytest.raises(TaskNotFoundError):
             await bob.get_task(GetTaskRequest(id=task_id))
 
+        # A bad task id, a skill nobody offers: clear answers.
+        with pytest.raises(InvalidParamsError, match="task id"):
+            await alice.get_task(GetTaskRequest(id="../x"))
+        unknown = SendMessageRequest(message=message("nope", {}))
+        outcome = Seen()
+        await asyncio.wait_for(read(alice.send_message(unknown), outcome), 20)
+        assert outcome.states[-1] == TaskState.TASK_STATE_REJECTED
+
         # A text message with no skill and no default skill: a clear error.
         with pytest.raises(InvalidParamsError, match="name a skill"):
             await anext(alice.send_message(SendMessageRequest(message=message(None, text="hi"))))
@@ -180,6 +191,10 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
         await stream.aclose()
         canceled = await alice.cancel_task(CancelTaskRequest(id=started.task.id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+
+    # SIGTERM: a clean exit.
+    gateway.process.terminate()
+    assert await gateway.process.wait(15) == 0
 
 
 async def test_two_replicas_serve_one_task_and_a_kill_mid_stream_loses_nothing(

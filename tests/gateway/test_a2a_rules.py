@@ -34,6 +34,18 @@ def test_keys_are_named_long_enough_and_required() -> None:
             parse_keys([bad])
 
 
+def test_a_gateway_without_a_key_refuses_to_start() -> None:
+    from click.testing import CliRunner
+
+    from natsfleet.cli.main import cli
+
+    result = CliRunner().invoke(
+        cli, ["gateway", "a2a", "--port", "0"], env={"NATSFLEET_GATEWAY_KEYS": ""}
+    )
+    assert result.exit_code == 2
+    assert "no API key" in result.output
+
+
 def test_the_skill_a_message_targets() -> None:
     # 1. metadata names it; the input is the data part, else the text.
     assert target_of(msg(data({"chunks": 3.0}), skill="stream"), None).input == {"chunks": 3}
