@@ -18,7 +18,7 @@ event, and a client resubscribing through another replica gets the snapshot
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +123,7 @@ async def streamed_so_far(client: FleetClient, task_id: str) -> tuple[str, int]:
 
 async def events_after(
     client: FleetClient, task_id: str, after_seq: int
-) -> AsyncIterator[TaskEvent]:
+) -> AsyncGenerator[TaskEvent, None]:
     """The task's events after EVENTS sequence `after_seq`, live, never ending by itself."""
     bus = client.bus
     config = js_api.ConsumerConfig(
@@ -173,10 +173,12 @@ class Feed:
         queue: asyncio.Queue[TaskEvent | OutputItem | _OutputEnd] = asyncio.Queue()
 
         async def pump_events() -> None:
-            async for event in events_after(self.client, self.task_id, events_seq):
-                await queue.put(event)
-                if is_terminal(event.state):
-                    return
+            events = events_after(self.client, self.task_id, events_seq)
+            async with contextlib.aclosing(events):  # its consumer goes when we stop
+                async for event in events:
+                    await queue.put(event)
+                    if is_terminal(event.state):
+                        return
 
         async def pump_output() -> None:
             async for item in self.client.output_stream(self.task_id, after_seq=output_seq):

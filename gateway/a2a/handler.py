@@ -12,6 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from a2a.server.context import ServerCallContext
@@ -146,9 +147,10 @@ class FleetRequestHandler(RequestHandler):
         task_id = started.task.id
         if params.configuration.return_immediately:
             return apply_history_length(started.task, params.configuration)
+        events = events_after(self.client, task_id, started.events_seq)
         try:
-            async with asyncio.timeout(self.settings.blocking_timeout_s):
-                async for event in events_after(self.client, task_id, started.events_seq):
+            async with asyncio.timeout(self.settings.blocking_timeout_s), aclosing(events):
+                async for event in events:
                     if is_terminal(event.state) or event.state == FleetState.INPUT_REQUIRED:
                         break
         except TimeoutError:
