@@ -41,6 +41,8 @@ class StorageConfig(msgspec.Struct, frozen=True, kw_only=True):
     agents_ttl_s: float = 30.0
     cache_ttl_s: float = DAY_S
     blobs_ttl_s: float = 7 * DAY_S
+    # The agent loop's journal: as long as a task may still be retried.
+    journal_ttl_s: float = 7 * DAY_S
 
 
 @dataclass(slots=True)
@@ -110,6 +112,7 @@ def bucket_ttls(cfg: StorageConfig) -> dict[Bucket, float | None]:
         Bucket.LEASES: None,
         Bucket.CACHE: cfg.cache_ttl_s,
         Bucket.WORKFLOWS: None,
+        Bucket.JOURNAL: cfg.journal_ttl_s,
     }
 
 
