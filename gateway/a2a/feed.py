@@ -244,20 +244,21 @@ class Feed:
         queue: "asyncio.Queue[TaskEvent | OutputItem | _OutputEnd]",
         pumps: list["asyncio.Future[None]"],
     ) -> "TaskEvent | OutputItem | _OutputEnd":
-        """The next item; a pump's error (the connection lost for good) is raised."""
+        """The next item; a pump's error (the connection lost for good) is raised,
+        whenever it happened."""
         getter: asyncio.Future[TaskEvent | OutputItem | _OutputEnd] = asyncio.ensure_future(
             queue.get()
         )
         try:
             while True:
+                for pump in pumps:
+                    error = pump.exception() if pump.done() else None
+                    if error is not None:
+                        raise error
                 waiting: list[asyncio.Future[Any]] = [getter, *(p for p in pumps if not p.done())]
                 done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     return getter.result()
-                for pump in done:
-                    error = pump.exception()
-                    if error is not None:
-                        raise error
         finally:
             getter.cancel()
 
