@@ -33,6 +33,7 @@ from natsfleet.gateway.a2a.mapping import (
     OUTPUT_ARTIFACT,
     STATES,
     output_artifact,
+    prompt_of,
     result_artifact,
     status_of,
     text_part,
@@ -216,11 +217,19 @@ class Feed:
                 streamed_text = streamed_text or isinstance(item.message, OutputChunk)
             elif is_terminal(item.state):
                 final = item  # sent after the last of the output
+            elif item.state == FleetState.INPUT_REQUIRED:
+                # A2A: an interrupted task's stream ends, saying what it asks;
+                # a message with the task's id resumes it.
+                try:
+                    prompt = prompt_of(await self.client.status_reply(self.task_id))
+                except NatsFleetError as exc:  # the state still goes out, without the prompt
+                    log.warning("the prompt of %s could not be read: %s", self.task_id, exc)
+                    prompt = ""
+                yield self._status(item, prompt)
+                return
             elif STATES[item.state] != shown:
                 shown = STATES[item.state]
                 yield self._status(item)
-                if item.state == FleetState.INPUT_REQUIRED:
-                    return  # A2A: an interrupted task's stream ends; a message resumes it
         assert final is not None
         if final.state == FleetState.COMPLETED and bytes(final.output) not in (b"", b"null"):
             yield TaskArtifactUpdateEvent(
@@ -262,9 +271,13 @@ class Feed:
         finally:
             getter.cancel()
 
-    def _status(self, event: TaskEvent) -> TaskStatusUpdateEvent:
+    def _status(self, event: TaskEvent, detail: str = "") -> TaskStatusUpdateEvent:
         status = status_of(
-            event.state, self.task_id, self.context_id, detail=event.detail, error=event.error
+            event.state,
+            self.task_id,
+            self.context_id,
+            detail=detail or event.detail,
+            error=event.error,
         )
         return TaskStatusUpdateEvent(
             task_id=self.task_id, context_id=self.context_id, status=status

@@ -25,7 +25,7 @@ from a2a.types import (
 )
 from google.protobuf import json_format, struct_pb2
 
-from natsfleet.protocols import ErrorInfo, TaskRecord
+from natsfleet.protocols import ErrorInfo, TaskRecord, TaskStatusReply
 from natsfleet.protocols import TaskState as FleetState
 
 #: natsfleet's states as A2A's. Queued, assigned and retrying are all "the
@@ -205,6 +205,12 @@ def status_of(
     return status
 
 
+def prompt_of(reply: TaskStatusReply) -> str:
+    """What a run waiting in input-required asks (its approval steps' prompts)."""
+    steps = reply.workflow.steps if reply.workflow else ()
+    return "; ".join(f"{s.name}: {s.detail}" for s in steps if s.phase == "input_required")
+
+
 def result_artifact(output: msgspec.Raw) -> Artifact:
     return Artifact(
         artifact_id=RESULT_ARTIFACT,
@@ -228,6 +234,7 @@ def task_of(
     error: ErrorInfo | None = None,
     output: msgspec.Raw | None = None,
     streamed: tuple[str, int] | None = None,
+    prompt: str = "",
 ) -> Task:
     """The A2A task of a fleet task: its status (from `state` when a newer event
     than the record says so), the caller's message, the streamed text and the
@@ -236,7 +243,9 @@ def task_of(
     task = Task(
         id=record.task_id,
         context_id=origin.context_id,
-        status=status_of(state, record.task_id, origin.context_id, error=error or record.error),
+        status=status_of(
+            state, record.task_id, origin.context_id, detail=prompt, error=error or record.error
+        ),
     )
     user = Message(
         message_id=origin.message_id,

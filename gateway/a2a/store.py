@@ -23,21 +23,23 @@ from a2a.types import (
 
 from natsfleet.client import FleetClient
 from natsfleet.gateway.a2a.feed import Snapshot, snapshot
-from natsfleet.gateway.a2a.mapping import Origin, task_of
+from natsfleet.gateway.a2a.mapping import Origin, prompt_of, task_of
 from natsfleet.protocols import (
     ErrorCode,
     InvalidValue,
     NatsFleetError,
     RemoteError,
     TaskRecord,
+    TaskStatusReply,
     check_id,
 )
 
 log = logging.getLogger(__name__)
 
 
-def view(record: TaskRecord, origin: Origin, now: Snapshot) -> Task:
-    """The A2A task as `now` (read after `record`) shows it."""
+def view(record: TaskRecord, origin: Origin, now: Snapshot, prompt: str = "") -> Task:
+    """The A2A task as `now` (read after `record`) shows it; `prompt`: what it
+    asks while input-required."""
     event = now.event
     # The latest event may be newer than the record read just before it.
     fresher = event if event is not None and event.at_ms >= record.updated_ms else None
@@ -48,6 +50,7 @@ def view(record: TaskRecord, origin: Origin, now: Snapshot) -> Task:
         error=fresher.error if fresher else None,
         output=fresher.output if fresher and fresher.output_ref is None else None,
         streamed=(now.text, now.output_seq),
+        prompt=prompt,
     )
 
 
@@ -64,7 +67,12 @@ class FleetTaskStore(TaskStore):
         self.request_timeout_s = request_timeout_s
 
     async def load(self, task_id: str, caller: str) -> tuple[TaskRecord, Origin]:
-        """The task's record and origin, if `caller` started it.
+        """The task's record and origin, if `caller` started it (see `load_reply`)."""
+        reply, origin = await self.load_reply(task_id, caller)
+        return reply.task, origin
+
+    async def load_reply(self, task_id: str, caller: str) -> tuple[TaskStatusReply, Origin]:
+        """The task's status reply and origin, if `caller` started it.
 
         Raises:
             InvalidParamsError: `task_id` is not a task id.
@@ -86,11 +94,11 @@ class FleetTaskStore(TaskStore):
         origin = Origin.from_key(reply.task.idempotency_key)
         if origin is None or origin.caller != caller:
             raise TaskNotFoundError
-        return reply.task, origin
+        return reply, origin
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
-        record, origin = await self.load(task_id, caller_of(context))
-        return view(record, origin, await snapshot(self.client, task_id))
+        reply, origin = await self.load_reply(task_id, caller_of(context))
+        return view(reply.task, origin, await snapshot(self.client, task_id), prompt_of(reply))
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
         raise UnsupportedOperationError(

@@ -173,6 +173,9 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
         await asyncio.wait_for(read(alice.send_message(SendMessageRequest(message=gate)), seen), 20)
         assert seen.states[-1] == TaskState.TASK_STATE_INPUT_REQUIRED
         assert seen.task is not None
+        waiting = await alice.get_task(GetTaskRequest(id=seen.task.id))
+        assert waiting.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        assert waiting.status.message.parts[0].text == "ask: Echo it?"
         answer = message(None, {"text": "approved via A2A"})
         answer.task_id = seen.task.id
         answered = Seen()
