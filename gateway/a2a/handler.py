@@ -43,17 +43,25 @@ from a2a.types import (
 from a2a.utils.task import apply_history_length
 
 from natsfleet.client import FleetClient, TaskRejected
-from natsfleet.gateway.a2a.feed import Feed, events_after, last_event, snapshot
+from natsfleet.gateway.a2a.feed import (
+    Feed,
+    events_after,
+    last_event,
+    snapshot,
+    streamed_so_far,
+)
 from natsfleet.gateway.a2a.mapping import (
     Origin,
     check_client_id,
     metadata_of,
+    output_artifact,
     part_value,
+    result_artifact,
     status_of,
     target_of,
 )
 from natsfleet.gateway.a2a.store import FleetTaskStore, caller_of, view
-from natsfleet.protocols import InvalidValue, NatsFleetError, is_terminal
+from natsfleet.protocols import InvalidValue, NatsFleetError, TaskEvent, is_terminal
 from natsfleet.protocols import TaskState as FleetState
 
 log = logging.getLogger(__name__)
@@ -148,16 +156,37 @@ class FleetRequestHandler(RequestHandler):
         if params.configuration.return_immediately:
             return apply_history_length(started.task, params.configuration)
         events = events_after(self.client, task_id, started.events_seq)
+        ended: TaskEvent | None = None
         try:
             async with asyncio.timeout(self.settings.blocking_timeout_s), aclosing(events):
                 async for event in events:
-                    if is_terminal(event.state) or event.state == FleetState.INPUT_REQUIRED:
+                    if is_terminal(event.state):
+                        ended = event
+                        break
+                    if event.state == FleetState.INPUT_REQUIRED:
                         break
         except TimeoutError:
             log.info("a2a send: task %s still runs after the blocking wait", task_id)
-        task = await self.store.get(task_id, context)
-        assert task is not None
+        if ended is None:  # still running, or waiting: as GetTask shows it
+            task = await self.store.get(task_id, context)
+            assert task is not None
+        else:  # ended: its last event says it all, no request to the supervisor
+            task = await self._ended(started.task, ended)
         return apply_history_length(task, params.configuration)
+
+    async def _ended(self, task: Task, event: TaskEvent) -> Task:
+        output = event.output
+        if event.output_ref is not None:
+            output = await self.client.bus.payloads.resolve(event.output, event.output_ref)
+        text, output_seq = await streamed_so_far(self.client, task.id)
+        task.status.CopyFrom(
+            status_of(event.state, task.id, task.context_id, detail=event.detail, error=event.error)
+        )
+        if text:
+            task.artifacts.append(output_artifact(text, output_seq))
+        if event.state == FleetState.COMPLETED and bytes(output) not in (b"", b"null"):
+            task.artifacts.append(result_artifact(output))
+        return task
 
     @validate_request_params
     async def on_message_send_stream(
