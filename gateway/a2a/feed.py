@@ -96,6 +96,12 @@ async def streamed_so_far(client: FleetClient, task_id: str) -> tuple[str, int]:
     the task's end), and never a poll's wait when there is nothing.
     """
     bus = client.bus
+    try:  # most tasks stream nothing: one lookup tells, without a consumer
+        await bus.js.get_last_msg(
+            bus.subjects.stream(Stream.OUTPUT), bus.subjects.task_output(task_id)
+        )
+    except js_errors.NotFoundError:
+        return "", 0
     sub = await bus.js.subscribe(
         bus.subjects.task_output(task_id),
         stream=bus.subjects.stream(Stream.OUTPUT),
