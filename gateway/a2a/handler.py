@@ -66,6 +66,9 @@ from natsfleet.protocols import TaskState as FleetState
 
 log = logging.getLogger(__name__)
 
+#: The namespace of context ids the gateway makes (uuid5 of caller and message id).
+_CONTEXTS = uuid.UUID("6b3c1f0e-5a2d-4e8b-9c47-a2a0f1ee7d10")
+
 
 @dataclass(frozen=True, slots=True)
 class HandlerSettings:
@@ -207,7 +210,11 @@ class FleetRequestHandler(RequestHandler):
         check_client_id(message.message_id, "messageId")
         if message.task_id:
             return await self._answer(message, caller, context)
-        context_id = message.context_id or str(uuid.uuid4())
+        # A new context's id follows from the message, so a retried message
+        # (same id, still no context) is the same key, hence the same task.
+        context_id = message.context_id or str(
+            uuid.uuid5(_CONTEXTS, f"{caller}\n{message.message_id}")
+        )
         check_client_id(context_id, "contextId")
         origin = Origin(caller=caller, context_id=context_id, message_id=message.message_id)
         target = target_of(message, self.settings.default_skill)

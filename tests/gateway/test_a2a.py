@@ -132,8 +132,11 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
     async with client_for(gateway, streaming=False) as blocking:
         request = SendMessageRequest(message=message("echo", {"text": "hi"}))
         [reply] = [r async for r in blocking.send_message(request)]
+        # The same message again (a client's retry): the same task, not a second.
+        [again] = [r async for r in blocking.send_message(request)]
     assert reply.task.status.state == TaskState.TASK_STATE_COMPLETED
     assert result_of(reply.task)["text"] == "hi"
+    assert again.task.id == reply.task.id and result_of(again.task) == result_of(reply.task)
 
     async with client_for(gateway) as alice, client_for(gateway, KEYS["bob"]) as bob:
         # Streaming: the task, its output chunk by chunk, the result, completed.
@@ -236,7 +239,7 @@ async def test_two_replicas_serve_one_task_and_a_kill_mid_stream_loses_nothing(
         # snapshot holds all the text so far, then each later chunk once, then
         # the result.
         seen = Seen()
-        request = SendMessageRequest(message=message("stream", {"chunks": 40, "gap_ms": 20}))
+        request = SendMessageRequest(message=message("stream", {"chunks": 40, "gap_ms": 50}))
         on_a = via_a.send_message(request)
         await asyncio.wait_for(read(on_a, seen, until_chunks=5), 20)
         assert seen.task is not None
