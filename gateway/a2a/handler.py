@@ -56,6 +56,7 @@ from natsfleet.gateway.a2a.mapping import (
     metadata_of,
     output_artifact,
     part_value,
+    prompt_of,
     result_artifact,
     status_of,
     target_of,
@@ -119,12 +120,13 @@ class FleetRequestHandler(RequestHandler):
     ) -> AsyncGenerator[Event, None]:
         caller = caller_of(context)
         log.info("a2a resubscribe by %s: task %s", caller, params.id)
-        record, origin = await self.store.load(params.id, caller)
+        reply, origin = await self.store.load_reply(params.id, caller)
         now = await snapshot(self.client, params.id)
-        state = now.event.state if now.event else record.state
+        state = now.event.state if now.event else reply.task.state
         if is_terminal(state):
             raise UnsupportedOperationError(message=f"task {params.id} has ended ({state})")
-        yield view(record, origin, now)  # the text so far; the feed goes on after it
+        # The text so far; the feed goes on after it.
+        yield view(reply.task, origin, now, prompt_of(reply))
         feed = Feed(self.client, params.id, origin.context_id)
         async for event in feed.events(state, now.events_seq, now.output_seq, bool(now.text)):
             yield event
