@@ -105,8 +105,18 @@ async def read(stream: AsyncIterator[StreamResponse], seen: Seen, until_chunks: 
             return
 
 
-async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> None:
-    [gateway] = await gateways.up("gw-a")
+async def test_the_a2a_gateway_and_its_replicas(gateways: Gateways) -> None:
+    # One fleet and two replicas for every scenario: processes are what costs.
+    a, b = await gateways.up("gw-a", "gw-b")
+    await card_send_stream_get_cancel_and_refusal(a)
+    await one_task_through_two_replicas(a, b)
+    await a_replica_killed_mid_stream_loses_nothing(a, b)
+    # SIGTERM: a clean exit.
+    b.process.terminate()
+    assert await b.process.wait(15) == 0
+
+
+async def card_send_stream_get_cancel_and_refusal(gateway: Gateway) -> None:
 
     # The card: open, built from the registry, with input schemas and the auth it needs.
     async with httpx.AsyncClient() as http:
@@ -198,15 +208,8 @@ async def test_card_send_stream_get_cancel_and_refusal(gateways: Gateways) -> No
         canceled = await alice.cancel_task(CancelTaskRequest(id=started.task.id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
 
-    # SIGTERM: a clean exit.
-    gateway.process.terminate()
-    assert await gateway.process.wait(15) == 0
 
-
-async def test_two_replicas_serve_one_task_and_a_kill_mid_stream_loses_nothing(
-    gateways: Gateways,
-) -> None:
-    a, b = await gateways.up("gw-a", "gw-b")
+async def one_task_through_two_replicas(a: Gateway, b: Gateway) -> None:
     async with client_for(a) as via_a, client_for(b) as via_b:
         # Started on A: streamed there, read and resubscribed on B, canceled on B.
         request = SendMessageRequest(message=message("sleep", {"ms": 20_000, "steps": 40}))
@@ -235,6 +238,9 @@ async def test_two_replicas_serve_one_task_and_a_kill_mid_stream_loses_nothing(
         ends = await asyncio.wait_for(asyncio.gather(last_state(on_a), last_state(on_b)), 15)
         assert ends == [TaskState.TASK_STATE_CANCELED] * 2
 
+
+async def a_replica_killed_mid_stream_loses_nothing(a: Gateway, b: Gateway) -> None:
+    async with client_for(a) as via_a, client_for(b) as via_b:
         # Streaming on A, A killed (-9) mid-stream, resubscribed on B: the
         # snapshot holds all the text so far, then each later chunk once, then
         # the result.
