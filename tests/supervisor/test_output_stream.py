@@ -144,3 +144,22 @@ async def test_the_stream_ends_when_the_oldest_output_has_expired(bus: Bus) -> N
         assert await read("01OLD") == []  # its output expired
         assert await read("01OLD", after_seq=1) == []  # resuming after an expired sequence
         assert await read("01NEW") == ["y"]
+
+
+async def test_the_stream_of_a_task_without_output_ends_though_others_output_follows(
+    bus: Bus,
+) -> None:
+    # A filtered consumer's delivered stream sequence moves past the output of
+    # other tasks it skips: the end is told by deliveries to this reader.
+    for seq in range(3):
+        chunk = OutputChunk(task_id="other", token="t", seq=seq, text="x")
+        subject = bus.subjects.task_output("other").replace("*", "x")
+        await bus.publish_js(subject, chunk, msg_id=f"other-{seq}")
+
+    async def ended() -> None:
+        return None
+
+    async def read() -> list[OutputItem]:
+        return [item async for item in follow(bus, "silent", ended)]
+
+    assert await asyncio.wait_for(read(), 5) == []
