@@ -34,6 +34,8 @@ class Bucket(StrEnum):
     LEASES = "LEASES"
     CACHE = "CACHE"
     WORKFLOWS = "WORKFLOWS"
+    # The fleet-wide LLM governor: rate schedules, budgets, deployment health.
+    GOVERNOR = "GOVERNOR"
 
 
 OBJECT_STORE = "BLOBS"
