@@ -1,0 +1,58 @@
+"""A plain Python process running the router with the fleet governor.
+
+`python tests/llm/governor_worker.py '<json spec>'` connects to NATS, opens
+the governor, prints `{"ready": true}`, waits for a line on stdin, makes
+`calls` concurrent calls, prints one JSON line per call, then `{"done": ...}`.
+Used by tests/llm/test_governor_fleet.py; the provider is the test's wire server.
+"""
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from natsfleet.agents.llm import LLMError, Router, config_from_mapping, user
+from natsfleet.agents.llm.governor import open_governor
+from natsfleet.bus import Bus, BusConfig
+
+
+async def call(router: Router, spec: dict[str, Any], i: int) -> dict[str, Any]:
+    llm = router.bind(
+        task_id=f"{spec['name']}-{i}",
+        remaining_s=spec.get("remaining_s"),
+        budget_usd=spec.get("budget_usd"),
+        workflow_id=spec.get("run_id"),
+        tenant=spec.get("tenant"),
+    )
+    sent = time.time()
+    try:
+        request = user(f"question {i}", model=spec.get("model"), max_tokens=spec["max_tokens"])
+        response = await llm.complete(request)
+    except LLMError as exc:
+        return {"ok": False, "error": type(exc).__name__, "detail": str(exc), "at": sent}
+    return {"ok": True, "deployment": response.deployment, "at": sent, "end": time.time()}
+
+
+async def main(spec: dict[str, Any]) -> None:
+    config = config_from_mapping(spec["config"])
+    async with Bus(BusConfig(url=spec["url"], prefix=spec["prefix"]), role="test") as bus:
+        governor = await open_governor(bus, config)
+        router = Router.from_config(config, governor=governor)
+        if spec.get("warmup"):
+            # A long-lived agent has made calls before: the SDK's first request
+            # builds its HTTP client, a pause that would bunch the first slots.
+            await router.complete(user("warm up", model=spec["warmup"], max_tokens=1))
+        print(json.dumps({"ready": True}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        results = await asyncio.gather(*(call(router, spec, i) for i in range(spec["calls"])))
+        for result in results:
+            print(json.dumps(result), flush=True)
+        await router.aclose()
+        await governor.aclose()  # writes the settlements still queued
+        stats = governor.stats
+        print(json.dumps({"done": True, "kv_ops": stats.ops, "conflicts": stats.conflicts}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(sys.argv[1])))
