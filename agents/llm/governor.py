@@ -37,7 +37,7 @@ from natsfleet.agents.llm.governor_config import RateLimit
 from natsfleet.agents.llm.health import FleetHealth, HealthState
 from natsfleet.agents.llm.kvcell import GovernorUnavailable, KVCell, KVStats, Op
 from natsfleet.agents.llm.ledger import estimate_cost_usd
-from natsfleet.agents.llm.ratelimit import RateState, Throttled, book, settle_tokens
+from natsfleet.agents.llm.ratelimit import RateState, Throttled, book, earliest, settle_tokens
 from natsfleet.agents.llm.types import LLMRequest, LLMResponse
 
 if TYPE_CHECKING:
@@ -344,13 +344,17 @@ class Governor:
     ) -> list[tuple[KVCell[RateState], RateLimit, float]]:
         """One slot, the same instant, under every rate scope.
 
-        Scopes are booked in turn; when a later one only has a later slot, the
-        earlier ones are booked again at that instant (their first slot is
-        left unused: capacity lost, never a limit exceeded).
+        Each scope's last seen state gives a lower bound of its earliest slot,
+        so all are booked from the latest bound, usually in one pass. When a
+        scope still only has a later slot, the ones booked before it are
+        booked again at that instant (their first slot is left unused:
+        capacity lost, never a limit exceeded).
         """
         scopes = self.rate_scopes(model, tenant)
         window_s = self.config.governor.window_s
         at = time.time()
+        for key, limit in scopes:
+            at = max(at, earliest(self._cell(key, RateState).last_seen, limit))
         slots: dict[str, tuple[KVCell[RateState], RateLimit, float]] = {}
         while True:
             for key, limit in scopes:

@@ -16,7 +16,6 @@ difference to the real usage is settled after the call.
 """
 
 import math
-import time
 
 import msgspec
 
@@ -90,7 +89,8 @@ def _counted(state: RateState, slot: float, requests: int, tokens: int) -> dict[
 def book(
     limit: RateLimit, window_s: float, tokens: int, not_before: float, latest: float | None
 ) -> Op[RateState, tuple[bool, float]]:
-    """Book one request of `tokens` at the earliest slot >= `not_before`.
+    """Book one request of `tokens` at the earliest slot >= `not_before` (a wall
+    time the caller read: a clock read here would differ between scopes).
 
     The op's result is `(booked, slot)`; unbooked when the slot is after `latest`.
     """
@@ -98,11 +98,7 @@ def book(
     def op(state: RateState) -> tuple[RateState, tuple[bool, float]]:
         if state.window_s != window_s:
             state = msgspec.structs.replace(state, window_s=window_s, window_start=0.0)
-        slot = max(not_before, time.time())
-        if limit.rpm:
-            slot = max(slot, state.next_request_at - limit.burst_s)
-        if limit.tpm:
-            slot = max(slot, state.next_token_at - limit.burst_s)
+        slot = max(not_before, earliest(state, limit))
         if latest is not None and slot > latest:
             return state, (False, slot)
         new = msgspec.structs.replace(
@@ -118,6 +114,16 @@ def book(
         return new, (True, slot)
 
     return op
+
+
+def earliest(state: RateState, limit: RateLimit) -> float:
+    """The earliest slot `state` allows; a lower bound if `state` is stale."""
+    slot = 0.0
+    if limit.rpm:
+        slot = max(slot, state.next_request_at - limit.burst_s)
+    if limit.tpm:
+        slot = max(slot, state.next_token_at - limit.burst_s)
+    return slot
 
 
 def settle_tokens(

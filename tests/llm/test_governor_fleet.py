@@ -23,7 +23,7 @@ from tests.procs import agent_env
 
 WORKER = Path(__file__).with_name("governor_worker.py")
 WINDOW_S = 1.0
-JITTER_S = 0.03
+JITTER_S = 0.1
 
 
 def llm_config(wire: Any, models: list[dict[str, Any]], **governor: Any) -> dict[str, Any]:
@@ -107,11 +107,16 @@ async def test_four_processes_never_exceed_the_fleet_rate(
     assert all(r["ok"] for results, _ in done for r in results)
     arrivals = [r.at for r in wire.requests if r.model == "paced"]
     assert len(arrivals) == 80
-    # Every window, wherever it starts, saw at most `rpm` requests at the
-    # provider. The governor's slots are exactly WINDOW_S / rpm = 50 ms apart;
-    # arrivals carry some ms of OS and loopback jitter, so the window is
-    # shortened by JITTER_S (under one spacing). Per-process limits would
-    # show 4 times the rate here.
+    # The fleet's slots (when each call may be sent): never more than `rpm`
+    # in any window of WINDOW_S, wherever it starts.
+    slots = [s for _, summary in done for s in summary["slots"]]
+    assert len(slots) == 80
+    # (1 µs: slots are sums of float spacings, the 21st lands at 0.99999998 s)
+    assert max_in_window(slots, WINDOW_S - 1e-6) <= rpm, _debug(slots)
+    # At the provider: the slots are WINDOW_S / rpm = 50 ms apart, and arrivals
+    # carry OS and loopback jitter (up to ~40 ms seen on a loaded 2-core box: a
+    # process's first concurrent request opens a connection), so the window is
+    # shortened by JITTER_S. Per-process limits would show 4 times the rate.
     assert max_in_window(arrivals, WINDOW_S - JITTER_S) <= rpm, _debug(arrivals)
     # ... and the fleet used the limit: 80 calls at 20 per second take ~4 s.
     span_s = max(arrivals) - min(arrivals)

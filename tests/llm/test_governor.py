@@ -1,0 +1,176 @@
+"""The fleet governor's rules, one process with several governors (each one a
+stand-in for a process) on a real nats-server and the local wire server."""
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+import pytest
+
+from natsfleet.agents.llm import ConfigError, LLMConfig, NoDeploymentAvailable, Router, user
+from natsfleet.agents.llm.budgets import BudgetState, Hold, reserve
+from natsfleet.agents.llm.errors import ErrorKind
+from natsfleet.agents.llm.governor import Governor, api_key_id
+from natsfleet.agents.llm.ratelimit import RateState, Throttled
+from natsfleet.bus import Bus
+from natsfleet.protocols import Bucket
+
+GovernedRouter = Callable[..., tuple[Router, Governor]]
+
+
+def m(name: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "provider": "openai", "model": name, "tier": "small", **extra}
+
+
+@pytest.fixture
+async def governed(
+    bus: Bus, make_config: Callable[..., LLMConfig]
+) -> AsyncIterator[GovernedRouter]:
+    made: list[tuple[Router, Governor]] = []
+    kv = await bus.kv(Bucket.GOVERNOR)
+
+    def make(models: list[dict[str, Any]], **governor: Any) -> tuple[Router, Governor]:
+        config = make_config(
+            models,
+            governor={"enabled": True, "window_s": 1.0, **governor},
+            routing={"max_rounds": 1},  # one pass: a failure is seen, not waited out
+        )
+        gov = Governor(config, kv, env={"T_KEY": "k-secret"})
+        router = Router.from_config(config, governor=gov, env={"T_KEY": "k-secret"})
+        made.append((router, gov))
+        return router, gov
+
+    yield make
+    for router, gov in made:
+        await router.aclose()
+        await gov.aclose()
+
+
+async def test_a_call_without_a_slot_before_its_deadline_is_throttled(
+    governed: GovernedRouter, wire: Any
+) -> None:
+    router, gov = governed([m("slow-lane")], deployments={"slow-lane": {"rpm": 2}})
+    await gov.start()
+    for i in range(2):
+        await router.bind(task_id=f"t{i}", remaining_s=5).complete(user("q"))
+    with pytest.raises(Throttled) as caught:
+        await router.bind(task_id="t2", remaining_s=0.2).complete(user("q"))
+    exc = caught.value
+    assert exc.retryable and exc.kind is ErrorKind.THROTTLED
+    assert exc.scope == "rate.dep.slow-lane" and 0.2 < exc.wait_s <= 1.0
+    assert wire.count("slow-lane") == 2  # nothing was sent for the throttled call
+    # With time left it waits for its slot instead: 0.5 s after the second.
+    started = time.monotonic()
+    await router.bind(task_id="t3", remaining_s=5).complete(user("q"))
+    assert time.monotonic() - started > 0.2
+    assert gov.throttled >= 1
+
+
+async def test_concurrent_calls_get_fifo_slots_in_few_kv_writes(
+    governed: GovernedRouter, wire: Any
+) -> None:
+    router, gov = governed([m("fifo")], deployments={"fifo": {"rpm": 100}})
+    await gov.start()
+    model = router.models[0]
+    before = gov.stats.writes
+
+    async def admit(i: int) -> float:
+        permit = await gov.admit(user(f"q{i}"), model, deadline=None, hold_s=1.0)
+        permit.settle(None)
+        return permit.bookings[0][2]
+
+    slots = await asyncio.gather(*(admit(i) for i in range(20)))
+    # One slot each, 10 ms apart (1 s / 100), in the order the calls asked.
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert all(g == pytest.approx(0.01, abs=1e-6) for g in gaps), gaps
+    assert gov.stats.writes - before <= 4  # coalesced: a write per batch, not per call
+
+
+async def test_token_limits_book_the_estimate_and_settle_the_real_usage(
+    governed: GovernedRouter, wire: Any, bus: Bus
+) -> None:
+    router, gov = governed([m("tok")], deployments={"tok": {"tpm": 10_000}})
+    await gov.start()
+    await router.bind(task_id="t").complete(user("q", max_tokens=500))
+    await gov.aclose()  # the settlement is written
+    entry = await (await bus.kv(Bucket.GOVERNOR)).get("rate.dep.tok")
+    state = msgspec.json.decode(entry.value or b"", type=RateState)
+    # The wire reports 12 + 7 tokens: the window counts those, not the 500+ estimated.
+    assert state.window_tokens == 19
+    assert state.tpm == 10_000 and state.rpm is None
+
+
+async def test_api_key_and_tenant_limits_are_shared_and_the_key_is_never_stored(
+    governed: GovernedRouter, wire: Any, bus: Bus
+) -> None:
+    router, gov = governed([m("a"), m("b")], api_keys={"openai": {"rpm": 50}}, tenant_rpm=60)
+    await gov.start()
+    await router.bind(task_id="t1", tenant="acme").complete(user("q", model="a"))
+    await router.bind(task_id="t2", tenant="acme").complete(user("q", model="b"))
+    kv = await bus.kv(Bucket.GOVERNOR)
+    keys = set(await kv.keys())
+    assert {f"rate.key.{api_key_id('k-secret')}", "rate.tenant.acme"} <= keys
+    for key in keys:
+        value = (await kv.get(key)).value or b""
+        assert b"k-secret" not in value and "k-secret" not in key
+    tenant = msgspec.json.decode((await kv.get("rate.tenant.acme")).value or b"", type=RateState)
+    assert tenant.window_requests + tenant.last_requests == 2  # both deployments counted
+
+
+async def test_after_a_cooldown_one_probe_goes_first_for_the_fleet(
+    governed: GovernedRouter, wire: Any
+) -> None:
+    models = [m("flaky")]
+    router_a, gov_a = governed(models)
+    _, gov_b = governed(models)
+    await gov_a.start()
+    await gov_b.start()
+    wire.script("flaky", wire.fail(429, retry_after_ms=200))
+    with pytest.raises(NoDeploymentAvailable, match="rate_limit"):
+        await router_a.bind(task_id="t").complete(user("q"))
+    async with asyncio.timeout(2):
+        while gov_b.health.is_available("flaky"):
+            await asyncio.sleep(0.005)
+    assert gov_b.health.mirror["flaky"].circuit(time.time()) == "open"
+    await asyncio.sleep(0.25)  # the Retry-After is over: half-open
+    assert gov_b.health.mirror["flaky"].circuit(time.time()) == "half_open"
+    wire.script("flaky", wire.slow(0.3))
+    probe = asyncio.create_task(router_a.bind(task_id="t2").complete(user("q")))
+    async with asyncio.timeout(2):  # a claims the probe ...
+        while gov_b.health.mirror["flaky"].probe_until == 0.0:
+            await asyncio.sleep(0.005)
+    assert not gov_b.health.is_available("flaky")  # ... and b waits for its answer
+    assert (await probe).deployment == "flaky"
+    async with asyncio.timeout(2):
+        while not gov_b.health.is_available("flaky"):
+            await asyncio.sleep(0.005)
+    assert gov_b.health.mirror["flaky"].circuit(time.time()) == "closed"
+
+
+def test_a_reservation_past_its_expiry_is_dropped_by_the_next_writer() -> None:
+    now = time.time()
+    state = BudgetState(
+        limit_usd=1.0,
+        holds={
+            "dead-1": Hold(usd=0.9, expires_at=now - 1),
+            "live-1": Hold(usd=0.05, expires_at=now + 60),
+        },
+    )
+    new, refused = reserve("task t", 1.0, "me-1", 0.5, now + 10, fixed=True)(state)
+    assert refused is None
+    assert set(new.holds) == {"live-1", "me-1"}
+    _, refused = reserve("task t", 1.0, "me-2", 0.5, now + 10, fixed=True)(new)
+    assert refused is not None and refused.reserved_usd == pytest.approx(0.55)
+    assert not refused.retryable and "reserved $0.550000" in str(refused)
+
+
+def test_governor_config_is_checked(make_config: Callable[..., LLMConfig]) -> None:
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        make_config([m("a")], governor={"deployments": {"nope": {"rpm": 1}}})
+    with pytest.raises(ConfigError, match="unknown provider"):
+        make_config([m("a")], governor={"api_keys": {"nope": {"rpm": 1}}})
+    with pytest.raises(ConfigError, match="> 0"):
+        make_config([m("a")], governor={"deployments": {"a": {"rpm": 0}}})
