@@ -3,8 +3,11 @@ stand-in for a process) on a real nats-server and the local wire server."""
 
 import asyncio
 import itertools
+import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,6 +21,7 @@ from natsfleet.agents.llm.ratelimit import RateState, Throttled
 from natsfleet.bus import Bus
 from natsfleet.protocols import Bucket
 
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
 GovernedRouter = Callable[..., tuple[Router, Governor]]
 
 
@@ -174,3 +178,46 @@ def test_governor_config_is_checked(make_config: Callable[..., LLMConfig]) -> No
         make_config([m("a")], governor={"api_keys": {"nope": {"rpm": 1}}})
     with pytest.raises(ConfigError, match="> 0"):
         make_config([m("a")], governor={"deployments": {"a": {"rpm": 0}}})
+
+
+async def test_natsfleet_llm_shows_rates_health_and_budgets(
+    governed: GovernedRouter, wire: Any, nats_server: Any, prefix: str
+) -> None:
+    priced = m("shown", output_usd_per_mtok=1000.0)
+    router, gov = governed(
+        [priced], deployments={"shown": {"rpm": 600}}, daily_budget_usd=5.0, window_s=60.0
+    )
+    await gov.start()
+    for i in range(2):
+        await router.bind(task_id=f"t{i}").complete(user("q", max_tokens=7))
+    wire.script("shown", wire.fail(429, retry_after_ms=30_000))
+    with pytest.raises(NoDeploymentAvailable):
+        await router.bind(task_id="t9").complete(user("q", max_tokens=7))
+    await gov.aclose()  # settlements and health written
+
+    args = [NATSFLEET, "llm", "--nats", nats_server.url, "--prefix", prefix]
+    proc = await asyncio.create_subprocess_exec(*args, "--json", stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    view = json.loads(out)
+    (rate,) = view["rates"]
+    assert (rate["kind"], rate["name"], rate["rpm"], rate["requests"]) == (
+        "deployment",
+        "shown",
+        600,
+        3,
+    )
+    (health,) = view["health"]
+    assert (health["deployment"], health["circuit"], health["reason"]) == (
+        "shown",
+        "open",
+        "rate_limit",
+    )
+    assert 25 < health["cooling_s"] <= 30
+    (budget,) = view["budgets"]
+    assert budget["scope"].startswith("fleet ") and budget["limit_usd"] == 5.0
+    assert budget["spent_usd"] == pytest.approx(0.014) and budget["reserved_usd"] == 0
+    assert budget["calls"] == 2
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0 and b"shown" in out and b"open" in out
