@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from nats.js.kv import KeyValue
 
-from natsfleet.agents.llm import budgets
+from natsfleet.agents.llm import budgets, governor_metrics
 from natsfleet.agents.llm.budgets import BudgetState
 from natsfleet.agents.llm.complexity import estimate_tokens
 from natsfleet.agents.llm.config import LLMConfig, ModelConfig
@@ -167,6 +167,7 @@ class Governor:
         if self._task is not None:
             return
         self._task = asyncio.create_task(self._run(), name="llm-governor")
+        governor_metrics.register(self)
         sync = asyncio.ensure_future(self._synced.wait())
         done, _ = await asyncio.wait(
             {sync, self._task}, timeout=SYNC_TIMEOUT_S, return_when="FIRST_COMPLETED"
@@ -182,6 +183,7 @@ class Governor:
         task, self._task = self._task, None
         if task is None:
             return
+        governor_metrics.unregister(self)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2.0):
                 await self._queue.join()

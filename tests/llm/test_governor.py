@@ -12,8 +12,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from opentelemetry.metrics import CallbackOptions
 
-from natsfleet.agents.llm import ConfigError, LLMConfig, NoDeploymentAvailable, Router, user
+from natsfleet.agents.llm import (
+    ConfigError,
+    LLMConfig,
+    NoDeploymentAvailable,
+    Router,
+    governor_metrics,
+    user,
+)
 from natsfleet.agents.llm.budgets import BudgetState, Hold, reserve
 from natsfleet.agents.llm.errors import ErrorKind
 from natsfleet.agents.llm.governor import Governor, api_key_id
@@ -193,7 +201,22 @@ async def test_natsfleet_llm_shows_rates_health_and_budgets(
     wire.script("shown", wire.fail(429, retry_after_ms=30_000))
     with pytest.raises(NoDeploymentAvailable):
         await router.bind(task_id="t9").complete(user("q", max_tokens=7))
+    async with asyncio.timeout(2):  # the settlements are written in the background
+        while gov.cells()[next(k for k in gov.cells() if k.startswith("budget.fleet"))].holds:
+            await asyncio.sleep(0.005)
+    # The metrics export the same figures, from this process's view.
+    options = CallbackOptions()
+    rates = {(o.attributes or {}).get("unit"): o.value for o in governor_metrics._rates(options)}
+    assert rates["requests"] == 3
+    limits = [(o.value, o.attributes) for o in governor_metrics._limits(options)]
+    assert limits == [(600, {"scope": "deployment", "name": "shown", "unit": "requests"})]
+    (cooling,) = governor_metrics._cooldowns(options)
+    assert cooling.value > 25 and (cooling.attributes or {})["circuit"] == "open"
+    (spent,) = governor_metrics._budgets("spent")(options)
+    assert spent.value == pytest.approx(0.014)
+    assert next(iter(governor_metrics._kv_ops(options))).value >= 3
     await gov.aclose()  # settlements and health written
+    assert list(governor_metrics._rates(options)) == []  # a closed governor is not exported
 
     args = [NATSFLEET, "llm", "--nats", nats_server.url, "--prefix", prefix]
     proc = await asyncio.create_subprocess_exec(*args, "--json", stdout=asyncio.subprocess.PIPE)
