@@ -327,15 +327,24 @@ class Governor:
             permit.waited_s = time.monotonic() - started
             self.wait_s_total += permit.waited_s
             expires_at = time.time() + hold_s + self.config.governor.reservation_grace_s
+            cells = []
+            ops = []
             for key, label, limit, fixed in self.budget_scopes(scope, time.time()):
-                cell = self._cell(key, BudgetState)
-                op = budgets.reserve(
-                    label, limit, permit.hold_id, estimate_usd, expires_at, fixed=fixed
+                cells.append(self._cell(key, BudgetState))
+                ops.append(
+                    budgets.reserve(
+                        label, limit, permit.hold_id, estimate_usd, expires_at, fixed=fixed
+                    )
                 )
-                refused = await cell.apply(op)
-                if refused is not None:
-                    raise refused
-                holds.append(cell)
+            # The scopes are independent keys: reserve in all at once (one round trip).
+            outcomes = await asyncio.gather(
+                *(cell.apply(op) for cell, op in zip(cells, ops, strict=True)),
+                return_exceptions=True,
+            )
+            holds.extend(c for c, o in zip(cells, outcomes, strict=True) if o is None)
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         except BaseException:
             permit.settle(None)  # give back what was reserved and booked
             raise
