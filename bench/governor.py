@@ -68,6 +68,8 @@ SETUPS: dict[str, tuple[dict[str, Any] | None, float | None]] = {
     "governor, health only": ({"enabled": True}, None),
     "governor, task budget": ({"enabled": True}, 1.0),
     "governor, rate + task + day": (LIMITS, 1.0),
+    # A second baseline: the spread between the two is the noise floor of the run.
+    "plain again": (None, 1.0),
 }
 REQUEST = user("What is the capital of France?", max_tokens=16)
 

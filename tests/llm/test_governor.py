@@ -244,3 +244,27 @@ async def test_natsfleet_llm_shows_rates_health_and_budgets(
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     assert proc.returncode == 0 and b"shown" in out and b"open" in out
+
+
+async def test_the_agent_binding_opens_the_governor_and_creates_its_bucket(
+    nats_server: Any,
+    prefix: str,
+    make_config: Callable[..., LLMConfig],
+    wire: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from natsfleet.agents.llm_binding import LLMBinding
+    from natsfleet.bus import BusConfig
+
+    monkeypatch.setenv("T_KEY", "k")
+    config = make_config([m("a", output_usd_per_mtok=1000.0)], governor={"enabled": True})
+    async with Bus(BusConfig(url=nats_server.url, prefix=prefix), role="test") as bus:
+        binding = LLMBinding(config, use_cache=False)
+        await binding.open(bus)  # nothing provisioned: the binding makes the bucket
+        assert binding.router is not None and binding.router.governor is binding.governor
+        llm = binding.router.bind(task_id="t1", budget_usd=0.01, workflow_id="run-9")
+        await llm.complete(user("q", max_tokens=7))
+        await binding.aclose()
+        kv = await bus.kv(Bucket.GOVERNOR)
+        assert {"budget.task.t1", "budget.run.run-9"} <= set(await kv.keys())
+    assert wire.count("a") == 1
