@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Bookings a late-waking call may make before it goes anyway.
+MAX_REBOOKS = 3
 #: How long `start` waits for the first view of the fleet's health.
 SYNC_TIMEOUT_S = 5.0
 
@@ -142,6 +144,7 @@ class Governor:
         self.instance = instance or uuid.uuid4().hex[:12]
         self.stats = KVStats()
         self.throttled = 0
+        self.late = 0  # calls that woke too late for their slot and booked again
         self.wait_s_total = 0.0
         self._cells: dict[str, KVCell[Any]] = {}
         self._queue: asyncio.Queue[tuple[KVCell[Any], Op[Any, Any]]] = asyncio.Queue()
@@ -321,34 +324,65 @@ class Governor:
             holds=holds, hold_id=f"{self.instance}-{self._holds}", waited_s=0.0,
         )  # fmt: skip
         try:
-            wait_s = max((s for _, _, s in bookings), default=0.0) - time.time()
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)  # our own slot: nobody else wakes for it
+            slot = max((s for _, _, s in bookings), default=time.time())
+            expires_at = slot + hold_s + self.config.governor.reservation_grace_s
+            # Budgets first, while the slot approaches: the call goes right at its slot.
+            await self._reserve(permit, scope, expires_at)
+            permit.bookings = await self._wait_for_slot(
+                model, scope.tenant, tokens, latest, bookings
+            )
             permit.waited_s = time.monotonic() - started
             self.wait_s_total += permit.waited_s
-            expires_at = time.time() + hold_s + self.config.governor.reservation_grace_s
-            cells = []
-            ops = []
-            for key, label, limit, fixed in self.budget_scopes(scope, time.time()):
-                cells.append(self._cell(key, BudgetState))
-                ops.append(
-                    budgets.reserve(
-                        label, limit, permit.hold_id, estimate_usd, expires_at, fixed=fixed
-                    )
-                )
-            # The scopes are independent keys: reserve in all at once (one round trip).
-            outcomes = await asyncio.gather(
-                *(cell.apply(op) for cell, op in zip(cells, ops, strict=True)),
-                return_exceptions=True,
-            )
-            holds.extend(c for c, o in zip(cells, outcomes, strict=True) if o is None)
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    raise outcome
         except BaseException:
             permit.settle(None)  # give back what was reserved and booked
             raise
         return permit
+
+    async def _reserve(self, permit: Permit, scope: CallScope, expires_at: float) -> None:
+        """Hold the estimate in every budget of `scope`; the scopes are independent
+        keys, so all at once (one round trip). Raises the first refusal."""
+        cells = []
+        ops = []
+        for key, label, limit, fixed in self.budget_scopes(scope, time.time()):
+            cells.append(self._cell(key, BudgetState))
+            ops.append(
+                budgets.reserve(
+                    label, limit, permit.hold_id, permit.estimate_usd, expires_at, fixed=fixed
+                )
+            )
+        outcomes = await asyncio.gather(
+            *(cell.apply(op) for cell, op in zip(cells, ops, strict=True)),
+            return_exceptions=True,
+        )
+        permit.holds.extend(c for c, o in zip(cells, outcomes, strict=True) if o is None)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _wait_for_slot(
+        self,
+        model: ModelConfig,
+        tenant: str | None,
+        tokens: int,
+        latest: float | None,
+        bookings: list[tuple[KVCell[RateState], RateLimit, float]],
+    ) -> list[tuple[KVCell[RateState], RateLimit, float]]:
+        """Sleep until the booked slot. A caller that wakes later than half a
+        spacing after it (a stalled process) books again rather than go out in
+        a bunch with the calls of the next slots; the late slot is left unused."""
+        window_s = self.config.governor.window_s
+        spacings = [window_s / lim.rpm for _, lim, _ in bookings if lim.rpm]
+        spacings += [tokens * window_s / lim.tpm for _, lim, _ in bookings if lim.tpm]
+        tolerance_s = min(spacings, default=float("inf")) / 2
+        for rebooks in range(MAX_REBOOKS + 1):
+            slot = max((s for _, _, s in bookings), default=0.0)
+            if (wait_s := slot - time.time()) > 0:
+                await asyncio.sleep(wait_s)  # our own slot: nobody else wakes for it
+            if time.time() - slot <= tolerance_s or rebooks == MAX_REBOOKS:
+                return bookings
+            self.late += 1
+            bookings = await self._book(model, tenant, tokens, latest)
+        return bookings
 
     async def _book(
         self, model: ModelConfig, tenant: str | None, tokens: int, latest: float | None

@@ -17,18 +17,21 @@ from natsfleet.agents.llm.governor import Governor, Permit, open_governor
 from natsfleet.bus import Bus, BusConfig
 
 
-def record_slots(governor: Governor) -> list[float]:
-    """Every slot this governor books (the instant its call may be sent)."""
+def record_slots(governor: Governor) -> tuple[list[float], list[float]]:
+    """Every slot this governor books (the instant its call may be sent), and
+    the instant it let each call go."""
     slots: list[float] = []
+    released: list[float] = []
     admit = governor.admit
 
     async def recording(*args: Any, **kwargs: Any) -> Permit:
         permit = await admit(*args, **kwargs)
+        released.append(time.time())
         slots.append(max((slot for _, _, slot in permit.bookings), default=0.0))
         return permit
 
     governor.admit = recording  # type: ignore[method-assign]
-    return slots
+    return slots, released
 
 
 async def call(router: Router, spec: dict[str, Any], i: int) -> dict[str, Any]:
@@ -53,12 +56,13 @@ async def main(spec: dict[str, Any]) -> None:
     async with Bus(BusConfig(url=spec["url"], prefix=spec["prefix"]), role="test") as bus:
         governor = await open_governor(bus, config)
         router = Router.from_config(config, governor=governor)
-        slots = record_slots(governor)
+        slots, released = record_slots(governor)
         if spec.get("warmup"):
             # A long-lived agent has made calls before: the SDK's first request
             # builds its HTTP client, a pause that would bunch the first slots.
             await router.complete(user("warm up", model=spec["warmup"], max_tokens=1))
         slots.clear()
+        released.clear()
         print(json.dumps({"ready": True}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         results = await asyncio.gather(*(call(router, spec, i) for i in range(spec["calls"])))
@@ -67,7 +71,10 @@ async def main(spec: dict[str, Any]) -> None:
         await router.aclose()
         await governor.aclose()  # writes the settlements still queued
         stats = governor.stats
-        done = {"done": True, "kv_ops": stats.ops, "conflicts": stats.conflicts, "slots": slots}
+        done = {
+            "done": True, "kv_ops": stats.ops, "conflicts": stats.conflicts,
+            "slots": slots, "released": released, "late": governor.late,
+        }  # fmt: skip
         print(json.dumps(done), flush=True)
 
 

@@ -23,7 +23,7 @@ from tests.procs import agent_env
 
 WORKER = Path(__file__).with_name("governor_worker.py")
 WINDOW_S = 1.0
-JITTER_S = 0.1
+SPACING_S = 0.05  # WINDOW_S / rpm of the rate test
 
 
 def llm_config(wire: Any, models: list[dict[str, Any]], **governor: Any) -> dict[str, Any]:
@@ -113,14 +113,17 @@ async def test_four_processes_never_exceed_the_fleet_rate(
     assert len(slots) == 80
     # (1 µs: slots are sums of float spacings, the 21st lands at 0.99999998 s)
     assert max_in_window(slots, WINDOW_S - 1e-6) <= rpm, _debug(slots)
-    # At the provider: the slots are WINDOW_S / rpm = 50 ms apart, and arrivals
-    # carry OS and loopback jitter (up to ~40 ms seen on a loaded 2-core box: a
-    # process's first concurrent request opens a connection), so the window is
-    # shortened by JITTER_S. Per-process limits would show 4 times the rate.
-    assert max_in_window(arrivals, WINDOW_S - JITTER_S) <= rpm, _debug(arrivals)
-    # ... and the fleet used the limit: 80 calls at 20 per second take ~4 s.
-    span_s = max(arrivals) - min(arrivals)
-    assert 79 / span_s >= 0.85 * rpm / WINDOW_S
+    # The instants the governors let the calls go: a caller that wakes more
+    # than half a spacing (25 ms) after its slot books again instead of going
+    # out in a bunch, so these hold the limit within that much.
+    released = [s for _, summary in done for s in summary["released"]]
+    assert max_in_window(released, WINDOW_S - SPACING_S / 2) <= rpm, _debug(released)
+    # At the provider (this test process records arrivals, and on a loaded
+    # 2-core machine it can stall and read several at once, so no per-window
+    # check here): 80 calls at the fleet's rate, not 4 times it.
+    arrivals = sorted(arrivals)
+    rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    assert 0.8 * rpm / WINDOW_S <= rate <= 1.05 * rpm / WINDOW_S, rate
     for _, summary in done:
         # Coalesced bookings: fewer than two KV operations per call on average.
         assert summary["kv_ops"] < 2 * 20
