@@ -21,7 +21,8 @@ from natsfleet.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
-#: Publishes one message on one subject (core NATS; watchers are best effort).
+#: Publishes one message on one subject: into the OUTPUT stream, which keeps
+#: it for watchers that come late or come back (docs/operations.md, "Output streams").
 Publish = Callable[[str, Message], Awaitable[None]]
 
 # Above this much pending text a flush is not worth delaying.
@@ -31,10 +32,13 @@ _EAGER_FLUSH_CHARS = 32 * 1024
 class OutputBuffer:
     """What one attempt produced since the last flush."""
 
-    def __init__(self, subject: str, task_id: str, token: str, pump: "OutputPump") -> None:
+    def __init__(
+        self, subject: str, task_id: str, token: str, pump: "OutputPump", attempt: int = 0
+    ) -> None:
         self.subject = subject
         self.task_id = task_id
         self.token = token
+        self.attempt = attempt
         self._pump = pump
         self._text: list[str] = []
         self._chars = 0
@@ -73,6 +77,7 @@ class OutputBuffer:
                     seq=self._seq,
                     text="".join(self._text),
                     final=final,
+                    attempt=self.attempt,
                 )
             )
             self._text.clear()
@@ -87,6 +92,7 @@ class OutputBuffer:
                     seq=self._seq,
                     fraction=fraction,
                     note=note,
+                    attempt=self.attempt,
                 )
             )
             self._progress = None
@@ -117,8 +123,9 @@ class OutputPump:
             self._wake.clear()
             self._eager = False
             dirty, self._dirty = self._dirty, {}
-            for buffer in dirty.values():
-                await self._send(buffer, final=False)
+            # Attempts' flushes go out together: each is stored (and acked) in
+            # order, but one attempt's ack does not hold up another's.
+            await asyncio.gather(*(self._send(buffer, final=False) for buffer in dirty.values()))
 
     async def close(self, buffer: OutputBuffer) -> None:
         """Flush what is left of an ended attempt, marking its stream final."""

@@ -37,6 +37,8 @@ from natsfleet.protocols import (
     DlqReason,
     FailureKind,
     Message,
+    OutputChunk,
+    Progress,
     ProtocolError,
     Reject,
     RejectCode,
@@ -117,7 +119,7 @@ class AgentRuntime:
         self.outbox = Outbox(
             self.bus, self.subjects.result(self.name, self.instance_id), self._on_acked
         )
-        self._pump = OutputPump(self._publish_quietly, self.config.output_flush_s)
+        self._pump = OutputPump(self._publish_output, self.config.output_flush_s)
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
@@ -243,6 +245,21 @@ class AgentRuntime:
             self.attempts.values(), load=self.slots.used, draining=self._draining
         )
         await self._publish_quietly(self.subjects.heartbeat(self.name, self.instance_id), beat)
+
+    async def _publish_output(self, subject: str, message: Message) -> None:
+        """Into the OUTPUT stream, de-duplicated by attempt and sequence, so a
+        flush repeated after a lost ack is stored once; one retry, then the pump
+        logs it (a watcher misses that piece; the outcome is not affected)."""
+        assert isinstance(message, OutputChunk | Progress)
+        msg_id = f"{message.task_id}:{message.token}:{message.seq}"
+        for last in (False, True):
+            try:
+                await self.bus.publish_js(subject, message, msg_id=msg_id)
+                return
+            except Exception:
+                if last:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _publish_quietly(self, subject: str, message: Message) -> None:
         try:
@@ -396,7 +413,9 @@ class AgentRuntime:
 
     def _pump_buffer(self, attempt: Attempt) -> OutputBuffer:
         subject = self.subjects.output(self.name, self.instance_id, attempt.task_id)
-        return OutputBuffer(subject, attempt.task_id, attempt.token, self._pump)
+        return OutputBuffer(
+            subject, attempt.task_id, attempt.token, self._pump, attempt.assign.attempt
+        )
 
     def _on_acked(self, token: str) -> None:
         self.attempts.pop(token, None)

@@ -3,7 +3,16 @@
 import click
 from rich.table import Table
 
-from natsfleet.cli.task_cmd import EXIT_OK, _console, _json, _nats, _prefix, _print_json, _run
+from natsfleet.cli.task_cmd import (
+    EXIT_OK,
+    _before,
+    _console,
+    _json,
+    _nats,
+    _prefix,
+    _print_json,
+    _run,
+)
 from natsfleet.client import FleetClient
 from natsfleet.protocols import DlqRequest
 
@@ -15,13 +24,7 @@ def dlq_group() -> None:
 
 @dlq_group.command("list")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option(
-    "--before",
-    "before_seq",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Entries older than this sequence: the next page (printed under each page).",
-)
+@_before
 @_nats
 @_prefix
 @_json

@@ -28,6 +28,7 @@ from natsfleet.cli.console import console
 from natsfleet.cli.workflow_view import print_workflow
 from natsfleet.client import FleetClient, TaskRejected, WaitTimeout
 from natsfleet.protocols import (
+    ErrorCode,
     InFlight,
     InvalidValue,
     NatsFleetError,
@@ -40,6 +41,7 @@ from natsfleet.protocols import (
     TaskSummary,
     Timeouts,
     Usage,
+    check_id,
     encode,
     is_null,
     new_task_id,
@@ -55,6 +57,32 @@ _nats_url = click.option("--nats", "url", envvar="NATS_URL", default=None, help=
 _prefix = click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None)
 _json = click.option("--json", "as_json", is_flag=True, help="Print protocol structures as JSON.")
 F = TypeVar("F", bound=Callable[..., object])
+
+
+#: `--before SEQ`: the cursor of the next page, printed under each page.
+_before = click.option(
+    "--before",
+    "before_seq",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The next page: the cursor printed under the previous one.",
+)
+
+
+def _checked_id(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A task or run id argument, refused (exit 2) before anything is sent
+    when it is no id: a 100 KB argument is not echoed back whole."""
+    if value is None:
+        return None
+    try:
+        return check_id(value, param.name or "id")
+    except InvalidValue as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def id_argument(name: str, *, required: bool = True) -> Callable[[F], F]:
+    """`@click.argument(name)` for a task or run id, checked by `_checked_id`."""
+    return click.argument(name, required=required, callback=_checked_id)
 
 
 def _nats(command: F) -> F:
@@ -246,10 +274,16 @@ def submit_command(
 
 
 async def _print_output(client: FleetClient, task_id: str, ready: asyncio.Event | None) -> None:
+    attempt = 0
     async for chunk in client.output(task_id, ready):
-        if isinstance(chunk, OutputChunk):
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
+        if not isinstance(chunk, OutputChunk):
+            continue
+        if attempt and chunk.attempt != attempt:
+            # A reassigned task starts over: say so rather than run the texts together.
+            click.echo(f"\n[attempt {chunk.attempt}]", err=True)
+        attempt = chunk.attempt
+        sys.stdout.write(chunk.text)
+        sys.stdout.flush()
 
 
 async def _usage(client: FleetClient, task_id: str) -> Usage | None:
@@ -287,8 +321,24 @@ async def _print_progress(
             _console.print(f"{task_id} progress {text}", highlight=False)
 
 
+async def _say_if_unknown(client: FleetClient, task_id: str) -> None:
+    """Tell a watcher on stderr when the supervisor knows no such task, instead of
+    waiting in silence (it may still be submitted: the watch goes on)."""
+    try:
+        await client.status_reply(task_id)
+    except RemoteError as exc:
+        if exc.code == ErrorCode.UNKNOWN_TASK:
+            click.echo(
+                f"natsfleet: no task {task_id} is known to the supervisor;"
+                " waiting for its events (Ctrl-C to stop)",
+                err=True,
+            )
+    except NatsFleetError as exc:  # no supervisor answering: say so, keep watching
+        click.echo(f"natsfleet: cannot ask the supervisor about {task_id}: {exc}", err=True)
+
+
 @click.command("status")
-@click.argument("task_id")
+@id_argument("task_id")
 @_json
 @_nats
 @_prefix
@@ -344,13 +394,7 @@ def _print_record(record: TaskRecord, progress: InFlight | None = None) -> None:
 @click.command("tasks")
 @click.option("--state", type=click.Choice([s.value for s in TaskState]), default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-@click.option(
-    "--before",
-    "before_seq",
-    type=click.IntRange(min=1),
-    default=None,
-    help="The next page: the cursor printed under the previous one.",
-)
+@_before
 @_json
 @_nats
 @_prefix
@@ -394,7 +438,7 @@ def _print_tasks(rows: tuple[TaskSummary, ...]) -> None:
 
 
 @click.command("cancel")
-@click.argument("task_id")
+@id_argument("task_id")
 @click.option("--reason", default="")
 @_json
 @_nats
@@ -416,7 +460,7 @@ def cancel_command(
 
 
 @click.command("watch")
-@click.argument("task_id", required=False)
+@id_argument("task_id", required=False)
 @_json
 @_nats
 @_prefix
@@ -429,6 +473,8 @@ def watch_command(task_id: str | None, as_json: bool, url: str | None, prefix: s
             ready = asyncio.Event()
             progress = asyncio.create_task(_print_progress(client, task_id, as_json, ready))
             await ready.wait()
+            known = asyncio.create_task(_say_if_unknown(client, task_id))
+            progress.add_done_callback(lambda _: known.cancel())
         try:
             async with contextlib.aclosing(client.watch(task_id)) as events:
                 async for event in events:

@@ -16,6 +16,7 @@ from natsfleet.cli.connect import (
     report,
     run_connected,
 )
+from natsfleet.cli.task_cmd import id_argument
 from natsfleet.client.traces import SpanNode, build_tree, read_spans, spans_of_task
 from natsfleet.protocols import SpanRecord, encode
 
@@ -23,7 +24,7 @@ _BAR_WIDTH = 30
 
 
 @click.command("trace")
-@click.argument("task_id")
+@id_argument("task_id")
 @click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
 @click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print the spans as JSON lines.")

@@ -14,6 +14,7 @@ from natsfleet.cli.task_cmd import (
     _prefix,
     _print_json,
     _run,
+    id_argument,
 )
 from natsfleet.client import FleetClient
 from natsfleet.supervisor.workflows import WorkflowError, load
@@ -22,7 +23,7 @@ _console = console()
 
 
 @click.command("approve")
-@click.argument("run_id")
+@id_argument("run_id")
 @click.option("--input", "input_text", default=None, help="JSON for the next steps, or @file.")
 @click.option("--reject", is_flag=True, help="Refuse instead of approving.")
 @click.option("--note", default="", help="Why (kept with the decision).")

@@ -135,6 +135,7 @@ def agent(s: Subjects, name: str) -> Permissions:
         # ctx.call's idempotency keys, in this type's own scope
         *_idem_user(s, idempotency_scope(agent_role(name))),
         *_read_stream(s.stream(Stream.EVENTS)),  # waiting for a child's terminal event
+        *_read_stream(s.stream(Stream.OUTPUT)),  # following a child's output
         *_blobs_user(s),
     ]
     subscribe = [
@@ -155,6 +156,7 @@ def client(s: Subjects) -> Permissions:
         *_idem_user(s, CLIENT_SCOPE),
         *_read_stream(s.stream(Stream.EVENTS)),
         *_read_stream(s.stream(Stream.SPANS)),  # natsfleet trace
+        *_read_stream(s.stream(Stream.OUTPUT)),  # watch, submit --stream
         *_blobs_user(s),
     ]
     subscribe = [

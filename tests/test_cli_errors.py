@@ -151,3 +151,25 @@ def test_a_malformed_prefix_is_a_usage_error(verb: tuple[str, ...], prefix: str)
     assert done.returncode == EXIT_USAGE, output
     assert "Traceback" not in output and f"subject prefix {prefix!r} is not a valid" in output
     assert elapsed < START_SLACK_S + 1
+
+
+#: Every verb taking a task or run id, each with one kind of malformed id.
+BAD_IDS = [
+    ("status", "a" * 100_000),
+    ("cancel", "a b"),
+    ("watch", "x.>"),
+    ("trace", "a" * 100_000),
+    ("approve", "run\n1"),
+]
+
+
+@pytest.mark.parametrize(("verb", "bad"), BAD_IDS, ids=lambda v: v if len(v) < 10 else "100KB")
+def test_a_malformed_id_is_a_usage_error_before_connecting(
+    verb: str, bad: str, closed_port: int
+) -> None:
+    done, _ = _run((verb, bad), {"NATS_URL": f"nats://127.0.0.1:{closed_port}"})
+    output = done.stdout + done.stderr
+    assert done.returncode == EXIT_USAGE, output
+    assert "is not 1 to 128 characters" in output
+    assert "cannot reach NATS" not in output  # refused before any connection
+    assert "Traceback" not in output and len(output) < 2000

@@ -99,3 +99,19 @@ async def test_status_and_watch_show_progress(fleet: Any, tmp_path: Path) -> Non
                 await watch.wait()
         assert watch.returncode == 3, seen  # canceled
         assert "canceled" in rest.decode(), rest
+
+
+async def test_watching_a_task_nobody_knows_says_so_and_keeps_waiting(fleet: Any) -> None:
+    await fleet.supervisor()
+    watch = await asyncio.create_subprocess_exec(
+        NATSFLEET, "watch", "no-such-task", "--nats", fleet.server.url, "--prefix", fleet.prefix,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert watch.stderr is not None
+        line = await asyncio.wait_for(watch.stderr.readline(), 15)
+        assert b"no task no-such-task is known to the supervisor" in line, line
+        assert watch.returncode is None  # still watching: the task may yet be submitted
+    finally:
+        watch.kill()
+        await watch.wait()
