@@ -89,6 +89,10 @@ def _throttled(_: CallbackOptions) -> Iterable[Observation]:
     yield Observation(sum(gov.throttled for gov in list(_governors)))
 
 
+def _late(_: CallbackOptions) -> Iterable[Observation]:
+    yield Observation(sum(gov.late for gov in list(_governors)))
+
+
 def _waited(_: CallbackOptions) -> Iterable[Observation]:
     yield Observation(sum(gov.wait_s_total for gov in list(_governors)))
 
@@ -122,4 +126,9 @@ _meter.create_observable_counter(
 )
 _meter.create_observable_counter(
     "natsfleet.llm.governor.wait", callbacks=[_waited], unit="s", description="Time calls waited"
+)
+_meter.create_observable_counter(
+    "natsfleet.llm.governor.late",
+    callbacks=[_late],
+    description="Calls that woke too late for their slot and booked again",
 )
