@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Bookings a late-waking call may make before it goes anyway.
 MAX_REBOOKS = 3
+#: Lateness below this never counts (timer and scheduling noise).
+LATE_MIN_S = 0.005
 #: How long `start` waits for the first view of the fleet's health.
 SYNC_TIMEOUT_S = 5.0
 
@@ -367,18 +369,22 @@ class Governor:
         latest: float | None,
         bookings: list[tuple[KVCell[RateState], RateLimit, float]],
     ) -> list[tuple[KVCell[RateState], RateLimit, float]]:
-        """Sleep until the booked slot. A caller that wakes later than half a
-        spacing after it (a stalled process) books again rather than go out in
-        a bunch with the calls of the next slots; the late slot is left unused."""
+        """Sleep until the booked slot. A caller that had to queue for its slot
+        and wakes later than half a spacing (at least `LATE_MIN_S`) after it (a
+        stalled process) books again rather than go out in a bunch with the
+        calls of the next slots; the late slot is left unused. A call that did
+        not queue has nobody right behind it: its own delays cannot bunch."""
         window_s = self.config.governor.window_s
         spacings = [window_s / lim.rpm for _, lim, _ in bookings if lim.rpm]
         spacings += [tokens * window_s / lim.tpm for _, lim, _ in bookings if lim.tpm]
-        tolerance_s = min(spacings, default=float("inf")) / 2
+        tolerance_s = max(LATE_MIN_S, min(spacings, default=float("inf")) / 2)
         for rebooks in range(MAX_REBOOKS + 1):
             slot = max((s for _, _, s in bookings), default=0.0)
-            if (wait_s := slot - time.time()) > 0:
+            queued = (wait_s := slot - time.time()) > tolerance_s
+            if wait_s > 0:
                 await asyncio.sleep(wait_s)  # our own slot: nobody else wakes for it
-            if time.time() - slot <= tolerance_s or rebooks == MAX_REBOOKS:
+            late = time.time() - slot > tolerance_s
+            if not (queued and late) or rebooks == MAX_REBOOKS:
                 return bookings
             self.late += 1
             bookings = await self._book(model, tenant, tokens, latest)

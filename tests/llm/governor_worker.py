@@ -26,8 +26,11 @@ def record_slots(governor: Governor) -> tuple[list[float], list[float]]:
 
     async def recording(*args: Any, **kwargs: Any) -> Permit:
         permit = await admit(*args, **kwargs)
-        released.append(time.time())
-        slots.append(max((slot for _, _, slot in permit.bookings), default=0.0))
+        now = time.time()
+        slot = max((slot for _, _, slot in permit.bookings), default=0.0)
+        assert now >= slot, "a call went before its slot"
+        released.append(now)
+        slots.append(slot)
         return permit
 
     governor.admit = recording  # type: ignore[method-assign]
