@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from natsfleet.agents.llm import Router, config_from_mapping, user
-from natsfleet.agents.llm.governor import Governor
+from natsfleet.agents.llm.governor import CallScope, Governor
 from natsfleet.bus import Bus, BusConfig
 from natsfleet.process.server import NatsServer
 from natsfleet.protocols import Bucket
@@ -88,6 +88,23 @@ class Setup:
         llm = self.router.bind(task_id=f"{self.name}-{self.calls}", budget_usd=self.budget)
         await llm.complete(REQUEST)
 
+    async def admit_us(self, calls: int) -> list[float]:
+        """The governor's own part of a call: `admit` (booking, reservations, no wait)."""
+        if self.governor is None:
+            return [0.0]
+        model = self.router.models[0]
+        took = []
+        for _ in range(calls):
+            self.calls += 1
+            scope = CallScope(task_id=f"{self.name}-{self.calls}", task_budget_usd=self.budget)
+            started = time.perf_counter()
+            permit = await self.governor.admit(
+                REQUEST, model, deadline=None, hold_s=60, scope=scope
+            )
+            took.append((time.perf_counter() - started) * 1e6)
+            permit.settle(None)
+        return took
+
     async def kv_ops_per_call(self, calls: int, concurrent: int) -> float:
         """KV operations per call, settlements included (drained before counting)."""
         if self.governor is None:
@@ -125,15 +142,17 @@ async def measure(setups: dict[str, Setup], calls: int) -> None:
                 setup.latencies_us.append((time.perf_counter() - started) * 1e6)
     base = statistics.median(next(iter(setups.values())).latencies_us)
     print(f"{calls} calls per router, interleaved; wire server and nats-server on 127.0.0.1\n")
-    print("| router | p50 µs | p99 µs | added p50 µs | p50 ratio | KV ops/call, 1 caller "
-          "| KV ops/call, 20 at once |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("| router | call p50 µs | call p99 µs | added p50 µs | p50 ratio | admit p50 µs "
+          "| admit p99 µs | KV ops/call, 1 caller | KV ops/call, 20 at once |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, setup in setups.items():
         p50, p99 = statistics.median(setup.latencies_us), pct(setup.latencies_us, 0.99)
+        admit = await setup.admit_us(calls)
         one = await setup.kv_ops_per_call(calls, 1)
         twenty = await setup.kv_ops_per_call(calls, 20)
         print(
             f"| {name} | {p50:.0f} | {p99:.0f} | {p50 - base:+.0f} | {p50 / base:.2f} "
+            f"| {statistics.median(admit):.0f} | {pct(admit, 0.99):.0f} "
             f"| {one:.2f} | {twenty:.2f} |"
         )
 
