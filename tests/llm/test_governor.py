@@ -271,3 +271,21 @@ async def test_the_agent_binding_opens_the_governor_and_creates_its_bucket(
         kv = await bus.kv(Bucket.GOVERNOR)
         assert {"budget.task.t1", "budget.run.run-9"} <= set(await kv.keys())
     assert wire.count("a") == 1
+
+
+async def test_a_caller_that_wakes_late_books_again_instead_of_bunching(
+    governed: GovernedRouter, wire: Any
+) -> None:
+    router, gov = governed([m("lane")], deployments={"lane": {"rpm": 10}})  # 100 ms apart
+    await gov.start()
+    model = router.models[0]
+    for _ in range(2):  # the schedule is booked ahead: the next caller queues
+        (await gov.admit(user("q"), model, deadline=None, hold_s=1.0)).settle(None)
+    third = asyncio.create_task(gov.admit(user("q"), model, deadline=None, hold_s=1.0))
+    await asyncio.sleep(0.02)  # it has booked its slot and sleeps towards it
+    time.sleep(0.4)  # the process stalls (blocks its loop) past that slot
+    permit = await third
+    permit.settle(None)
+    assert gov.late == 1
+    # It went at a slot booked after the stall, not at the one it overslept.
+    assert permit.bookings[0][2] >= time.time() - 0.1
