@@ -27,6 +27,9 @@ Publish = Callable[[str, Message], Awaitable[None]]
 
 # Above this much pending text a flush is not worth delaying.
 _EAGER_FLUSH_CHARS = 32 * 1024
+# Progress events (each one published, unlike the latest-wins progress) kept
+# between two flushes; beyond it the oldest are dropped.
+_MAX_EVENTS = 100
 
 
 class OutputBuffer:
@@ -43,6 +46,7 @@ class OutputBuffer:
         self._text: list[str] = []
         self._chars = 0
         self._progress: tuple[float | None, str] | None = None
+        self._events: list[str] = []
         self._seq = 0
         self._streamed = False
         self.closed = False
@@ -65,6 +69,16 @@ class OutputBuffer:
         self.context = tracing.capture() or self.context
         self._pump.mark(self)
 
+    def add_event(self, note: str) -> None:
+        """A progress note every watcher should see (a tool started or ended),
+        published in order, not replaced by the next one as `set_progress` is."""
+        if self.closed:
+            return
+        self._events.append(note)
+        del self._events[:-_MAX_EVENTS]
+        self.context = tracing.capture() or self.context
+        self._pump.mark(self)
+
     def take(self, final: bool) -> list[Message]:
         """The messages to publish now, in order (progress last: it is the newest)."""
         messages: list[Message] = []
@@ -82,6 +96,18 @@ class OutputBuffer:
             )
             self._text.clear()
             self._chars = 0
+        for note in self._events:
+            self._seq += 1
+            messages.append(
+                Progress(
+                    task_id=self.task_id,
+                    token=self.token,
+                    seq=self._seq,
+                    note=note,
+                    attempt=self.attempt,
+                )
+            )
+        self._events.clear()
         if self._progress is not None:
             self._seq += 1
             fraction, note = self._progress

@@ -8,7 +8,7 @@ import asyncio
 import contextvars
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from natsfleet.agents import payload_io, telemetry
 from natsfleet.agents._presence import Presence
@@ -50,6 +50,9 @@ from natsfleet.protocols import (
     new_incarnation,
 )
 from natsfleet.telemetry.logs import task_scope
+
+if TYPE_CHECKING:
+    from natsfleet.agents.loop.host import LoopHost
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,7 @@ class AgentRuntime:
         )
         self._pump = OutputPump(self._publish_output, self.config.output_flush_s)
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
+        self._loop_host: LoopHost | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
         # Work a reply must not wait for (dead letters out of an AssignBatch).
@@ -132,6 +136,15 @@ class AgentRuntime:
         self._draining = False
         self._skip_grace = False
         self._runner: asyncio.Future[None] | None = None
+
+    def _loop(self) -> "LoopHost":
+        """The agent loop's host, built (and its package imported) on first use:
+        most agents never run a loop, and start-up time matters (a restart is one)."""
+        if self._loop_host is None:
+            from natsfleet.agents.loop.host import LoopHost
+
+            self._loop_host = LoopHost(self.bus, self._subtasks)
+        return self._loop_host
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -376,6 +389,7 @@ class AgentRuntime:
             llm=self.agent.llm,
             bind_llm=(lambda: self.llm.bind(attempt, buffer)) if own_llm else None,
             tools=self.agent.tools,
+            loop_host=self._loop,
         )
         try:
             with (

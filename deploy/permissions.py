@@ -137,6 +137,9 @@ def agent(s: Subjects, name: str) -> Permissions:
         *_read_stream(s.stream(Stream.EVENTS)),  # waiting for a child's terminal event
         *_read_stream(s.stream(Stream.OUTPUT)),  # following a child's output
         *_blobs_user(s),
+        # The agent loop (docs/tools.md): its journal, and the registry's skills as tools.
+        *_kv_user(s, Bucket.JOURNAL),
+        s.control("agents"),
     ]
     subscribe = [
         s.inbox(name, "*"),  # its own assign and cancel

@@ -38,6 +38,8 @@ class Bucket(StrEnum):
     WORKFLOWS = "WORKFLOWS"
     # The fleet-wide LLM governor: rate schedules, budgets, deployment health.
     GOVERNOR = "GOVERNOR"
+    # The agent loop's journal (agents/loop/journal.py, docs/tools.md).
+    JOURNAL = "JOURNAL"
 
 
 OBJECT_STORE = "BLOBS"
