@@ -239,7 +239,7 @@ async def test_natsfleet_llm_shows_rates_health_and_budgets(
         "open",
         "rate_limit",
     )
-    assert 25 < health["cooling_s"] <= 30
+    assert 15 < health["cooling_s"] <= 30
     (budget,) = view["budgets"]
     assert budget["scope"].startswith("fleet ") and budget["limit_usd"] == 5.0
     assert budget["spent_usd"] == pytest.approx(0.014) and budget["reserved_usd"] == 0
