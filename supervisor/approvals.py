@@ -32,7 +32,6 @@ from natsfleet.protocols import (
 )
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
-from natsfleet.supervisor.timers import TimerKind
 
 if TYPE_CHECKING:
     from natsfleet.supervisor.engine import Engine
@@ -126,6 +125,5 @@ async def approve(engine: "Engine", request: ApproveRequest) -> Ack | ErrorReply
         verdict = "approved" if request.approved else "refused"
         detail = f"tool {pending.tool} {verdict}" + (f": {request.note}" if request.note else "")
         await engine.store.emit(event_for(new, detail=detail[:500]))
-        engine.timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)
-        engine.enqueue(new)
+        engine.enqueue(new)  # (the store's write armed its schedule-to-start)
     return Ack(task_id=new.task_id, state=new.state, detail=detail[:500])
