@@ -18,6 +18,7 @@ import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -122,15 +123,26 @@ async def run_trip(console: Console, fleet: DemoFleet, first: Child, offline: bo
 
     shown = asyncio.create_task(follow(client, task_id, say))
     approver = asyncio.create_task(_approve_when_asked(console, client, task_id))
+    result = asyncio.create_task(
+        client.result(task_id, AssistantAnswer, timeout_s=_RESULT_TIMEOUT_S)
+    )
+    killer = asyncio.create_task(kill_now.wait())
     try:
-        killed = await _kill_then_replace(console, fleet, first, kill_now, task_id)
-        answer = await client.result(task_id, AssistantAnswer, timeout_s=_RESULT_TIMEOUT_S)
+        await asyncio.wait({result, killer}, return_when=asyncio.FIRST_COMPLETED)
+        killed = ""
+        if killer.done() and not result.done():
+            killed = await _kill_then_replace(console, fleet, first, task_id)
+        else:  # (a real model may finish in fewer tool calls)
+            console.print("  the task ended before the demo could kill the assistant")
+        answer = await result
         pending = await asyncio.wait_for(approver, 5.0)
     finally:
-        approver.cancel()
-        for task in (approver, shown):
+        helpers: list[asyncio.Task[Any]] = [approver, killer, result]
+        for helper in helpers:
+            helper.cancel()
+        for helper in [*helpers, shown]:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 5.0)
+                await asyncio.wait_for(helper, 5.0)
     record = await client.status(task_id)
     attempts = await journal_replays(fleet, record)
     return TripRun(
@@ -138,10 +150,7 @@ async def run_trip(console: Console, fleet: DemoFleet, first: Child, offline: bo
     )
 
 
-async def _kill_then_replace(
-    console: Console, fleet: DemoFleet, first: Child, kill_now: asyncio.Event, task_id: str
-) -> str:
-    await asyncio.wait_for(kill_now.wait(), _RESULT_TIMEOUT_S)
+async def _kill_then_replace(console: Console, fleet: DemoFleet, first: Child, task_id: str) -> str:
     first.signal(signal.SIGKILL)
     await first.proc.wait()
     state = (await fleet.client.status(task_id)).state.value
@@ -231,8 +240,9 @@ def show_replays(console: Console, run: TripRun, offline: bool) -> None:
     replayed_tools = sum(a.replayed_tools for a in run.attempts)
     made_turns = sum(a.model_calls for a in run.attempts)
     made_tools = sum(a.tool_runs for a in run.attempts)
+    after = f"after the kill of {run.killed}" if run.killed else "no instance was killed"
     console.print(
         f"Replayed from the journal rather than repeated: {replayed_turns} model calls and "
-        f"{replayed_tools} tool runs (after the kill of {run.killed} and after the approval); "
-        f"the task made {made_turns} model calls and {made_tools} tool runs in all, each once."
+        f"{replayed_tools} tool runs ({after}; after the approval); the task made "
+        f"{made_turns} model calls and {made_tools} tool runs in all, each once."
     )

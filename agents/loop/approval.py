@@ -30,6 +30,7 @@ from natsfleet.agents.loop.journal import Journal
 from natsfleet.agents.loop.records import ApprovalPending, ApprovalRecord, ToolResult
 from natsfleet.agents.loop.tools import Tool, ToolContext
 from natsfleet.protocols import PendingToolCall, ToolApproval, cut_arguments
+from natsfleet.telemetry.redact import redact
 
 
 def needs_approval(tool: object) -> bool:
@@ -113,7 +114,8 @@ class ApprovalGate:
             PendingToolCall(
                 key=key,
                 tool=call.name[:256],
-                arguments=cut_arguments(arguments),
+                # Shown in status, events and logs: secrets redacted as in a Failure's detail.
+                arguments=cut_arguments(redact(arguments)),
                 description=description,
             )
         )
