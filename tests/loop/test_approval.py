@@ -3,11 +3,15 @@ pause holds no slot and survives a supervisor and an agent restart; approval
 runs the tool once; a refusal reaches the model as the tool's result."""
 
 import asyncio
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
 from natsfleet.agents.loop import ToolResult
 from natsfleet.agents.loop.records import ApprovalPending, ApprovalRecord
+from natsfleet.process import NatsServer
 from natsfleet.protocols import TaskState
 from tests.llm.wire import WireServer
 from tests.loop.conftest import MODEL, lines
@@ -17,6 +21,17 @@ from tests.loop.test_loop import tool_messages
 from tests.loop_agents import Answer, Ask
 
 pytestmark = pytest.mark.asyncio
+NATSFLEET = str(Path(sys.executable).parent / "natsfleet")
+
+
+async def _cli(*args: str) -> str:
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = await asyncio.create_subprocess_exec(
+        NATSFLEET, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, out
+    return out.decode()
 
 
 async def _until_waiting(processes: Fleet, task_id: str) -> str:
@@ -87,13 +102,20 @@ async def test_an_approval_pause_survives_restarts_and_the_tool_runs_once(
 async def test_a_refusal_reaches_the_model_as_the_tools_result(
     fleet: Fleet,
     wire: WireServer,
+    nats_server: NatsServer,
+    prefix: str,
 ) -> None:
     wire.script(MODEL, wire.tool_calls(("pay", {"amount": 7})), wire.ok("not paid"))
     await fleet.looper("l1")
     task_id = await fleet.client.submit("run", Ask(prompt="pay", approval=True))
     await asyncio.wait_for(_until_waiting(fleet, task_id), 20)
-    ack = await fleet.client.approve(task_id, approved=False, note="too expensive")
-    assert ack.detail == "tool pay refused: too expensive"
+    # `natsfleet status` shows the pending call and how to decide; `approve --reject` refuses.
+    nats = ("--nats", nats_server.url, "--prefix", prefix)
+    status = await _cli("status", task_id, *nats)
+    assert "approval of tool pay" in status and '{"amount":7}' in status
+    assert f"natsfleet approve {task_id} [--reject --note WHY]" in status
+    refused = await _cli("approve", task_id, "--reject", "--note", "too expensive", *nats)
+    assert "queued: tool pay refused: too expensive" in refused
     answer = await fleet.client.result(task_id, Answer, timeout_s=30)
     assert answer.text == "not paid"
     assert not [r for r in lines(fleet.effects) if r[0] == "pay"]  # it never ran
