@@ -1,5 +1,5 @@
 """Approval of a tool call with the real supervisor and agents as processes: the
-pause holds no slot and survives a supervisor and an agent restart; approval
+pause holds no slot and survives a supervisor, an agent and a server restart; approval
 runs the tool once; a refusal reaches the model as the tool's result."""
 
 import asyncio
@@ -44,6 +44,7 @@ async def _until_waiting(processes: Fleet, task_id: str) -> str:
 async def test_an_approval_pause_survives_restarts_and_the_tool_runs_once(
     fleet: Fleet,
     wire: WireServer,
+    nats_server: NatsServer,
 ) -> None:
     wire.script(
         MODEL,
@@ -70,10 +71,12 @@ async def test_an_approval_pause_survives_restarts_and_the_tool_runs_once(
     assert isinstance(entries["0.0.1.pending"], ApprovalPending)
     assert "0.0.1.start" not in entries
 
-    # The supervisor and the agent both die; the pause is in STATE and the journal.
+    # The supervisor, the agent and the NATS server all go down; the pause is in
+    # STATE and the journal (JetStream, on disk).
     sup = next(p for p in fleet.procs.procs if p.instance_id == "sup")
     await sup.kill()
     await first.kill()
+    await nats_server.restart()
     await fleet.procs.start_supervisor("sup2", SUPERVISOR)
     await fleet.d.supervisor_active("sup2")
     await fleet.looper("l2")
