@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 #: package -> the natsfleet packages it may import. The order is the layering:
-#: protocols <- telemetry, process <- bus <- client <- supervisor, agents, deploy <- cli.
+#: protocols <- telemetry, process <- bus <- client <- supervisor, agents, gateway, deploy <- cli.
 ALLOWED: dict[str, frozenset[str]] = {
     "protocols": frozenset(),
     "telemetry": frozenset({"protocols"}),
@@ -24,9 +24,20 @@ ALLOWED: dict[str, frozenset[str]] = {
     "client": frozenset({"protocols", "telemetry", "process", "bus"}),
     "supervisor": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "agents": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
+    "gateway": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "deploy": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "cli": frozenset(
-        {"protocols", "telemetry", "process", "bus", "client", "supervisor", "agents", "deploy"}
+        {
+            "protocols",
+            "telemetry",
+            "process",
+            "bus",
+            "client",
+            "supervisor",
+            "agents",
+            "gateway",
+            "deploy",
+        }
     ),
 }
 

@@ -1,0 +1,182 @@
+"""`natsfleet gateway mcp` against the official `mcp` SDK client: real supervisor,
+agent and gateway processes over a real nats-server (docs/interop.md).
+
+One fleet serves every check of the first test (processes are the cost):
+tools listed with their schemas, a skill and a workflow called, progress
+seen, typed errors for bad arguments and for a failed task, 401 without the
+key, the same keyed call answered by either replica, a handshake-era client,
+and a tool appearing when an agent joins (list-changed).
+"""
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from click.testing import CliRunner
+from mcp import Client, ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from natsfleet.cli.main import cli
+from natsfleet.process import NatsServer
+from tests.gateway.conftest import SECRET, GatewayFleet
+
+IDEM = "io.natsfleet/idempotency-key"
+TASK_ID = "io.natsfleet/task-id"
+
+TWICE = """
+format = 2
+name = "twice"
+description = "Echo the text, then echo the first echo's text."
+required_input = ["text"]
+output = { first = "${steps.one.output.text}", second = "${steps.two.output.text}" }
+
+[steps.one]
+kind = "task"
+skill = "echo"
+input = { text = "${input.text}" }
+
+[steps.two]
+kind = "task"
+skill = "echo"
+input = { text = "${steps.one.output.text}" }
+after = ["one"]
+"""
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(url: str, mode: str = "auto", key: str = SECRET) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+            yield client
+
+
+async def test_the_fleet_as_mcp_tools_through_two_replicas(gw: GatewayFleet) -> None:
+    gw.workflow("twice", TWICE)
+    await gw.supervisor()
+    await gw.echo("e1")
+    a = await gw.gateway("gw-a")
+    b = await gw.gateway("gw-b")
+
+    async with mcp_client(a.url) as client:
+        # Tools: every skill with its schema from the Hello, and the workflow.
+        listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert {"echo", "sleep", "fail", "stream", "workflow.twice"} <= set(listed)
+        assert listed["echo"].input_schema["properties"]["text"] == {"type": "string"}
+        assert listed["echo"].input_schema["required"] == ["text"]
+        assert listed["workflow.twice"].input_schema["required"] == ["text"]
+
+        # A skill: its output is the structured result, its JSON the text.
+        echoed = await client.call_tool("echo", {"text": "hi"})
+        assert not echoed.is_error, echoed
+        assert echoed.structured_content is not None
+        assert echoed.structured_content["text"] == "hi"
+        assert echoed.meta is not None and echoed.meta[TASK_ID]
+
+        # Progress of the task reaches the client as progress notifications.
+        seen: list[tuple[float, str | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, message))
+
+        slept = await client.call_tool(
+            "sleep", {"ms": 300, "steps": 3}, progress_callback=on_progress
+        )
+        assert not slept.is_error, slept
+        assert [m for _, m in seen] == ["0% step 0", "33% step 1", "67% step 2"]
+        assert [p for p, _ in seen] == [1.0, 2.0, 3.0]
+
+        # A workflow run is a tool call too.
+        run = await client.call_tool("workflow.twice", {"text": "wf"})
+        assert not run.is_error, run
+        assert run.structured_content == {"first": "wf", "second": "wf"}
+
+        # Arguments that break the schema: a tool error saying why, nothing submitted.
+        bad = await client.call_tool("echo", {"txt": 1})
+        assert bad.is_error
+        assert bad.structured_content is not None
+        assert bad.structured_content["error_type"] == "invalid_arguments"
+        assert "'text' is a required property" in bad.structured_content["detail"]
+        assert TASK_ID not in (bad.meta or {})  # no task was submitted
+
+        # A failed task: a tool error with the skill's reason.
+        failed = await client.call_tool("fail", {"message": "boom", "retryable": False})
+        assert failed.is_error
+        assert failed.structured_content is not None
+        assert failed.structured_content["state"] == "failed"
+        assert "boom" in failed.structured_content["detail"]
+        assert failed.meta is not None and failed.meta[TASK_ID]
+
+        # The same key through the other replica: the same task, not a second run.
+        first = await client.call_tool("echo", {"text": "once"}, meta={IDEM: "k-1"})
+    async with mcp_client(b.url) as other:
+        again = await other.call_tool("echo", {"text": "once"}, meta={IDEM: "k-1"})
+        assert again.meta is not None and first.meta is not None
+        assert again.meta[TASK_ID] == first.meta[TASK_ID]
+        assert again.structured_content == first.structured_content
+
+    # A handshake-era (2025-11-25) client works the same, statelessly.
+    async with mcp_client(b.url, mode="legacy") as legacy:
+        assert legacy.protocol_version == "2025-11-25"
+        result = await legacy.call_tool("echo", {"text": "old"})
+        assert result.structured_content is not None
+        assert result.structured_content["text"] == "old"
+
+    # Without the key, or with a wrong one: 401 before anything is read.
+    async with httpx2.AsyncClient() as http:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"X-API-Key": "x"}):
+            refused = await http.post(a.url, json=body, headers=headers)
+            assert refused.status_code == 401, refused.text
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert "refused POST /mcp" in a.proc.log()
+    # Who called what is logged (never the key).
+    assert "mcp call echo by tester: task" in a.proc.log()
+    assert SECRET not in a.proc.log()
+
+    # An agent with a new skill joins: listeners hear the tool list changed.
+    async with mcp_client(a.url) as client:
+        async with client.listen(tools_list_changed=True) as changes:
+            await gw.echo("c1", "tests.fleet_agents:ConcurrencyAgent")
+            await asyncio.wait_for(anext(changes), 10)
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "work" in names
+
+
+@pytest.mark.parametrize(
+    ("keys", "why"),
+    [
+        ("", "no API key configured"),
+        ("tester=short", "a secret is 16 to 256 printable characters"),
+        ("bad name=0123456789abcdef0", "is not [A-Za-z0-9_.-]{1,64}"),
+        ("nosecret", "an entry is name=secret"),
+    ],
+)
+def test_a_gateway_refuses_to_start_without_usable_keys(keys: str, why: str) -> None:
+    # Checked before NATS is reached (the URL points nowhere): exit 2, the reason on stderr.
+    result = CliRunner().invoke(
+        cli,
+        ["gateway", "mcp", "--nats", "nats://127.0.0.1:1", "--port", "0"],
+        env={"NATSFLEET_GATEWAY_KEYS": keys},
+    )
+    assert result.exit_code == 2, result.output
+    assert why in result.output
+
+
+@pytest.mark.parametrize("end", ["nats lost", "sigterm"])
+async def test_a_gateway_exits_when_nats_is_gone_and_stops_on_sigterm(
+    gw: GatewayFleet, nats_server: NatsServer, end: str
+) -> None:
+    gateway = await gw.gateway("gw-x", env={"NATS_MAX_RECONNECT_ATTEMPTS": "2"})
+    if end == "sigterm":
+        gateway.proc.signal(signal.SIGTERM)
+        assert await gateway.proc.wait(10) == 0, gateway.proc.log()
+    else:
+        await nats_server.stop()
+        assert await gateway.proc.wait(15) == 6, gateway.proc.log()
+        assert "NATS connection closed for good" in gateway.proc.log()
+    assert "Traceback" not in gateway.proc.log()
