@@ -1,4 +1,8 @@
-"""`natsfleet gateway mcp`: serve the fleet as an MCP server (docs/interop.md)."""
+"""`natsfleet gateway mcp`: serve the fleet as an MCP server (docs/interop.md).
+
+`natsfleet.gateway` (and the MCP SDK under it) is imported when the command
+runs, not with the CLI: it would add seconds to every other verb's start.
+"""
 
 import asyncio
 import logging
@@ -6,15 +10,18 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from natsfleet.bus import BadNatsConfig, BusConfig, ConnectionLost, Unreachable
 from natsfleet.cli.connect import bus_config
-from natsfleet.gateway import ApiKeys, GatewayConfig, GatewayError, McpGateway
 from natsfleet.process.loop import loop_factory
 from natsfleet.telemetry.logs import setup_process
 from natsfleet.telemetry.redact import redact
+
+if TYPE_CHECKING:
+    from natsfleet.gateway import ApiKeys, GatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +84,8 @@ def mcp_command(
     X-API-Key: KEY); without one it is refused 401. Exit 2: bad settings (no
     key, port taken); 5: NATS unreachable; 6: the NATS connection closed for good.
     """
+    from natsfleet.gateway import ApiKeys, GatewayConfig, GatewayError
+
     level = logging.INFO - 10 * min(verbose, 1)
     if not path.startswith("/") or len(path) > 200:
         raise click.UsageError("--path is an absolute URL path of at most 200 characters")
@@ -104,7 +113,9 @@ def mcp_command(
         sys.exit(exc.exit_code)
 
 
-async def _run(config: GatewayConfig, nats: BusConfig, keys: ApiKeys, instance: str) -> None:
+async def _run(config: "GatewayConfig", nats: BusConfig, keys: "ApiKeys", instance: str) -> None:
+    from natsfleet.gateway import McpGateway
+
     gateway = McpGateway(config, nats, keys, instance=instance)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

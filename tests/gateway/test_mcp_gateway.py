@@ -5,26 +5,32 @@ One fleet serves every check of the first test (processes are the cost):
 tools listed with their schemas, a skill and a workflow called, progress
 seen, typed errors for bad arguments and for a failed task, 401 without the
 key, the same keyed call answered by either replica, a handshake-era client,
-and a tool appearing when an agent joins (list-changed).
+a tool appearing when an agent joins (list-changed), then SIGTERM of one
+replica and the loss of NATS for the other.
 """
 
 import asyncio
 import contextlib
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
 from click.testing import CliRunner
-from mcp import Client, ClientSession
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from natsfleet.cli.main import cli
 from natsfleet.process import NatsServer
 from tests.gateway.conftest import SECRET, GatewayFleet
+from tests.procs import REPO_ROOT, agent_env, until_agents
 
 IDEM = "io.natsfleet/idempotency-key"
+#: Two reconnect attempts, then the connection is closed for good.
+LOSE_NATS_FAST = {"NATS_MAX_RECONNECT_ATTEMPTS": "2"}
 TASK_ID = "io.natsfleet/task-id"
 
 TWICE = """
@@ -55,12 +61,18 @@ async def mcp_client(url: str, mode: str = "auto", key: str = SECRET) -> AsyncIt
             yield client
 
 
-async def test_the_fleet_as_mcp_tools_through_two_replicas(gw: GatewayFleet) -> None:
+async def test_the_fleet_as_mcp_tools_through_two_replicas(
+    gw: GatewayFleet, nats_server: NatsServer
+) -> None:
     gw.workflow("twice", TWICE)
-    await gw.supervisor()
-    await gw.echo("e1")
-    a = await gw.gateway("gw-a")
-    b = await gw.gateway("gw-b")
+    # Started together: a gateway lists nothing until a supervisor answers.
+    _, _, a, b = await asyncio.gather(
+        gw.supervisor(),
+        gw.echo("e1"),
+        gw.gateway("gw-a", env=LOSE_NATS_FAST),
+        gw.gateway("gw-b"),
+    )
+    await until_agents(gw.client, 1)
 
     async with mcp_client(a.url) as client:
         # Tools: every skill with its schema from the Hello, and the workflow.
@@ -146,6 +158,15 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(gw: GatewayFleet) -> 
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert "work" in names
 
+    # SIGTERM stops a replica (exit 0); a replica whose NATS is gone for good exits 6.
+    b.proc.signal(signal.SIGTERM)
+    assert await b.proc.wait(10) == 0, b.proc.log()
+    await nats_server.stop()
+    assert await a.proc.wait(15) == 6, a.proc.log()
+    assert "NATS connection closed for good" in a.proc.log()
+    for gateway in (a, b):
+        assert "Traceback" not in gateway.proc.log(), gateway.proc.log()
+
 
 @pytest.mark.parametrize(
     ("keys", "why"),
@@ -167,16 +188,8 @@ def test_a_gateway_refuses_to_start_without_usable_keys(keys: str, why: str) -> 
     assert why in result.output
 
 
-@pytest.mark.parametrize("end", ["nats lost", "sigterm"])
-async def test_a_gateway_exits_when_nats_is_gone_and_stops_on_sigterm(
-    gw: GatewayFleet, nats_server: NatsServer, end: str
-) -> None:
-    gateway = await gw.gateway("gw-x", env={"NATS_MAX_RECONNECT_ATTEMPTS": "2"})
-    if end == "sigterm":
-        gateway.proc.signal(signal.SIGTERM)
-        assert await gateway.proc.wait(10) == 0, gateway.proc.log()
-    else:
-        await nats_server.stop()
-        assert await gateway.proc.wait(15) == 6, gateway.proc.log()
-        assert "NATS connection closed for good" in gateway.proc.log()
-    assert "Traceback" not in gateway.proc.log()
+def test_the_cli_does_not_load_the_mcp_sdk_for_other_verbs() -> None:
+    # The SDK costs seconds to import: only `natsfleet gateway mcp` pays for it.
+    code = "import sys, natsfleet.cli.main; sys.exit('mcp' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], env=agent_env(), cwd=REPO_ROOT, check=False)
+    assert done.returncode == 0
