@@ -20,12 +20,9 @@ from natsfleet.gateway.config import GatewayConfig
 from natsfleet.gateway.errors import GatewayError
 from natsfleet.gateway.keys import ApiKeys
 from natsfleet.gateway.mcp_app import McpApp
+from natsfleet.protocols.idempotency import GATEWAY_ROLE
 
 log = logging.getLogger(__name__)
-
-#: The Bus role of gateways: its own NATS user (`natsfleet deploy nats-auth`)
-#: and its own idempotency scope.
-GATEWAY_ROLE = "gateway"
 
 
 class _Server(uvicorn.Server):
