@@ -63,6 +63,13 @@ def gateway_group() -> None:
     show_default=True,
     help="Longest a tool call waits for its task.",
 )
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(1024, 64 * 1024 * 1024),
+    default=1_048_576,
+    show_default=True,
+    help="Largest request body read (bigger: 413).",
+)
 @click.option("--json-response", is_flag=True, help="One JSON body per call (no progress).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def mcp_command(
@@ -75,6 +82,7 @@ def mcp_command(
     instance: str,
     refresh_s: float,
     call_timeout_s: float,
+    max_body_bytes: int,
     json_response: bool,
     verbose: int,
 ) -> None:
@@ -102,6 +110,7 @@ def mcp_command(
         path=path,
         refresh_s=refresh_s,
         call_timeout_s=call_timeout_s,
+        max_body_bytes=max_body_bytes,
         json_response=json_response,
     )
     nats_config = bus_config(url, prefix, name=f"natsfleet-gateway-mcp-{instance}")

@@ -145,6 +145,10 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
             refused = await http.post(a.url, json=body, headers=headers)
             assert refused.status_code == 401, refused.text
             assert refused.headers["www-authenticate"].startswith("Bearer")
+        # With the key, a body over the limit is refused unread.
+        big = {**body, "params": {"cursor": "x" * 2_000_000}}
+        too_big = await http.post(a.url, json=big, headers={"X-API-Key": SECRET})
+        assert too_big.status_code == 413, too_big.text
     assert "refused POST /mcp" in a.proc.log()
     # Who called what is logged (never the key).
     assert "mcp call echo by tester: task" in a.proc.log()
