@@ -174,6 +174,7 @@ async def run_call(
         # The client went away. A keyed task can be picked up again; an
         # unkeyed one has nobody left to hand its result to.
         if task_id is not None and key is None:
+            log.info("call of task %s abandoned by its client: canceling the task", task_id)
             with contextlib.suppress(NatsFleetError, asyncio.CancelledError):
                 await asyncio.shield(client.cancel(task_id, "MCP call cancelled", timeout_s=5))
         raise

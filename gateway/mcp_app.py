@@ -148,7 +148,7 @@ class McpApp:
             caller,
             outcome.task_id or "-",
             "ok" if outcome.ok else outcome.structured.get("state", "error"),
-            extra={"caller": caller, "task_id": outcome.task_id},
+            extra={"caller": caller, **({"task_id": outcome.task_id} if outcome.task_id else {})},
         )
         return _result(outcome)
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from click.testing import CliRunner
@@ -25,6 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from natsfleet.cli.main import cli
 from natsfleet.process import NatsServer
+from natsfleet.protocols import TaskState
 from tests.gateway.conftest import SECRET, GatewayFleet
 from tests.procs import REPO_ROOT, agent_env, until_agents
 
@@ -51,6 +53,13 @@ skill = "echo"
 input = { text = "${steps.one.output.text}" }
 after = ["one"]
 """
+
+
+async def _until_canceled(gw: GatewayFleet, skill: str, timeout_s: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not [t for t in await gw.client.list(TaskState.CANCELED) if t.skill == skill]:
+        assert asyncio.get_running_loop().time() < deadline, "the task was never canceled"
+        await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -101,6 +110,12 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
         assert not slept.is_error, slept
         assert [m for _, m in seen] == ["0% step 0", "33% step 1", "67% step 2"]
         assert [p for p, _ in seen] == [1.0, 2.0, 3.0]
+
+        # A client that gives up on an unkeyed call cancels its task (nobody is left
+        # to take the result).
+        with anyio.move_on_after(1.0):
+            await client.call_tool("sleep", {"ms": 30_000, "steps": 30})
+        await _until_canceled(gw, "sleep")
 
         # A workflow run is a tool call too.
         run = await client.call_tool("workflow.twice", {"text": "wf"})
