@@ -25,12 +25,15 @@ from natsfleet.client import FleetClient, TaskRejected, WaitTimeout
 from natsfleet.gateway.catalog import FleetTool
 from natsfleet.gateway.schemas import WRAPPED_ARGUMENT
 from natsfleet.protocols import (
+    Codec,
     InvalidValue,
     NatsFleetError,
     OutputChunk,
     Progress,
     TaskEvent,
+    TaskOutput,
     TaskState,
+    check_id,
     new_task_id,
 )
 
@@ -42,6 +45,8 @@ IDEMPOTENCY_META_KEY = "io.natsfleet/idempotency-key"
 TASK_ID_META_KEY = "io.natsfleet/task-id"
 #: The longest progress message relayed (partial output is cut to it).
 PROGRESS_MESSAGE_MAX_CHARS = 1000
+
+_OUTPUT = Codec[TaskOutput](TaskOutput)
 
 #: `report(progress, total, message)`: one MCP progress notification.
 Report = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -97,20 +102,35 @@ def _progress_message(item: OutputChunk | Progress) -> str | None:
 
 
 async def _relay(client: FleetClient, task_id: str, ready: asyncio.Event, report: Report) -> None:
-    """Forward the task's progress and output as progress notifications.
+    """Forward the task's progress and output as progress notifications, until cancelled.
 
+    A plain subscription to the task's output subject (the call waits for the
+    terminal event itself: `FleetClient.output` would open a second watch).
     The progress value counts the updates (MCP wants it to grow); a fraction
     the skill gave is in the message. A client that stopped listening ends
     the relay, not the call.
     """
+    check_id(task_id, "task id")  # it becomes a subject token
+    queue: asyncio.Queue[OutputChunk | Progress] = asyncio.Queue()
+
+    async def on_output(message: TaskOutput, _: object) -> None:
+        queue.put_nowait(message)
+
+    bus = client.bus
+    sub = await bus.subscribe(bus.subjects.task_output(task_id), _OUTPUT, on_output)
+    ready.set()
     count = 0
-    async for item in client.output(task_id, ready):
-        count += 1
-        try:
-            await report(float(count), None, _progress_message(item))
-        except Exception as exc:  # the response stream is gone: nothing left to tell
-            log.debug("progress of %s no longer relayed: %r", task_id, exc)
-            return
+    try:
+        while True:
+            item = await queue.get()
+            count += 1
+            try:
+                await report(float(count), None, _progress_message(item))
+            except Exception as exc:  # the response stream is gone: nothing left to tell
+                log.debug("progress of %s no longer relayed: %r", task_id, exc)
+                return
+    finally:
+        await bus.unsubscribe(sub, drain=False)
 
 
 async def _started(relay: "asyncio.Task[None]", ready: asyncio.Event) -> None:
