@@ -16,24 +16,19 @@ of a call outlives it in the gateway.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from natsfleet.client import FleetClient, TaskRejected, WaitTimeout
 from natsfleet.gateway.catalog import FleetTool
+from natsfleet.gateway.progress import ProgressRelay, Report
 from natsfleet.gateway.schemas import WRAPPED_ARGUMENT
 from natsfleet.protocols import (
-    Codec,
     InvalidValue,
     NatsFleetError,
-    OutputChunk,
-    Progress,
     TaskEvent,
-    TaskOutput,
     TaskState,
-    check_id,
     new_task_id,
 )
 
@@ -43,13 +38,8 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_META_KEY = "io.natsfleet/idempotency-key"
 #: `_meta` key of the task id on every result (success or error).
 TASK_ID_META_KEY = "io.natsfleet/task-id"
-#: The longest progress message relayed (partial output is cut to it).
-PROGRESS_MESSAGE_MAX_CHARS = 1000
-
-_OUTPUT = Codec[TaskOutput](TaskOutput)
-
-#: `report(progress, total, message)`: one MCP progress notification.
-Report = Callable[[float, float | None, str | None], Awaitable[None]]
+#: How long progress still queued when the task ends may delay the result.
+PROGRESS_DRAIN_S = 1.0
 
 
 class CallOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,56 +84,6 @@ def scoped_key(caller: str, tool: FleetTool, key: str) -> str:
     return f"mcp/{caller}/{tool.kind}/{tool.target}/{key}"
 
 
-def _progress_message(item: OutputChunk | Progress) -> str | None:
-    if isinstance(item, Progress):
-        shown = f"{item.fraction:.0%}" if item.fraction is not None else ""
-        return " ".join(p for p in (shown, item.note) if p)[:PROGRESS_MESSAGE_MAX_CHARS] or None
-    return item.text[:PROGRESS_MESSAGE_MAX_CHARS] or None
-
-
-async def _relay(client: FleetClient, task_id: str, ready: asyncio.Event, report: Report) -> None:
-    """Forward the task's progress and output as progress notifications, until cancelled.
-
-    A plain subscription to the task's output subject (the call waits for the
-    terminal event itself: `FleetClient.output` would open a second watch).
-    The progress value counts the updates (MCP wants it to grow); a fraction
-    the skill gave is in the message. A client that stopped listening ends
-    the relay, not the call.
-    """
-    check_id(task_id, "task id")  # it becomes a subject token
-    queue: asyncio.Queue[OutputChunk | Progress] = asyncio.Queue()
-
-    async def on_output(message: TaskOutput, _: object) -> None:
-        queue.put_nowait(message)
-
-    bus = client.bus
-    sub = await bus.subscribe(bus.subjects.task_output(task_id), _OUTPUT, on_output)
-    ready.set()
-    count = 0
-    try:
-        while True:
-            item = await queue.get()
-            count += 1
-            try:
-                await report(float(count), None, _progress_message(item))
-            except Exception as exc:  # the response stream is gone: nothing left to tell
-                log.debug("progress of %s no longer relayed: %r", task_id, exc)
-                return
-    finally:
-        await bus.unsubscribe(sub, drain=False)
-
-
-async def _started(relay: "asyncio.Task[None]", ready: asyncio.Event) -> None:
-    """Wait until the relay is subscribed (or raise what stopped it)."""
-    waiter = asyncio.ensure_future(ready.wait())
-    try:
-        await asyncio.wait({relay, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiter.cancel()
-    if relay.done():
-        relay.result()
-
-
 async def run_call(
     client: FleetClient,
     tool: FleetTool,
@@ -161,13 +101,12 @@ async def run_call(
     task_input = arguments[WRAPPED_ARGUMENT] if tool.wrapped else arguments
     fleet_key = scoped_key(caller, tool, key) if key is not None else None
     wanted = new_task_id()
-    ready = asyncio.Event()
-    relay: asyncio.Task[None] | None = None
+    relay = ProgressRelay(client, report)
     task_id: str | None = None
+    drain_s = 0.0
     try:
         # Subscribed to the output before submitting, so no progress is missed.
-        relay = asyncio.create_task(_relay(client, wanted, ready, report))
-        await _started(relay, ready)
+        await relay.follow(wanted)
         if tool.kind == "skill":
             task_id = await client.submit(tool.target, task_input, key=fleet_key, task_id=wanted)
         else:
@@ -175,10 +114,9 @@ async def run_call(
                 workflow=tool.target, input=task_input, key=fleet_key, task_id=wanted
             )
         if task_id != wanted:  # the key named an earlier task: follow that one
-            relay.cancel()
-            ready = asyncio.Event()
-            relay = asyncio.create_task(_relay(client, task_id, ready, report))
+            await relay.follow(task_id)
         event = await client.wait(task_id, timeout_s)
+        drain_s = PROGRESS_DRAIN_S
         return terminal_outcome(event)
     except TaskRejected as exc:
         return _error(task_id, "rejected", exc.code.value, exc.detail)
@@ -199,7 +137,4 @@ async def run_call(
                 await asyncio.shield(client.cancel(task_id, "MCP call cancelled", timeout_s=5))
         raise
     finally:
-        if relay is not None:
-            relay.cancel()
-            with contextlib.suppress(asyncio.CancelledError, NatsFleetError):
-                await relay
+        await relay.close(drain_s)

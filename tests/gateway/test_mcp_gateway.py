@@ -111,6 +111,16 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
         assert [m for _, m in seen] == ["0% step 0", "33% step 1", "67% step 2"]
         assert [p for p, _ in seen] == [1.0, 2.0, 3.0]
 
+        # Streamed output arrives as progress too, all of it before the result.
+        streamed: list[str] = []
+
+        async def on_text(progress: float, total: float | None, message: str | None) -> None:
+            streamed.append(message or "")
+
+        text = await client.call_tool("stream", {"chunks": 5}, progress_callback=on_text)
+        assert not text.is_error, text
+        assert "".join(streamed) == "t0 t1 t2 t3 t4 "
+
         # A client that gives up on an unkeyed call cancels its task (nobody is left
         # to take the result).
         with anyio.move_on_after(1.0):
