@@ -11,6 +11,7 @@ replica and the loss of NATS for the other.
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import subprocess
 import sys
@@ -63,9 +64,13 @@ async def _until_canceled(gw: GatewayFleet, skill: str, timeout_s: float = 10) -
 
 
 @contextlib.asynccontextmanager
-async def mcp_client(url: str, mode: str = "auto", key: str = SECRET) -> AsyncIterator[Client]:
+async def mcp_client(
+    url: str, mode: str = "auto", key: str = SECRET, hooks: list[Any] | None = None
+) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=60)) as http:
+    async with httpx2.AsyncClient(
+        headers=headers, timeout=httpx2.Timeout(30, read=60), event_hooks={"request": hooks or []}
+    ) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
             yield client
 
@@ -155,6 +160,24 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
         assert again.meta is not None and first.meta is not None
         assert again.meta[TASK_ID] == first.meta[TASK_ID]
         assert again.structured_content == first.structured_content
+
+    # One client behind a round-robin balancer: each request to the next replica.
+    ports = itertools.cycle([httpx2.URL(a.url).port, httpx2.URL(b.url).port])
+
+    async def balance(request: httpx2.Request) -> None:
+        port = next(ports)
+        request.url = request.url.copy_with(port=port)
+        request.headers["host"] = f"127.0.0.1:{port}"
+
+    calls_before = [g.proc.log().count("mcp call echo by") for g in (a, b)]
+    async with mcp_client(a.url, hooks=[balance]) as balanced:
+        assert "echo" in {tool.name for tool in (await balanced.list_tools()).tools}
+        for n in range(4):
+            answer = await balanced.call_tool("echo", {"text": f"rr{n}"})
+            assert answer.structured_content is not None
+            assert answer.structured_content["text"] == f"rr{n}"
+    calls_after = [g.proc.log().count("mcp call echo by") for g in (a, b)]
+    assert all(after > before for before, after in zip(calls_before, calls_after, strict=True))
 
     # A handshake-era (2025-11-25) client works the same, statelessly.
     async with mcp_client(b.url, mode="legacy") as legacy:
