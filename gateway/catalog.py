@@ -51,11 +51,14 @@ class FleetTool:
     def errors(self, arguments: dict[str, Any], limit: int = 5) -> list[str]:
         """Why `arguments` break the input schema (at most `limit` reasons)."""
         found = []
-        for error in self.validator.iter_errors(arguments):
-            where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
-            found.append(f"{where}: {error.message[:200]}")
-            if len(found) >= limit:
-                break
+        try:
+            for error in self.validator.iter_errors(arguments):
+                where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
+                found.append(f"{where}: {error.message[:200]}")
+                if len(found) >= limit:
+                    break
+        except Exception as exc:  # an announced schema jsonschema cannot apply (a bad regex)
+            return [f"the input schema of {self.name} cannot be checked: {type(exc).__name__}"]
         return found
 
     def fingerprint(self) -> bytes:
@@ -75,8 +78,8 @@ def skill_tool(spec: SkillSpec) -> FleetTool | None:
     input_schema, wrapped = schemas.tool_input_schema(spec.input_schema)
     try:
         validator = _validator(input_schema)
-    except jsonschema.SchemaError as exc:
-        log.warning("skill %s announces an invalid input schema: %s", spec.name, exc.message)
+    except Exception as exc:  # a Hello is untrusted: any schema jsonschema refuses
+        log.warning("skill %s announces an unusable input schema: %s", spec.name, str(exc)[:200])
         return None
     output = schemas.object_schema(spec.output_schema) if spec.output_schema else None
     return FleetTool(

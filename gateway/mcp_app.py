@@ -8,6 +8,7 @@ list changes on a `subscriptions/listen` stream; handshake-era clients
 (stateless HTTP has no standing stream to tell them).
 """
 
+import importlib.metadata
 import logging
 from typing import Any
 
@@ -32,6 +33,13 @@ log = logging.getLogger(__name__)
 
 #: Health probes (Kubernetes) need no key: they learn nothing about the fleet.
 HEALTH_PATH = "/healthz"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("natsfleet")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return f"protocol-{VERSION}"
 
 
 def _caller(ctx: ServerRequestContext[Any, Any]) -> str:
@@ -94,7 +102,7 @@ class McpApp:
         )
         self.server: Server[Any] = Server(
             "natsfleet",
-            version=str(VERSION),
+            version=_version(),
             instructions="The tools of a natsfleet fleet: each call runs as a fleet task.",
             get_tool_input_schema=self._input_schema,
             on_list_tools=self._list_tools,

@@ -68,15 +68,21 @@ def _instance(
 def test_the_tool_list_holds_live_skills_and_workflows_only() -> None:
     good = SkillSpec(name="echo", input_schema=msgspec.json.schema(Text))
     broken = SkillSpec(name="broken", input_schema={"type": 12})  # not a JSON Schema
+    hostile = SkillSpec(name="hostile", input_schema={"$schema": {"x": 1}, "type": "object"})
+    bad_regex = SkillSpec(
+        name="regex", input_schema={"type": "object", "properties": {"a": {"pattern": "("}}}
+    )
     tools = build(
         (
-            _instance("i1", good, broken),
+            _instance("i1", good, broken, hostile, bad_regex),
             _instance("i2", SkillSpec(name="other")),
             _instance("i0", SkillSpec(name="leaving"), draining=True),
             _instance("i3", SkillSpec(name="dead"), alive=False),
         ),
         (WorkflowInfo(name="flow", required_input=("q",)),),
     )
+    # Unusable schemas (not a schema, a `$schema` that is no string, a bad
+    # regex) leave their skill out instead of failing the list.
     assert sorted(tools) == ["echo", "other", "workflow.flow"]
     assert tools["echo"].errors({"text": 1}) == ["text: 1 is not of type 'string'"]
     assert tools["workflow.flow"].errors({}) == ["(arguments): 'q' is a required property"]
