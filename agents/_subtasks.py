@@ -4,11 +4,13 @@ import asyncio
 import logging
 from typing import Any, TypeVar
 
+import msgspec
+
 from natsfleet.agents._slots import Slots
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.errors import SubtaskFailed
 from natsfleet.client import FleetClient
-from natsfleet.protocols import TaskState, Timeouts, decode_raw
+from natsfleet.protocols import AgentInfo, TaskState, Timeouts, decode_raw
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +34,27 @@ class SubtaskCaller:
     ) -> T:
         index = attempt.calls
         attempt.calls += 1
+        raw = await self.call_keyed(attempt, skill, input, f"{attempt.task_id}/{index}", timeout_s)
+        return decode_raw(raw, output_type)
+
+    async def call_keyed(
+        self,
+        attempt: Attempt,
+        skill: str,
+        input: Any,
+        key: str,
+        timeout_s: float | None,
+    ) -> msgspec.Raw:
+        """Run `skill` as a child with idempotency key `key`; its raw output.
+
+        Several may wait at once (the agent loop's tool calls of one turn):
+        the slot is given up by the first and taken back by the last.
+        """
         remaining_s = _remaining_s(attempt)
         child_id = await self._client.submit(
             skill,
             input,
-            key=f"{attempt.task_id}/{index}",
+            key=key,
             parent_id=attempt.task_id,
             workflow_id=attempt.assign.workflow_id,
             # A child cannot usefully outlive the attempt waiting for it.
@@ -45,14 +63,25 @@ class SubtaskCaller:
         log.debug("task %s called %s as %s", attempt.task_id, skill, child_id)
         waits = [s for s in (timeout_s, remaining_s) if s is not None]
         # Waiting for a child holds no slot, or a fleet of parents deadlocks.
+        attempt.waiting += 1
         self._release(attempt)
-        event = await self._client.wait(child_id, min(waits) if waits else None)
-        await self._slots.take_back()
-        attempt.holds_slot = True
+        try:
+            event = await self._client.wait(child_id, min(waits) if waits else None)
+        except BaseException:
+            attempt.waiting -= 1  # no slot is awaited while an attempt is being cancelled
+            raise
+        attempt.waiting -= 1
+        if attempt.waiting == 0:
+            await self._slots.take_back()
+            attempt.holds_slot = True
         if event.state != TaskState.COMPLETED or event.output is None:
             detail = event.error.detail if event.error else event.detail
             raise SubtaskFailed(child_id, skill, event.state.value, detail)
-        return decode_raw(event.output, output_type)
+        return event.output
+
+    async def agents(self, timeout_s: float | None = None) -> tuple[AgentInfo, ...]:
+        """Every instance the supervisor knows, with its skills (the registry's Hellos)."""
+        return await self._client.agents(timeout_s=timeout_s)
 
     def _release(self, attempt: Attempt) -> None:
         if attempt.holds_slot:

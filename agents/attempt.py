@@ -44,6 +44,10 @@ class Attempt:
         self.note = ""
         self.holds_slot = True
         self.calls = 0
+        # Sub-tasks this attempt waits for right now (the slot is given up meanwhile).
+        self.waiting = 0
+        # Loops run so far (`ctx.loop`), numbering each loop's journal entries.
+        self.loops = 0
         self.cancelled = asyncio.Event()
         self.cancel_kind: FailureKind | None = None
         self.cancel_detail = ""

@@ -2,11 +2,19 @@
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from natsfleet.agents.attempt import Attempt
 from natsfleet.agents.output import OutputBuffer
+
+if TYPE_CHECKING:
+    from natsfleet.agents.llm.types import ChatMessage, Tier
+    from natsfleet.agents.loop.engine import LoopStats
+    from natsfleet.agents.loop.fleet import SkillTool
+    from natsfleet.agents.loop.host import LoopHost
+    from natsfleet.agents.loop.journal import Journal
+    from natsfleet.agents.loop.tools import Tool
 
 T = TypeVar("T")
 
@@ -64,6 +72,7 @@ class TaskContext:
         llm: Any = None,
         bind_llm: Callable[[], Any] | None = None,
         tools: Mapping[str, Any] | None = None,
+        loop_host: "Callable[[], LoopHost] | None" = None,
     ) -> None:
         self._attempt = attempt
         self._output = output
@@ -87,6 +96,11 @@ class TaskContext:
         self._bind_llm = bind_llm
         self._bound_llm: Any = None  # what the runtime's binder gave (its usage is reported)
         self.tools: dict[str, Any] = dict(tools or {})
+        self._loop_host = loop_host
+        self._journal: Journal | None = None
+        self._journal_lock = asyncio.Lock()
+        #: What each `loop()` of this attempt did (model calls made and replayed, ...).
+        self.loop_stats: list[LoopStats] = []
 
     @property
     def llm(self) -> Any:
@@ -145,3 +159,113 @@ class TaskContext:
             WaitTimeout: `timeout_s` (or this attempt's deadline) passed first.
         """
         return await self._runner.call(self._attempt, skill, input, output_type, timeout_s)
+
+    def progress_event(self, note: str) -> None:
+        """A progress note every watcher sees, in order (not replaced by the
+        next one, as `progress` notes are): the loop's tool starts and ends."""
+        self._output.add_event(note)
+
+    async def journal(self) -> "Journal":
+        """This attempt's view of the task's loop journal, claimed on first use.
+
+        Without a fleet (a context built by hand) the journal lives in memory.
+        """
+        async with self._journal_lock:
+            if self._journal is None:
+                from natsfleet.agents.loop.journal import Journal
+
+                attempt = self._attempt
+                if self._loop_host is not None:
+                    journal = self._loop_host().journal(attempt)
+                else:
+                    journal = Journal(
+                        None,
+                        bucket="",
+                        task_id=attempt.task_id,
+                        token=attempt.token,
+                        attempt=attempt.number,
+                        instance_id=attempt.instance_id,
+                    )
+                self._journal = await journal.open()
+            return self._journal
+
+    async def loop(
+        self,
+        prompt: "str | Sequence[ChatMessage]",
+        *,
+        tools: "Sequence[Tool]" = (),
+        output: type[T] | None = None,
+        system: str = "",
+        max_turns: int = 10,
+        max_parallel_tools: int = 4,
+        max_tokens: int = 1024,
+        tier: "Tier | None" = None,
+        model: str | None = None,
+    ) -> Any:
+        """Let the model decide: call `tools` until it gives a final answer.
+
+        Returns the final text, or the answer decoded as `output` (a msgspec
+        type; one corrective turn if the first answer does not validate).
+        Every model answer and tool result is journaled (docs/tools.md): a
+        later attempt of this task replays them instead of calling the model
+        or running the tools again.
+
+        Raises:
+            MaxTurnsExceededError, LoopDeadlineError, BudgetExceeded,
+            InvalidOutputError: loop-level limits (tool failures never raise:
+                the model sees them as results).
+            JournalFencedError: a newer attempt of this task owns the journal.
+        """
+        from natsfleet.agents.llm.types import ChatMessage
+        from natsfleet.agents.loop.engine import Loop
+
+        index = self._attempt.loops  # numbered before any await: a stable order
+        self._attempt.loops += 1
+        journal = await self.journal()
+        run = Loop(
+            self,
+            journal,
+            index,
+            tools=tools,
+            system=system,
+            max_turns=max_turns,
+            max_parallel_tools=max_parallel_tools,
+            max_tokens=max_tokens,
+            tier=tier,
+            model=model,
+        )
+        self.loop_stats.append(run.stats)
+        if isinstance(prompt, str):
+            messages = [ChatMessage(role="user", content=prompt)]
+        else:
+            messages = list(prompt)
+        return await run.run(messages, output)
+
+    async def skill_tools(
+        self,
+        *,
+        names: Sequence[str] | None = None,
+        agent_types: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        timeout_s: float | None = 300.0,
+        handoff: bool = False,
+    ) -> "list[SkillTool]":
+        """The fleet's skills as tools (by name, by agent type, or all), described
+        from the registry; each call is a sub-task with the call's stable key.
+        This task's own skill is left out (a model calling it would recurse).
+
+        With `handoff=True` each is a handoff: calling it hands the task over
+        to that agent and its answer ends the loop (docs/tools.md, "Handoff").
+        """
+        from natsfleet.agents.loop.fleet import skill_tools
+
+        if self._loop_host is None:
+            raise RuntimeError("fleet skills need the agent runtime")
+        return await skill_tools(
+            self._loop_host().caller(self._attempt),
+            names=names,
+            agent_types=agent_types,
+            exclude=(*exclude, self.skill),
+            timeout_s=timeout_s,
+            handoff=handoff,
+        )

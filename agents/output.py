@@ -21,24 +21,32 @@ from natsfleet.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
-#: Publishes one message on one subject (core NATS; watchers are best effort).
+#: Publishes one message on one subject: into the OUTPUT stream, which keeps
+#: it for watchers that come late or come back (docs/operations.md, "Output streams").
 Publish = Callable[[str, Message], Awaitable[None]]
 
 # Above this much pending text a flush is not worth delaying.
 _EAGER_FLUSH_CHARS = 32 * 1024
+# Progress events (each one published, unlike the latest-wins progress) kept
+# between two flushes; beyond it the oldest are dropped.
+_MAX_EVENTS = 100
 
 
 class OutputBuffer:
     """What one attempt produced since the last flush."""
 
-    def __init__(self, subject: str, task_id: str, token: str, pump: "OutputPump") -> None:
+    def __init__(
+        self, subject: str, task_id: str, token: str, pump: "OutputPump", attempt: int = 0
+    ) -> None:
         self.subject = subject
         self.task_id = task_id
         self.token = token
+        self.attempt = attempt
         self._pump = pump
         self._text: list[str] = []
         self._chars = 0
         self._progress: tuple[float | None, str] | None = None
+        self._events: list[str] = []
         self._seq = 0
         self._streamed = False
         self.closed = False
@@ -61,6 +69,16 @@ class OutputBuffer:
         self.context = tracing.capture() or self.context
         self._pump.mark(self)
 
+    def add_event(self, note: str) -> None:
+        """A progress note every watcher should see (a tool started or ended),
+        published in order, not replaced by the next one as `set_progress` is."""
+        if self.closed:
+            return
+        self._events.append(note)
+        del self._events[:-_MAX_EVENTS]
+        self.context = tracing.capture() or self.context
+        self._pump.mark(self)
+
     def take(self, final: bool) -> list[Message]:
         """The messages to publish now, in order (progress last: it is the newest)."""
         messages: list[Message] = []
@@ -73,10 +91,23 @@ class OutputBuffer:
                     seq=self._seq,
                     text="".join(self._text),
                     final=final,
+                    attempt=self.attempt,
                 )
             )
             self._text.clear()
             self._chars = 0
+        for note in self._events:
+            self._seq += 1
+            messages.append(
+                Progress(
+                    task_id=self.task_id,
+                    token=self.token,
+                    seq=self._seq,
+                    note=note,
+                    attempt=self.attempt,
+                )
+            )
+        self._events.clear()
         if self._progress is not None:
             self._seq += 1
             fraction, note = self._progress
@@ -87,6 +118,7 @@ class OutputBuffer:
                     seq=self._seq,
                     fraction=fraction,
                     note=note,
+                    attempt=self.attempt,
                 )
             )
             self._progress = None
@@ -117,8 +149,9 @@ class OutputPump:
             self._wake.clear()
             self._eager = False
             dirty, self._dirty = self._dirty, {}
-            for buffer in dirty.values():
-                await self._send(buffer, final=False)
+            # Attempts' flushes go out together: each is stored (and acked) in
+            # order, but one attempt's ack does not hold up another's.
+            await asyncio.gather(*(self._send(buffer, final=False) for buffer in dirty.values()))
 
     async def close(self, buffer: OutputBuffer) -> None:
         """Flush what is left of an ended attempt, marking its stream final."""

@@ -8,7 +8,7 @@ import asyncio
 import contextvars
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from natsfleet.agents import payload_io, telemetry
 from natsfleet.agents._presence import Presence
@@ -37,6 +37,8 @@ from natsfleet.protocols import (
     DlqReason,
     FailureKind,
     Message,
+    OutputChunk,
+    Progress,
     ProtocolError,
     Reject,
     RejectCode,
@@ -48,6 +50,9 @@ from natsfleet.protocols import (
     new_incarnation,
 )
 from natsfleet.telemetry.logs import task_scope
+
+if TYPE_CHECKING:
+    from natsfleet.agents.loop.host import LoopHost
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +122,9 @@ class AgentRuntime:
         self.outbox = Outbox(
             self.bus, self.subjects.result(self.name, self.instance_id), self._on_acked
         )
-        self._pump = OutputPump(self._publish_quietly, self.config.output_flush_s)
+        self._pump = OutputPump(self._publish_output, self.config.output_flush_s)
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
+        self._loop_host: LoopHost | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
         # Work a reply must not wait for (dead letters out of an AssignBatch).
@@ -130,6 +136,15 @@ class AgentRuntime:
         self._draining = False
         self._skip_grace = False
         self._runner: asyncio.Future[None] | None = None
+
+    def _loop(self) -> "LoopHost":
+        """The agent loop's host, built (and its package imported) on first use:
+        most agents never run a loop, and start-up time matters (a restart is one)."""
+        if self._loop_host is None:
+            from natsfleet.agents.loop.host import LoopHost
+
+            self._loop_host = LoopHost(self.bus, self._subtasks)
+        return self._loop_host
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -243,6 +258,21 @@ class AgentRuntime:
             self.attempts.values(), load=self.slots.used, draining=self._draining
         )
         await self._publish_quietly(self.subjects.heartbeat(self.name, self.instance_id), beat)
+
+    async def _publish_output(self, subject: str, message: Message) -> None:
+        """Into the OUTPUT stream, de-duplicated by attempt and sequence, so a
+        flush repeated after a lost ack is stored once; one retry, then the pump
+        logs it (a watcher misses that piece; the outcome is not affected)."""
+        assert isinstance(message, OutputChunk | Progress)
+        msg_id = f"{message.task_id}:{message.token}:{message.seq}"
+        for last in (False, True):
+            try:
+                await self.bus.publish_js(subject, message, msg_id=msg_id)
+                return
+            except Exception:
+                if last:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _publish_quietly(self, subject: str, message: Message) -> None:
         try:
@@ -359,6 +389,7 @@ class AgentRuntime:
             llm=self.agent.llm,
             bind_llm=(lambda: self.llm.bind(attempt, buffer)) if own_llm else None,
             tools=self.agent.tools,
+            loop_host=self._loop,
         )
         try:
             with (
@@ -396,7 +427,9 @@ class AgentRuntime:
 
     def _pump_buffer(self, attempt: Attempt) -> OutputBuffer:
         subject = self.subjects.output(self.name, self.instance_id, attempt.task_id)
-        return OutputBuffer(subject, attempt.task_id, attempt.token, self._pump)
+        return OutputBuffer(
+            subject, attempt.task_id, attempt.token, self._pump, attempt.assign.attempt
+        )
 
     def _on_acked(self, token: str) -> None:
         self.attempts.pop(token, None)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/dispatch.py [--tasks 3000] [--inflight 200] [--seq 300]
                                        [--agent runtime|mini] [--server-procs N]
                                        [--profile FILE] [--profile-agent FILE]
-                                       [--transport auto|fast|public]
+                                       [--transport auto|fast|public] [--fsync]
 
 Starts a nats-server (file store, temp dir), one supervisor, two agent
 instances (capacity 100 each: bench/noop_agent.py on the real agent runtime,
@@ -15,7 +15,9 @@ nats-server gets the GOMAXPROCS `natsfleet up` gives an embedded server that
 shares its machine with the fleet (half the CPUs); `--server-procs 0` leaves
 Go's default. `--transport public` runs every natsfleet process on nats-py's
 public API instead of the fast transport (docs/architecture.md, "The
-transport seam"), to see what the fast one is worth.
+transport seam"), to see what the fast one is worth. `--fsync` measures a
+second time on a server with `sync_interval: always`, the durability every
+generated deploy config asks for, and prints both.
 """
 
 import argparse
@@ -28,8 +30,10 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import nats
+import nats.errors
 
 from natsfleet.bus import Bus, BusConfig
 from natsfleet.client import FleetClient
@@ -119,6 +123,13 @@ async def raw_bench(
     url: str, total: int, inflight: int, seq: int, meter: CpuMeter
 ) -> tuple[float, list[float]]:
     nc = await nats.connect(url)
+    async with asyncio.timeout(60):  # a loaded machine starts the responder late
+        while True:
+            try:
+                await nc.request("bench.echo", b"x", timeout=5)
+                break
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.1)
     for _ in range(50):
         await nc.request("bench.echo", b"x", timeout=5)
     lat = []
@@ -193,38 +204,31 @@ async def fleet_bench(
     return rate, lat
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=3000)
-    parser.add_argument("--inflight", type=int, default=200)
-    parser.add_argument("--seq", type=int, default=300)
-    parser.add_argument(
-        "--agent",
-        choices=("runtime", "mini"),
-        default="runtime",
-        help="agents on the real runtime (bench/noop_agent.py) or tests' mini agent",
-    )
-    parser.add_argument(
-        "--server-procs",
-        type=int,
-        default=shared_gomaxprocs(),
-        help="GOMAXPROCS of nats-server: by default what `natsfleet up` gives it on a machine "
-        "shared with the fleet (half the CPUs); 0 leaves Go's default (all of them)",
-    )
-    parser.add_argument(
-        "--transport",
-        choices=("auto", "fast", "public"),
-        default="auto",
-        help="the transport of every natsfleet process (NATSFLEET_TRANSPORT)",
-    )
-    parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
-    parser.add_argument("--profile-agent", default="", help="cProfile agent b1 into this file")
-    args = parser.parse_args()
-    os.environ["NATSFLEET_TRANSPORT"] = args.transport  # the supervisor's and agents' too
+class Figures(NamedTuple):
+    raw_rate: float
+    raw_lat: list[float]
+    raw_cpu: str
+    rate: float
+    lat: list[float]
+    cpu: str
+    transport: str
+
+
+async def run(args: argparse.Namespace, *, fsync: bool) -> Figures:
+    """One measurement: a fresh server (fsync on every write when `fsync`),
+    supervisor, agents and responder; the raw baseline, then the full path."""
     procs: list[asyncio.subprocess.Process] = []
     with tempfile.TemporaryDirectory() as tmp:
         gomaxprocs = args.server_procs or None
-        async with NatsServer(store_dir=Path(tmp) / "js", gomaxprocs=gomaxprocs) as server:
+        store = Path(tmp) / "js"
+        config_file = None
+        if fsync:  # what every generated deploy config sets (deploy/targets/natsconf.py)
+            config_file = Path(tmp) / "nats.conf"
+            # The store directory stays on the command line (-sd): once only.
+            config_file.write_text("jetstream {\n  sync_interval: always\n}\n")
+        async with NatsServer(
+            store_dir=store, gomaxprocs=gomaxprocs, config_file=config_file
+        ) as server:
             url, prefix = server.url, "bench"
             cfg = json.dumps({"supervisor_id": "bench-sup", "registry_warmup_s": 0.3})
             try:
@@ -277,18 +281,70 @@ async def main() -> None:
                     except TimeoutError:
                         proc.kill()
                         await proc.wait()
-    p50, p99 = statistics.median(lat), pct(lat, 0.99)
-    raw50, raw99 = statistics.median(raw_lat), pct(raw_lat, 0.99)
-    print(
-        f"raw nats-py request/reply: {raw_rate:8.0f} req/s  p50 {raw50:.3f} ms  p99 {raw99:.3f} ms"
+    return Figures(
+        raw_rate, raw_lat, raw_meter.per_op_us(args.tasks),
+        rate, lat, meter.per_op_us(args.tasks), transport_kind,
+    )  # fmt: skip
+
+
+def report(title: str, f: Figures) -> None:
+    p50, p99 = statistics.median(f.lat), pct(f.lat, 0.99)
+    raw50, raw99 = statistics.median(f.raw_lat), pct(f.raw_lat, 0.99)
+    print(f"-- {title}")
+    print(f"raw nats-py request/reply: {f.raw_rate:8.0f} req/s  "
+          f"p50 {raw50:.3f} ms  p99 {raw99:.3f} ms")  # fmt: skip
+    print(f"natsfleet task (full path): {f.rate:8.0f} tasks/s p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    print(f"ratio raw/natsfleet: throughput {f.raw_rate / f.rate:.1f}x, p50 {p50 / raw50:.1f}x")
+    print(f"CPU us per request (raw):  {f.raw_cpu}")
+    print(f"CPU us per task (natsfleet): {f.cpu}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=3000)
+    parser.add_argument("--inflight", type=int, default=200)
+    parser.add_argument("--seq", type=int, default=300)
+    parser.add_argument(
+        "--agent",
+        choices=("runtime", "mini"),
+        default="runtime",
+        help="agents on the real runtime (bench/noop_agent.py) or tests' mini agent",
     )
-    print(f"natsfleet task (full path): {rate:8.0f} tasks/s p50 {p50:.3f} ms  p99 {p99:.3f} ms")
-    print(f"ratio raw/natsfleet: throughput {raw_rate / rate:.1f}x, p50 {p50 / raw50:.1f}x")
-    print(f"CPU us per request (raw):  {raw_meter.per_op_us(args.tasks)}")
-    print(f"CPU us per task (natsfleet): {meter.per_op_us(args.tasks)}")
+    parser.add_argument(
+        "--server-procs",
+        type=int,
+        default=shared_gomaxprocs(),
+        help="GOMAXPROCS of nats-server: by default what `natsfleet up` gives it on a machine "
+        "shared with the fleet (half the CPUs); 0 leaves Go's default (all of them)",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("auto", "fast", "public"),
+        default="auto",
+        help="the transport of every natsfleet process (NATSFLEET_TRANSPORT)",
+    )
+    parser.add_argument(
+        "--fsync",
+        action="store_true",
+        help="also measure on a server with `sync_interval: always` (what deploy configs "
+        "set: acknowledged writes survive power loss) and print both",
+    )
+    parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
+    parser.add_argument("--profile-agent", default="", help="cProfile agent b1 into this file")
+    args = parser.parse_args()
+    os.environ["NATSFLEET_TRANSPORT"] = args.transport  # the supervisor's and agents' too
+    lazy = await run(args, fsync=False)
+    report("lazy fsync (nats-server's default)", lazy)
+    if args.fsync:
+        durable = await run(args, fsync=True)
+        report("sync_interval: always (fsync on every write, as deployed)", durable)
+        print(
+            f"durable/lazy: throughput {durable.rate / lazy.rate:.2f}x, "
+            f"p50 {statistics.median(durable.lat) / statistics.median(lazy.lat):.2f}x"
+        )
     procs_text = args.server_procs or "Go's default (all CPUs)"
     print(f"nats-server GOMAXPROCS: {procs_text}; Python {sys.version.split()[0]}; "
-          f"transport {transport_kind}")  # fmt: skip
+          f"transport {lazy.transport}")  # fmt: skip
 
 
 if __name__ == "__main__":

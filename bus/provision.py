@@ -34,10 +34,15 @@ class StorageConfig(msgspec.Struct, frozen=True, kw_only=True):
     dlq_max_age_s: float = 30 * DAY_S
     spans_max_age_s: float = DAY_S
     spans_max_bytes: int = 256 * 1024 * 1024
+    # Output of running tasks, for watchers that come late or come back.
+    output_max_age_s: float = DAY_S
+    output_max_bytes: int = 1024 * 1024 * 1024
     idem_ttl_s: float = DAY_S
     agents_ttl_s: float = 30.0
     cache_ttl_s: float = DAY_S
     blobs_ttl_s: float = 7 * DAY_S
+    # The agent loop's journal: as long as a task may still be retried.
+    journal_ttl_s: float = 7 * DAY_S
 
 
 @dataclass(slots=True)
@@ -84,6 +89,14 @@ def stream_configs(subjects: Subjects, cfg: StorageConfig) -> list[js_api.Stream
             max_age=cfg.spans_max_age_s,
             max_bytes=cfg.spans_max_bytes,
         ),
+        make(
+            Stream.OUTPUT,
+            retention=js_api.RetentionPolicy.LIMITS,
+            max_age=cfg.output_max_age_s,
+            max_bytes=cfg.output_max_bytes,
+            # An agent that repeats a flush after a lost ack stores it once.
+            duplicate_window=min(120.0, cfg.output_max_age_s),
+        ),
     ]
 
 
@@ -99,6 +112,7 @@ def bucket_ttls(cfg: StorageConfig) -> dict[Bucket, float | None]:
         Bucket.LEASES: None,
         Bucket.CACHE: cfg.cache_ttl_s,
         Bucket.WORKFLOWS: None,
+        Bucket.JOURNAL: cfg.journal_ttl_s,
     }
 
 

@@ -274,10 +274,16 @@ def submit_command(
 
 
 async def _print_output(client: FleetClient, task_id: str, ready: asyncio.Event | None) -> None:
+    attempt = 0
     async for chunk in client.output(task_id, ready):
-        if isinstance(chunk, OutputChunk):
-            sys.stdout.write(chunk.text)
-            sys.stdout.flush()
+        if not isinstance(chunk, OutputChunk):
+            continue
+        if attempt and chunk.attempt != attempt:
+            # A reassigned task starts over: say so rather than run the texts together.
+            click.echo(f"\n[attempt {chunk.attempt}]", err=True)
+        attempt = chunk.attempt
+        sys.stdout.write(chunk.text)
+        sys.stdout.flush()
 
 
 async def _usage(client: FleetClient, task_id: str) -> Usage | None:

@@ -7,10 +7,12 @@ events and output, and calls the supervisor's control API. The CLI, agents'
 
 from natsfleet.client.errors import IdempotencyKeyMismatch, TaskFailed, TaskRejected, WaitTimeout
 from natsfleet.client.fleet import FleetClient, idempotency_bucket_key
+from natsfleet.client.output import OutputItem
 
 __all__ = [
     "FleetClient",
     "IdempotencyKeyMismatch",
+    "OutputItem",
     "TaskFailed",
     "TaskRejected",
     "WaitTimeout",

@@ -23,6 +23,7 @@ from natsfleet.client.errors import (
     TaskRejected,
     WaitTimeout,
 )
+from natsfleet.client.output import OutputItem, follow
 from natsfleet.protocols import (
     BLOB_HEADER,
     NULL_RAW,
@@ -367,33 +368,27 @@ class FleetClient:
     async def output(
         self, task_id: str, ready: asyncio.Event | None = None
     ) -> AsyncIterator[OutputChunk | Progress]:
-        """Partial output and progress of a running task, until it ends.
+        """Partial output and progress of a task, from its start, until it ends.
 
-        `ready` is set once subscribed: subscribe before submitting (with a
-        task id made beforehand) to miss nothing.
+        What the OUTPUT stream holds is read first, so a late watcher misses
+        nothing; `ready` is set once subscribed. `output_stream` gives each
+        item's stream sequence, to resume after it.
         """
-        check_id(task_id, "task id")  # it becomes a subject token
-        queue: asyncio.Queue[OutputChunk | Progress | None] = asyncio.Queue()
+        async for item in self.output_stream(task_id, ready=ready):
+            yield item.message
 
-        async def on_output(message: TaskOutput, _: object) -> Message | None:
-            await queue.put(message)
-            return None
+    def output_stream(
+        self, task_id: str, *, after_seq: int = 0, ready: asyncio.Event | None = None
+    ) -> AsyncIterator[OutputItem]:
+        """The task's output stream (client/output.py) from after `after_seq`
+        (0: from the start), following it across attempts until the task ends.
 
-        sub = await self.bus.subscribe(self.subjects.task_output(task_id), _OUTPUT, on_output)
-        if ready is not None:
-            ready.set()
-
-        async def until_done() -> None:
-            await self.wait(task_id)
-            await queue.put(None)
-
-        waiter = asyncio.create_task(until_done())
-        try:
-            while (item := await queue.get()) is not None:
-                yield item
-        finally:
-            waiter.cancel()
-            await self.bus.unsubscribe(sub, drain=False)
+        Raises:
+            InvalidValue: `task_id` is not an id (it would be a bad subject).
+        """
+        return follow(
+            self.bus, task_id, lambda: self.wait(task_id), after_seq=after_seq, ready=ready
+        )
 
     # -- control API --------------------------------------------------------------------
 

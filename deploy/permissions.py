@@ -151,7 +151,11 @@ def agent(s: Subjects, name: str) -> Permissions:
         # ctx.call's idempotency keys, in this type's own scope
         *_idem_user(s, idempotency_scope(agent_role(name))),
         *_read_stream(s.stream(Stream.EVENTS)),  # waiting for a child's terminal event
+        *_read_stream(s.stream(Stream.OUTPUT)),  # following a child's output
         *_blobs_user(s),
+        # The agent loop (docs/tools.md): its journal, and the registry's skills as tools.
+        *_kv_user(s, Bucket.JOURNAL),
+        s.control("agents"),
     ]
     subscribe = [
         s.inbox(name, "*"),  # its own assign and cancel
@@ -171,6 +175,7 @@ def client(s: Subjects) -> Permissions:
         *_idem_user(s, CLIENT_SCOPE),
         *_read_stream(s.stream(Stream.EVENTS)),
         *_read_stream(s.stream(Stream.SPANS)),  # natsfleet trace
+        *_read_stream(s.stream(Stream.OUTPUT)),  # watch, submit --stream
         *_blobs_user(s),
     ]
     subscribe = [

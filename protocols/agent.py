@@ -232,6 +232,8 @@ class Progress(Message, frozen=True, kw_only=True, tag="task.progress"):
     seq: int
     fraction: float | None = None
     note: str = ""
+    # The attempt that reported it (1, 2, ...); 0 from an agent older than the field.
+    attempt: int = 0
 
 
 class OutputChunk(Message, frozen=True, kw_only=True, tag="task.output"):
@@ -242,6 +244,9 @@ class OutputChunk(Message, frozen=True, kw_only=True, tag="task.output"):
     seq: int
     text: str
     final: bool = False
+    # The attempt that produced it: a reassigned task's stream goes on with the
+    # next attempt's output, and this tells where it starts.
+    attempt: int = 0
 
 
 #: What arrives on `out.<type>.<inst>.<task>`.

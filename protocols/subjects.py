@@ -25,6 +25,8 @@ class Stream(StrEnum):
     EVENTS = "EVENTS"
     DLQ = "DLQ"
     SPANS = "SPANS"
+    # Agents' partial output and progress, kept for late and returning watchers.
+    OUTPUT = "OUTPUT"
 
 
 class Bucket(StrEnum):
@@ -34,6 +36,8 @@ class Bucket(StrEnum):
     LEASES = "LEASES"
     CACHE = "CACHE"
     WORKFLOWS = "WORKFLOWS"
+    # The agent loop's journal (agents/loop/journal.py, docs/tools.md).
+    JOURNAL = "JOURNAL"
 
 
 OBJECT_STORE = "BLOBS"
@@ -133,6 +137,9 @@ class Subjects:
         """Wildcard for one task's output, whichever instance runs it."""
         return f"{self.prefix}.out.*.*.{task_id}"
 
+    def all_output(self) -> str:
+        return f"{self.prefix}.out.>"
+
     # supervisor -> stream EVENTS
     def events(self, task_id: str) -> str:
         return f"{self.prefix}.events.{task_id}"
@@ -188,4 +195,5 @@ class Subjects:
             Stream.EVENTS: [self.all_events()],
             Stream.DLQ: [self.all_dlq()],
             Stream.SPANS: [self.all_spans()],
+            Stream.OUTPUT: [self.all_output()],
         }[stream]

@@ -26,6 +26,9 @@ class Step:
     kind: str = "ok"
     text: str = ""
     tool: tuple[str, dict[str, Any]] | None = None
+    # More tool calls in the same answer: (name, arguments); arguments given as
+    # a str are sent as that raw text (malformed JSON on purpose).
+    tools: tuple[tuple[str, dict[str, Any] | str], ...] = ()
     status: int = 200
     etype: str = ""
     code: str | None = None
@@ -85,6 +88,11 @@ class WireServer:
     @staticmethod
     def tool_call(name: str, arguments: dict[str, Any], text: str = "") -> Step:
         return Step(kind="ok", text=text, tool=(name, arguments))
+
+    @staticmethod
+    def tool_calls(*calls: tuple[str, dict[str, Any] | str], text: str = "") -> Step:
+        """One answer with several tool calls (a str argument is sent verbatim)."""
+        return Step(kind="ok", text=text, tools=calls)
 
     @staticmethod
     def fail(
@@ -225,6 +233,20 @@ class WireServer:
         await writer.drain()
 
 
+def _calls(step: Step) -> list[tuple[int, str, str]]:
+    """(index, name, arguments as JSON text) of every tool call of a step."""
+    calls: list[tuple[str, dict[str, Any] | str]] = [step.tool] if step.tool else []
+    calls += list(step.tools)
+    return [
+        (i, name, args if isinstance(args, str) else json.dumps(args))
+        for i, (name, args) in enumerate(calls)
+    ]
+
+
+def _call_id(flavour: str, index: int) -> str:
+    return f"toolu_{index + 1}" if flavour == "anthropic" else f"call_{index + 1}"
+
+
 def _text(step: Step, model: str) -> str:
     return step.text or f"reply from {model}"
 
@@ -277,9 +299,15 @@ def _complete(flavour: str, model: str, step: Step) -> dict[str, Any]:
     inp, out = step.usage
     if flavour == "anthropic":
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
-        if step.tool:
+        for i, name, args in _calls(step):
+            # The Messages API always sends `input` as an object: malformed JSON
+            # can only happen in a stream's partial_json.
+            try:
+                parsed = json.loads(args)
+            except ValueError:
+                parsed = {}
             content.append(
-                {"type": "tool_use", "id": "toolu_1", "name": step.tool[0], "input": step.tool[1]}
+                {"type": "tool_use", "id": _call_id(flavour, i), "name": name, "input": parsed}
             )
         return {
             "id": "msg_1",
@@ -287,7 +315,7 @@ def _complete(flavour: str, model: str, step: Step) -> dict[str, Any]:
             "role": "assistant",
             "model": model,
             "content": content,
-            "stop_reason": "tool_use" if step.tool else "end_turn",
+            "stop_reason": "tool_use" if _calls(step) else "end_turn",
             "stop_sequence": None,
             "usage": {
                 "input_tokens": inp,
@@ -297,13 +325,14 @@ def _complete(flavour: str, model: str, step: Step) -> dict[str, Any]:
             },
         }
     message: dict[str, Any] = {"role": "assistant", "content": text}
-    if step.tool:
+    if _calls(step):
         message["tool_calls"] = [
             {
-                "id": "call_1",
+                "id": _call_id(flavour, i),
                 "type": "function",
-                "function": {"name": step.tool[0], "arguments": json.dumps(step.tool[1])},
+                "function": {"name": name, "arguments": args},
             }
+            for i, name, args in _calls(step)
         ]
     return {
         "id": "chatcmpl-1",
@@ -314,7 +343,7 @@ def _complete(flavour: str, model: str, step: Step) -> dict[str, Any]:
             {
                 "index": 0,
                 "message": message,
-                "finish_reason": "tool_calls" if step.tool else "stop",
+                "finish_reason": "tool_calls" if _calls(step) else "stop",
                 "logprobs": None,
             }
         ],
@@ -367,25 +396,27 @@ def _anthropic_events(model: str, step: Step) -> list[str]:
     if step.kind == "midstream":
         return [*events, _sse("error", error)]
     events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
-    if step.tool:
-        block = {"type": "tool_use", "id": "toolu_1", "name": step.tool[0], "input": {}}
+    for i, name, args in _calls(step):
+        block_index = i + 1
+        block = {"type": "tool_use", "id": _call_id("anthropic", i), "name": name, "input": {}}
         events.append(
             _sse(
                 "content_block_start",
-                {"type": "content_block_start", "index": 1, "content_block": block},
+                {"type": "content_block_start", "index": block_index, "content_block": block},
             )
         )
-        args = json.dumps(step.tool[1])
         for part in (args[: len(args) // 2], args[len(args) // 2 :]):
             delta = {"type": "input_json_delta", "partial_json": part}
             events.append(
                 _sse(
                     "content_block_delta",
-                    {"type": "content_block_delta", "index": 1, "delta": delta},
+                    {"type": "content_block_delta", "index": block_index, "delta": delta},
                 )
             )
-        events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": 1}))
-    stop = "tool_use" if step.tool else "end_turn"
+        events.append(
+            _sse("content_block_stop", {"type": "content_block_stop", "index": block_index})
+        )
+    stop = "tool_use" if _calls(step) else "end_turn"
     events.append(
         _sse(
             "message_delta",
@@ -430,20 +461,19 @@ def _openai_events(model: str, step: Step) -> list[str]:
         events.append(_chunk(model, {"content": piece}))
     if step.kind == "midstream":
         return [*events, f"data: {json.dumps(error)}\n\n"]
-    if step.tool:
-        args = json.dumps(step.tool[1])
+    for i, name, args in _calls(step):
         first = {
-            "index": 0,
-            "id": "call_1",
+            "index": i,
+            "id": _call_id("openai", i),
             "type": "function",
-            "function": {"name": step.tool[0], "arguments": ""},
+            "function": {"name": name, "arguments": ""},
         }
         events.append(_chunk(model, {"tool_calls": [first]}))
         for part in (args[: len(args) // 2], args[len(args) // 2 :]):
             events.append(
-                _chunk(model, {"tool_calls": [{"index": 0, "function": {"arguments": part}}]})
+                _chunk(model, {"tool_calls": [{"index": i, "function": {"arguments": part}}]})
             )
-    events.append(_chunk(model, {}, "tool_calls" if step.tool else "stop"))
+    events.append(_chunk(model, {}, "tool_calls" if _calls(step) else "stop"))
     usage = {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out}
     tail = {
         "id": "chatcmpl-1",

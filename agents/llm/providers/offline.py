@@ -3,7 +3,8 @@
 It does not pretend to be a model: every output starts with `[offline]`, the
 provider is `offline` and the model `offline-extractive`. It is useful enough
 for the built-in agents: an extractive summary (researcher), a rule-based
-draft from findings (writer) and a criteria check (editor). Same input, same
+draft from findings (writer) and a criteria check (editor); a request that
+offers tools gets the tool-use policy of offline_tools.py. Same input, same
 output, on every machine.
 """
 
@@ -12,7 +13,11 @@ import re
 from collections import Counter
 from collections.abc import AsyncGenerator
 
+import msgspec
+
 from natsfleet.agents.llm.config import ModelConfig, ProviderConfig, ProviderKind
+from natsfleet.agents.llm.providers.offline_tools import OFFLINE_MARK as OFFLINE_TOOL_MARK
+from natsfleet.agents.llm.providers.offline_tools import tool_turn
 from natsfleet.agents.llm.types import (
     Done,
     LLMRequest,
@@ -21,12 +26,14 @@ from natsfleet.agents.llm.types import (
     TextDelta,
     Tier,
     TokenUsage,
+    ToolCall,
+    ToolCallDelta,
     UsageDelta,
 )
 
 OFFLINE_PROVIDER = "offline"
 OFFLINE_MODEL = "offline-extractive"
-OFFLINE_MARK = "[offline]"
+OFFLINE_MARK = OFFLINE_TOOL_MARK  # one label for every offline output
 
 #: The deployment used when no API key is configured; it serves every tier.
 OFFLINE_DEPLOYMENT = ModelConfig(
@@ -183,10 +190,16 @@ class OfflineProvider:
         self.name = name
 
     def _answer(self, request: LLMRequest) -> LLMResponse:
-        text = respond(request)
+        calls: tuple[ToolCall, ...] = ()
+        if request.tools:  # the labelled tool-use policy (offline_tools.py)
+            text, calls = tool_turn(request)
+        else:
+            text = respond(request)
         prompt = request.system + "".join(m.content for m in request.messages)
         return LLMResponse(
             text=text,
+            tool_calls=calls,
+            finish_reason="tool_calls" if calls else "stop",
             usage=TokenUsage(input_tokens=_tokens(prompt), output_tokens=_tokens(text)),
             provider=OFFLINE_PROVIDER,
             model=OFFLINE_MODEL,
@@ -205,6 +218,9 @@ class OfflineProvider:
         words = response.text.split(" ")
         for i in range(0, len(words), 8):
             yield TextDelta(text=" ".join(words[i : i + 8]) + (" " if i + 8 < len(words) else ""))
+        for index, call in enumerate(response.tool_calls):
+            arguments = msgspec.json.encode(call.arguments).decode()
+            yield ToolCallDelta(index=index, id=call.id, name=call.name, arguments_json=arguments)
         yield UsageDelta(usage=response.usage)
         yield Done(response=response)
 
