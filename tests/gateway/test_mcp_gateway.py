@@ -22,8 +22,9 @@ import anyio
 import httpx2
 import pytest
 from click.testing import CliRunner
-from mcp import Client
+from mcp import Client, MCPError
 from mcp.client.streamable_http import streamable_http_client
+from mcp.types import INVALID_PARAMS
 
 from natsfleet.cli.main import cli
 from natsfleet.process import NatsServer
@@ -144,6 +145,12 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
         assert bad.structured_content["error_type"] == "invalid_arguments"
         assert "'text' is a required property" in bad.structured_content["detail"]
         assert TASK_ID not in (bad.meta or {})  # no task was submitted
+
+        # An unknown tool or a malformed idempotency key: a protocol error (-32602).
+        for name, meta in (("x" * 200, None), ("nope", None), ("echo", {IDEM: "a\x00b"})):
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool(name, {"text": "t"}, meta=meta)
+            assert refused.value.code == INVALID_PARAMS, refused.value
 
         # A failed task: a tool error with the skill's reason.
         failed = await client.call_tool("fail", {"message": "boom", "retryable": False})
