@@ -1,5 +1,6 @@
-"""The MCP gateway as `natsfleet up` runs it behind the generated `nats-auth`
-config: its own NKey user (`gateway`) can do what a gateway does, no more."""
+"""The MCP gateway run by `natsfleet up` behind the generated `nats-auth` config:
+its own NKey user (`gateway`) can do what a gateway does, no more; `up` stops it
+first."""
 
 import re
 import sys
@@ -12,7 +13,6 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from natsfleet.deploy import load_fleet
-from natsfleet.deploy.plan import Kind, common_env, plan
 from natsfleet.deploy.targets import generate, write_files
 from natsfleet.process import NatsServer
 from natsfleet.protocols import Bucket, idempotency_scope
@@ -43,6 +43,7 @@ SECRET = "gateway-test-secret-0123456789"
 
 @pytest.fixture
 async def gateway_fleet(tmp_path: Path, prefix: str) -> AsyncIterator[tuple[AuthFleet, str]]:
+    """`natsfleet up` of a fleet with a gateway, on a server running the generated auth config."""
     port, gateway_port = free_port(), free_port()
     fleet_path = tmp_path / "fleet.toml"
     fleet_path.write_text(
@@ -55,21 +56,15 @@ async def gateway_fleet(tmp_path: Path, prefix: str) -> AsyncIterator[tuple[Auth
         )
     )
     (tmp_path / "keys.txt").write_text(f"# name=secret\nops={SECRET}\n")
-    fleet_file = load_fleet(fleet_path)
-    write_files(generate("nats-auth", fleet_file), tmp_path / "auth")
+    write_files(generate("nats-auth", load_fleet(fleet_path)), tmp_path / "auth")
     server = NatsServer(port=port, jetstream=False, config_file=tmp_path / "auth" / "nats.conf")
     await server.start()
-    env = common_env(
-        fleet_file.fleet, url=server.url, fleet_file=str(fleet_path), base_dir=tmp_path
-    )
     procs = AgentProcs(server.url, prefix, tmp_path / "logs")
     fleet = AuthFleet(server, prefix, tmp_path / "auth" / "creds", tmp_path / "x.log", procs)
+    up_cmd = [sys.executable, "-m", "natsfleet.cli.main", "up", str(fleet_path)]
+    up = await procs.spawn("up", [*up_cmd, "--state-dir", str(tmp_path / "state")])
     try:
-        for spec in plan(fleet_file, base_dir=tmp_path):
-            cmd = [sys.executable, "-m", "natsfleet.cli.main", *spec.args]
-            proc = await procs.spawn(spec.name, cmd, {**env, **spec.env})
-            if spec.kind == Kind.GATEWAY:
-                url = await until_logged(proc, re.compile(r"listening on (http://\S+)"))
+        url = await until_logged(up, re.compile(r"gateway-mcp-1 .*listening on (http://\S+)"))
         await wait_for_instances_as_client(fleet, "echo")
         yield fleet, url
     finally:
@@ -92,7 +87,7 @@ async def test_the_gateway_runs_as_its_own_user_and_only_does_a_gateways_work(
                 "echo", {"text": "as gateway"}, meta={"io.natsfleet/idempotency-key": "g-1"}
             )
             assert not result.is_error, result
-    log = fleet.procs.procs[-1].log()
+    log = fleet.procs.procs[-1].log()  # `natsfleet up`'s, every child's lines prefixed
     assert "mcp call echo by ops: task" in log and "Permissions Violation" not in log
 
     s = fleet.subjects
@@ -111,3 +106,11 @@ async def test_the_gateway_runs_as_its_own_user_and_only_does_a_gateways_work(
             assert "publish" in (await probe.violation()).lower(), subject
     finally:
         await probe.nc.close()
+
+    # SIGTERM to `up`: the gateway stops first (no new calls), then the agent, the supervisor.
+    [up] = fleet.procs.procs
+    up.terminate()
+    assert await up.wait(30) == 0, up.log()
+    log = up.log()
+    assert log.index("stopping 1 gateway") < log.index("stopping 1 agent"), log
+    assert "Traceback" not in log, log
