@@ -2,11 +2,13 @@
 agent and gateway processes over a real nats-server (docs/interop.md).
 
 One fleet serves every check of the first test (processes are the cost):
-tools listed with their schemas, a skill and a workflow called, progress
-seen, typed errors for bad arguments and for a failed task, 401 without the
-key, the same keyed call answered by either replica, a handshake-era client,
-a tool appearing when an agent joins (list-changed), then SIGTERM of one
-replica and the loss of NATS for the other.
+tools listed with their schemas, a skill and a workflow called, progress and
+streamed output seen, typed errors for bad arguments and for a failed task,
+protocol errors for unknown tools and bad keys, an abandoned call's task
+canceled, the same keyed call answered by either replica, one client behind
+a round-robin balancer, a handshake-era client, 401 without the key, 413 for
+a large body, a tool appearing when an agent joins and going when it leaves
+(list-changed), then SIGTERM of one replica and the loss of NATS for the other.
 """
 
 import asyncio
@@ -212,10 +214,16 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
     # An agent with a new skill joins: listeners hear the tool list changed.
     async with mcp_client(a.url) as client:
         async with client.listen(tools_list_changed=True) as changes:
-            await gw.echo("c1", "tests.fleet_agents:ConcurrencyAgent")
+            joined = await gw.echo("c1", "tests.fleet_agents:ConcurrencyAgent")
             await asyncio.wait_for(anext(changes), 10)
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert "work" in names
+        # ... and when it leaves (drains on SIGTERM), its tool goes.
+        async with client.listen(tools_list_changed=True) as changes:
+            joined.terminate()
+            await asyncio.wait_for(anext(changes), 10)
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "work" not in names and "echo" in names
 
     # SIGTERM stops a replica (exit 0); a replica whose NATS is gone for good exits 6.
     b.proc.signal(signal.SIGTERM)
