@@ -5,7 +5,8 @@ One fleet serves every check of the first test (processes are the cost):
 tools listed with their schemas, a skill and a workflow called, progress and
 streamed output seen, typed errors for bad arguments and for a failed task,
 protocol errors for unknown tools and bad keys, an abandoned call's task
-canceled, the same keyed call answered by either replica, one client behind
+canceled, the same keyed call answered by either replica, a keyed call resumed on
+another replica after kill -9 of the first (one run), one client behind
 a round-robin balancer, a handshake-era client, 401 without the key, 413 for
 a large body, a tool appearing when an agent joins and going when it leaves
 (list-changed), then SIGTERM of one replica and the loss of NATS for the other.
@@ -83,11 +84,12 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
 ) -> None:
     gw.workflow("twice", TWICE)
     # Started together: a gateway lists nothing until a supervisor answers.
-    _, _, a, b = await asyncio.gather(
+    _, _, a, b, c = await asyncio.gather(
         gw.supervisor(),
         gw.echo("e1"),
         gw.gateway("gw-a", env=LOSE_NATS_FAST),
         gw.gateway("gw-b"),
+        gw.gateway("gw-c"),
     )
     await until_agents(gw.client, 1)
 
@@ -224,6 +226,34 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
             await asyncio.wait_for(anext(changes), 10)
         names = {tool.name for tool in (await client.list_tools()).tools}
         assert "work" not in names and "echo" in names
+
+    # kill -9 of a replica mid-call: the same keyed call on another replica picks
+    # the task up and gets its result; it ran once.
+    running = asyncio.Event()
+
+    async def started(progress: float, total: float | None, message: str | None) -> None:
+        running.set()
+
+    async def doomed_call() -> None:
+        async with mcp_client(c.url) as doomed:
+            await doomed.call_tool(
+                "sleep", {"ms": 1500, "steps": 3}, progress_callback=started, meta={IDEM: "k-9"}
+            )
+
+    doomed = asyncio.create_task(doomed_call())
+    await asyncio.wait_for(running.wait(), 10)
+    await c.proc.kill()
+    with contextlib.suppress(Exception):  # its connection is gone: whatever the SDK raises
+        await asyncio.wait_for(doomed, 10)
+    async with mcp_client(a.url) as client:
+        resumed = await client.call_tool("sleep", {"ms": 1500, "steps": 3}, meta={IDEM: "k-9"})
+    assert not resumed.is_error, resumed
+    assert resumed.meta is not None
+    record = await gw.client.status(resumed.meta[TASK_ID])
+    assert record.state == TaskState.COMPLETED and record.attempts == 1, record
+    # Sleep tasks so far: the progress one, the abandoned one, and this one (not two).
+    sleeps = [t for t in await gw.client.list(limit=1000) if t.skill == "sleep"]
+    assert len(sleeps) == 3, sleeps
 
     # SIGTERM stops a replica (exit 0); a replica whose NATS is gone for good exits 6.
     b.proc.signal(signal.SIGTERM)
