@@ -56,6 +56,9 @@ from natsfleet.protocols import (
     TaskStatusReply,
     TaskSummary,
     Timeouts,
+    WorkflowInfo,
+    WorkflowsReply,
+    WorkflowsRequest,
     check_id,
     check_struct,
     decode_raw,
@@ -77,6 +80,7 @@ _LIST = Codec[TaskListReply | ErrorReply](TaskListReply | ErrorReply)
 _ACK = Codec[Ack | ErrorReply](Ack | ErrorReply)
 _AGENTS = Codec[AgentsReply | ErrorReply](AgentsReply | ErrorReply)
 _DLQ = Codec[DlqReply | ErrorReply](DlqReply | ErrorReply)
+_WORKFLOWS = Codec[WorkflowsReply | ErrorReply](WorkflowsReply | ErrorReply)
 # What an IDEM entry may name: a task id we can put in a subject (ULIDs,
 # workflow step ids `<run>-<step>-<n>`, ids callers chose).
 _TASK_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
@@ -494,6 +498,12 @@ class FleetClient:
         reply = await self._control("agents", request, _AGENTS, timeout_s)
         assert isinstance(reply, AgentsReply)
         return reply
+
+    async def workflows(self, *, timeout_s: float | None = None) -> tuple[WorkflowInfo, ...]:
+        """The workflows the active supervisor has loaded."""
+        reply = await self._control("workflows", WorkflowsRequest(), _WORKFLOWS, timeout_s)
+        assert isinstance(reply, WorkflowsReply)
+        return reply.workflows
 
     async def dlq(self, request: DlqRequest, *, timeout_s: float | None = None) -> DlqReply:
         reply = await self._control("dlq", request, _DLQ, timeout_s)

@@ -12,17 +12,34 @@ to the fleet's streams, buckets and object store by name:
 - `$JS.FC.>` / `$JS.ACK.<stream>.>`: flow control of ordered consumers, acks.
 
 Roles: `supervisor`; one user per agent *type* (the subject name its class
-declares, e.g. `researcher`); `client` (CLI, FleetClient, gateways). Replies
+declares, e.g. `researcher`); `client` (CLI, FleetClient); `gateway` (the
+MCP gateway replicas: submit, read, cancel, list agents and workflows). Replies
 to requests a role receives are allowed by `allow_responses`, so an agent
 can answer an Assign without publishing rights on the supervisor's inbox.
 """
 
 from dataclasses import dataclass, field
 
-from natsfleet.protocols.idempotency import CLIENT_ROLES, CLIENT_SCOPE, idempotency_scope
+from natsfleet.protocols.idempotency import (
+    CLIENT_ROLES,
+    CLIENT_SCOPE,
+    GATEWAY_ROLE,
+    idempotency_scope,
+)
 from natsfleet.protocols.subjects import Bucket, Stream, Subjects
 
-__all__ = ["CLIENT_ROLES", "Permissions", "agent", "agent_role", "client", "supervisor"]
+__all__ = [
+    "CLIENT_ROLES",
+    "GATEWAY_ROLE",
+    "Permissions",
+    "agent",
+    "agent_role",
+    "client",
+    "gateway",
+    "supervisor",
+]
+#: The control verbs a gateway asks (no DLQ, no approvals, no task listing).
+GATEWAY_VERBS = ("agents", "workflows", "status", "cancel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,5 +183,25 @@ def client(s: Subjects) -> Permissions:
         s.all_events(),
         s.task_output("*"),
         *(f"{s.reply_inbox(role, '*')}.>" for role in CLIENT_ROLES),
+    ]
+    return Permissions(tuple(publish), tuple(subscribe))
+
+
+def gateway(s: Subjects) -> Permissions:
+    """A gateway replica: submit and follow tasks, cancel them, read the tool
+    list (agents, workflows); its own idempotency scope; nothing else of the
+    control API (no DLQ, no approvals), never task state or announcements."""
+    publish = [
+        s.submit(),
+        *(s.control(verb) for verb in GATEWAY_VERBS),
+        *_common_publish(s),
+        *_idem_user(s, idempotency_scope(GATEWAY_ROLE)),
+        *_read_stream(s.stream(Stream.EVENTS)),
+        *_blobs_user(s),
+    ]
+    subscribe = [
+        s.all_events(),
+        s.task_output("*"),
+        f"{s.reply_inbox(GATEWAY_ROLE, '*')}.>",
     ]
     return Permissions(tuple(publish), tuple(subscribe))

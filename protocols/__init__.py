@@ -62,6 +62,9 @@ from natsfleet.protocols.control import (
     TaskListReply,
     TaskStatusReply,
     TaskSummary,
+    WorkflowInfo,
+    WorkflowsReply,
+    WorkflowsRequest,
 )
 from natsfleet.protocols.dlq import DeadLetter
 from natsfleet.protocols.errors import (
@@ -200,7 +203,10 @@ __all__ = [
     "TaskSummary",
     "Timeouts",
     "Usage",
+    "WorkflowInfo",
     "WorkflowStatus",
+    "WorkflowsReply",
+    "WorkflowsRequest",
     "check_id",
     "check_key",
     "check_name",

@@ -27,6 +27,9 @@ from natsfleet.protocols import (
     ProtocolError,
     StatusRequest,
     TaskStatusReply,
+    WorkflowInfo,
+    WorkflowsReply,
+    WorkflowsRequest,
 )
 from natsfleet.supervisor.dlq import dlq_list, dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
@@ -74,6 +77,8 @@ class Control:
                 return self._agents(request)
             case DlqRequest():
                 return await self._dlq(request)
+            case WorkflowsRequest():
+                return self._workflows()
             case ApproveRequest():
                 if self.workflows is None:
                     return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
@@ -93,6 +98,28 @@ class Control:
             more=more,
             next_after=page[-1].instance_id if more else None,
         )
+
+    def _workflows(self) -> WorkflowsReply:
+        """The loaded workflows, for the gateways' tool lists."""
+        if self.workflows is None:
+            return WorkflowsReply()
+        catalog = self.workflows.catalog
+        found = []
+        for name in catalog.names():
+            defn = catalog.get(name)
+            if defn is None:  # pragma: no cover - names() lists only loaded ones
+                continue
+            found.append(
+                WorkflowInfo(
+                    name=defn.name,
+                    description=defn.description,
+                    required_input=defn.required_input,
+                    skills=tuple(defn.skills()),
+                    deadline_s=defn.deadline_s,
+                    budget_usd=defn.budget_usd,
+                )
+            )
+        return WorkflowsReply(workflows=tuple(found))
 
     async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
         tracked = await self.engine.find(task_id)
