@@ -43,6 +43,8 @@ class StorageConfig(msgspec.Struct, frozen=True, kw_only=True):
     blobs_ttl_s: float = 7 * DAY_S
     # The agent loop's journal: as long as a task may still be retried.
     journal_ttl_s: float = 7 * DAY_S
+    # Sessions (conversations across tasks): idle this long, a session is gone.
+    sessions_ttl_s: float = 30 * DAY_S
 
 
 @dataclass(slots=True)
@@ -113,6 +115,7 @@ def bucket_ttls(cfg: StorageConfig) -> dict[Bucket, float | None]:
         Bucket.CACHE: cfg.cache_ttl_s,
         Bucket.WORKFLOWS: None,
         Bucket.JOURNAL: cfg.journal_ttl_s,
+        Bucket.SESSIONS: cfg.sessions_ttl_s,
     }
 
 

@@ -38,6 +38,8 @@ class Bucket(StrEnum):
     WORKFLOWS = "WORKFLOWS"
     # The agent loop's journal (agents/loop/journal.py, docs/tools.md).
     JOURNAL = "JOURNAL"
+    # Conversations that outlive one task (agents/loop/session.py, docs/tools.md).
+    SESSIONS = "SESSIONS"
 
 
 OBJECT_STORE = "BLOBS"
