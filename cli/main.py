@@ -16,6 +16,7 @@ from natsfleet.cli.demo_cmd import demo_command
 from natsfleet.cli.deploy_cmd import deploy_command, wait_nats_command
 from natsfleet.cli.dlq_cmd import dlq_group
 from natsfleet.cli.server_cmd import schema_command, server_command
+from natsfleet.cli.sessions_cmd import sessions_group
 from natsfleet.cli.supervisor_cmd import supervisor_command
 from natsfleet.cli.task_cmd import (
     cancel_command,
@@ -74,6 +75,7 @@ cli.add_command(watch_command)
 cli.add_command(approve_command)
 cli.add_command(workflows_group)
 cli.add_command(dlq_group)
+cli.add_command(sessions_group)
 for command in AGENT_COMMANDS:
     cli.add_command(command)
 

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from natsfleet.agents.loop.journal import Journal
+from natsfleet.agents.loop.session import SessionLog
+from natsfleet.agents.session_config import SessionConfig
 from natsfleet.bus import Bus
 from natsfleet.protocols import AgentInfo, Bucket
 
@@ -28,9 +30,12 @@ class KeyedCaller(Protocol):
 class LoopHost:
     """Per process: builds each attempt's journal and skill caller."""
 
-    def __init__(self, bus: Bus, caller: KeyedCaller) -> None:
+    def __init__(
+        self, bus: Bus, caller: KeyedCaller, sessions: SessionConfig | None = None
+    ) -> None:
         self._bus = bus
         self._caller = caller
+        self._sessions = sessions or SessionConfig()
 
     def journal(self, attempt: "Attempt") -> Journal:
         return Journal(
@@ -40,6 +45,20 @@ class LoopHost:
             token=attempt.token,
             attempt=attempt.number,
             instance_id=attempt.instance_id,
+            max_bytes=self._bus.nc.max_payload - _HEADER_ROOM_BYTES,
+            timeout_s=self._bus.config.js_timeout_s,
+        )
+
+    def session(self, attempt: "Attempt", session_id: str) -> SessionLog:
+        return SessionLog(
+            self._bus.js,
+            bucket=self._bus.subjects.bucket(Bucket.SESSIONS),
+            session_id=session_id,
+            task_id=attempt.task_id,
+            token=attempt.token,
+            attempt=attempt.number,
+            instance_id=attempt.instance_id,
+            config=self._sessions,
             max_bytes=self._bus.nc.max_payload - _HEADER_ROOM_BYTES,
             timeout_s=self._bus.config.js_timeout_s,
         )
