@@ -186,6 +186,7 @@ class SessionLog:
         wait_s = self.config.wait_s if deadline_s is None else min(self.config.wait_s, deadline_s)
         poll_s = _POLL_FIRST_S
         seen_seq, seen_at = -1, started
+        announced = False
         while True:
             seq, conversation, lock = await self.read()
             now = loop.time()
@@ -196,6 +197,14 @@ class SessionLog:
                 if holder.attempt > self.attempt:
                     raise SessionFencedError(self.session_id, f"attempt {holder.attempt} owns it")
             elif holder is not None and now - seen_at < self.config.lock_ttl_s:
+                if not announced:
+                    announced = True
+                    log.info(
+                        "session %s held by task %s: task %s waits",
+                        self.session_id,
+                        holder.task_id,
+                        self.task_id,
+                    )
                 if now - started >= wait_s:
                     raise SessionBusyError(self.session_id, holder.task_id, now - started)
                 await asyncio.sleep(min(poll_s, max(0.0, wait_s - (now - started))))

@@ -1,0 +1,261 @@
+"""Sessions (docs/tools.md, "Sessions"): a loop continues its task's session,
+on any instance; compaction keeps a session within its budget; two tasks of
+one session are serialised; `natsfleet sessions list|show|delete`."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from click.testing import Result as Result_
+
+from natsfleet.agents import AgentRuntime
+from natsfleet.agents.llm import LLMConfig
+from natsfleet.agents.llm_binding import LLMBinding
+from natsfleet.agents.loop import Journal, TurnRecord
+from natsfleet.agents.loop.session_admin import SessionInfo, show_session
+from natsfleet.agents.loop.session_records import Conversation
+from natsfleet.bus import BusConfig
+from natsfleet.cli.main import cli as cli_main
+from natsfleet.process import NatsServer
+from natsfleet.protocols import (
+    Accept,
+    Assign,
+    Bucket,
+    Result,
+    decode_raw,
+    new_task_id,
+    new_token,
+    to_raw,
+)
+from tests.agents.driver import Driver, driver
+from tests.llm.wire import WireServer
+from tests.loop.conftest import MODEL, llm_config
+from tests.session_agents import BUDGET_TOKENS, ChatAgent, Said, Say
+
+pytestmark = pytest.mark.asyncio
+
+
+class Chats:
+    """A driver plus in-process ChatAgent instances on one fleet."""
+
+    def __init__(self, d: Driver, url: str, prefix: str, stack: contextlib.AsyncExitStack):
+        self.d = d
+        self.url = url
+        self.prefix = prefix
+        self._stack = stack
+
+    async def instance(self, instance_id: str, config: LLMConfig | None = None) -> None:
+        runtime = AgentRuntime(
+            ChatAgent(),
+            bus_config=BusConfig(url=self.url, prefix=self.prefix),
+            instance_id=instance_id,
+            llm=LLMBinding(config, use_cache=False),
+        )
+        await self._stack.enter_async_context(runtime)
+        self._stack.callback(lambda: runtime.shutdown(immediate=True))
+        await self.d.hello(instance_id)
+
+    async def assign(self, instance_id: str, prompt: str, session: str) -> Assign:
+        assign = Assign(
+            task_id=new_task_id(),
+            token=new_token(),
+            attempt=1,
+            skill="chat",
+            input=to_raw(Say(prompt=prompt)),
+            session_id=session,
+        )
+        reply = await self.d.request_raw(self.d.subjects.assign("chatter", instance_id), assign)
+        assert isinstance(reply, Accept), reply
+        return assign
+
+    async def said(self, assign: Assign) -> Said:
+        outcome = await self.d.outcome(assign.token, timeout_s=20)
+        assert isinstance(outcome, Result), outcome
+        return decode_raw(outcome.output, Said)
+
+    async def chat(self, instance_id: str, prompt: str, session: str) -> Said:
+        return await self.said(await self.assign(instance_id, prompt, session))
+
+    async def journal(self, task_id: str) -> dict[str, Any]:
+        journal = Journal(
+            self.d.bus.js,
+            bucket=self.d.subjects.bucket(Bucket.JOURNAL),
+            task_id=task_id,
+            token="reader",
+            attempt=0,
+            instance_id="test",
+        )
+        await journal.load()
+        return dict(journal.entries)
+
+    async def session(self, session_id: str) -> SessionInfo:
+        bucket = self.d.subjects.bucket(Bucket.SESSIONS)
+        info = await show_session(self.d.bus.js, bucket, session_id)
+        assert info is not None
+        return info
+
+
+@pytest.fixture
+async def chats(nats_server: NatsServer, prefix: str) -> AsyncIterator[Chats]:
+    async with contextlib.AsyncExitStack() as stack:
+        d = await stack.enter_async_context(driver(nats_server.url, prefix))
+        yield Chats(d, nats_server.url, prefix, stack)
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[WireServer]:
+    server = await WireServer().start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def contents(body: dict[str, Any]) -> list[str]:
+    """The text of every message a request carried (OpenAI wire)."""
+    return [str(m.get("content") or "") for m in body["messages"]]
+
+
+async def test_a_second_task_on_another_instance_continues_the_session(
+    chats: Chats, wire: WireServer, effects: Path
+) -> None:
+    await chats.instance("c1", llm_config(wire))
+    await chats.instance("c2", llm_config(wire))
+    wire.script(
+        MODEL,
+        wire.tool_call("record", {"step": "flight NYC Tuesday"}),
+        wire.ok("Booked the Tuesday flight to New York."),
+        wire.ok("Moved it to Wednesday."),
+    )
+    first = await chats.chat("c1", "Book me a flight to New York next Tuesday", "trip-1")
+    assert first.instance_id == "c1" and first.model_calls == 2
+    second = await chats.chat("c2", "make it Wednesday instead", "trip-1")
+    assert second.instance_id == "c2" and second.text == "Moved it to Wednesday."
+    # The model of the second task saw the first task's whole exchange, then the follow-up.
+    seen = contents(wire.requests[2].body)
+    assert seen[-1] == "make it Wednesday instead"
+    assert "Book me a flight to New York next Tuesday" in seen
+    assert "recorded flight NYC Tuesday" in seen  # the tool result
+    assert "Booked the Tuesday flight to New York." in seen
+    info = await chats.session("trip-1")
+    assert [len(e.messages) for e in info.conversation.exchanges] == [4, 2]
+    assert info.holder is None and info.conversation.compactions == 0
+    # Another session is another conversation.
+    wire.script(MODEL, wire.ok("Hello."))
+    await chats.chat("c1", "hi", "other")
+    assert contents(wire.requests[3].body) == ["hi"]
+
+
+async def test_compaction_keeps_the_session_within_budget_and_records_the_summary(
+    chats: Chats, wire: WireServer
+) -> None:
+    await chats.instance("c1", llm_config(wire))
+    prompts = [f"Request {i}: " + " ".join(["word"] * 50) for i in range(3)]
+    wire.script(
+        MODEL,
+        wire.ok("one"),
+        wire.ok("two"),
+        wire.ok("three"),
+        wire.ok("SUMMARY: the user sent requests 0 and 1."),
+        wire.ok("four"),
+    )
+    for prompt in prompts:
+        await chats.chat("c1", prompt, "long")
+        info = await chats.session("long")
+        assert info.conversation.tokens <= BUDGET_TOKENS, info.conversation.tokens
+    conv: Conversation = info.conversation
+    assert conv.compactions == 1 and conv.summary is not None
+    assert conv.summary.text == "SUMMARY: the user sent requests 0 and 1."
+    assert conv.summary.covers == 2 and [e.n for e in conv.exchanges] == [2]
+    # The summary request carried the compacted exchanges; the summary is journaled.
+    summary_request = wire.requests[3].body
+    assert "Request 0" in json.dumps(summary_request) and "Request 2" not in json.dumps(
+        summary_request
+    )
+    journal = await chats.journal(conv.summary.task_id)
+    assert isinstance(journal["0.summary"], TurnRecord)
+    assert conv.summary.task_id == conv.exchanges[0].task_id  # the task that compacted
+    # The next task sees the summary (in its system prompt) and the kept exchange.
+    await chats.chat("c1", "and now?", "long")
+    body = wire.requests[4].body
+    assert "SUMMARY: the user sent requests 0 and 1." in json.dumps(body["messages"][0])
+    assert contents(body)[-3:] == [prompts[2], "three", "and now?"]
+
+
+async def test_compaction_with_the_offline_provider(chats: Chats) -> None:
+    await chats.instance("c1")  # no key: offline
+    for i in range(4):
+        said = await chats.chat("c1", f"Note {i}: " + " ".join(["pencil"] * 40), "pad")
+        assert said.text.startswith("[offline]")
+        conv = (await chats.session("pad")).conversation
+        assert conv.tokens <= BUDGET_TOKENS
+    assert conv.compactions >= 1 and conv.summary is not None
+    assert conv.summary.offline and conv.summary.text.startswith("[offline]")
+
+
+async def test_two_tasks_of_one_session_are_serialised(
+    chats: Chats,
+    wire: WireServer,
+    effects: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A holds the session while its tool waits at the gate; B, started meanwhile
+    on another instance, waits; its first model call comes after A's last and
+    sees A's whole exchange."""
+    caplog.set_level(logging.INFO, logger="natsfleet.agents.loop.session")
+    await chats.instance("c1", llm_config(wire))
+    await chats.instance("c2", llm_config(wire))
+    wire.script(MODEL, wire.tool_call("gate", {}), wire.ok("A done"), wire.ok("B done"))
+    a = await chats.assign("c1", "task A", "shared")
+    await chats.d.wait_for(lambda: effects.exists() or None, 10)  # A is in its tool
+    b = await chats.assign("c2", "task B", "shared")
+    await chats.d.wait_for(
+        lambda: any(f"task {b.task_id} waits" in r.getMessage() for r in caplog.records) or None,
+        10,
+    )
+    assert wire.count(MODEL) == 1  # B made no model call while A holds the session
+    (tmp_path / "gate").touch()
+    said_a, said_b = await chats.said(a), await chats.said(b)
+    assert (said_a.text, said_b.text) == ("A done", "B done")
+    assert [contents(r.body)[-1] for r in wire.requests] == ["task A", "open", "task B"]
+    seen = contents(wire.requests[2].body)  # [1] is A's tool-calling answer
+    assert (seen[0], *seen[2:]) == ("task A", "open", "A done", "task B")
+    conv = (await chats.session("shared")).conversation
+    assert [e.task_id for e in conv.exchanges] == [a.task_id, b.task_id]
+
+
+async def cli(chats: Chats, *args: str) -> Result_:
+    """The CLI in this process (in a thread: it runs its own event loop); what it
+    does is not about processes, and a process start costs ~2 s on a loaded machine."""
+    command = [*args, "--nats", chats.url, "--prefix", chats.prefix]
+    return await asyncio.to_thread(CliRunner().invoke, cli_main, command)
+
+
+async def test_sessions_cli_lists_shows_and_deletes(chats: Chats, wire: WireServer) -> None:
+    await chats.instance("c1", llm_config(wire))
+    wire.script(MODEL, wire.ok("first answer"), wire.ok("second answer"))
+    await chats.chat("c1", "first question", "s-one")
+    await chats.chat("c1", "second question", "s-two")
+    listed = await cli(chats, "sessions", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    ids = {s["session_id"] for s in json.loads(listed.stdout)}
+    assert ids == {"s-one", "s-two"}
+    shown = await cli(chats, "sessions", "show", "s-one")
+    assert shown.exit_code == 0, shown.output
+    assert "user: first question" in shown.stdout and "assistant: first answer" in shown.stdout
+    assert "second" not in shown.stdout
+    deleted = await cli(chats, "sessions", "delete", "s-one")
+    assert deleted.exit_code == 0, deleted.output
+    assert (await cli(chats, "sessions", "show", "s-one")).exit_code == 2
+    assert (await cli(chats, "sessions", "delete", "s-one")).exit_code == 2
+    bad = await cli(chats, "sessions", "show", "not a.valid id")
+    assert bad.exit_code == 2 and "session id" in bad.output
+    listed = await cli(chats, "sessions", "list", "--json")
+    assert {s["session_id"] for s in json.loads(listed.stdout)} == {"s-two"}
