@@ -1,5 +1,7 @@
 """What the agent runtime gives the loop: the journal's bucket and fleet sub-tasks."""
 
+import logging
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -15,6 +17,11 @@ if TYPE_CHECKING:
 
 # Room for headers (trace context, the journal's own) under the max payload.
 _HEADER_ROOM_BYTES = 4096
+#: `NATSFLEET_LOOP_JOURNAL=off`: loops keep their journal in memory only. A
+#: bench and debugging switch (bench/agent_loop.py), never for a fleet: a
+#: reassigned attempt then calls the model and runs the tools again.
+JOURNAL_SWITCH = "NATSFLEET_LOOP_JOURNAL"
+log = logging.getLogger(__name__)
 
 
 class KeyedCaller(Protocol):
@@ -36,10 +43,13 @@ class LoopHost:
         self._bus = bus
         self._caller = caller
         self._sessions = sessions or SessionConfig()
+        self._durable = os.environ.get(JOURNAL_SWITCH, "on") != "off"
+        if not self._durable:
+            log.warning("%s=off: loop journals are in memory only (no replay)", JOURNAL_SWITCH)
 
     def journal(self, attempt: "Attempt") -> Journal:
         return Journal(
-            self._bus.js,
+            self._bus.js if self._durable else None,
             bucket=self._bus.subjects.bucket(Bucket.JOURNAL),
             task_id=attempt.task_id,
             token=attempt.token,
