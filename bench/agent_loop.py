@@ -1,6 +1,6 @@
 """What the loop's journal costs per turn and per tool call, against the same loop with it off.
 
-    .venv/bin/python bench/agent_loop.py [--loops 60] [--fsync]
+    .venv/bin/python bench/agent_loop.py [--loops 100] [--rounds 10] [--fsync]
 
 Starts a nats-server (file store, temp dir; `--fsync`: `sync_interval:
 always`, as every generated deploy config sets), provisions a fleet, and runs
@@ -15,6 +15,9 @@ is timed is the loop and its journal. The journal comes from the runtime's
 - `turns`: 10 turns of one tool call each, then the final turn (11 turns, 10 calls);
 - `calls`: one turn of 10 tool calls, then the final turn (2 turns, 10 calls).
 
+The journal on and off alternate in `--rounds` batches (wall: the median
+batch; CPU: the total), so a machine whose load changes weighs on both.
+
 From the three the cost of opening the journal, of a turn and of a tool call
 are solved (turn = (turns - calls) / 9, ...), as wall time and as CPU time of
 this process (the loop and its NATS client) and of nats-server.
@@ -23,6 +26,7 @@ this process (the loop and its NATS client) and of nats-server.
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -113,23 +117,49 @@ async def run_shape(host: LoopHost, shape: str, loops: int) -> None:
         assert await loop.run([], None) == "done"
 
 
-async def measure(bus: Bus, durable: bool, loops: int, pid: int) -> dict[str, tuple[float, ...]]:
-    """Per shape: (wall ms, client CPU ms, server CPU ms) per loop."""
+def host_with(bus: Bus, durable: bool) -> LoopHost:
+    """The runtime's loop host, as a fleet gets it or with the journal switched off."""
     if durable:
         os.environ.pop(JOURNAL_SWITCH, None)
     else:
         os.environ[JOURNAL_SWITCH] = "off"
-    host = LoopHost(bus, caller=None)  # type: ignore[arg-type]
-    os.environ.pop(JOURNAL_SWITCH, None)
-    await run_shape(host, "turns", 5)  # warm up
-    out: dict[str, tuple[float, ...]] = {}
-    for shape in SHAPES:
-        wall, cpu, server = time.perf_counter(), time.process_time(), server_cpu_s(pid)
-        await run_shape(host, shape, loops)
-        out[shape] = (
-            (time.perf_counter() - wall) * 1000 / loops,
-            (time.process_time() - cpu) * 1000 / loops,
-            (server_cpu_s(pid) - server) * 1000 / loops,
+    try:
+        return LoopHost(bus, caller=None)  # type: ignore[arg-type]
+    finally:
+        os.environ.pop(JOURNAL_SWITCH, None)
+
+
+async def measure(
+    hosts: dict[bool, LoopHost], loops: int, rounds: int, pid: int
+) -> dict[bool, dict[str, tuple[float, ...]]]:
+    """Per journal (on, off) and shape: (wall ms, client CPU ms, server CPU ms) per loop.
+
+    On and off alternate in `rounds` batches, so a machine whose load changes
+    meanwhile weighs on both alike; wall time is the median batch, CPU the total.
+    """
+    for host in hosts.values():
+        await run_shape(host, "turns", 5)  # warm up
+    batch = max(1, loops // rounds)
+    walls: dict[tuple[bool, str], list[float]] = {}
+    cpus: dict[tuple[bool, str], list[float]] = {}
+    for _ in range(rounds):
+        for durable, host in hosts.items():
+            for shape in SHAPES:
+                wall, cpu, server = time.perf_counter(), time.process_time(), server_cpu_s(pid)
+                await run_shape(host, shape, batch)
+                walls.setdefault((durable, shape), []).append(
+                    (time.perf_counter() - wall) * 1000 / batch
+                )
+                totals = cpus.setdefault((durable, shape), [0.0, 0.0])
+                totals[0] += time.process_time() - cpu
+                totals[1] += server_cpu_s(pid) - server
+    out: dict[bool, dict[str, tuple[float, ...]]] = {True: {}, False: {}}
+    for (durable, shape), samples in walls.items():
+        client_s, server_s = cpus[(durable, shape)]
+        out[durable][shape] = (
+            statistics.median(samples),
+            client_s * 1000 / (batch * rounds),
+            server_s * 1000 / (batch * rounds),
         )
     return out
 
@@ -145,7 +175,8 @@ def solve(per_loop: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--loops", type=int, default=60)
+    parser.add_argument("--loops", type=int, default=100, help="per shape and journal")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating batches")
     parser.add_argument("--fsync", action="store_true", help="sync_interval: always")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,8 +188,9 @@ async def main() -> None:
             async with Bus(BusConfig(url=server.url, prefix="bench"), role="bench") as bus:
                 await bus.provision()
                 assert server.pid is not None
-                on = await measure(bus, True, args.loops, server.pid)
-                off = await measure(bus, False, args.loops, server.pid)
+                hosts = {True: host_with(bus, True), False: host_with(bus, False)}
+                figures = await measure(hosts, args.loops, args.rounds, server.pid)
+                on, off = figures[True], figures[False]
     print(
         f"agent loop, {args.loops} loops per shape, fsync={'always' if args.fsync else 'default'}"
     )
