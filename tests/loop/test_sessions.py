@@ -235,7 +235,17 @@ async def cli(chats: Chats, *args: str) -> Result_:
     """The CLI in this process (in a thread: it runs its own event loop); what it
     does is not about processes, and a process start costs ~2 s on a loaded machine."""
     command = [*args, "--nats", chats.url, "--prefix", chats.prefix]
-    return await asyncio.to_thread(CliRunner().invoke, cli_main, command)
+    # The CLI quiets some loggers for its own output (cli/connect.py): not for later tests.
+    levels = {
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+    }
+    try:
+        return await asyncio.to_thread(CliRunner().invoke, cli_main, command)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 async def test_sessions_cli_lists_shows_and_deletes(chats: Chats, wire: WireServer) -> None:
