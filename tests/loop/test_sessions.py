@@ -18,8 +18,10 @@ from natsfleet.agents import AgentRuntime
 from natsfleet.agents.llm import LLMConfig
 from natsfleet.agents.llm_binding import LLMBinding
 from natsfleet.agents.loop import Journal, TurnRecord
+from natsfleet.agents.loop.session import SessionBusyError, SessionFencedError, SessionLog
 from natsfleet.agents.loop.session_admin import SessionInfo, show_session
 from natsfleet.agents.loop.session_records import Conversation
+from natsfleet.agents.session_config import SessionConfig
 from natsfleet.bus import BusConfig
 from natsfleet.cli.main import cli as cli_main
 from natsfleet.process import NatsServer
@@ -269,3 +271,48 @@ async def test_sessions_cli_lists_shows_and_deletes(chats: Chats, wire: WireServ
     assert bad.exit_code == 2 and "session id" in bad.output
     listed = await cli(chats, "sessions", "list", "--json")
     assert {s["session_id"] for s in json.loads(listed.stdout)} == {"s-two"}
+
+
+def session_log(
+    bus: Any, task_id: str, attempt: int, lock_ttl_s: float = 5.0, wait_s: float = 0.2
+) -> SessionLog:
+    return SessionLog(
+        bus.js,
+        bucket=bus.subjects.bucket(Bucket.SESSIONS),
+        session_id="locked",
+        task_id=task_id,
+        token=new_token(),
+        attempt=attempt,
+        instance_id="i",
+        config=SessionConfig(budget_tokens=100, lock_ttl_s=lock_ttl_s, wait_s=wait_s),
+    )
+
+
+async def test_the_session_lock_is_fenced_and_a_stale_one_taken_over(bus: Any) -> None:
+    """A retry of the holder's task takes the lock at once and fences the older
+    attempt; another task waits, then (busy) fails retryable; a lock nobody
+    refreshes for lock_ttl_s is taken over, and its holder's writes are refused."""
+    await bus.provision()
+    task = new_task_id()
+    first = session_log(bus, task, 1)
+    await first._acquire(None)  # held; never refreshed nor released (a frozen instance)
+    retry = session_log(bus, task, 2)
+    await retry._acquire(None)  # the task's retry takes it at once
+    with pytest.raises(SessionFencedError):
+        await first.write_entry("conv", Conversation())
+    with pytest.raises(SessionBusyError) as busy:
+        async with session_log(bus, new_task_id(), 1).hold(None):
+            pass
+    assert busy.value.retryable and busy.value.holder == task
+    with pytest.raises(SessionFencedError):  # an older attempt never takes it back
+        async with session_log(bus, task, 1).hold(None):
+            pass
+    # The retry's instance dies: nobody refreshes its lock.
+    stale = session_log(bus, new_task_id(), 1, lock_ttl_s=0.3, wait_s=5.0)
+    async with stale.hold(5.0):
+        assert stale.waited_s >= 0.3
+        with pytest.raises(SessionFencedError):
+            await retry.write_entry("conv", Conversation())
+        await stale.write_entry("conv", Conversation(next_n=7))
+    info = await show_session(bus.js, bus.subjects.bucket(Bucket.SESSIONS), "locked")
+    assert info is not None and info.holder is None and info.conversation.next_n == 7
