@@ -316,3 +316,43 @@ async def test_the_session_lock_is_fenced_and_a_stale_one_taken_over(bus: Any) -
         await stale.write_entry("conv", Conversation(next_n=7))
     info = await show_session(bus.js, bus.subjects.bucket(Bucket.SESSIONS), "locked")
     assert info is not None and info.holder is None and info.conversation.next_n == 7
+
+
+async def test_the_session_id_travels_from_submit_to_the_loop(
+    nats_server: NatsServer, prefix: str, wire: WireServer
+) -> None:
+    """Through a real (in-process) supervisor: FleetClient.submit(session=) and
+    `natsfleet submit --session`; a bad id is refused before anything is sent."""
+    import msgspec
+
+    from natsfleet.client import FleetClient
+    from natsfleet.protocols import InvalidValue
+    from natsfleet.supervisor import Supervisor, SupervisorConfig
+    from tests.supervisor.conftest import FAST
+
+    sup = Supervisor(
+        msgspec.convert({**FAST, "supervisor_id": "sup-s"}, SupervisorConfig),
+        BusConfig(url=nats_server.url, prefix=prefix),
+    )
+    running = asyncio.create_task(sup.run())
+    try:
+        await asyncio.wait_for(sup.active.wait(), 15)
+        async with contextlib.AsyncExitStack() as stack:
+            d = await stack.enter_async_context(driver(nats_server.url, prefix, results=False))
+            chats = Chats(d, nats_server.url, prefix, stack)
+            await chats.instance("c1", llm_config(wire))
+            wire.script(MODEL, wire.ok("Tuesday it is."), wire.ok("Wednesday, then."))
+            client = FleetClient(d.bus)
+            first = await client.submit("chat", Say(prompt="fly Tuesday"), session="trip-9")
+            assert (await client.result(first, Said, timeout_s=20)).text == "Tuesday it is."
+            submitted = await cli(
+                chats, "submit", "chat", "--input", '{"prompt": "Wednesday"}',
+                "--session", "trip-9", "--wait",
+            )  # fmt: skip
+            assert submitted.exit_code == 0, submitted.output
+            assert contents(wire.requests[1].body) == ["fly Tuesday", "Tuesday it is.", "Wednesday"]
+            with pytest.raises(InvalidValue):
+                await client.submit("chat", Say(prompt="x"), session="no.dots")
+    finally:
+        sup.shutdown()
+        await asyncio.wait_for(running, 15)
