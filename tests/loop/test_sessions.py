@@ -40,7 +40,6 @@ from tests.llm.wire import WireServer
 from tests.loop.conftest import MODEL, llm_config
 from tests.session_agents import BUDGET_TOKENS, ChatAgent, Said, Say
 
-pytestmark = pytest.mark.asyncio
 
 
 class Chats:
@@ -356,3 +355,39 @@ async def test_the_session_id_travels_from_submit_to_the_loop(
     finally:
         sup.shutdown()
         await asyncio.wait_for(running, 15)
+
+
+def test_the_offline_policy_answers_the_latest_request_of_a_session() -> None:
+    """Earlier exchanges (their tool calls and results) are history: the offline
+    policy picks tools for the newest request, and a correction is no request."""
+    from natsfleet.agents.llm.providers.offline_tools import tool_turn
+    from natsfleet.agents.llm.types import ChatMessage, LLMRequest, ToolCall
+    from natsfleet.agents.loop.tools import FunctionTool
+    from tests.loop_agents import add, record
+
+    tools = tuple(t.spec for t in (record, add) if isinstance(t, FunctionTool))
+    earlier = (
+        ChatMessage(role="user", content="record step: one"),
+        ChatMessage(role="assistant", tool_calls=(ToolCall(id="c0", name="record", arguments={}),)),
+        ChatMessage(role="tool", content="recorded one", tool_call_id="c0"),
+        ChatMessage(role="assistant", content="[offline] Done: record step: one"),
+    )
+    follow_up = ChatMessage(role="user", content="add a: 2 and b: 3")
+    text, calls = tool_turn(LLMRequest(messages=(*earlier, follow_up), tools=tools))
+    assert [c.name for c in calls] == ["add"], text
+    answered = (
+        *earlier,
+        follow_up,
+        ChatMessage(role="assistant", tool_calls=calls),
+        ChatMessage(role="tool", content="5", tool_call_id=calls[0].id),
+    )
+    text, again = tool_turn(LLMRequest(messages=answered, tools=tools))
+    assert again == () and text.startswith("[offline] Done: add a: 2 and b: 3")
+    assert "- add: 5" in text and "recorded one" not in text
+    corrected = (
+        *answered,
+        ChatMessage(role="assistant", content="[offline] Done"),
+        ChatMessage(role="user", content="That answer is not valid (record it). Reply..."),
+    )
+    text, after = tool_turn(LLMRequest(messages=corrected, tools=tools))
+    assert after == () and "add a: 2 and b: 3" in text
