@@ -41,7 +41,6 @@ from tests.loop.conftest import MODEL, llm_config
 from tests.session_agents import BUDGET_TOKENS, ChatAgent, Said, Say
 
 
-
 class Chats:
     """A driver plus in-process ChatAgent instances on one fleet."""
 
