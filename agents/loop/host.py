@@ -2,6 +2,7 @@
 
 import logging
 import os
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -32,6 +33,8 @@ class KeyedCaller(Protocol):
     ) -> msgspec.Raw: ...
 
     async def agents(self, timeout_s: float | None = None) -> tuple[AgentInfo, ...]: ...
+
+    def without_slot(self, attempt: "Attempt") -> AbstractAsyncContextManager[None]: ...
 
 
 class LoopHost:
@@ -71,6 +74,8 @@ class LoopHost:
             config=self._sessions,
             max_bytes=self._bus.nc.max_payload - _HEADER_ROOM_BYTES,
             timeout_s=self._bus.config.js_timeout_s,
+            # Waiting for another task's session holds no slot (as a ctx.call).
+            idle=lambda: self._caller.without_slot(attempt),
         )
 
     def caller(self, attempt: "Attempt") -> "AttemptCaller":

@@ -24,7 +24,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
@@ -106,8 +107,10 @@ class SessionLog:
         config: SessionConfig,
         max_bytes: int = 1024 * 1024,
         timeout_s: float = 5.0,
+        idle: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self._js = js
+        self._idle = idle
         self._stream = session_stream(bucket)
         self._base = f"$KV.{bucket}.{session_id}."
         self._filter = self._base + ">"
@@ -170,17 +173,25 @@ class SessionLog:
     async def hold(self, deadline_s: float | None) -> AsyncIterator[Conversation]:
         """Take the session's lock (waiting at most `deadline_s` seconds, or
         `config.wait_s`), keep it refreshed, yield the conversation, release it."""
-        conversation = await self._acquire(deadline_s)
-        refresher = asyncio.create_task(self._refresh(), name=f"session-{self.session_id}")
+        refresher: asyncio.Task[None] | None = None
         try:
+            # While it waits for another task, the attempt holds no agent slot
+            # (`idle`); it takes one back after the refresher runs, so the lock
+            # cannot go stale while it does.
+            async with contextlib.AsyncExitStack() as waiting:
+                conversation = await self._acquire(deadline_s, waiting)
+                refresher = asyncio.create_task(self._refresh(), name=f"session-{self.session_id}")
             yield conversation
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
-            await self._release()
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+                await self._release()
 
-    async def _acquire(self, deadline_s: float | None) -> Conversation:
+    async def _acquire(
+        self, deadline_s: float | None, waiting: contextlib.AsyncExitStack | None = None
+    ) -> Conversation:
         loop = asyncio.get_running_loop()
         started = loop.time()
         wait_s = self.config.wait_s if deadline_s is None else min(self.config.wait_s, deadline_s)
@@ -199,6 +210,8 @@ class SessionLog:
             elif holder is not None and now - seen_at < self.config.lock_ttl_s:
                 if not announced:
                     announced = True
+                    if self._idle is not None and waiting is not None:
+                        await waiting.enter_async_context(self._idle())
                     log.info(
                         "session %s held by task %s: task %s waits",
                         self.session_id,

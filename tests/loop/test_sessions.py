@@ -390,3 +390,29 @@ def test_the_offline_policy_answers_the_latest_request_of_a_session() -> None:
     )
     text, after = tool_turn(LLMRequest(messages=corrected, tools=tools))
     assert after == () and "add a: 2 and b: 3" in text
+
+
+async def test_a_task_waiting_for_a_session_holds_no_slot(
+    chats: Chats,
+    wire: WireServer,
+    effects: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Capacity 4: A holds the session in its tool, three more tasks of the session
+    wait; a fifth task (another session) is still accepted, and runs."""
+    caplog.set_level(logging.INFO, logger="natsfleet.agents.loop.session")
+    await chats.instance("c1", llm_config(wire))
+    wire.script(MODEL, wire.tool_call("gate", {}), wire.ok("C done"), wire.ok("A done"))
+    wire.script(MODEL, *(wire.ok("B done") for _ in range(3)))
+    a = await chats.assign("c1", "task A", "busy")
+    await chats.d.wait_for(lambda: effects.exists() or None, 10)
+    waiting = [await chats.assign("c1", f"task B{i}", "busy") for i in range(3)]
+    await chats.d.wait_for(
+        lambda: sum(" waits" in r.getMessage() for r in caplog.records) >= 3 or None, 10
+    )
+    c = await chats.assign("c1", "task C", "elsewhere")  # Accept: 3 slots were given up
+    assert (await chats.said(c)).text == "C done"
+    (tmp_path / "gate").touch()
+    assert (await chats.said(a)).text == "A done"
+    assert [(await chats.said(b)).text for b in waiting] == ["B done"] * 3
