@@ -5,7 +5,10 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protocols protocols
+COPY telemetry telemetry
+COPY process process
 COPY bus bus
+COPY client client
 COPY supervisor supervisor
 COPY agents agents
 COPY deploy deploy

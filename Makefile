@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy -p natsfleet.protocols -p natsfleet.telemetry -p natsfleet.process -p natsfleet.bus -p natsfleet.client -p natsfleet.supervisor -p natsfleet.agents -p natsfleet.deploy -p natsfleet.cli
+	$(BIN)/mypy -p natsfleet.protocols -p natsfleet.telemetry -p natsfleet.process -p natsfleet.bus -p natsfleet.client -p natsfleet.supervisor -p natsfleet.agents -p natsfleet.deploy -p natsfleet.gateway -p natsfleet.cli
 
 pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -28,6 +28,7 @@ from natsfleet.agents.llm import (
     load_config,
 )
 from natsfleet.agents.llm.cache import LazyCacheStore
+from natsfleet.agents.llm.governor import Governor, open_governor
 from natsfleet.bus import Bus
 from natsfleet.protocols import AttemptOutcome, Bucket
 
@@ -134,6 +135,7 @@ class LLMBinding:
         self._use_cache = use_cache
         self._cache_retry_s = cache_retry_s
         self.router: Router | None = None
+        self.governor: Governor | None = None
 
     async def open(self, bus: Bus) -> None:
         """Build the router (once). A missing cache bucket is looked up again later."""
@@ -156,7 +158,9 @@ class LLMBinding:
                     CACHE_RETRY_MAX_S,
                 )
             cache = lazy
-        self.router = Router.from_config(config, cache=cache)
+        if config.governor.enabled:
+            self.governor = await open_governor(bus, config)
+        self.router = Router.from_config(config, cache=cache, governor=self.governor)
         names = ", ".join(m.name for m in self.router.models)
         log.info("LLM router ready: %s%s", names, " (offline)" if self.router.offline else "")
 
@@ -176,8 +180,11 @@ class LLMBinding:
             remaining_s=remaining_s,
             budget_usd=attempt.assign.budget_usd,
             on_chunk=sink,
+            workflow_id=attempt.assign.workflow_id,
         )
 
     async def aclose(self) -> None:
         if self.router is not None:
             await self.router.aclose()
+        if self.governor is not None:
+            await self.governor.aclose()

@@ -50,6 +50,10 @@ class OutputBuffer:
         self._seq = 0
         self._streamed = False
         self.closed = False
+        # Held while a flush is taken and stored: the last flush (close) waits
+        # for one in flight, so pieces are stored in sequence order and all
+        # before the attempt's outcome is published.
+        self.sending = asyncio.Lock()
         # The skill's context (its span) when tracing is on, else None.
         self.context: contextvars.Context | None = None
 
@@ -160,16 +164,16 @@ class OutputPump:
         buffer.closed = True
 
     async def _send(self, buffer: OutputBuffer, *, final: bool) -> None:
-        messages = buffer.take(final)
-        if not messages:
-            return
-        if buffer.context is None:
-            await self._publish_all(buffer, messages)
-            return
-        # A copy: the final flush may overlap the pump's send of the same buffer,
-        # and one Context cannot be entered by two tasks at once.
-        context = buffer.context.copy()
-        await asyncio.create_task(self._publish_all(buffer, messages), context=context)
+        async with buffer.sending:
+            messages = buffer.take(final)
+            if not messages:
+                return
+            if buffer.context is None:
+                await self._publish_all(buffer, messages)
+                return
+            # A copy: one Context cannot be entered by two tasks at once.
+            context = buffer.context.copy()
+            await asyncio.create_task(self._publish_all(buffer, messages), context=context)
 
     async def _publish_all(self, buffer: OutputBuffer, messages: list[Message]) -> None:
         for message in messages:

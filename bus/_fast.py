@@ -31,10 +31,15 @@ class FastTransport(Transport):
     @staticmethod
     def missing() -> list[str]:
         """The private names this nats-py lacks (none: the fast transport works)."""
-        probe = FleetNats()
+        # Asked of nats-py's own client and parser, not of FleetNats and
+        # FastParser: those define some of the names themselves (overrides,
+        # `_ps`), which says nothing about whether nats-py still calls them.
+        probe = NatsClient()
         client_names = (*_receive.INTERNALS, *_wire.INTERNALS)
         names = [f"Client.{n}" for n in client_names if not hasattr(probe, n)]
-        names += [f"Parser.{n}" for n in _receive.PARSER_INTERNALS if not hasattr(probe._ps, n)]
+        parser = getattr(probe, "_ps", None)
+        if parser is not None:
+            names += [f"Parser.{n}" for n in _receive.PARSER_INTERNALS if not hasattr(parser, n)]
         if _wire._CONNECTED is None:
             names.append("Client.CONNECTED")
         return names

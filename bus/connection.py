@@ -446,9 +446,16 @@ class Bus:
         if timeout >= self.config.js_timeout_s:
             return await future
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
-            raise nats.errors.TimeoutError() from None
+            # The answer's future ends with the caller's error (a traced publish's
+            # span ends failed with it), unless the ack came meanwhile.
+            if not future.done():
+                future.set_exception(nats.errors.TimeoutError())
+            return await future
+        except asyncio.CancelledError:
+            future.cancel()  # as wait_for would have: nobody awaits it any more
+            raise
 
     async def publish_async(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None

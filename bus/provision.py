@@ -40,6 +40,8 @@ class StorageConfig(msgspec.Struct, frozen=True, kw_only=True):
     idem_ttl_s: float = DAY_S
     agents_ttl_s: float = 30.0
     cache_ttl_s: float = DAY_S
+    # Longer than a day, so a day's budget outlives its day; every live key is rewritten often.
+    governor_ttl_s: float = 3 * DAY_S
     blobs_ttl_s: float = 7 * DAY_S
     # The agent loop's journal: as long as a task may still be retried.
     journal_ttl_s: float = 7 * DAY_S
@@ -114,6 +116,7 @@ def bucket_ttls(cfg: StorageConfig) -> dict[Bucket, float | None]:
         Bucket.LEASES: None,
         Bucket.CACHE: cfg.cache_ttl_s,
         Bucket.WORKFLOWS: None,
+        Bucket.GOVERNOR: cfg.governor_ttl_s,
         Bucket.JOURNAL: cfg.journal_ttl_s,
         Bucket.SESSIONS: cfg.sessions_ttl_s,
     }

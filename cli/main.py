@@ -15,6 +15,8 @@ from natsfleet.cli.compare import compare_command
 from natsfleet.cli.demo_cmd import demo_command
 from natsfleet.cli.deploy_cmd import deploy_command, wait_nats_command
 from natsfleet.cli.dlq_cmd import dlq_group
+from natsfleet.cli.gateway_cmd import gateway_group
+from natsfleet.cli.llm_cmd import llm_command
 from natsfleet.cli.server_cmd import schema_command, server_command
 from natsfleet.cli.sessions_cmd import sessions_group
 from natsfleet.cli.supervisor_cmd import supervisor_command
@@ -76,6 +78,8 @@ cli.add_command(approve_command)
 cli.add_command(workflows_group)
 cli.add_command(dlq_group)
 cli.add_command(sessions_group)
+cli.add_command(gateway_group)
+cli.add_command(llm_command)
 for command in AGENT_COMMANDS:
     cli.add_command(command)
 

@@ -17,6 +17,7 @@ import click
 import msgspec
 from rich.table import Column, Table
 
+from natsfleet.bus import NoResponders
 from natsfleet.cli.connect import (
     NATS_ERRORS,
     bus_config,
@@ -80,9 +81,24 @@ def _checked_id(_: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-def id_argument(name: str, *, required: bool = True) -> Callable[[F], F]:
-    """`@click.argument(name)` for a task or run id, checked by `_checked_id`."""
-    return click.argument(name, required=required, callback=_checked_id)
+def _checked_run_step(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """`RUN` or `RUN/STEP` (approve names the waiting step so): each part an id."""
+    run_id, slash, step = value.partition("/")
+    _checked_id(ctx, param, run_id)
+    if slash:
+        try:
+            check_id(step, "step")
+        except InvalidValue as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def id_argument(name: str, *, required: bool = True, step: bool = False) -> Callable[[F], F]:
+    """`@click.argument(name)` for a task or run id, checked by `_checked_id`;
+    with `step`, `RUN/STEP` too."""
+    return click.argument(
+        name, required=required, callback=_checked_run_step if step else _checked_id
+    )
 
 
 def _nats(command: F) -> F:
@@ -338,7 +354,11 @@ async def _say_if_unknown(client: FleetClient, task_id: str) -> None:
                 " waiting for its events (Ctrl-C to stop)",
                 err=True,
             )
-    except NatsFleetError as exc:  # no supervisor answering: say so, keep watching
+    except NoResponders:
+        # No supervisor runs: the events stream still tells the task's story,
+        # and stderr stays for errors (the watch's own, e.g. NATS lost for good).
+        return
+    except NatsFleetError as exc:  # a supervisor that cannot answer: say so, keep watching
         click.echo(f"natsfleet: cannot ask the supervisor about {task_id}: {exc}", err=True)
 
 

@@ -23,7 +23,7 @@ _console = console()
 
 
 @click.command("approve")
-@id_argument("run_id")
+@id_argument("run_id", step=True)
 @click.option("--input", "input_text", default=None, help="JSON for the next steps, or @file.")
 @click.option("--reject", is_flag=True, help="Refuse instead of approving.")
 @click.option("--note", default="", help="Why (kept with the decision).")

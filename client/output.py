@@ -87,9 +87,10 @@ async def follow(
         ready.set()
     done = asyncio.ensure_future(ended())
     last_seq = after_seq
+    last_delivery = 0
     try:
         while True:
-            if done.done() and await _drained(sub, last_seq):
+            if done.done() and await _drained(sub, last_delivery):
                 done.result()  # the waiter's error, if it failed
                 return
             try:
@@ -97,6 +98,7 @@ async def follow(
             except TimeoutError:
                 continue
             last_seq = msg.metadata.sequence.stream
+            last_delivery = msg.metadata.sequence.consumer
             try:
                 message, _ = await boundary.decode(bus, msg, _OUTPUT, bus.config.max_message_bytes)
             except (ProtocolError, NatsFleetError) as exc:  # skipped, never fatal to a reader
@@ -112,8 +114,13 @@ async def follow(
             log.debug("unsubscribing the output of %s: %s", task_id, exc)
 
 
-async def _drained(sub: object, last_seq: int) -> bool:
+async def _drained(sub: object, last_delivery: int) -> bool:
     """Whether the consumer has nothing left for us: none pending on the server
-    and the last one it delivered is the last one we read."""
+    and the last one it delivered is the last one we read.
+
+    Compared by consumer sequence (deliveries to us), not stream sequence: a
+    filtered consumer's delivered stream sequence moves past other tasks'
+    output it skipped, so a task with no output of its own would never end.
+    """
     info = await sub.consumer_info()  # type: ignore[attr-defined]
-    return bool(info.num_pending == 0 and info.delivered.stream_seq <= last_seq)
+    return bool(info.num_pending == 0 and info.delivered.consumer_seq <= last_delivery)

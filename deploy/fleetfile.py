@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -19,7 +19,7 @@ from natsfleet.bus.config import DEFAULT_URL
 from natsfleet.deploy.errors import FleetFileError
 from natsfleet.deploy.resolve import agent_spec_problem
 from natsfleet.deploy.workflows import resolve_workflows
-from natsfleet.protocols import DEFAULT_PREFIX
+from natsfleet.protocols import DEFAULT_PREFIX, RetryPolicy, Timeouts
 from natsfleet.protocols.subjects import Subjects
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -78,23 +78,28 @@ class NatsSection(_Section, frozen=True):
     cluster: ClusterSection = msgspec.field(default_factory=ClusterSection)
 
 
-class TimeoutDefaults(_Section, frozen=True):
-    """Fleet defaults of the four task timeouts (protocols.Timeouts)."""
+def optional_keys(base: type[msgspec.Struct], name: str) -> type[msgspec.Struct]:
+    """`base`'s keys as a fleet-file table: the same types and limits (the wire's,
+    protocols/limits.py), each key optional (left out: the supervisor's default),
+    unknown keys refused. Nothing is restated here: a new field of `base` is a new
+    key of the table."""
+    fields = [(f.name, f.type | None, None) for f in msgspec.structs.fields(base)]
+    return msgspec.defstruct(
+        name, fields, bases=(_Section,), module=__name__, frozen=True, kw_only=True,
+        forbid_unknown_fields=True,
+    )  # fmt: skip
 
-    schedule_to_start_s: Seconds | None = None
-    start_to_close_s: Seconds | None = None
-    heartbeat_timeout_s: Seconds | None = None
-    schedule_to_close_s: Seconds | None = None
 
-
-class RetryDefaults(_Section, frozen=True):
-    """Fleet default retry policy (protocols.RetryPolicy)."""
-
-    initial_interval_s: SecondsOrZero | None = None
-    backoff_coefficient: Annotated[float, msgspec.Meta(ge=1)] | None = None
-    maximum_interval_s: SecondsOrZero | None = None
-    maximum_attempts: Count | None = None
-    non_retryable_errors: tuple[str, ...] | None = None
+# The fleet defaults of the task timeouts and retries are `protocols.Timeouts`
+# and `protocols.RetryPolicy`, key for key; only the keys a file sets are
+# passed to the supervisor (plan.py). A timeout default must also be > 0
+# (`_check_timeout_defaults`).
+if TYPE_CHECKING:  # built from the Structs at import: an opaque table to mypy
+    TimeoutDefaults = _Section
+    RetryDefaults = _Section
+else:
+    TimeoutDefaults = optional_keys(Timeouts, "TimeoutDefaults")
+    RetryDefaults = optional_keys(RetryPolicy, "RetryDefaults")
 
 
 class SupervisorSection(_Section, frozen=True):
@@ -201,6 +206,7 @@ def parse_fleet(text: str, source: str = "fleet.toml") -> Fleet:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FleetFileError(source, "", f"not valid TOML: {exc}") from None
+    _check_timeout_defaults(data, source)
     try:
         fleet = msgspec.convert(data, Fleet, strict=True)
     except msgspec.ValidationError as exc:
@@ -208,6 +214,25 @@ def parse_fleet(text: str, source: str = "fleet.toml") -> Fleet:
         raise FleetFileError(source, key, problem) from None
     _check_semantics(fleet, source)
     return fleet
+
+
+_TIMEOUT_KEYS = frozenset(f.name for f in msgspec.structs.fields(Timeouts))
+
+
+def _check_timeout_defaults(data: dict[str, Any], source: str) -> None:
+    """A fleet default timeout must be > 0, stricter than the wire's >= 0: a
+    default of 0 would time out every task at once. Checked before the types,
+    so that a negative one is told this rule too."""
+    section = data.get("supervisor")
+    timeouts = section.get("timeouts") if isinstance(section, dict) else None
+    if not isinstance(timeouts, dict):
+        return
+    for key, value in timeouts.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if key in _TIMEOUT_KEYS and number and value <= 0:
+            raise FleetFileError(
+                source, f"supervisor.timeouts.{key}", "must be > 0 (0 times every task out)"
+            )
 
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)

@@ -121,7 +121,7 @@ def supervisor(s: Subjects) -> Permissions:
 
 def agent(s: Subjects, name: str) -> Permissions:
     """An agent type: its own announcements, results and output; sub-tasks;
-    the LLM CACHE; the events of the sub-tasks it waits for."""
+    the LLM CACHE and GOVERNOR; the events of the sub-tasks it waits for."""
     publish = [
         s.hello(name, "*"),
         s.heartbeat(name, "*"),
@@ -131,6 +131,7 @@ def agent(s: Subjects, name: str) -> Permissions:
         s.submit(),  # ctx.call: sub-tasks
         *_common_publish(s),
         *_kv_user(s, Bucket.CACHE),
+        *_kv_user(s, Bucket.GOVERNOR),  # fleet-wide LLM limits, budgets, health
         # ctx.call's idempotency keys, in this type's own scope
         *_idem_user(s, idempotency_scope(agent_role(name))),
         *_read_stream(s.stream(Stream.EVENTS)),  # waiting for a child's terminal event

@@ -19,7 +19,7 @@ from natsfleet.process.specs import (
     split_spec,
 )
 
-# Kept as this module's name for existing imports; the one definition is in bus.specs.
+# Kept as this module's name for existing imports; the one definition is in process.specs.
 ENTRY_POINT_GROUP = AGENT_ENTRY_POINT_GROUP
 # Looked up by name at run time: deploy must not import the agent runtime
 # (docs/architecture.md, "Packages"), only find out whether a spec resolves.

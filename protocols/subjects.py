@@ -36,6 +36,8 @@ class Bucket(StrEnum):
     LEASES = "LEASES"
     CACHE = "CACHE"
     WORKFLOWS = "WORKFLOWS"
+    # The fleet-wide LLM governor: rate schedules, budgets, deployment health.
+    GOVERNOR = "GOVERNOR"
     # The agent loop's journal (agents/loop/journal.py, docs/tools.md).
     JOURNAL = "JOURNAL"
     # Conversations that outlive one task (agents/loop/session.py, docs/tools.md).

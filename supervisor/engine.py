@@ -8,7 +8,7 @@ results, registry news and control requests all end up in these methods.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from msgspec import structs
@@ -41,13 +41,15 @@ from natsfleet.supervisor import recovery, sizes, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
+from natsfleet.supervisor.deadlines import Deadlines, fire_timer
 from natsfleet.supervisor.errors import Backpressure, NotLeader, RevisionConflict
-from natsfleet.supervisor.metrics import SupervisorMetrics
+from natsfleet.supervisor.hooks import Late
 from natsfleet.supervisor.queue import ReadyQueue
 from natsfleet.supervisor.registry import Instance, Registry
+from natsfleet.supervisor.scheduler import Dispatcher
 from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
 from natsfleet.supervisor.telemetry import AttemptSpans
-from natsfleet.supervisor.timers import Timer, TimerKind, Timers
+from natsfleet.supervisor.timers import Timer, Timers
 from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
@@ -68,8 +70,21 @@ class WorkflowHook(Protocol):
     def task_ended(self, record: TaskRecord) -> None: ...
 
 
+class EngineMetrics(Protocol):
+    """The metrics the engine reports to (`SupervisorMetrics`)."""
+
+    def task_ended(self, record: TaskRecord) -> None: ...
+
+    def attempt_ended(self, record: TaskRecord, outcome: str, *, reassigned: bool) -> None: ...
+
+
 class Engine:
-    """Owns the queue, the attempts table and the timers of one active term."""
+    """Owns the queue, the attempts table, the deadlines and the dispatcher of one active term.
+
+    `deadlines` are the ones `store` arms on every write (`TaskStore(on_write=)`).
+    `workflows` is bound to the term's workflow runner once that exists (the
+    runner needs this engine): until then a workflow Submit is not run here.
+    """
 
     def __init__(
         self,
@@ -78,24 +93,33 @@ class Engine:
         store: TaskStore,
         registry: Registry,
         tg: asyncio.TaskGroup,
+        deadlines: Deadlines,
+        *,
+        metrics: EngineMetrics | None = None,
+        workflows: Late[WorkflowHook] | None = None,
     ) -> None:
         self.cfg = cfg
         self.bus = bus
         self.store = store
         self.registry = registry
         self.tg = tg
+        self.deadlines = deadlines
+        self.metrics = metrics
+        self._workflows = workflows if workflows is not None else Late[WorkflowHook]("workflows")
         self.queue = ReadyQueue()
         self.attempts = AttemptTable()
-        self.timers = Timers()
         self.wake = asyncio.Event()
         self.started = time.monotonic()
         self._last_rollcall = 0.0
-        self.workflows: WorkflowHook | None = None
         self.spans = AttemptSpans()
-        self.metrics: SupervisorMetrics | None = None
-        # The dispatcher's shortcut for a new task an instance can take now:
-        # its first record is written `assigned` (one write instead of two).
-        self.assign_at_once: Callable[[TaskRecord], Awaitable[bool]] | None = None
+        # Part of the engine (it shares the queue, the attempts and the store);
+        # its shortcut `assign_at_once` makes a new task's first record `assigned`.
+        self.dispatcher = Dispatcher(self, bus, cfg.assign_timeout_s)
+
+    @property
+    def timers(self) -> Timers:
+        """The heap of this term's deadlines (its length: timers armed)."""
+        return self.deadlines.timers
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -122,11 +146,12 @@ class Engine:
             log.exception("supervisor action failed")
 
     def _ended(self, record: TaskRecord) -> None:
-        self.timers.forget(record.task_id)
+        # (Its timers were forgotten when its final record was written.)
         if self.metrics is not None:
             self.metrics.task_ended(record)
-        if self.workflows is not None and (record.workflow_id or record.workflow):
-            self.workflows.task_ended(record)
+        workflows = self._workflows.get()
+        if workflows is not None and (record.workflow_id or record.workflow):
+            workflows.task_ended(record)
 
     def enqueue(self, record: TaskRecord) -> None:
         if record.skill is None:
@@ -142,7 +167,7 @@ class Engine:
         if self.attempts.release(token) is not None:
             self.wake.set()
 
-    async def _cancel_on_instance(self, record: TaskRecord, reason: str) -> None:
+    async def cancel_on_instance(self, record: TaskRecord, reason: str) -> None:
         if record.token is None or record.agent is None or record.instance_id is None:
             return
         cancel = Cancel(task_id=record.task_id, token=record.token, reason=reason)
@@ -163,8 +188,9 @@ class Engine:
         if len(self.queue) >= self.cfg.max_waiting:
             raise Backpressure(len(self.queue))
         submit, oversized = await sizes.admitted(self.bus.payloads, submit)
-        if submit.workflow is not None and self.workflows is not None and oversized is None:
-            await self.workflows.admit(submit)
+        workflows = self._workflows.get()
+        if submit.workflow is not None and workflows is not None and oversized is None:
+            await workflows.admit(submit)
             return
         now = now_ms()
         record = telemetry.with_trace(tr.new_record(submit, self.cfg.timeouts, self.cfg.retry, now))
@@ -175,7 +201,7 @@ class Engine:
                 error_type="unsupported", detail="workflows are not run here", retryable=False
             )
             record = tr.rejected(record, error, now)
-        elif self.assign_at_once is not None and await self.assign_at_once(record):
+        elif await self.dispatcher.assign_at_once(record):
             # (A free instance offers the skill: no need to ask the registry.)
             if self.store.get(record.task_id) is None:  # it was there already
                 await self.find(record.task_id)
@@ -192,8 +218,6 @@ class Engine:
         if tracked.record.state == TaskState.REJECTED:
             self._ended(tracked.record)
         if tracked.record.state == TaskState.QUEUED:
-            self.timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
-            self.timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
             self.enqueue(tracked.record)
 
     async def unreadable_submit(self, msg: Msg, err: ProtocolError) -> None:
@@ -379,11 +403,8 @@ class Engine:
             self.metrics.attempt_ended(new, outcome, reassigned=not_before is None)
         self._release(token)
         await self.store.emit(event_for(new, detail=f"attempt {outcome}"))
-        self.timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)
-        if not_before is None:
+        if not_before is None:  # else its wake-up (deadlines.py) enqueues it
             self.enqueue(new)
-        else:
-            self.timers.add(not_before, TimerKind.RETRY, new.task_id)
 
     async def fail(
         self, tracked: Tracked, record: TaskRecord, error: ErrorInfo, reason: DlqReason
@@ -430,7 +451,7 @@ class Engine:
                 return
             log.info("task %s attempt %d on %s ended: %s", record.task_id, record.attempts,
                      attempt.instance_id, why)  # fmt: skip
-            await self._cancel_on_instance(record, why)
+            await self.cancel_on_instance(record, why)
             error = ErrorInfo(error_type="timeout" if timed_out else _LOST, detail=why)
             await self.end_attempt(
                 tracked, outcome="timeout" if timed_out else _LOST, error=error,
@@ -444,56 +465,12 @@ class Engine:
 
     async def _fire_or_retry(self, timer: Timer) -> None:
         try:
-            await self._fire(timer)
+            await fire_timer(self, timer)
         except (NotLeader, RevisionConflict):
             raise
         except Exception as exc:  # NATS unreachable: try again in a second
             log.warning("timer %s of %s failed (%s); retrying", timer.kind, timer.task_id, exc)
-            self.timers.add(now_ms() + 1000, timer.kind, timer.task_id, timer.token)
-
-    async def _fire(self, timer: Timer) -> None:
-        tracked = self.store.get(timer.task_id)
-        if tracked is None or is_terminal(tracked.record.state):
-            return
-        if timer.kind == TimerKind.ATTEMPT:
-            attempt = self.attempts.get(timer.token)
-            if attempt is not None and (attempt.deadline_ms or 0) <= timer.at_ms:
-                await self.attempt_lost(attempt.token, "start_to_close timeout", timed_out=True)
-        elif timer.kind == TimerKind.RETRY:
-            if tracked.record.state == TaskState.RETRYING:
-                self.enqueue(tracked.record)
-        elif timer.kind == TimerKind.SCHEDULE:
-            await self._schedule_timeout(tracked, timer)
-        else:
-            await self._close_timeout(tracked)
-
-    async def _schedule_timeout(self, tracked: Tracked, timer: Timer) -> None:
-        async with tracked.lock:
-            record = tracked.record
-            deadline = record.schedule_deadline_ms
-            if record.state not in tr.WAITING_STATES or deadline is None or deadline > timer.at_ms:
-                return
-            if record.state == TaskState.RETRYING and tracked.task_id not in self.queue:
-                return  # still backing off; the deadline counts from the retry
-            error = ErrorInfo(
-                error_type="unschedulable",
-                detail=f"no instance took it within {record.timeouts.schedule_to_start_s} s",
-                retryable=False,
-            )
-            await self.fail(tracked, record, error, DlqReason.UNSCHEDULABLE)
-
-    async def _close_timeout(self, tracked: Tracked) -> None:
-        async with tracked.lock:
-            record = tracked.record
-            if is_terminal(record.state):
-                return
-            await self._cancel_on_instance(record, "schedule_to_close deadline")
-            error = ErrorInfo(
-                error_type="deadline",
-                detail=f"not done within {record.timeouts.schedule_to_close_s} s",
-                retryable=False,
-            )
-            await self.fail(tracked, record, error, DlqReason.DEADLINE)
+            self.deadlines.again(timer, now_ms() + 1000)
 
     # -- control -----------------------------------------------------------------------
 
@@ -506,7 +483,7 @@ class Engine:
             token = record.token
             new = tr.canceled(record, reason or "canceled by request", now_ms())
             await self.store.write(tracked, new)
-            await self._cancel_on_instance(record, reason or "canceled")
+            await self.cancel_on_instance(record, reason or "canceled")
             self._release(token)
             self.queue.remove(record.task_id)
             await self.store.emit(event_for(new))

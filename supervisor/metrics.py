@@ -1,29 +1,37 @@
 """The supervisor's metrics: tasks by state, latency by skill, attempts and
 reassignments, queue depth per skill, live instances per agent.
 
-Instruments come from OpenTelemetry's API: no-ops unless `bus.metrics`
+Instruments come from OpenTelemetry's API: no-ops unless `telemetry.metrics`
 installed a provider. Gauges are read from the active term's engine when
 scraped or exported, so they cost nothing between reads.
 """
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from natsfleet.protocols import TaskRecord, is_terminal
+from natsfleet.supervisor.queue import ReadyQueue
+from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.store import TaskStore
 
-if TYPE_CHECKING:
-    from natsfleet.supervisor.engine import Engine
-    from natsfleet.supervisor.registry import Registry
+
+class ObservedTerm(Protocol):
+    """What the gauges read of the active term (its `Engine`)."""
+
+    store: TaskStore
+    queue: ReadyQueue
 
 
 class SupervisorMetrics:
-    def __init__(self, registry: "Registry") -> None:
+    """`active` returns the active term's engine, None on standby (read when scraped)."""
+
+    def __init__(self, registry: Registry, active: Callable[[], ObservedTerm | None]) -> None:
         self.registry = registry
-        self.engine: Engine | None = None  # the active term's, None on standby
+        self._active = active
         meter = metrics.get_meter("natsfleet.supervisor")
         self._ended = meter.create_counter(
             "natsfleet.tasks.ended", unit="{task}", description="Tasks that reached a final state"
@@ -71,17 +79,19 @@ class SupervisorMetrics:
             self._reassigned.add(1, {"skill": skill, "reason": outcome})
 
     def _active_tasks(self, options: CallbackOptions) -> Iterable[Observation]:
-        if self.engine is None:
+        term = self._active()
+        if term is None:
             return []
         states = Counter(
-            t.record.state.value for t in self.engine.store if not is_terminal(t.record.state)
+            t.record.state.value for t in term.store if not is_terminal(t.record.state)
         )
         return [Observation(count, {"state": state}) for state, count in states.items()]
 
     def _queue_depth(self, options: CallbackOptions) -> Iterable[Observation]:
-        if self.engine is None:
+        term = self._active()
+        if term is None:
             return []
-        depth = Counter(self.engine.queue.members().values())
+        depth = Counter(term.queue.members().values())
         return [Observation(count, {"skill": skill}) for skill, count in depth.items()]
 
     def _live_instances(self, options: CallbackOptions) -> Iterable[Observation]:

@@ -27,7 +27,6 @@ from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.errors import RevisionConflict
 from natsfleet.supervisor.registry import persist_every_s
 from natsfleet.supervisor.store import Tracked, event_for, now_ms
-from natsfleet.supervisor.timers import TimerKind
 
 if TYPE_CHECKING:  # the engine calls `adopt_found`
     from natsfleet.supervisor.engine import Engine
@@ -157,19 +156,15 @@ async def _adopt_all(engine: "Engine", unfinished: list[Tracked]) -> None:
 
 
 def _rearm(engine: "Engine", tracked: Tracked) -> None:
+    """Rebuild what memory held of an adopted record: its attempt, or its place in
+    the queue. Its deadlines were armed when the adoption wrote it (deadlines.py)."""
     record = tracked.record
-    timers = engine.timers
-    timers.add(record.close_deadline_ms, TimerKind.CLOSE, record.task_id)
     if record.state in tr.RUNNING_STATES and record.token is not None:
         attempt = engine.new_attempt(record, reserved=False)
         # Accepted or not, the instance's next heartbeat tells: a token it
         # does not hold ends the attempt (counted, as it was persisted).
         attempt.accepted = True
         attempt.deadline_ms = record.attempt_deadline_ms
-        timers.add(record.attempt_deadline_ms, TimerKind.ATTEMPT, record.task_id, record.token)
         return
-    timers.add(record.schedule_deadline_ms, TimerKind.SCHEDULE, record.task_id)
-    if record.state == TaskState.RETRYING and record.not_before_ms is not None:
-        timers.add(record.not_before_ms, TimerKind.RETRY, record.task_id)
-    else:
-        engine.enqueue(record)
+    if record.state != TaskState.RETRYING or record.not_before_ms is None:
+        engine.enqueue(record)  # else its wake-up does

@@ -88,13 +88,47 @@ class _Carried:
     heard: float  # monotonic, in this process
 
 
-class Registry:
-    """Instances by id; `listener` is the active engine (None on a standby)."""
+class ListenerRelay:
+    """A registry's listener for the life of the process: it passes the fleet's
+    news to the listener of the active term (its engine) while that term
+    listens, and drops them on a standby. A process has one registry and many
+    terms: the registry is built with the relay, each term `listen`s and `stop`s."""
 
-    def __init__(self, heartbeat_timeout_s: float) -> None:
+    def __init__(self) -> None:
+        self._to: RegistryListener | None = None
+
+    def listen(self, listener: RegistryListener) -> None:
+        self._to = listener
+
+    def stop(self) -> None:
+        self._to = None
+
+    def instance_gone(self, instance_id: str, reason: str) -> None:
+        if self._to is not None:
+            self._to.instance_gone(instance_id, reason)
+
+    def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        if self._to is not None:
+            self._to.heartbeat(instance, heartbeat)
+
+    def capacity_changed(self) -> None:
+        if self._to is not None:
+            self._to.capacity_changed()
+
+    def unknown_instance(self, instance_id: str) -> None:
+        if self._to is not None:
+            self._to.unknown_instance(instance_id)
+
+
+class Registry:
+    """Instances by id; `listener` hears of them (the process's `ListenerRelay`)."""
+
+    def __init__(
+        self, heartbeat_timeout_s: float, listener: RegistryListener | None = None
+    ) -> None:
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.instances: dict[str, Instance] = {}
-        self.listener: RegistryListener | None = None
+        self.listener = listener
         # Instances heard only by heartbeat (their Hello came before we
         # listened): monotonic time last heard. A standby learns them only
         # from the rollcall of its term.

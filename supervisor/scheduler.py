@@ -7,37 +7,77 @@ many are in flight at once; the record is written `assigned` (with the token)
 before the Assign is sent, so a crash in between leaves a token on record.
 """
 
+import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
-from natsfleet.bus import NoResponders, RequestTimeout
+from natsfleet.bus import Bus, NoResponders, RequestTimeout
 from natsfleet.bus.payloads import bounded_error
 from natsfleet.protocols import (
     Accept,
     Assign,
+    ErrorInfo,
     Reject,
     RejectCode,
     RemoteError,
     TaskRecord,
     TaskState,
+    Usage,
     new_token,
 )
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.assigner import Assigner
-from natsfleet.supervisor.engine import Engine
-from natsfleet.supervisor.registry import Instance
-from natsfleet.supervisor.store import Tracked, event_for, now_ms
-from natsfleet.supervisor.timers import TimerKind
+from natsfleet.supervisor.attempts import Attempt, AttemptTable
+from natsfleet.supervisor.deadlines import Deadlines
+from natsfleet.supervisor.queue import ReadyQueue
+from natsfleet.supervisor.registry import Instance, Registry
+from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
+from natsfleet.supervisor.telemetry import AttemptSpans
 from natsfleet.telemetry.redact import redact
 
 log = logging.getLogger(__name__)
 
 
+class DispatchHost(Protocol):
+    """The task engine as its dispatcher sees it: the term's shared state and
+    the few engine actions an Assign's answer may call for."""
+
+    wake: asyncio.Event
+    queue: ReadyQueue
+    store: TaskStore
+    attempts: AttemptTable
+    registry: Registry
+    spans: AttemptSpans
+    deadlines: Deadlines
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    def enqueue(self, record: TaskRecord) -> None: ...
+
+    def new_attempt(self, record: TaskRecord, *, reserved: bool) -> Attempt: ...
+
+    async def cancel_on_instance(self, record: TaskRecord, reason: str) -> None: ...
+
+    async def end_attempt(
+        self,
+        tracked: Tracked,
+        *,
+        outcome: str,
+        error: ErrorInfo,
+        usage: Usage = ...,
+        counts: bool,
+        backoff: bool,
+    ) -> None: ...
+
+
 class Dispatcher:
-    def __init__(self, engine: Engine) -> None:
+    """Built by the engine it dispatches for (`Engine.dispatcher`)."""
+
+    def __init__(self, engine: DispatchHost, bus: Bus, assign_timeout_s: float) -> None:
         self.engine = engine
-        self.cfg = engine.cfg
-        self.bus = engine.bus
-        self.assigner = Assigner(engine.bus, engine.cfg.assign_timeout_s)
+        self.assign_timeout_s = assign_timeout_s
+        self.assigner = Assigner(bus, assign_timeout_s)
 
     async def run(self) -> None:
         engine = self.engine
@@ -94,7 +134,7 @@ class Dispatcher:
             instance_id=instance.instance_id,
             agent=instance.agent,
             now_ms=record.updated_ms,
-            assign_timeout_s=self.cfg.assign_timeout_s,
+            assign_timeout_s=self.assign_timeout_s,
         )
         try:
             tracked = await engine.store.create(new)
@@ -107,10 +147,6 @@ class Dispatcher:
         new = tracked.record
         engine.new_attempt(new, reserved=True)
         engine.spans.start(new)
-        timers = engine.timers
-        timers.add(new.schedule_deadline_ms, TimerKind.SCHEDULE, new.task_id)  # if given back
-        timers.add(new.close_deadline_ms, TimerKind.CLOSE, new.task_id)
-        timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
         engine.spawn(self._send(tracked, new, instance))
         return True
 
@@ -128,7 +164,7 @@ class Dispatcher:
                 instance_id=instance.instance_id,
                 agent=instance.agent,
                 now_ms=now_ms(),
-                assign_timeout_s=self.cfg.assign_timeout_s,
+                assign_timeout_s=self.assign_timeout_s,
             )
             try:
                 await engine.store.write(tracked, new)
@@ -137,7 +173,6 @@ class Dispatcher:
                 raise
             engine.new_attempt(new, reserved=True)
             engine.spans.start(new)
-            engine.timers.add(new.attempt_deadline_ms, TimerKind.ATTEMPT, new.task_id, token)
         await self._send(tracked, new, instance)
 
     async def _send(self, tracked: Tracked, record: TaskRecord, instance: Instance) -> None:
@@ -184,7 +219,7 @@ class Dispatcher:
         s2c = record.timeouts.start_to_close_s
         if s2c is not None:
             attempt.deadline_ms = now_ms() + int(s2c * 1000)
-            engine.timers.add(attempt.deadline_ms, TimerKind.ATTEMPT, record.task_id, record.token)
+            engine.deadlines.arm(tracked.record, attempt)  # the exact one, from Accept
         tracked.accepted = True
         # The attempt's one event: `assigned` is a record state (status shows
         # it) but not published; `working` names the instance once it runs.
@@ -195,7 +230,7 @@ class Dispatcher:
     ) -> None:
         log.info("assign of %s to %s unanswered: %s", record.task_id, instance.instance_id, why)
         self.engine.registry.pause(instance.instance_id)
-        await self.engine._cancel_on_instance(record, "assign unanswered")
+        await self.engine.cancel_on_instance(record, "assign unanswered")
         await self._give_back(tracked, record)
 
     async def _rejected(

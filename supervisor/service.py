@@ -33,13 +33,14 @@ from natsfleet.protocols import (
 from natsfleet.supervisor.config import SupervisorConfig, default_supervisor_id
 from natsfleet.supervisor.consumers import fence
 from natsfleet.supervisor.control import RAW, Control
-from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.deadlines import Deadlines
+from natsfleet.supervisor.engine import Engine, WorkflowHook
 from natsfleet.supervisor.errors import NotLeader
+from natsfleet.supervisor.hooks import Late
 from natsfleet.supervisor.lease import Lease
 from natsfleet.supervisor.metrics import SupervisorMetrics
 from natsfleet.supervisor.recovery import take_over
-from natsfleet.supervisor.registry import Registry, persist_every_s
-from natsfleet.supervisor.scheduler import Dispatcher
+from natsfleet.supervisor.registry import ListenerRelay, Registry, persist_every_s
 from natsfleet.supervisor.store import TaskStore
 from natsfleet.supervisor.workflows import WorkflowDef
 from natsfleet.supervisor.workflows import load as load_workflows
@@ -101,8 +102,10 @@ class Supervisor:
             Heartbeat: subjects.heartbeat,
             Bye: subjects.bye,
         }
-        self.registry = Registry(cfg.heartbeat_timeout_s)
-        self.metrics = SupervisorMetrics(self.registry)
+        # Built once for the process; each term's engine listens while it acts.
+        self._fleet_news = ListenerRelay()
+        self.registry = Registry(cfg.heartbeat_timeout_s, self._fleet_news)
+        self.metrics = SupervisorMetrics(self.registry, lambda: self._engine)
         self.active = asyncio.Event()
         self.terms = 0
         self._stop = asyncio.Event()
@@ -188,20 +191,28 @@ class Supervisor:
             )
         finally:
             self.active.clear()
-            self.registry.listener = None
+            self._fleet_news.stop()
             self._engine = None
-            self.metrics.engine = None
             lease.drop()
 
     async def _start_term(self, tg: asyncio.TaskGroup, lease: Lease, *, warm: bool) -> None:
+        """Build the term's objects in dependency order, each whole through its
+        constructor (docs/supervisor.md, "A term, built whole"), then start them."""
         bus, cfg = self.bus, self.cfg
         kv = await bus.kv(Bucket.STATE)
         ttl_enabled = bool((await kv.status()).stream_info.config.allow_msg_ttl)
-        store = TaskStore(bus, kv, lease, retention_s=cfg.retention_s, ttl_enabled=ttl_enabled)
-        engine = Engine(cfg, bus, store, self.registry, tg)
+        deadlines = Deadlines()
+        store = TaskStore(
+            bus, kv, lease, retention_s=cfg.retention_s, ttl_enabled=ttl_enabled,
+            on_write=deadlines.arm,
+        )  # fmt: skip
+        # The runner needs the engine: the engine takes its hook to bind later.
+        workflows = Late[WorkflowHook]("the engine's workflow runner")
+        engine = Engine(
+            cfg, bus, store, self.registry, tg, deadlines, metrics=self.metrics,
+            workflows=workflows,
+        )  # fmt: skip
         self._engine = engine
-        engine.metrics = self.metrics
-        self.metrics.engine = engine
         # Fence the previous terms' consumers before STATE is loaded (consumers.py).
         results = await self._fence(lease, Stream.RESULTS, bus.subjects.results(), "results")
         tasks = await self._fence(lease, Stream.TASKS, bus.subjects.submit(), "tasks")
@@ -209,23 +220,21 @@ class Supervisor:
         runner = WorkflowRunner(
             engine, self.catalog, RunStore(await bus.kv(Bucket.WORKFLOWS), lease)
         )
-        engine.workflows = runner
+        workflows.bind(runner)
         await runner.resume()
         tg.create_task(runner.run())
         control = Control(engine, runner)
         sub = await bus.subscribe(bus.subjects.all_control(), RAW, control.handle, concurrency=32)
         tg.create_task(self._unsubscribe_at_end(sub))
-        self.registry.listener = engine
+        self._fleet_news.listen(engine)
         await engine.rollcall()
         if not warm or not self.registry.knows_everyone():
             # Instances answer the rollcall within milliseconds; until then
             # every skill would look unknown (a standby hears only the
             # heartbeats of instances that said Hello before it started).
             await asyncio.sleep(cfg.registry_warmup_s)
-        dispatcher = Dispatcher(engine)
-        engine.assign_at_once = dispatcher.assign_at_once
-        tg.create_task(dispatcher.run())
-        tg.create_task(engine.timers.run(engine.on_timer))
+        tg.create_task(engine.dispatcher.run())
+        tg.create_task(deadlines.run(engine.on_timer))
         tg.create_task(self._sweep(engine))
         tg.create_task(
             bus.consume(

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from msgspec import structs
@@ -81,7 +81,9 @@ class TaskStore:
 
     `retention_s` is the per-message TTL of terminal records; it is sent only
     when the bucket allows per-message TTLs (`ttl_enabled`, nats-server 2.11+),
-    since a server rejects the header on a stream that does not.
+    since a server rejects the header on a stream that does not. `on_write`
+    hears every record this store wrote, as written (the term's
+    `Deadlines.arm`: every write arms the record's deadlines, deadlines.py).
     """
 
     def __init__(
@@ -92,10 +94,12 @@ class TaskStore:
         *,
         retention_s: float | None = None,
         ttl_enabled: bool = False,
+        on_write: Callable[[TaskRecord], None] | None = None,
     ) -> None:
         self.bus = bus
         self.kv = kv
         self.lease = lease
+        self._on_write = on_write
         self._tasks: dict[str, Tracked] = {}
         self._ttl_s = (
             max(1, math.ceil(retention_s)) if retention_s is not None and ttl_enabled else None
@@ -198,6 +202,8 @@ class TaskStore:
                 return None  # the caller decides: a duplicate, or a record to adopt
         tracked = Tracked(record=record, revision=revision)
         self._tasks[record.task_id] = tracked
+        if self._on_write is not None:
+            self._on_write(record)
         return tracked
 
     async def write(self, tracked: Tracked, record: TaskRecord) -> None:
@@ -215,6 +221,8 @@ class TaskStore:
             tracked.accepted = False
         tracked.record = record
         tracked.revision = revision
+        if self._on_write is not None:
+            self._on_write(record)
 
     async def _conflict(self, tracked: Tracked) -> None:
         try:

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -104,3 +105,15 @@ def test_wheel_holds_only_the_natsfleet_namespace(tmp_path: Path) -> None:
         "cli",
     ):
         assert f"natsfleet/{package}/py.typed" in names
+
+
+def test_the_image_build_copies_every_package_folder() -> None:
+    # The Dockerfile's build stage makes the wheel from the folders it copies;
+    # one left out fails the build ("package directory 'telemetry' does not
+    # exist"), which no other test runs (no Docker daemon needed here).
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    folders = {d.split("/")[0] for d in pyproject["tool"]["setuptools"]["package-dir"].values()}
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    copies = [line.split() for line in lines if line.startswith("COPY ")]
+    copied = {words[1] for words in copies if not words[1].startswith("--from")}
+    assert folders - copied == set()

@@ -33,6 +33,7 @@ CLIENT_VERBS: list[tuple[str, ...]] = [
     ("trace", "T-1"),
     ("agents",),
     ("approve", "R-1"),
+    ("approve", "R-1/ask"),  # RUN/STEP: the step waiting, when several do
 ]
 
 
@@ -160,6 +161,8 @@ BAD_IDS = [
     ("watch", "x.>"),
     ("trace", "a" * 100_000),
     ("approve", "run\n1"),
+    ("approve", "R-1/a b"),
+    ("approve", "R-1/"),
 ]
 
 

@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 #: package -> the natsfleet packages it may import. The order is the layering:
-#: protocols <- telemetry, process <- bus <- client <- supervisor, agents, deploy <- cli.
+#: protocols <- telemetry, process <- bus <- client <- supervisor, agents, deploy, gateway <- cli.
 ALLOWED: dict[str, frozenset[str]] = {
     "protocols": frozenset(),
     "telemetry": frozenset({"protocols"}),
@@ -25,21 +25,38 @@ ALLOWED: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "agents": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "deploy": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
+    "gateway": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "cli": frozenset(
-        {"protocols", "telemetry", "process", "bus", "client", "supervisor", "agents", "deploy"}
+        {
+            "protocols",
+            "telemetry",
+            "process",
+            "bus",
+            "client",
+            "supervisor",
+            "agents",
+            "deploy",
+            "gateway",
+        }
     ),
 }
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _imports(path: Path, module: str = "") -> list[tuple[int, str]]:
+    """The natsfleet names `path` imports; `module` (its dotted name) resolves
+    relative imports."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # `from ..supervisor import x`: relative to `module`
+                package = module.split(".")[: -node.level]
+                base = ".".join([*package, base] if base else package)
+            found.append((node.lineno, base))
             # `from natsfleet.bus import _wire` names a module too.
-            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+            found += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
     return [(line, name) for line, name in found if name.startswith("natsfleet.")]
 
 
@@ -47,7 +64,8 @@ def _violations(package: str) -> list[str]:
     bad: list[str] = []
     for path in sorted((REPO / package).rglob("*.py")):
         where = path.relative_to(REPO)
-        for line, name in _imports(path):
+        module = ".".join(("natsfleet", *where.with_suffix("").parts))
+        for line, name in _imports(path, module):
             parts = name.split(".")
             target = parts[1]
             if target != package and target not in ALLOWED[package]:
@@ -75,3 +93,16 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from natsfleet.supervisor import engine\n")
     assert _imports(sample) == [(2, "natsfleet.supervisor"), (2, "natsfleet.supervisor.engine")]
+
+
+def test_the_check_sees_a_relative_import(tmp_path: Path) -> None:
+    # `from ..supervisor import engine` in agents/ is natsfleet.supervisor too
+    # (the folders are installed as natsfleet's subpackages).
+    sample = tmp_path / "sample.py"
+    sample.write_text("from ..supervisor import engine\nfrom . import tools\n")
+    assert _imports(sample, "natsfleet.agents.sample") == [
+        (1, "natsfleet.supervisor"),
+        (1, "natsfleet.supervisor.engine"),
+        (2, "natsfleet.agents"),
+        (2, "natsfleet.agents.tools"),
+    ]

@@ -1,4 +1,4 @@
-"""One `module:attr` resolver (bus.specs) behind every loader, one entry-point group name."""
+"""One `module:attr` resolver (process.specs) behind every loader, one entry-point group name."""
 
 import pytest
 

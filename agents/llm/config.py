@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from natsfleet.agents.llm.governor_config import GovernorConfig, check_governor
 from natsfleet.agents.llm.types import Tier, TokenUsage
 from natsfleet.protocols import NatsFleetError
 from natsfleet.telemetry.redact import register
@@ -177,6 +178,7 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     routing: RoutingConfig = RoutingConfig()
     cooldown: CooldownConfig = CooldownConfig()
     cache: CacheConfig = CacheConfig()
+    governor: GovernorConfig = GovernorConfig()
 
     def model(self, name: str) -> ModelConfig:
         for model in self.models:
@@ -198,6 +200,8 @@ def _validate(config: LLMConfig) -> LLMConfig:
                 raise ConfigError(f"fallback chain of {head!r} names unknown model {name!r}")
     if not 0 <= config.routing.medium_threshold <= config.routing.large_threshold <= 1:
         raise ConfigError("need 0 <= medium_threshold <= large_threshold <= 1")
+    if (problem := check_governor(config.governor, set(names), set(config.providers))) is not None:
+        raise ConfigError(problem)
     return config
 
 

@@ -23,6 +23,8 @@ class ErrorKind(StrEnum):
     BUDGET = "budget"
     STREAM_INTERRUPTED = "stream_interrupted"
     UNAVAILABLE = "unavailable"
+    # A fleet-wide rate limit had no slot within the call's time (agents/llm/ratelimit.py).
+    THROTTLED = "throttled"
 
 
 #: Kinds that move the call to the next deployment in the chain.

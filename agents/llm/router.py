@@ -32,6 +32,7 @@ from natsfleet.agents.llm.errors import (
     NoDeploymentAvailable,
     StreamInterrupted,
 )
+from natsfleet.agents.llm.health import DeploymentHealth
 from natsfleet.agents.llm.ledger import CallRecord, Ledger, estimate_cost_usd
 from natsfleet.agents.llm.providers import Provider, build_providers
 from natsfleet.agents.llm.selection import chain, larger_context
@@ -46,6 +47,7 @@ from natsfleet.agents.llm.types import (
 )
 
 if TYPE_CHECKING:
+    from natsfleet.agents.llm.governor import CallScope, Governor, Permit
     from natsfleet.agents.llm.task import TaskLLM
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class Router:
     """Routes neutral requests to providers. One per process, shared by its tasks.
 
     `deadline` arguments are `time.monotonic()` instants; `ledger` receives
-    every call and enforces budgets.
+    every call and enforces budgets. With a `governor` (governor.py), rate
+    limits, budgets and deployment health are the fleet's, not the process's.
     """
 
     def __init__(
@@ -79,12 +82,16 @@ class Router:
         providers: Mapping[str, Provider],
         models: Sequence[ModelConfig],
         cache: CacheStore | None = None,
+        governor: "Governor | None" = None,
     ) -> None:
         self.config = config
         self.models = tuple(models)
         self.providers = dict(providers)
         self.cache = cache
-        self.cooldowns = Cooldowns(config.cooldown)
+        self.governor = governor
+        self.cooldowns: DeploymentHealth = (
+            governor.health if governor is not None else Cooldowns(config.cooldown)
+        )
         self._latency_ms: dict[str, float] = {}
 
     @classmethod
@@ -94,10 +101,11 @@ class Router:
         *,
         cache: CacheStore | None = None,
         env: Mapping[str, str] | None = None,
+        governor: "Governor | None" = None,
     ) -> "Router":
         """Build providers for every keyed provider; with no key anywhere, go offline."""
         providers, models = build_providers(config, env)
-        return cls(config, providers=providers, models=models, cache=cache)
+        return cls(config, providers=providers, models=models, cache=cache, governor=governor)
 
     async def aclose(self) -> None:
         """Close every provider's HTTP client. Idempotent."""
@@ -124,6 +132,8 @@ class Router:
         budget_usd: float | None = None,
         parent: Ledger | None = None,
         on_chunk: Callable[[str], Awaitable[None]] | None = None,
+        workflow_id: str | None = None,
+        tenant: str | None = None,
     ) -> "TaskLLM":
         """The per-task view the agent runtime puts in `ctx.llm`."""
         from natsfleet.agents.llm.task import TaskLLM
@@ -135,6 +145,8 @@ class Router:
             budget_usd=budget_usd,
             parent=parent,
             on_chunk=on_chunk,
+            workflow_id=workflow_id,
+            tenant=tenant,
         )
 
     def plan(self, request: LLMRequest) -> tuple[Tier, list[ModelConfig]]:
@@ -204,6 +216,7 @@ class Router:
         deadline: float | None = None,
         ledger: Ledger | None = None,
         fallback: bool = True,
+        scope: "CallScope | None" = None,
     ) -> LLMResponse:
         """One complete answer, with fallback. Raises a typed `LLMError`."""
         started = time.monotonic()
@@ -227,9 +240,10 @@ class Router:
             return response
 
         models = models if fallback else models[:1]
-        response, model = await self._run(request, models, deadline, ledger, attempt)
+        response, model, permit = await self._run(request, models, deadline, ledger, attempt, scope)
         self.cooldowns.success(model.name)
         response = self._finish(response, model, started)
+        _settle(permit, response)
         if key:
             await self._cache_put(key, response)
         return self._recorded(response, ledger)
@@ -246,6 +260,7 @@ class Router:
         deadline: float | None = None,
         ledger: Ledger | None = None,
         fallback: bool = True,
+        scope: "CallScope | None" = None,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Deltas, then `Done`. Falls back only before the first chunk; after it, a
         failure raises `StreamInterrupted` (the caller already showed the text).
@@ -274,7 +289,7 @@ class Router:
             return opened
 
         models = models if fallback else models[:1]
-        opened, model = await self._run(request, models, deadline, ledger, attempt)
+        opened, model, permit = await self._run(request, models, deadline, ledger, attempt, scope)
         first_chunk_ms = (time.monotonic() - started) * 1000.0
         done: Done | None = None
         try:
@@ -285,6 +300,7 @@ class Router:
                     else:
                         yield event
         except StreamInterrupted as exc:
+            _interrupted(permit)
             telemetry.end_error(opened.span, exc)
             # Running out of the task's time is not the deployment's fault.
             if deadline is None or time.monotonic() < deadline:
@@ -293,11 +309,13 @@ class Router:
         except BaseException as exc:  # closed early or cancelled: the span still ends
             if done is None:
                 telemetry.end_error(opened.span, exc)
+                _interrupted(permit)
             raise
         assert done is not None  # _relay ends with Done or raises
         self.cooldowns.success(model.name)
         response = self._finish(done.response, model, started)
         response = msgspec.structs.replace(response, first_chunk_ms=first_chunk_ms)
+        _settle(permit, response)
         telemetry.end_ok(opened.span, response, model)
         if key:
             await self._cache_put(key, response)
@@ -320,8 +338,10 @@ class Router:
         deadline: float | None,
         ledger: Ledger | None,
         attempt: Attempt[T],
-    ) -> tuple[T, ModelConfig]:
-        """Walk the chain under the per-error rules; returns the first success."""
+        scope: "CallScope | None" = None,
+    ) -> tuple[T, ModelConfig, "Permit | None"]:
+        """Walk the chain under the per-error rules; returns the first success
+        (and its governor permit, to settle once the cost is known)."""
         errors: list[LLMError] = []
         budget: BudgetExceeded | None = None
         for round_ in range(max(1, self.config.routing.max_rounds)):
@@ -330,15 +350,21 @@ class Router:
                 model = pending.pop(0)
                 if not self.cooldowns.is_available(model.name):
                     continue
-                if ledger is not None:
-                    try:
-                        ledger.check(estimate_cost_usd(request, model))
-                    except BudgetExceeded as exc:
-                        budget = budget or exc  # a cheaper deployment may still fit
-                        continue
-                outcome = await self._try(model, deadline, attempt)
+                permit = await self._clear(request, model, deadline, ledger, scope)
+                if isinstance(permit, BudgetExceeded):
+                    budget = budget or permit  # a cheaper deployment may still fit
+                    continue
+                if isinstance(permit, LLMError):  # throttled, or the governor is unreachable
+                    errors.append(permit)
+                    continue
+                try:
+                    outcome = await self._try(model, deadline, attempt)
+                except BaseException:  # cancelled mid-call: it may have been billed
+                    _interrupted(permit)
+                    raise
                 if not isinstance(outcome, LLMError):
-                    return outcome, model
+                    return outcome, model, permit
+                _settle(permit, None)
                 errors.append(outcome)
                 if outcome.kind in _FAIL_AT_ONCE:
                     raise outcome
@@ -350,8 +376,34 @@ class Router:
                 break
         if budget is not None and not errors:
             raise budget
+        _raise_if_all_throttled(errors)
         detail = "every deployment is cooling down" if models else "no deployment fits the prompt"
         raise NoDeploymentAvailable(tuple(errors), detail=detail)
+
+    async def _clear(
+        self,
+        request: LLMRequest,
+        model: ModelConfig,
+        deadline: float | None,
+        ledger: Ledger | None,
+        scope: "CallScope | None",
+    ) -> "Permit | LLMError | None":
+        """Check the local budget, then (with a governor) wait for the fleet's rate
+        limits and reserve the fleet's budgets. A refusal is returned, not raised."""
+        try:
+            if ledger is not None:
+                ledger.check(estimate_cost_usd(request, model))
+            if self.governor is None:
+                return None
+            return await self.governor.admit(
+                request,
+                model,
+                deadline=deadline,
+                hold_s=self._attempt_timeout(model, deadline),
+                scope=scope,
+            )
+        except LLMError as exc:
+            return exc
 
     async def _try(
         self, model: ModelConfig, deadline: float | None, attempt: Attempt[T]
@@ -401,6 +453,22 @@ class Router:
             return False
         await asyncio.sleep(wake - now)
         return True
+
+
+def _settle(permit: "Permit | None", response: LLMResponse | None) -> None:
+    if permit is not None:
+        permit.settle(response)
+
+
+def _interrupted(permit: "Permit | None") -> None:
+    if permit is not None:
+        permit.interrupted()
+
+
+def _raise_if_all_throttled(errors: list[LLMError]) -> None:
+    # Every deployment is at its fleet-wide limit: say so, rather than "unavailable".
+    if errors and all(e.kind is ErrorKind.THROTTLED for e in errors):
+        raise errors[0]
 
 
 async def _relay(

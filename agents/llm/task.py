@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING
 
+from natsfleet.agents.llm.governor import CallScope
 from natsfleet.agents.llm.ledger import Ledger
 from natsfleet.agents.llm.types import Done, LLMRequest, LLMResponse, StreamEvent, TextDelta, Tier
 from natsfleet.agents.llm.types import user as _user
@@ -33,6 +34,9 @@ class TaskLLM:
         budget_usd: the task's budget (from `Assign.budget_usd`); None = unlimited.
         parent: the workflow's ledger when it lives in this process (sub-tasks roll up).
         on_chunk: async sink for streamed text.
+        workflow_id: the task's workflow run: with a fleet governor, its budget
+            is also held fleet-wide for the run.
+        tenant: whom the task is for: the governor's per-tenant limits and budgets.
     """
 
     def __init__(
@@ -44,6 +48,8 @@ class TaskLLM:
         budget_usd: float | None = None,
         parent: Ledger | None = None,
         on_chunk: ChunkSink | None = None,
+        workflow_id: str | None = None,
+        tenant: str | None = None,
     ) -> None:
         self.router = router
         self.task_id = task_id
@@ -55,6 +61,9 @@ class TaskLLM:
             else Ledger(scope, budget_usd=budget_usd)
         )
         self.on_chunk = on_chunk
+        self.scope = CallScope(
+            task_id=task_id, task_budget_usd=budget_usd, run_id=workflow_id, tenant=tenant
+        )
 
     @property
     def usage(self) -> Usage:
@@ -66,11 +75,15 @@ class TaskLLM:
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         """A complete answer (no streaming to the sink)."""
-        return await self.router.complete(request, deadline=self.deadline, ledger=self.ledger)
+        return await self.router.complete(
+            request, deadline=self.deadline, ledger=self.ledger, scope=self.scope
+        )
 
     async def stream(self, request: LLMRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream events; text deltas also go to the chunk sink as they arrive."""
-        events = self.router.stream(request, deadline=self.deadline, ledger=self.ledger)
+        events = self.router.stream(
+            request, deadline=self.deadline, ledger=self.ledger, scope=self.scope
+        )
         async with aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta) and self.on_chunk is not None:

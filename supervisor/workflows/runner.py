@@ -11,10 +11,12 @@ the step tasks' records: the same ids come out, so nothing runs twice.
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from msgspec import structs
 
+from natsfleet.bus import Bus
 from natsfleet.client import FleetClient
 from natsfleet.protocols import (
     Ack,
@@ -31,10 +33,10 @@ from natsfleet.protocols import (
 )
 from natsfleet.protocols.limits import PRIORITY_MAX
 from natsfleet.supervisor import transitions as tr
-from natsfleet.supervisor.engine import Engine
+from natsfleet.supervisor.config import SupervisorConfig
 from natsfleet.supervisor.errors import NotLeader
-from natsfleet.supervisor.store import event_for, now_ms
-from natsfleet.supervisor.timers import TimerKind
+from natsfleet.supervisor.registry import Registry
+from natsfleet.supervisor.store import TaskStore, Tracked, event_for, now_ms
 from natsfleet.supervisor.workflows import sizes
 from natsfleet.supervisor.workflows.admission import admission_error, run_deadline_s
 from natsfleet.supervisor.workflows.loader import Catalog
@@ -50,10 +52,25 @@ log = logging.getLogger(__name__)
 RESUBMIT_AFTER_MS = 3_000
 
 
+class TaskEngine(Protocol):
+    """The task engine as the workflow runner sees it (`Engine`)."""
+
+    cfg: SupervisorConfig
+    bus: Bus
+    store: TaskStore
+    registry: Registry
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+    async def find(self, task_id: str) -> Tracked | None: ...
+
+    async def cancel(self, tracked: Tracked, reason: str) -> TaskRecord: ...
+
+
 class WorkflowRunner:
     """Implements `WorkflowHook` for one engine (one active term)."""
 
-    def __init__(self, engine: Engine, catalog: Catalog, runs: RunStore) -> None:
+    def __init__(self, engine: TaskEngine, catalog: Catalog, runs: RunStore) -> None:
         self.engine = engine
         self.catalog = catalog
         self.runs = runs
@@ -159,7 +176,6 @@ class WorkflowRunner:
             await self._submit(new, launch)
         await self._mirror(new)
         if is_terminal(new.state):
-            self.engine.timers.forget(new.run_id)
             await self._cancel_open(new, planner.open_tasks())
         return new
 
@@ -205,7 +221,7 @@ class WorkflowRunner:
             await store.emit(event_for(tracked.record, detail=f"workflow {run.workflow} started"))
         else:  # a redelivered Submit; or created by a deposed term: adopted
             await self.engine.find(record.task_id)
-        self.engine.timers.add(run.deadline_ms, TimerKind.CLOSE, run.run_id)
+        # The run's deadline is its record's CLOSE deadline, armed by the write.
 
     async def _mirror(self, run: WorkflowRun) -> None:
         """Show the run's state, cost, output or error on its task record and events."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
+import nats.errors
 import nats.js.errors
 import pytest
 from nats.aio.msg import Msg
@@ -223,3 +224,52 @@ async def test_with_tracing_on_every_send_goes_through_the_chosen_transport(
     [request_span] = [s for s in spans.get_finished_spans() if s.name == f"publish {prefix}.req"]
     [process] = [s for s in spans.get_finished_spans() if s.name == f"process {prefix}.req"]
     assert process.parent is not None and process.parent.span_id == request_span.context.span_id
+
+
+@pytest.mark.parametrize(
+    "name", ["_process_msg", "_process_headers", "_remove_sub", "_ps", "parse"]
+)
+def test_a_private_name_the_fast_client_overrides_is_still_checked_in_nats_py(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # FleetNats overrides these (or sets them itself, `_ps`), so asking the
+    # fast client whether it has them always says yes; what matters is
+    # whether nats-py still calls them, i.e. whether nats-py has them.
+    from nats.aio.client import Client as NatsClient
+    from nats.protocol.parser import Parser
+
+    if name == "parse":
+        monkeypatch.delattr(Parser, name)
+        expected = f"Parser.{name}"
+    elif name == "_ps":
+        init = NatsClient.__init__
+
+        def without_parser(self: NatsClient) -> None:
+            init(self)
+            del self._ps
+
+        monkeypatch.setattr(NatsClient, "__init__", without_parser)
+        expected = "Client._ps"
+    else:
+        monkeypatch.delattr(NatsClient, name)
+        expected = f"Client.{name}"
+    assert expected in FastTransport.missing()
+    with pytest.raises(BadNatsConfig, match=expected.split(".")[1]):
+        choose("fast", "nats://127.0.0.1:4222")
+
+
+async def test_a_traced_jetstream_publish_that_times_out_ends_its_span_failed(
+    tbus: Bus, prefix: str, spans: InMemorySpanExporter
+) -> None:
+    # The caller's own bound (`timeout_s` below `js_timeout_s`, as the agent's
+    # outbox uses): the span ends with the error the caller got, not as a success.
+    from opentelemetry.trace import StatusCode
+
+    silent = f"{prefix}.silent"
+    await tbus.transport.subscribe(silent, lambda msg: None)  # answers nothing
+    with pytest.raises(nats.errors.TimeoutError):
+        await tbus.publish_js(silent, Cancel(task_id="t", token="01"), timeout_s=0.1)
+    await asyncio.sleep(0)  # the future's done callbacks (which end the span) run next
+    [span] = [s for s in spans.get_finished_spans() if s.name == f"publish {silent}"]
+    assert span.status.status_code == StatusCode.ERROR
+    assert "TimeoutError" in (span.status.description or "")

@@ -10,6 +10,7 @@ Only ever listens on 127.0.0.1, on a port the OS picks.
 
 import asyncio
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class Recorded:
     stream: bool
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = 0.0  # wall-clock arrival (time.time()), for rate checks across processes
 
 
 _ANTHROPIC_TYPES = {
@@ -72,6 +74,7 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Re
 class WireServer:
     def __init__(self) -> None:
         self.scripts: dict[str, deque[Step]] = {}
+        self.defaults: dict[str, Step] = {}  # per model, when its script is empty
         self.requests: list[Recorded] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -186,9 +189,9 @@ class WireServer:
         req = json.loads(body) if body else {}
         model = str(req.get("model", ""))
         stream = bool(req.get("stream"))
-        self.requests.append(Recorded(path, model, stream, req, headers))
+        self.requests.append(Recorded(path, model, stream, req, headers, at=time.time()))
         queue = self.scripts.get(model)
-        step = queue.popleft() if queue else Step()
+        step = queue.popleft() if queue else self.defaults.get(model, Step())
         if step.delay_s:
             await asyncio.sleep(step.delay_s)
         flavour = "anthropic" if path.rstrip("/").endswith("/messages") else "openai"

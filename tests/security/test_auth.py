@@ -1,12 +1,15 @@
 """The generated per-role NATS users: the fleet works, and nothing outside a role does."""
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import msgspec
 import pytest
 
-from natsfleet.protocols import Bucket, Stream, TaskState
+from natsfleet.client import FleetClient, OutputItem
+from natsfleet.deploy.permissions import agent_role
+from natsfleet.protocols import Bucket, OutputChunk, Stream, TaskState
 from tests.fleet_agents import FanOut, Text
 from tests.security.conftest import AuthFleet, Probe
 
@@ -24,10 +27,24 @@ async def test_fleet_runs_as_generated_users(auth_fleet: AuthFleet) -> None:
     event = await client.wait(parent, 30)
     assert event.state == TaskState.COMPLETED, event
     assert msgspec.json.decode(event.output)["texts"] == ["a", "b"]
+    # Following an output stream (an ordered consumer on OUTPUT: create, info
+    # for the end rule, flow control, delivery on the reader's own inbox), as
+    # the client user and as an agent user (a parent following a child).
+    streamed = await client.submit("stream", {"chunks": 5, "gap_ms": 5}, queue=True)
+    assert (await client.wait(streamed, 30)).state == TaskState.COMPLETED
+    agent = FleetClient(await auth_fleet.bus("agent-echo", role=agent_role("echo")))
+    for reader in (client, agent):
+        items = await asyncio.wait_for(_items(reader.output_stream(streamed)), 20)
+        texts = [i.message.text for i in items if isinstance(i.message, OutputChunk)]
+        assert "".join(texts) == "".join(f"t{i} " for i in range(5))
     # nats-server logs "Publish Violation" / "Subscription Violation".
     log = auth_fleet.server_log.read_text()
     violations = [line for line in log.splitlines() if " Violation - " in line]
     assert violations == [], violations[:5]
+
+
+async def _items(stream: AsyncIterator[OutputItem]) -> list[OutputItem]:
+    return [item async for item in stream]
 
 
 @dataclass(frozen=True)

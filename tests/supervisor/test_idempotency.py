@@ -27,8 +27,10 @@ async def test_a_key_pointing_at_a_task_not_yet_admitted_is_checked_at_its_first
     assert await fleet.client.submit("echo", {"n": 2}, key="order-7") == other
     assert await fleet.client.submit("echo", {"n": 3}, key="order-8") == orphan
 
-    await fleet.supervisor()
+    # The agent first: a supervisor that became active starts on TASKS after a
+    # 0.3 s warm-up, and an agent started after it may not have said hello yet.
     await fleet.agent("a1")
+    await fleet.supervisor()
     with pytest.raises(IdempotencyKeyMismatch) as info:
         await fleet.client.wait(other, timeout_s=10)
     assert info.value.task_id == other and "no key" in str(info.value)

@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 
 from natsfleet.bus import Bus, BusConfig
 from natsfleet.client import FleetClient, OutputItem
-from natsfleet.protocols import OutputChunk, TaskState
+from natsfleet.client.output import follow
+from natsfleet.protocols import OutputChunk, Stream, TaskState
 from tests.procs import AgentProcs
 from tests.tcp_cut import CuttableRelay
 
@@ -116,3 +117,49 @@ async def test_a_watcher_cut_off_mid_stream_gets_every_chunk_once_in_order(
     assert bus.stats.reconnects >= 1
     assert texts(items) == "".join(f"t{i} " for i in range(80))
     assert [item.seq for item in items] == sorted({item.seq for item in items})
+
+
+async def test_the_stream_ends_when_the_oldest_output_has_expired(bus: Bus) -> None:
+    # Age and size limits drop the oldest output, so the stream's first sequence
+    # moves on. A consumer with nothing to deliver then reports that position
+    # (minus one) as the last sequence it delivered: a reader that had read
+    # nothing must not wait for it forever once the task has ended.
+    old = bus.subjects.output("echo", "i1", "01OLD")
+    for seq in (1, 2, 3):
+        await bus.publish_js(old, OutputChunk(task_id="01OLD", token="t", seq=seq, text="x"))
+    await bus.js.purge_stream(bus.subjects.stream(Stream.OUTPUT))  # as max_age would
+    new = bus.subjects.output("echo", "i1", "01NEW")
+    await bus.publish_js(new, OutputChunk(task_id="01NEW", token="t", seq=1, text="y"))
+
+    async def ended() -> None:
+        return None
+
+    async def read(task_id: str, after_seq: int = 0) -> list[str]:
+        stream = follow(bus, task_id, ended, after_seq=after_seq)
+        got = [i.message.text async for i in stream if isinstance(i.message, OutputChunk)]
+        return got
+
+    async with asyncio.timeout(5):
+        assert await read("01NONE") == []  # a task that wrote nothing
+        assert await read("01OLD") == []  # its output expired
+        assert await read("01OLD", after_seq=1) == []  # resuming after an expired sequence
+        assert await read("01NEW") == ["y"]
+
+
+async def test_the_stream_of_a_task_without_output_ends_though_others_output_follows(
+    bus: Bus,
+) -> None:
+    # A filtered consumer's delivered stream sequence moves past the output of
+    # other tasks it skips: the end is told by deliveries to this reader.
+    for seq in range(3):
+        chunk = OutputChunk(task_id="other", token="t", seq=seq, text="x")
+        subject = bus.subjects.task_output("other").replace("*", "x")
+        await bus.publish_js(subject, chunk, msg_id=f"other-{seq}")
+
+    async def ended() -> None:
+        return None
+
+    async def read() -> list[OutputItem]:
+        return [item async for item in follow(bus, "silent", ended)]
+
+    assert await asyncio.wait_for(read(), 5) == []

@@ -3,7 +3,8 @@
 import asyncio
 import time
 
-from natsfleet.supervisor.timers import Timer, TimerKind, Timers
+from natsfleet.supervisor.deadlines import TimerKind, WakeUp
+from natsfleet.supervisor.timers import Timer, Timers
 
 
 async def test_due_timers_fire_in_deadline_order_and_forgotten_ones_never() -> None:
@@ -14,7 +15,7 @@ async def test_due_timers_fire_in_deadline_order_and_forgotten_ones_never() -> N
     timers.add(now + 20, TimerKind.SCHEDULE, "a")
     timers.add(now + 40, TimerKind.ATTEMPT, "gone", "tok")
     timers.add(now + 30, TimerKind.CLOSE, "gone")
-    timers.add(None, TimerKind.RETRY, "never")  # no deadline: nothing armed
+    timers.add(None, WakeUp.RETRY, "never")  # no deadline: nothing armed
     timers.forget("gone")
     assert len(timers) == 2
     runner = asyncio.create_task(timers.run(fired.append))
