@@ -190,8 +190,12 @@ class FleetClient:
         workflow_id: str | None = None,
         budget_usd: float | None = None,
         task_id: str | None = None,
+        session: str | None = None,
     ) -> str:
         """Submit a task (or workflow run) and return its id.
+
+        With `session`, the task's loops continue that conversation
+        (docs/tools.md, "Sessions"); an id by the rule of protocols/limits.py.
 
         With `key`, the same key always yields the same task id, however often
         it is submitted (this outlives JetStream's duplicate window).
@@ -222,6 +226,7 @@ class FleetClient:
             budget_usd=budget_usd,
             submitted_ms=int(time.time() * 1000),
             client=self.bus.source,
+            session_id=session,
         )
         # Checked here, before a key is claimed for it, by the supervisor's own rule.
         check_struct(submit, "submit")

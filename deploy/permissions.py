@@ -156,6 +156,7 @@ def agent(s: Subjects, name: str) -> Permissions:
         *_blobs_user(s),
         # The agent loop (docs/tools.md): its journal, and the registry's skills as tools.
         *_kv_user(s, Bucket.JOURNAL),
+        *_kv_user(s, Bucket.SESSIONS),  # sessions: conversations across tasks
         s.control("agents"),
     ]
     subscribe = [
@@ -178,6 +179,10 @@ def client(s: Subjects) -> Permissions:
         *_read_stream(s.stream(Stream.SPANS)),  # natsfleet trace
         *_read_stream(s.stream(Stream.OUTPUT)),  # watch, submit --stream
         *_blobs_user(s),
+        # natsfleet sessions list|show|delete: read, and purge one session's
+        # subjects; never write one (a forged conversation would steer a model).
+        *_read_stream(_kv_stream(s, Bucket.SESSIONS)),
+        f"$JS.API.STREAM.PURGE.{_kv_stream(s, Bucket.SESSIONS)}",
     ]
     subscribe = [
         s.all_events(),

@@ -106,6 +106,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     budget_usd: Usd | None = None
     # The input is in BLOBS (then `input` is null).
     input_ref: PayloadRef | None = None
+    # The conversation this task continues: its loops read and extend it.
+    session_id: Id | None = None
 
 
 class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):

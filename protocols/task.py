@@ -26,6 +26,8 @@ class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     workflow_id: Id | None = None
     budget_usd: Usd | None = None
     submitted_ms: EpochMs = 0
+    # The conversation this task continues (docs/tools.md, "Sessions").
+    session_id: Id | None = None
     client: Label = ""
     # The input is in BLOBS (then `input` is null).
     input_ref: PayloadRef | None = None
@@ -86,6 +88,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     # Payloads kept in BLOBS (the field itself is then null).
     input_ref: PayloadRef | None = None
     output_ref: PayloadRef | None = None
+    # The conversation this task continues (docs/tools.md, "Sessions").
+    session_id: str | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):
