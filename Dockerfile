@@ -12,6 +12,7 @@ COPY client client
 COPY supervisor supervisor
 COPY agents agents
 COPY deploy deploy
+COPY gateway gateway
 COPY cli cli
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -1,7 +1,9 @@
 """`ctx.call`: a sub-task submitted through the supervisor, awaited without a slot."""
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -82,6 +84,28 @@ class SubtaskCaller:
     async def agents(self, timeout_s: float | None = None) -> tuple[AgentInfo, ...]:
         """Every instance the supervisor knows, with its skills (the registry's Hellos)."""
         return await self._client.agents(timeout_s=timeout_s)
+
+    @contextlib.asynccontextmanager
+    async def without_slot(self, attempt: Attempt) -> AsyncIterator[None]:
+        """Wait for something else (a session another task holds) without a
+        slot, as for a child: taken back on leaving, unless cancelled."""
+        attempt.waiting += 1
+        self._release(attempt)
+        try:
+            yield
+        except asyncio.CancelledError:
+            attempt.waiting -= 1  # the attempt is ending: no slot is awaited
+            raise
+        except BaseException:
+            await self._back(attempt)  # a skill that catches the error runs with a slot
+            raise
+        await self._back(attempt)
+
+    async def _back(self, attempt: Attempt) -> None:
+        attempt.waiting -= 1
+        if attempt.waiting == 0:
+            await self._slots.take_back()
+            attempt.holds_slot = True
 
     def _release(self, attempt: Attempt) -> None:
         if attempt.holds_slot:

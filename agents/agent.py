@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from natsfleet.agents.errors import AgentDefinitionError
+from natsfleet.agents.session_config import SessionConfig
 from natsfleet.agents.skill import SkillDef, skills_of
 from natsfleet.protocols import SkillSpec, check_token
 
@@ -25,6 +26,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
         recent_window_s: How long a finished token stays in `Heartbeat.recent`.
         shutdown_flush_s: After the grace period, how long to keep trying to
             get held outcomes acknowledged before leaving anyway.
+        sessions: How loops use a task's session (token budget, lock expiry).
     """
 
     capacity: int = 4
@@ -33,6 +35,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     output_flush_s: float = 0.05
     recent_window_s: float = 30.0
     shutdown_flush_s: float = 5.0
+    sessions: SessionConfig = SessionConfig()
 
     def __post_init__(self) -> None:
         if self.capacity < 1:

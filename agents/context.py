@@ -210,7 +210,9 @@ class TaskContext:
         type; one corrective turn if the first answer does not validate).
         Every model answer and tool result is journaled (docs/tools.md): a
         later attempt of this task replays them instead of calling the model
-        or running the tools again.
+        or running the tools again. If the task carries a session, the loop
+        starts from the session's conversation and extends it (docs/tools.md,
+        "Sessions"), holding the session so no other task's loop runs on it.
 
         Raises:
             MaxTurnsExceededError, LoopDeadlineError, BudgetExceeded,
@@ -224,24 +226,35 @@ class TaskContext:
         index = self._attempt.loops  # numbered before any await: a stable order
         self._attempt.loops += 1
         journal = await self.journal()
-        run = Loop(
-            self,
-            journal,
-            index,
-            tools=tools,
-            system=system,
-            max_turns=max_turns,
-            max_parallel_tools=max_parallel_tools,
-            max_tokens=max_tokens,
-            tier=tier,
-            model=model,
-        )
-        self.loop_stats.append(run.stats)
+
+        def start(system: str) -> Loop:
+            run = Loop(
+                self,
+                journal,
+                index,
+                tools=tools,
+                system=system,
+                max_turns=max_turns,
+                max_parallel_tools=max_parallel_tools,
+                max_tokens=max_tokens,
+                tier=tier,
+                model=model,
+            )
+            self.loop_stats.append(run.stats)
+            return run
+
         if isinstance(prompt, str):
             messages = [ChatMessage(role="user", content=prompt)]
         else:
             messages = list(prompt)
-        return await run.run(messages, output)
+        session_id = self._attempt.assign.session_id
+        if session_id is None or self._loop_host is None:
+            return await start(system).run(messages, output)
+        # The task continues a session: its conversation goes before the prompt.
+        from natsfleet.agents.loop.session_loop import run_in_session
+
+        session = self._loop_host().session(self._attempt, session_id)
+        return await run_in_session(self, session, index, journal, start, system, messages, output)
 
     async def skill_tools(
         self,

@@ -143,7 +143,7 @@ class AgentRuntime:
         if self._loop_host is None:
             from natsfleet.agents.loop.host import LoopHost
 
-            self._loop_host = LoopHost(self.bus, self._subtasks)
+            self._loop_host = LoopHost(self.bus, self._subtasks, self.config.sessions)
         return self._loop_host
 
     # -- lifecycle ----------------------------------------------------------------

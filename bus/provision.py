@@ -45,6 +45,8 @@ class StorageConfig(msgspec.Struct, frozen=True, kw_only=True):
     blobs_ttl_s: float = 7 * DAY_S
     # The agent loop's journal: as long as a task may still be retried.
     journal_ttl_s: float = 7 * DAY_S
+    # Sessions (conversations across tasks): idle this long, a session is gone.
+    sessions_ttl_s: float = 30 * DAY_S
 
 
 @dataclass(slots=True)
@@ -116,6 +118,7 @@ def bucket_ttls(cfg: StorageConfig) -> dict[Bucket, float | None]:
         Bucket.WORKFLOWS: None,
         Bucket.GOVERNOR: cfg.governor_ttl_s,
         Bucket.JOURNAL: cfg.journal_ttl_s,
+        Bucket.SESSIONS: cfg.sessions_ttl_s,
     }
 
 

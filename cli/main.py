@@ -18,6 +18,7 @@ from natsfleet.cli.dlq_cmd import dlq_group
 from natsfleet.cli.gateway_cmd import gateway_group
 from natsfleet.cli.llm_cmd import llm_command
 from natsfleet.cli.server_cmd import schema_command, server_command
+from natsfleet.cli.sessions_cmd import sessions_group
 from natsfleet.cli.supervisor_cmd import supervisor_command
 from natsfleet.cli.task_cmd import (
     cancel_command,
@@ -76,6 +77,7 @@ cli.add_command(watch_command)
 cli.add_command(approve_command)
 cli.add_command(workflows_group)
 cli.add_command(dlq_group)
+cli.add_command(sessions_group)
 cli.add_command(gateway_group)
 cli.add_command(llm_command)
 for command in AGENT_COMMANDS:

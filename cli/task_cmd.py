@@ -215,6 +215,9 @@ def _print_event(event: TaskEvent, as_json: bool) -> None:
     default=None,
     help="Budget in USD (workflows: all steps).",
 )
+@click.option(
+    "--session", default=None, help="Continue this conversation (docs/tools.md, Sessions)."
+)
 @_json
 @_nats
 @_prefix
@@ -230,6 +233,7 @@ def submit_command(
     queue: bool,
     priority: int,
     budget: float | None,
+    session: str | None,
     as_json: bool,
     url: str | None,
     prefix: str | None,
@@ -260,6 +264,7 @@ def submit_command(
                 queue=queue,
                 timeouts=Timeouts(schedule_to_close_s=deadline),
                 task_id=task_id,
+                session=session,
             )
             if not (wait or stream):
                 click.echo(encode({"task_id": submitted}).decode() if as_json else submitted)

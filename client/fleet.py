@@ -56,6 +56,9 @@ from natsfleet.protocols import (
     TaskStatusReply,
     TaskSummary,
     Timeouts,
+    WorkflowInfo,
+    WorkflowsReply,
+    WorkflowsRequest,
     check_id,
     check_struct,
     decode_raw,
@@ -77,6 +80,7 @@ _LIST = Codec[TaskListReply | ErrorReply](TaskListReply | ErrorReply)
 _ACK = Codec[Ack | ErrorReply](Ack | ErrorReply)
 _AGENTS = Codec[AgentsReply | ErrorReply](AgentsReply | ErrorReply)
 _DLQ = Codec[DlqReply | ErrorReply](DlqReply | ErrorReply)
+_WORKFLOWS = Codec[WorkflowsReply | ErrorReply](WorkflowsReply | ErrorReply)
 # What an IDEM entry may name: a task id we can put in a subject (ULIDs,
 # workflow step ids `<run>-<step>-<n>`, ids callers chose).
 _TASK_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
@@ -186,8 +190,12 @@ class FleetClient:
         workflow_id: str | None = None,
         budget_usd: float | None = None,
         task_id: str | None = None,
+        session: str | None = None,
     ) -> str:
         """Submit a task (or workflow run) and return its id.
+
+        With `session`, the task's loops continue that conversation
+        (docs/tools.md, "Sessions"); an id by the rule of protocols/limits.py.
 
         With `key`, the same key always yields the same task id, however often
         it is submitted (this outlives JetStream's duplicate window).
@@ -218,6 +226,7 @@ class FleetClient:
             budget_usd=budget_usd,
             submitted_ms=int(time.time() * 1000),
             client=self.bus.source,
+            session_id=session,
         )
         # Checked here, before a key is claimed for it, by the supervisor's own rule.
         check_struct(submit, "submit")
@@ -494,6 +503,12 @@ class FleetClient:
         reply = await self._control("agents", request, _AGENTS, timeout_s)
         assert isinstance(reply, AgentsReply)
         return reply
+
+    async def workflows(self, *, timeout_s: float | None = None) -> tuple[WorkflowInfo, ...]:
+        """The workflows the active supervisor has loaded."""
+        reply = await self._control("workflows", WorkflowsRequest(), _WORKFLOWS, timeout_s)
+        assert isinstance(reply, WorkflowsReply)
+        return reply.workflows
 
     async def dlq(self, request: DlqRequest, *, timeout_s: float | None = None) -> DlqReply:
         reply = await self._control("dlq", request, _DLQ, timeout_s)

@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -137,6 +137,35 @@ class AgentSection(_Section, frozen=True):
         return [f"{self.label}-{n}" for n in range(1, self.instances + 1)]
 
 
+class GatewaySection(_Section, frozen=True):
+    """`replicas` processes of `natsfleet gateway PROTOCOL` (docs/interop.md).
+
+    Replicas are stateless: on one machine replica n listens on `port + n - 1`;
+    Kubernetes runs them all on `port` behind one Service. API keys are
+    secrets: never in this file, but in `keys_file` (a path) or, without it,
+    in the environment's `NATSFLEET_GATEWAY_KEYS`.
+    """
+
+    protocol: Literal["mcp"] = "mcp"
+    name: Label | None = None  # process label; `gateway-<protocol>` when absent
+    replicas: PositiveInt = 1
+    host: str = "127.0.0.1"
+    port: Port = 8765
+    path: str = "/mcp"
+    keys_file: str | None = None
+    refresh_s: Seconds | None = None
+    call_timeout_s: Seconds | None = None
+    stop_timeout_s: Seconds = 10.0
+    env: dict[str, str] = {}
+
+    @property
+    def label(self) -> str:
+        return self.name or f"gateway-{self.protocol}"
+
+    def replica_ids(self) -> list[str]:
+        return [f"{self.label}-{n}" for n in range(1, self.replicas + 1)]
+
+
 class UpSection(_Section, frozen=True):
     """How `natsfleet up` restarts children (Erlang one_for_one intensity)."""
 
@@ -152,6 +181,7 @@ class Fleet(_Section, frozen=True):
     nats: NatsSection = msgspec.field(default_factory=NatsSection)
     supervisor: SupervisorSection = SupervisorSection()
     agents: tuple[AgentSection, ...] = ()
+    gateways: tuple[GatewaySection, ...] = ()
     up: UpSection = UpSection()
     # Workflows the supervisors load: a folder, a .toml file or module:attribute,
     # or a list of them; paths relative to the fleet file (deploy/workflows.py).
@@ -304,12 +334,34 @@ def _check_semantics(fleet: Fleet, source: str) -> None:
                 f"{label!r} is already used by agents[{seen[label]}]; give each a distinct name",
             )
         seen[label] = index
+    _check_gateways(fleet, source, set(seen))
     up = fleet.up
     if up.backoff_max_s < up.backoff_initial_s:
         raise FleetFileError(source, "up.backoff_max_s", "must be >= up.backoff_initial_s")
     names = [node.name for node in fleet.nats.cluster.nodes]
     if len(set(names)) != len(names):
         raise FleetFileError(source, "nats.cluster.nodes", "node names must be distinct")
+
+
+def _check_gateways(fleet: Fleet, source: str, agent_labels: set[str]) -> None:
+    taken = set(agent_labels)
+    ports: dict[int, str] = {}
+    for index, gateway in enumerate(fleet.gateways):
+        key = f"gateways[{index}]"
+        label = gateway.label
+        if label in _RESERVED_LABELS or label in taken:
+            raise FleetFileError(
+                source, f"{key}.name", f"{label!r} is already used or reserved; choose a name"
+            )
+        taken.add(label)
+        if not gateway.path.startswith("/") or len(gateway.path) > 200:
+            raise FleetFileError(source, f"{key}.path", "must be an absolute URL path")
+        # Replicas on one machine take consecutive ports: none may overlap.
+        for port in range(gateway.port, gateway.port + gateway.replicas):
+            if port > 65535 or port in ports:
+                where = "beyond 65535" if port > 65535 else f"also used by {ports[port]}"
+                raise FleetFileError(source, f"{key}.port", f"replica port {port} is {where}")
+            ports[port] = key
 
 
 def _check_url(nats: NatsSection, source: str) -> None:

@@ -1,8 +1,9 @@
 """`natsfleet up`: run a whole fleet as child processes of one launcher.
 
 Start order: the embedded nats-server (only when the fleet file allows it and
-nothing answers at the URL), the supervisors, the agent instances. Stop
-order is the reverse and waits for each tier: agents drain first (they hand
+nothing answers at the URL), the supervisors, the agent instances, the
+gateway replicas. Stop order is the reverse and waits for each tier:
+gateways stop taking calls, agents drain (they hand
 back or finish their tasks while the supervisor can still record that), then
 the supervisors release their leases, then the server stops.
 """
@@ -91,7 +92,8 @@ class Launcher:
 
     async def _shutdown(self) -> None:
         self._state.stopping = True
-        for kind in (Kind.AGENT, Kind.SUPERVISOR):
+        # The doors close first: gateways stop taking calls before agents drain.
+        for kind in (Kind.GATEWAY, Kind.AGENT, Kind.SUPERVISOR):
             tier = [c for c in self.children if c.spec.kind == kind]
             if tier:
                 log.info("stopping %d %s process(es)", len(tier), kind.value)

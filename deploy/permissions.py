@@ -12,17 +12,34 @@ to the fleet's streams, buckets and object store by name:
 - `$JS.FC.>` / `$JS.ACK.<stream>.>`: flow control of ordered consumers, acks.
 
 Roles: `supervisor`; one user per agent *type* (the subject name its class
-declares, e.g. `researcher`); `client` (CLI, FleetClient, gateways). Replies
+declares, e.g. `researcher`); `client` (CLI, FleetClient); `gateway` (the
+MCP gateway replicas: submit, read, cancel, list agents and workflows). Replies
 to requests a role receives are allowed by `allow_responses`, so an agent
 can answer an Assign without publishing rights on the supervisor's inbox.
 """
 
 from dataclasses import dataclass, field
 
-from natsfleet.protocols.idempotency import CLIENT_ROLES, CLIENT_SCOPE, idempotency_scope
+from natsfleet.protocols.idempotency import (
+    CLIENT_ROLES,
+    CLIENT_SCOPE,
+    GATEWAY_ROLE,
+    idempotency_scope,
+)
 from natsfleet.protocols.subjects import Bucket, Stream, Subjects
 
-__all__ = ["CLIENT_ROLES", "Permissions", "agent", "agent_role", "client", "supervisor"]
+__all__ = [
+    "CLIENT_ROLES",
+    "GATEWAY_ROLE",
+    "Permissions",
+    "agent",
+    "agent_role",
+    "client",
+    "gateway",
+    "supervisor",
+]
+#: The control verbs a gateway asks (no DLQ, no approvals, no task listing).
+GATEWAY_VERBS = ("agents", "workflows", "status", "cancel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,7 @@ def agent(s: Subjects, name: str) -> Permissions:
         *_blobs_user(s),
         # The agent loop (docs/tools.md): its journal, and the registry's skills as tools.
         *_kv_user(s, Bucket.JOURNAL),
+        *_kv_user(s, Bucket.SESSIONS),  # sessions: conversations across tasks
         s.control("agents"),
     ]
     subscribe = [
@@ -161,10 +179,34 @@ def client(s: Subjects) -> Permissions:
         *_read_stream(s.stream(Stream.SPANS)),  # natsfleet trace
         *_read_stream(s.stream(Stream.OUTPUT)),  # watch, submit --stream
         *_blobs_user(s),
+        # natsfleet sessions list|show|delete: read, and purge one session's
+        # subjects; never write one (a forged conversation would steer a model).
+        *_read_stream(_kv_stream(s, Bucket.SESSIONS)),
+        f"$JS.API.STREAM.PURGE.{_kv_stream(s, Bucket.SESSIONS)}",
     ]
     subscribe = [
         s.all_events(),
         s.task_output("*"),
         *(f"{s.reply_inbox(role, '*')}.>" for role in CLIENT_ROLES),
+    ]
+    return Permissions(tuple(publish), tuple(subscribe))
+
+
+def gateway(s: Subjects) -> Permissions:
+    """A gateway replica: submit and follow tasks, cancel them, read the tool
+    list (agents, workflows); its own idempotency scope; nothing else of the
+    control API (no DLQ, no approvals), never task state or announcements."""
+    publish = [
+        s.submit(),
+        *(s.control(verb) for verb in GATEWAY_VERBS),
+        *_common_publish(s),
+        *_idem_user(s, idempotency_scope(GATEWAY_ROLE)),
+        *_read_stream(s.stream(Stream.EVENTS)),
+        *_blobs_user(s),
+    ]
+    subscribe = [
+        s.all_events(),
+        s.task_output("*"),
+        f"{s.reply_inbox(GATEWAY_ROLE, '*')}.>",
     ]
     return Permissions(tuple(publish), tuple(subscribe))

@@ -12,13 +12,20 @@ from pathlib import Path
 
 import msgspec
 
-from natsfleet.deploy.fleetfile import AgentSection, Fleet, FleetFile, SupervisorSection
+from natsfleet.deploy.fleetfile import (
+    AgentSection,
+    Fleet,
+    FleetFile,
+    GatewaySection,
+    SupervisorSection,
+)
 from natsfleet.deploy.workflows import BUNDLE_DIR, WorkflowSources, resolve_workflows
 
 
 class Kind(StrEnum):
     SUPERVISOR = "supervisor"
     AGENT = "agent"
+    GATEWAY = "gateway"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,8 @@ def common_env(
 
 SUPERVISOR_USER = "supervisor"
 CLIENT_USER = "client"
+#: Every gateway replica (MCP, ...) connects as this one NATS user.
+GATEWAY_USER = "gateway"
 
 
 def agent_user(agent: AgentSection) -> str:
@@ -136,6 +145,26 @@ def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
     return tuple(args)
 
 
+def gateway_args(
+    gateway: GatewaySection, replica_id: str, port: int, keys_file: str | None = None
+) -> tuple[str, ...]:
+    """`natsfleet gateway PROTOCOL ...` of one replica; `keys_file` as the target sees it."""
+    args = ["gateway", gateway.protocol, "--instance", replica_id]
+    args += ["--host", gateway.host, "--port", str(port), "--path", gateway.path]
+    if keys_file is not None:
+        args += ["--keys-file", keys_file]
+    if gateway.refresh_s is not None:
+        args += ["--refresh-s", _num(gateway.refresh_s)]
+    if gateway.call_timeout_s is not None:
+        args += ["--call-timeout-s", _num(gateway.call_timeout_s)]
+    return tuple(args)
+
+
+def gateway_replicas(gateway: GatewaySection) -> list[tuple[str, int]]:
+    """(replica id, port) of each replica on one machine: consecutive ports."""
+    return [(rid, gateway.port + n) for n, rid in enumerate(gateway.replica_ids())]
+
+
 def agent_stop_timeout_s(agent: AgentSection, fleet: Fleet) -> float:
     """How long a process manager waits after SIGTERM before SIGKILL."""
     return agent.drain_grace_s + fleet.up.stop_margin_s
@@ -150,7 +179,7 @@ def supervisor_ids(fleet: Fleet) -> list[str]:
 
 
 def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpec]:
-    """Every child of `natsfleet up`: supervisors first, then agent instances.
+    """Every child of `natsfleet up`: supervisors first, then agent instances, then gateways.
 
     Each gets its role's credentials (`role_env`); `base_dir` makes relative
     credential paths absolute and the supervisors load the fleet file's
@@ -181,6 +210,21 @@ def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpe
                     args=agent_args(agent, instance_id),
                     env={**role_env(fleet, agent_user(agent), base_dir), **agent.env},
                     stop_timeout_s=agent_stop_timeout_s(agent, fleet),
+                )
+            )
+    for gateway in fleet.gateways:
+        keys_file = gateway.keys_file
+        if keys_file is not None and base_dir is not None and not Path(keys_file).is_absolute():
+            keys_file = str(base_dir / keys_file)
+        for replica_id, port in gateway_replicas(gateway):
+            specs.append(
+                ProcessSpec(
+                    name=replica_id,
+                    kind=Kind.GATEWAY,
+                    group=gateway.label,
+                    args=gateway_args(gateway, replica_id, port, keys_file),
+                    env={**role_env(fleet, GATEWAY_USER, base_dir), **gateway.env},
+                    stop_timeout_s=gateway.stop_timeout_s,
                 )
             )
     return specs

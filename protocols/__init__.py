@@ -69,6 +69,9 @@ from natsfleet.protocols.control import (
     TaskListReply,
     TaskStatusReply,
     TaskSummary,
+    WorkflowInfo,
+    WorkflowsReply,
+    WorkflowsRequest,
 )
 from natsfleet.protocols.dlq import DeadLetter
 from natsfleet.protocols.errors import (
@@ -211,7 +214,10 @@ __all__ = [
     "Timeouts",
     "ToolApproval",
     "Usage",
+    "WorkflowInfo",
     "WorkflowStatus",
+    "WorkflowsReply",
+    "WorkflowsRequest",
     "check_id",
     "check_key",
     "check_name",

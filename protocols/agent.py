@@ -110,6 +110,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     # The latest decision on a tool call the task's loop paused for
     # (protocols/approval.py); the attempt applies it to that call only.
     approval: ToolApproval | None = None
+    # The conversation this task continues: its loops read and extend it.
+    session_id: Id | None = None
 
 
 class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):

@@ -50,9 +50,19 @@ class DlqRequest(Message, frozen=True, kw_only=True, tag="ctl.dlq"):
     before_seq: int | None = None  # a stream sequence, >= 1
 
 
+class WorkflowsRequest(Message, frozen=True, kw_only=True, tag="ctl.workflows"):
+    """The workflows the active supervisor has loaded (the gateways list them as tools)."""
+
+
 #: Every control request; the verb is the subject's last token.
 ControlRequest = (
-    StatusRequest | ListRequest | CancelRequest | ApproveRequest | AgentsRequest | DlqRequest
+    StatusRequest
+    | ListRequest
+    | CancelRequest
+    | ApproveRequest
+    | AgentsRequest
+    | DlqRequest
+    | WorkflowsRequest
 )
 
 #: verb -> request type, for building subjects and routing.
@@ -63,6 +73,7 @@ CONTROL_VERBS: dict[str, type[ControlRequest]] = {
     "approve": ApproveRequest,
     "agents": AgentsRequest,
     "dlq": DlqRequest,
+    "workflows": WorkflowsRequest,
 }
 
 
@@ -146,4 +157,23 @@ class Ack(Message, frozen=True, kw_only=True, tag="ctl.ack"):
     detail: str = ""
 
 
-ControlReply = TaskStatusReply | TaskListReply | AgentsReply | DlqReply | Ack | ErrorReply
+class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One loaded workflow, as `ctl.workflows` lists it."""
+
+    name: str
+    description: str = ""
+    # Top-level keys its input must have (checked at submit).
+    required_input: tuple[str, ...] = ()
+    # The skills its steps use.
+    skills: tuple[str, ...] = ()
+    deadline_s: float | None = None
+    budget_usd: float | None = None
+
+
+class WorkflowsReply(Message, frozen=True, kw_only=True, tag="ctl.workflows_reply"):
+    workflows: tuple[WorkflowInfo, ...] = ()
+
+
+ControlReply = (
+    TaskStatusReply | TaskListReply | AgentsReply | DlqReply | WorkflowsReply | Ack | ErrorReply
+)

@@ -15,6 +15,9 @@ import hashlib
 #: The Bus roles of client processes (CLI, FleetClient, gateways): one scope.
 CLIENT_ROLES = ("client", "cli")
 CLIENT_SCOPE = "client"
+#: The Bus role of gateway processes (natsfleet.gateway): its own NATS user
+#: and its own scope, so a gateway cannot touch the CLI's keys or the reverse.
+GATEWAY_ROLE = "gateway"
 
 
 def idempotency_digest(key: str) -> str:

@@ -32,6 +32,8 @@ from natsfleet.protocols.control import (
     StatusRequest,
     TaskListReply,
     TaskStatusReply,
+    WorkflowsReply,
+    WorkflowsRequest,
 )
 from natsfleet.protocols.dlq import DeadLetter
 from natsfleet.protocols.spans import SpanRecord
@@ -61,10 +63,12 @@ ALL_MESSAGES: tuple[type[Any], ...] = (
     ApproveRequest,
     AgentsRequest,
     DlqRequest,
+    WorkflowsRequest,
     TaskStatusReply,
     TaskListReply,
     AgentsReply,
     DlqReply,
+    WorkflowsReply,
     Ack,
     ErrorReply,
     DeadLetter,

@@ -40,6 +40,8 @@ class Bucket(StrEnum):
     GOVERNOR = "GOVERNOR"
     # The agent loop's journal (agents/loop/journal.py, docs/tools.md).
     JOURNAL = "JOURNAL"
+    # Conversations that outlive one task (agents/loop/session.py, docs/tools.md).
+    SESSIONS = "SESSIONS"
 
 
 OBJECT_STORE = "BLOBS"

@@ -27,6 +27,8 @@ class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     workflow_id: Id | None = None
     budget_usd: Usd | None = None
     submitted_ms: EpochMs = 0
+    # The conversation this task continues (docs/tools.md, "Sessions").
+    session_id: Id | None = None
     client: Label = ""
     # The input is in BLOBS (then `input` is null).
     input_ref: PayloadRef | None = None
@@ -91,6 +93,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     pending_call: PendingToolCall | None = None
     # The latest decision on such a call; every later Assign carries it.
     approval: ToolApproval | None = None
+    # The conversation this task continues (docs/tools.md, "Sessions").
+    session_id: str | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):

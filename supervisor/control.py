@@ -27,6 +27,9 @@ from natsfleet.protocols import (
     ProtocolError,
     StatusRequest,
     TaskStatusReply,
+    WorkflowInfo,
+    WorkflowsReply,
+    WorkflowsRequest,
 )
 from natsfleet.supervisor import approvals
 from natsfleet.supervisor.dlq import dlq_list, dlq_show_or_retry
@@ -75,6 +78,8 @@ class Control:
                 return self._agents(request)
             case DlqRequest():
                 return await self._dlq(request)
+            case WorkflowsRequest():
+                return self._workflows()
             case ApproveRequest():
                 decided = await approvals.approve(self.engine, request)
                 if decided is not None:  # a task whose loop waits on a tool call
@@ -97,6 +102,28 @@ class Control:
             more=more,
             next_after=page[-1].instance_id if more else None,
         )
+
+    def _workflows(self) -> WorkflowsReply:
+        """The loaded workflows, for the gateways' tool lists."""
+        if self.workflows is None:
+            return WorkflowsReply()
+        catalog = self.workflows.catalog
+        found = []
+        for name in catalog.names():
+            defn = catalog.get(name)
+            if defn is None:  # pragma: no cover - names() lists only loaded ones
+                continue
+            found.append(
+                WorkflowInfo(
+                    name=defn.name,
+                    description=defn.description,
+                    required_input=defn.required_input,
+                    skills=tuple(defn.skills()),
+                    deadline_s=defn.deadline_s,
+                    budget_usd=defn.budget_usd,
+                )
+            )
+        return WorkflowsReply(workflows=tuple(found))
 
     async def _tracked(self, task_id: str) -> Tracked | ErrorReply:
         tracked = await self.engine.find(task_id)

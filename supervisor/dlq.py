@@ -147,6 +147,7 @@ async def _resubmission(engine: Engine, letter: DeadLetter) -> Submit | None:
                 queue=True,
                 parent_id=record.parent_id,
                 budget_usd=record.budget_usd,
+                session_id=record.session_id,
                 submitted_ms=now,
                 client=f"dlq-retry:{letter.task_id}",
             )

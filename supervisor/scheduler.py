@@ -194,6 +194,7 @@ class Dispatcher:
             workflow_id=record.workflow_id,
             budget_usd=record.budget_usd,
             approval=record.approval,
+            session_id=record.session_id,
         )
         try:
             with self.engine.spans.current(record.token):

@@ -52,6 +52,7 @@ def new_record(submit: Submit, defaults: Timeouts, retry: RetryPolicy, now_ms: i
         parent_id=submit.parent_id,
         workflow_id=submit.workflow_id,
         budget_usd=submit.budget_usd,
+        session_id=submit.session_id,
         created_ms=created,
         updated_ms=now_ms,
         schedule_deadline_ms=_deadline(now_ms, timeouts.schedule_to_start_s),

@@ -101,6 +101,7 @@ def test_wheel_holds_only_the_natsfleet_namespace(tmp_path: Path) -> None:
         "client",
         "supervisor",
         "agents",
+        "gateway",
         "deploy",
         "cli",
     ):

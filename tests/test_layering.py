@@ -24,8 +24,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "client": frozenset({"protocols", "telemetry", "process", "bus"}),
     "supervisor": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "agents": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
-    "deploy": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "gateway": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
+    "deploy": frozenset({"protocols", "telemetry", "process", "bus", "client"}),
     "cli": frozenset(
         {
             "protocols",

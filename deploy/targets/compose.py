@@ -1,4 +1,5 @@
-"""docker compose: NATS (JetStream on a volume), Jaeger v2, the supervisors, the agents.
+"""docker compose: NATS (JetStream on a volume), Jaeger v2, the supervisors, the agents,
+the gateways (replicas of one service; API keys from `NATSFLEET_GATEWAY_KEYS`).
 
 Agent instances are compose replicas (`deploy.replicas`), so their instance
 ids are the runtime's random ones; the fleet file is mounted read-only, and
@@ -13,6 +14,7 @@ from natsfleet.deploy.fleetfile import FleetFile
 from natsfleet.deploy.plan import (
     agent_args,
     agent_stop_timeout_s,
+    gateway_args,
     supervisor_args,
     workflow_sources,
 )
@@ -88,6 +90,27 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
             },
             "stop_grace_period": f"{agent_stop_timeout_s(agent, fleet):g}s",
             "deploy": {"replicas": agent.instances},
+        }
+    for gateway in fleet.gateways:
+        # Replicas of one service: in-container port `port` on all interfaces,
+        # host ports `port`..`port + replicas - 1`. Keys from the host's env.
+        args = gateway_args(gateway, "X", gateway.port)
+        command = _without_instance(args)
+        command[command.index("--host") + 1] = "0.0.0.0"  # noqa: S104 - inside the container
+        last = gateway.port + gateway.replicas - 1
+        host_ports = str(gateway.port) if last == gateway.port else f"{gateway.port}-{last}"
+        services[gateway.label] = {
+            **common,
+            "command": command,
+            "environment": {
+                **env,
+                "OTEL_SERVICE_NAME": f"natsfleet-{gateway.label}",
+                "NATSFLEET_GATEWAY_KEYS": "${NATSFLEET_GATEWAY_KEYS:?API keys of the gateway}",
+                **gateway.env,
+            },
+            "ports": [f"{host_ports}:{gateway.port}"],
+            "stop_grace_period": f"{gateway.stop_timeout_s + fleet.up.stop_margin_s:g}s",
+            "deploy": {"replicas": gateway.replicas},
         }
     doc = {"name": "natsfleet", "services": services, "volumes": {"nats-data": {}}}
     text = header("compose", fleet_file) + yaml.safe_dump(doc, sort_keys=False, width=100)

@@ -1,4 +1,5 @@
-"""Kubernetes: a ConfigMap with the fleet file, the supervisor Deployment, one per agent.
+"""Kubernetes: a ConfigMap with the fleet file, the supervisor Deployment, one per agent,
+one per gateway with a Service in front of its replicas.
 
 The fleet's workflow files go in a second ConfigMap, mounted as a folder in
 the supervisor pods (`--workflows` points at it).
@@ -11,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from natsfleet.deploy.fleetfile import FleetFile
+from natsfleet.deploy.fleetfile import FleetFile, GatewaySection
 from natsfleet.deploy.plan import (
     agent_args,
     agent_stop_timeout_s,
+    gateway_args,
     supervisor_args,
     workflow_sources,
 )
@@ -22,6 +24,9 @@ from natsfleet.deploy.targets.common import Files, Options, fleet_copy, fleet_en
 
 CONFIGMAP = "natsfleet-fleet"
 WORKFLOWS_CONFIGMAP = "natsfleet-workflows"
+#: Made by the operator (never generated): `kubectl create secret generic
+#: natsfleet-gateway-keys --from-literal=keys=name=SECRET`.
+GATEWAY_KEYS_SECRET = "natsfleet-gateway-keys"  # noqa: S105 - a Secret's name, not a secret
 # The Helm release `nats` in the same namespace serves clients at this name.
 _HELM_URL = "nats://nats:4222"
 
@@ -77,6 +82,47 @@ def _deployment(
             },
         },
     }
+
+
+def _gateway_docs(
+    gateway: GatewaySection, fleet_file: FleetFile, options: Options, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A gateway's Deployment (replicas on `port`, keys from a Secret) and its Service."""
+    name = f"natsfleet-{gateway.label}"
+    args = list(gateway_args(gateway, "$(POD_NAME)", gateway.port))
+    args[args.index("--host") + 1] = "0.0.0.0"  # noqa: S104 - the pod's address
+    container = _container(gateway.label, options.image, args, {**env, **gateway.env}, "")
+    container["volumeMounts"] = []  # a gateway reads no fleet file
+    container["env"].append(
+        {
+            "name": "NATSFLEET_GATEWAY_KEYS",
+            "valueFrom": {"secretKeyRef": {"name": GATEWAY_KEYS_SECRET, "key": "keys"}},
+        }
+    )
+    container["ports"] = [{"name": "http", "containerPort": gateway.port}]
+    probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5}
+    container["readinessProbe"] = probe
+    container["livenessProbe"] = {**probe, "failureThreshold": 6}
+    deployment = _deployment(
+        name,
+        gateway.label,
+        gateway.replicas,
+        gateway.stop_timeout_s + fleet_file.fleet.up.stop_margin_s,
+        container,
+    )
+    deployment["spec"]["template"]["spec"]["volumes"] = []
+    labels = deployment["spec"]["selector"]["matchLabels"]
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "selector": labels,
+            # Stateless replicas: no session affinity needed.
+            "ports": [{"name": "http", "port": gateway.port, "targetPort": "http"}],
+        },
+    }
+    return [deployment, service]
 
 
 def nats_values(fleet_file: FleetFile) -> str:
@@ -156,6 +202,8 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 ),
             )
         )
+    for gateway in fleet.gateways:
+        docs += _gateway_docs(gateway, fleet_file, options, env)
     text = header("kubernetes", fleet_file) + yaml.safe_dump_all(docs, sort_keys=False, width=100)
     return {
         "natsfleet.yaml": text,

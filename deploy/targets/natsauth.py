@@ -3,7 +3,8 @@
 Writes `auth.conf` (an `authorization` block to `include` in any server
 config, the cluster's included), `nats.conf` (a single JetStream server with
 file storage, `sync_interval: always` and that block), and one NKey seed per
-user under `creds/` (`supervisor.nk`, `agent-<label>.nk`, `client.nk`).
+user under `creds/` (`supervisor.nk`, `agent-<label>.nk`, `client.nk`,
+`gateway.nk`).
 The server config holds only public keys. Seeds already present in the fleet
 file's `credentials_dir` are reused, so regenerating keeps running processes'
 credentials valid.
@@ -23,7 +24,7 @@ import nkeys
 from natsfleet.deploy import permissions
 from natsfleet.deploy.errors import DeployError
 from natsfleet.deploy.fleetfile import FleetFile
-from natsfleet.deploy.plan import CLIENT_USER, SUPERVISOR_USER, agent_user
+from natsfleet.deploy.plan import CLIENT_USER, GATEWAY_USER, SUPERVISOR_USER, agent_user
 from natsfleet.deploy.resolve import agent_type_name
 from natsfleet.deploy.targets.common import Files, Options, header
 from natsfleet.protocols.subjects import Subjects
@@ -86,6 +87,8 @@ def role_permissions(fleet_file: FleetFile) -> dict[str, permissions.Permissions
             raise DeployError(f"agent {agent.agent!r} does not resolve to a class with a `name`")
         users[agent_user(agent)] = permissions.agent(subjects, name)
     users[CLIENT_USER] = permissions.client(subjects)
+    # Always made, so a gateway can also be run by hand against this fleet.
+    users[GATEWAY_USER] = permissions.gateway(subjects)
     return users
 
 

@@ -1,4 +1,5 @@
-"""supervisord: one program per agent type (numprocs = instances), one for the supervisors.
+"""supervisord: one program per agent type (numprocs = instances), one for the supervisors,
+one per gateway (numprocs = replicas, numbered by their ports).
 
 Every path is `%(here)s`-relative (the config file's directory), so the
 generated directory runs as is: `supervisord -c DIR/supervisord.conf`.
@@ -8,10 +9,12 @@ import shlex
 
 from natsfleet.deploy.fleetfile import FleetFile
 from natsfleet.deploy.plan import (
+    GATEWAY_USER,
     SUPERVISOR_USER,
     agent_args,
     agent_stop_timeout_s,
     agent_user,
+    gateway_args,
     role_env,
     supervisor_args,
     workflow_sources,
@@ -34,13 +37,20 @@ def _env_line(env: dict[str, str]) -> str:
     return ",".join(parts)
 
 
-def _program(name: str, command: str, numprocs: int, stopwaitsecs: int, env: dict[str, str]) -> str:
+def _program(
+    name: str,
+    command: str,
+    numprocs: int,
+    stopwaitsecs: int,
+    env: dict[str, str],
+    numprocs_start: int = 1,
+) -> str:
     return (
         f"[program:{name}]\n"
         f"command={command}\n"
         f"numprocs={numprocs}\n"
         "process_name=%(program_name)s-%(process_num)d\n"
-        "numprocs_start=1\n"
+        f"numprocs_start={numprocs_start}\n"
         "directory=%(here)s\n"
         "autostart=true\n"
         "autorestart=unexpected\n"
@@ -102,7 +112,25 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 {**env, **role_env(fleet, agent_user(agent)), **agent.env},
             )
         )
-    group = ",".join(["supervisor", *(a.label for a in active)])
+    for gateway in fleet.gateways:
+        # `%(process_num)d` counts from the first port: each replica its own port.
+        args = gateway_args(gateway, "X", 0, gateway.keys_file)
+        line = " ".join(_quote(a) for a in args)
+        line = line.replace("--instance X", f"--instance {gateway.label}-{_NUM}")
+        line = line.replace("--port 0", f"--port {_NUM}")
+        sections.append(
+            f"; {gateway.protocol} gateway replicas, ports {gateway.port}.."
+            f"{gateway.port + gateway.replicas - 1} (process names end in the port)\n"
+            + _program(
+                gateway.label,
+                f"{cmd} {line}",
+                gateway.replicas,
+                int(gateway.stop_timeout_s + fleet.up.stop_margin_s + 0.999),
+                {**env, **role_env(fleet, GATEWAY_USER), **gateway.env},
+                numprocs_start=gateway.port,
+            )
+        )
+    group = ",".join(["supervisor", *(a.label for a in active), *(g.label for g in fleet.gateways)])
     sections.append(f"[group:natsfleet]\nprograms={group}\n")
     return {
         "supervisord.conf": "\n".join(sections),

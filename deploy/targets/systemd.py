@@ -1,19 +1,22 @@
-"""systemd: template units for agents and supervisors, one target that wants them all.
+"""systemd: template units for agents, supervisors and gateways, one target that wants them all.
 
 `natsfleet-agent@.service` runs any agent instance: the instance name
 (`researcher-2`) picks `/etc/natsfleet/agents/researcher-2.env`, which says
 which agent it is. Install: copy `*.service`/`*.target` to
 /etc/systemd/system, `natsfleet.env`, `fleet.toml`, `agents/` and
-`workflows/` (if the fleet has workflows) to /etc/natsfleet, then
+`workflows/` (if the fleet has workflows) and `gateways/` (if it has
+gateways: `natsfleet-gateway@<replica>.service`) to /etc/natsfleet, then
 `systemctl enable --now natsfleet.target`.
 """
 
 import shlex
 
-from natsfleet.deploy.fleetfile import AgentSection, Fleet, FleetFile
+from natsfleet.deploy.fleetfile import AgentSection, Fleet, FleetFile, GatewaySection
 from natsfleet.deploy.plan import (
     agent_args,
     agent_stop_timeout_s,
+    gateway_args,
+    gateway_replicas,
     supervisor_config_json,
     supervisor_ids,
     workflow_sources,
@@ -93,6 +96,35 @@ def _supervisor_template(fleet: Fleet, fleet_file: FleetFile, options: Options) 
     )
 
 
+def _gateway_template(fleet: Fleet, fleet_file: FleetFile, options: Options) -> str:
+    stop_s = max((g.stop_timeout_s for g in fleet.gateways), default=10.0) + fleet.up.stop_margin_s
+    return (
+        header("systemd", fleet_file) + "[Unit]\n"
+        "Description=natsfleet gateway replica %i\n"
+        "PartOf=natsfleet.target\n"
+        "After=network-online.target nats-server.service\n"
+        "Wants=network-online.target\n" + _START_LIMIT + "\n"
+        "[Service]\n"
+        "Type=exec\n"
+        f"EnvironmentFile={ETC}/natsfleet.env\n"
+        f"EnvironmentFile={ETC}/gateways/%i.env\n"
+        f"ExecStart={options.command} gateway $NATSFLEET_GATEWAY_ARGS\n"
+        "KillSignal=SIGTERM\n"
+        f"TimeoutStopSec={stop_s:g}\n"
+        "Restart=on-failure\n"
+        "RestartSec=1\n"
+        "DynamicUser=yes\n" + _SECURITY + "\n[Install]\nWantedBy=natsfleet.target\n"
+    )
+
+
+def _gateway_env(gateway: GatewaySection, replica_id: str, port: int) -> dict[str, str]:
+    # The API keys file is read by the service (keep it root-readable only;
+    # NATSFLEET_GATEWAY_KEYS in this file works too, mode 0600).
+    args = gateway_args(gateway, replica_id, port, gateway.keys_file)
+    # `$NATSFLEET_GATEWAY_ARGS` is split on white space by systemd (no quoting).
+    return {"NATSFLEET_GATEWAY_ARGS": " ".join(args[1:]), **gateway.env}
+
+
 def _agent_env(agent: AgentSection) -> dict[str, str]:
     # Everything after `--instance ID` in the command line `natsfleet up` uses.
     args = agent_args(agent, "X")
@@ -119,6 +151,14 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 _agent_env(agent)
             )
             units.append(f"natsfleet-agent@{instance_id}.service")
+    if fleet.gateways:
+        files["natsfleet-gateway@.service"] = _gateway_template(fleet, fleet_file, options)
+    for gateway in fleet.gateways:
+        for replica_id, port in gateway_replicas(gateway):
+            files[f"gateways/{replica_id}.env"] = header("systemd", fleet_file) + _env_file(
+                _gateway_env(gateway, replica_id, port)
+            )
+            units.append(f"natsfleet-gateway@{replica_id}.service")
     files["natsfleet.target"] = (
         header("systemd", fleet_file)
         + "[Unit]\nDescription=natsfleet: supervisors and agent instances\n"

@@ -34,6 +34,7 @@ import msgspec
 
 from natsfleet.agents.llm.providers.offline_tools import (
     OFFLINE_MARK,
+    current_messages,
     final_answer,
     request_text,
 )
@@ -100,13 +101,15 @@ class _Plan:
     """One turn's view: the tools, what was called, and the results so far."""
 
     def __init__(self, request: LLMRequest) -> None:
-        self.ask = request_text(request.messages)[:_MAX_REQUEST_CHARS]
+        # A session puts earlier requests before this one: history, not this request.
+        self.current = current_messages(request.messages)
+        self.ask = request_text(self.current)[:_MAX_REQUEST_CHARS]
         self.labels = {k.lower(): v for k, v in _LABEL.findall(self.ask)}
         self.tools = list(request.tools)
-        names = {c.id: c.name for m in request.messages for c in m.tool_calls}
-        self.called = {c.name for m in request.messages for c in m.tool_calls}
+        names = {c.id: c.name for m in self.current for c in m.tool_calls}
+        self.called = {c.name for m in self.current for c in m.tool_calls}
         self.results: list[tuple[str, Any]] = []  # (tool, decoded result), oldest first
-        for message in request.messages:
+        for message in self.current:
             if message.role != "tool":
                 continue
             try:
@@ -219,4 +222,4 @@ def plan_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
             step = len(plan.called) + 1
             text = f"{OFFLINE_MARK} step {step}: {tool.name} (its inputs are ready)"
             return text, (ToolCall(id=f"offline_{step}", name=tool.name, arguments=arguments),)
-    return final_answer(request, plan.ask), ()
+    return final_answer(request, plan.current, plan.ask), ()

@@ -38,6 +38,21 @@ def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 
+# The loop's corrective turn (agents/loop/engine.py) is a user message, not a request.
+_CORRECTION = "That answer is not valid"
+
+
+def current_messages(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+    """The messages of the current request: from the last user message that is
+    not a correction. A session puts earlier requests and their tool calls
+    before it; they are history, not this request."""
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message.role == "user" and not message.content.startswith(_CORRECTION):
+            return messages[i:]
+    return messages
+
+
 def request_text(messages: tuple[ChatMessage, ...]) -> str:
     return next((m.content for m in messages if m.role == "user"), "")
 
@@ -84,8 +99,9 @@ def _value(schema: dict[str, Any], root: dict[str, Any], name: str, text: str) -
 
 def tool_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
     """The offline answer to a request that offers tools: (text, tool calls)."""
-    ask_text = request_text(request.messages)
-    called = any(m.tool_calls for m in request.messages if m.role == "assistant")
+    current = current_messages(request.messages)
+    ask_text = request_text(current)
+    called = any(m.tool_calls for m in current if m.role == "assistant")
     if not called:
         ask = _words(ask_text)
         chosen = [t for t in request.tools if _matches(t, ask)]
@@ -100,15 +116,15 @@ def tool_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
             )
             names = ", ".join(t.name for t in chosen)
             return f"{OFFLINE_MARK} calling tools whose names match the request: {names}", calls
-    return final_answer(request, ask_text), ()
+    return final_answer(request, current, ask_text), ()
 
 
-def final_answer(request: LLMRequest, ask_text: str) -> str:
+def final_answer(request: LLMRequest, current: tuple[ChatMessage, ...], ask_text: str) -> str:
     """The final answer: each tool's result listed (or the schema's fields, asked for JSON)."""
-    names = {c.id: c.name for m in request.messages for c in m.tool_calls}
+    names = {c.id: c.name for m in current for c in m.tool_calls}
     results = [
         f"- {names.get(m.tool_call_id or '', 'tool')}: {m.content[:_MAX_ARG_CHARS]}"
-        for m in request.messages
+        for m in current
         if m.role == "tool"
     ]
     summary = "\n".join(results) if results else "- no tool matched the request"

@@ -28,7 +28,7 @@ from a2a.types import (
 )
 from google.protobuf import json_format, struct_pb2
 
-from tests.gateway.conftest import KEYS, Gateway, Gateways
+from tests.gateway.a2a.conftest import KEYS, Gateway, Gateways
 
 CARD_PATH = "/.well-known/agent-card.json"
 EXPECTED = "".join(f"t{i} " for i in range(40))

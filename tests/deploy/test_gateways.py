@@ -1,0 +1,106 @@
+"""Gateways in the fleet file: checked, planned for `natsfleet up`, and written into
+every generated target (docs/interop.md, "Running gateways")."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from natsfleet.deploy import FleetFileError, load_fleet
+from natsfleet.deploy.fleetfile import parse_fleet
+from natsfleet.deploy.plan import Kind, plan
+from natsfleet.deploy.targets import generate
+from tests.deploy.helpers import AGENT_ENV, write_fleet
+
+FLEET = f"""
+[nats]
+url = "nats://127.0.0.1:4222"
+credentials_dir = "auth/creds"
+
+[[agents]]
+agent = "tests.fleet_agents:EchoAgent"
+name = "echo"
+{AGENT_ENV}
+
+[[gateways]]
+protocol = "mcp"
+replicas = 2
+port = 9100
+keys_file = "keys.txt"
+refresh_s = 1
+"""
+
+
+def _fleet(tmp_path: Path) -> Any:
+    return load_fleet(write_fleet(tmp_path, FLEET))
+
+
+def test_up_plans_each_replica_on_its_own_port_as_the_gateway_user(tmp_path: Path) -> None:
+    fleet_file = _fleet(tmp_path)
+    specs = [s for s in plan(fleet_file, base_dir=tmp_path) if s.kind == Kind.GATEWAY]
+    assert [s.name for s in specs] == ["gateway-mcp-1", "gateway-mcp-2"]
+    first, second = (list(s.args) for s in specs)
+    assert first[:2] == ["gateway", "mcp"]
+    assert first[first.index("--port") + 1] == "9100"
+    assert second[second.index("--port") + 1] == "9101"
+    assert first[first.index("--keys-file") + 1] == str(tmp_path / "keys.txt")
+    assert first[first.index("--refresh-s") + 1] == "1"
+    assert specs[0].env["NATS_NKEY_SEED_FILE"] == str(tmp_path / "auth/creds/gateway.nk")
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "problem"),
+    [
+        ('[[gateways]]\nport = 9101\nname = "other"\n', "gateways[1].port", "also used by"),
+        ('[[gateways]]\nport = 9300\nname = "echo"\n', "gateways[1].name", "already used"),
+        ('[[gateways]]\nport = 9300\nprotocol = "grpc"\n', "gateways[1].protocol", "'grpc'"),
+        ('[[gateways]]\nport = 9300\npath = "mcp"\nname = "p"\n', "gateways[1].path", "absolute"),
+        ('[[gateways]]\nport = 65535\nreplicas = 2\nname = "hi"\n', "gateways[1].port", "65535"),
+    ],
+)
+def test_a_bad_gateway_entry_names_its_key(extra: str, key: str, problem: str) -> None:
+    with pytest.raises(FleetFileError) as caught:
+        parse_fleet(FLEET + extra)
+    assert caught.value.key == key, caught.value
+    assert problem in str(caught.value)
+
+
+def test_every_target_runs_the_gateways(tmp_path: Path) -> None:
+    fleet_file = _fleet(tmp_path)
+    procfile = generate("procfile", fleet_file)["Procfile"]
+    assert "gateway-mcp-2: exec" in procfile and "--port 9101" in procfile
+
+    conf = generate("supervisord", fleet_file)["supervisord.conf"]
+    program = conf[conf.index("[program:gateway-mcp]") :].split("\n\n")[0]
+    assert "numprocs=2\n" in program and "numprocs_start=9100\n" in program
+    assert "--instance gateway-mcp-%(process_num)d" in program
+    assert "--port %(process_num)d" in program
+    assert "gateway.nk" in program
+    assert "programs=supervisor,echo,gateway-mcp" in conf
+
+    units = generate("systemd", fleet_file)
+    assert "gateway $NATSFLEET_GATEWAY_ARGS" in units["natsfleet-gateway@.service"]
+    assert "--port 9101" in units["gateways/gateway-mcp-2.env"]
+    assert "natsfleet-gateway@gateway-mcp-1.service" in units["natsfleet.target"]
+
+    compose = yaml.safe_load(generate("compose", fleet_file)["compose.yaml"])
+    service = compose["services"]["gateway-mcp"]
+    assert service["deploy"]["replicas"] == 2
+    assert service["ports"] == ["9100-9101:9100"]
+    assert service["command"][service["command"].index("--host") + 1] == "0.0.0.0"
+    assert "NATSFLEET_GATEWAY_KEYS" in service["environment"]
+
+    docs = list(yaml.safe_load_all(generate("kubernetes", fleet_file)["natsfleet.yaml"]))
+    deployment = next(d for d in docs if d["metadata"]["name"] == "natsfleet-gateway-mcp")
+    assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    keys = next(e for e in container["env"] if e["name"] == "NATSFLEET_GATEWAY_KEYS")
+    assert keys["valueFrom"]["secretKeyRef"]["name"] == "natsfleet-gateway-keys"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    service_doc = next(d for d in docs if d["kind"] == "Service")
+    assert service_doc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service_doc["spec"]["ports"][0]["port"] == 9100
+
+    auth = generate("nats-auth", fleet_file)
+    assert "creds/gateway.nk" in auth
