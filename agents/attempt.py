@@ -5,7 +5,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from natsfleet.agents.errors import describe_exception
+import msgspec
+
+from natsfleet.agents.errors import AwaitingApproval, describe_exception
 from natsfleet.agents.skill import SkillDef
 from natsfleet.protocols import Assign, AttemptOutcome, Failure, FailureKind, Result, to_raw
 
@@ -186,6 +188,18 @@ class Attempt:
         )
 
     def _error(self, exc: Exception) -> Failure:
+        if isinstance(exc, AwaitingApproval):
+            log.info(
+                "task %s attempt %d waits for approval of %s",
+                self.task_id,
+                self.number,
+                exc.pending_call.tool,
+                extra={"task_id": self.task_id, "token": self.token},
+            )
+            paused = self.failure(
+                FailureKind.AWAITING_APPROVAL, "AwaitingApproval", str(exc), retryable=True
+            )
+            return msgspec.structs.replace(paused, pending_call=exc.pending_call)
         error_type, detail, retryable = describe_exception(exc)
         log.info(
             "task %s attempt %d failed: %s: %s",

@@ -18,6 +18,7 @@ BUILTIN_AGENTS: dict[str, str] = {
     "writer": "natsfleet.agents.builtins.writer:Writer",
     "editor": "natsfleet.agents.builtins.editor:Editor",
     "booker": "natsfleet.agents.builtins.booker:Booker",
+    "assistant": "natsfleet.agents.builtins.assistant:Assistant",
 }
 
 

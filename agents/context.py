@@ -85,6 +85,8 @@ class TaskContext:
         self.parent_id = attempt.assign.parent_id
         self.workflow_id = attempt.assign.workflow_id
         self.budget_usd = attempt.assign.budget_usd
+        #: A person's decision on the tool call this task's loop paused for, if any.
+        self.approval = attempt.assign.approval
         self.cancelled: asyncio.Event = attempt.cancelled
         self.log = _TaskLogger(
             logger, {"task_id": attempt.task_id, "attempt": attempt.number, "token": attempt.token}

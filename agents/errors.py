@@ -1,7 +1,7 @@
 """Errors a skill raises on purpose, errors of the runtime, and how any
 exception becomes a wire `Failure` (type and message, never a traceback)."""
 
-from natsfleet.protocols import NatsFleetError
+from natsfleet.protocols import NatsFleetError, PendingToolCall
 from natsfleet.protocols.limits import LABEL_MAX_CHARS
 from natsfleet.telemetry.redact import redact
 
@@ -44,6 +44,19 @@ class SubtaskFailed(SkillError):
         self.skill = skill
         self.state = state
         super().__init__(f"sub-task {task_id} ({skill}) {state}: {detail}", retryable=False)
+
+
+class AwaitingApproval(AgentError):
+    """A skill's loop reached a tool call that needs a person's approval.
+
+    The attempt ends with a `Failure` of kind `awaiting_approval` carrying
+    `pending_call`; the task waits in `input_required` (docs/tools.md,
+    "Approval"). Not a failure of the task: the next attempt resumes it.
+    """
+
+    def __init__(self, pending_call: PendingToolCall) -> None:
+        self.pending_call = pending_call
+        super().__init__(f"tool {pending_call.tool} awaits approval ({pending_call.key})")
 
 
 class AgentDefinitionError(AgentError):

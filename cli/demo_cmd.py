@@ -3,7 +3,10 @@
 It starts an embedded nats-server, a supervisor and one process per built-in
 agent, runs the content job (research, write, edit until approved) on the
 shipped corpus and the travel job (a sandbox booking with an approval before
-payment), prints what they produced and what they cost, and stops everything.
+payment), prints what they produced and what they cost, then lets the built-in
+`assistant` plan an article and a trip with the fleet's skills as tools (killing
+its instance mid-run to show the journal's replay, cli/demo_assistant.py), and
+stops everything.
 Without ANTHROPIC_API_KEY / OPENAI_API_KEY the agents use the offline provider
 and say so; with a key the same demo uses the real models.
 """
@@ -19,6 +22,7 @@ import click
 from rich.console import Console
 
 from natsfleet.agents.llm_binding import default_llm_config, process_llm_config
+from natsfleet.cli.demo_assistant import run_article, run_trip, show_replays, start_assistant
 from natsfleet.cli.demo_fleet import DEMO_AGENTS, DemoFleet, FleetStartError
 from natsfleet.cli.demo_render import event_line, section, show_content, show_travel
 from natsfleet.cli.demo_steps import (
@@ -31,14 +35,19 @@ from natsfleet.cli.demo_steps import (
 from natsfleet.protocols import NatsFleetError
 
 
-def _llm_mode() -> str:
+def _usable_models() -> list[str]:
     config = process_llm_config()
-    usable = [
+    return [
         m.name
         for m in config.models
         if (p := config.providers.get(m.provider)) is not None
         and (p.api_key() is not None or not p.require_key)
     ]
+
+
+def _llm_mode() -> str:
+    config = process_llm_config()
+    usable = _usable_models()
     if usable:
         return "models: " + ", ".join(usable)
     keys = "ANTHROPIC_API_KEY or OPENAI_API_KEY" if config == default_llm_config() else "a key"
@@ -101,6 +110,15 @@ async def _demo(console: Console, run_dir: Path, question: str, trip_request: st
             narrator.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await narrator
+
+        offline = not _usable_models()
+        policy = " (offline: a tool policy stands in for the model)" if offline else ""
+        section(console, f"3. Assistant: its model plans with the fleet's skills{policy}")
+        first = await start_assistant(fleet, "assistant-1")
+        await run_article(console, fleet.client, offline)
+        console.print()
+        trip = await run_trip(console, fleet, first, offline)
+        show_replays(console, trip, offline)
 
         section(console, "Stopping")
         killed = await fleet.stop()

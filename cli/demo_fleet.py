@@ -123,14 +123,21 @@ class DemoFleet:
         await asyncio.gather(*(self.start_agent(name, timeout_s=timeout_s) for name in self.agents))
 
     async def start_agent(
-        self, name: str, instance_id: str | None = None, *, timeout_s: float = 60.0
+        self,
+        name: str,
+        instance_id: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        args: tuple[str, ...] = (),
     ) -> Child:
-        """Start one more instance of agent `name`; returns once it said hello."""
+        """Start one more instance of agent `name` (with `args` for `agent run`);
+        returns once the supervisor lists it."""
         instance_id = instance_id or f"{name}-1"
         future: asyncio.Future[Hello] = asyncio.get_running_loop().create_future()
         self._hellos[instance_id] = future
         cmd = [sys.executable, "-m", "natsfleet.cli.main", "agent", "run", name,
-               "--nats", self.server.url, "--instance", instance_id, *self.agent_args]  # fmt: skip
+               "--nats", self.server.url, "--instance", instance_id, *self.agent_args,
+               *args]  # fmt: skip
         child = await self._spawn(instance_id, cmd, self.agent_env.get(name))
         await self._ready(child, future, timeout_s)
         await self._registered(child, future.result(), timeout_s)

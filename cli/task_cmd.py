@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 import msgspec
+from rich.markup import escape
 from rich.table import Column, Table
 
 from natsfleet.bus import NoResponders
@@ -406,6 +407,14 @@ def _print_record(record: TaskRecord, progress: InFlight | None = None) -> None:
         table.add_row("progress", progress_text(progress.progress, progress.note))
     if record.error is not None:
         table.add_row("error", f"{record.error.error_type}: {record.error.detail}")
+    if record.pending_call is not None:
+        call = record.pending_call
+        shown = escape(f"{call.tool} {call.arguments[:500]}")  # the model's text, not markup
+        table.add_row("waits for", f"approval of tool {shown}")
+        table.add_row("decide", f"natsfleet approve {record.task_id} [--reject --note WHY]")
+    elif record.approval is not None:
+        verdict = "approved" if record.approval.approved else "refused"
+        table.add_row("approval", escape(f"{verdict} {record.approval.note}".strip()))
     if not is_null(record.output):
         table.add_row("output", bytes(record.output).decode()[:500])
     for attempt in record.history:

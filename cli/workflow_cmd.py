@@ -39,7 +39,8 @@ def approve_command(
     url: str | None,
     prefix: str | None,
 ) -> None:
-    """Resume a workflow run waiting for approval (RUN_ID, or RUN_ID/STEP), or --reject it."""
+    """Resume a task or workflow run waiting for approval (TASK_ID, RUN_ID or RUN_ID/STEP),
+    or --reject it (a task's model sees --note as the refused tool's result)."""
     value = None if input_text is None else _load_input(input_text)
 
     async def body(client: FleetClient) -> int:

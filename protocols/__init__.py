@@ -33,6 +33,13 @@ from natsfleet.protocols.agent import (
     SkillSpec,
     TaskOutput,
 )
+from natsfleet.protocols.approval import (
+    APPROVAL_NOTE_MAX_CHARS,
+    PENDING_ARGUMENTS_MAX_CHARS,
+    PendingToolCall,
+    ToolApproval,
+    cut_arguments,
+)
 from natsfleet.protocols.base import (
     NULL_RAW,
     ErrorInfo,
@@ -118,6 +125,7 @@ from natsfleet.protocols.workflow import StepStatus, StepTaskStatus, WorkflowSta
 
 __all__ = [
     "ALL_MESSAGES",
+    "APPROVAL_NOTE_MAX_CHARS",
     "BLOB_HEADER",
     "CLIENT_ROLES",
     "CLIENT_SCOPE",
@@ -128,6 +136,7 @@ __all__ = [
     "MSG_ID_HEADER",
     "NULL_RAW",
     "OBJECT_STORE",
+    "PENDING_ARGUMENTS_MAX_CHARS",
     "RETRYABLE_CODES",
     "TERMINAL_STATES",
     "TRACEPARENT_HEADER",
@@ -176,6 +185,7 @@ __all__ = [
     "OutcomeBatch",
     "OutputChunk",
     "PayloadRef",
+    "PendingToolCall",
     "Progress",
     "ProtocolError",
     "Reject",
@@ -202,6 +212,7 @@ __all__ = [
     "TaskStatusReply",
     "TaskSummary",
     "Timeouts",
+    "ToolApproval",
     "Usage",
     "WorkflowInfo",
     "WorkflowStatus",
@@ -212,6 +223,7 @@ __all__ = [
     "check_name",
     "check_struct",
     "check_token",
+    "cut_arguments",
     "decode_raw",
     "encode",
     "idempotency_digest",

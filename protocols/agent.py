@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from natsfleet.protocols.approval import PendingToolCall, ToolApproval
 from natsfleet.protocols.base import ErrorReply, Message, PayloadRef, Usage
 from natsfleet.protocols.limits import Count, Id, Label, Millis, Name, Seconds, Seq, Usd
 
@@ -106,6 +107,9 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     budget_usd: Usd | None = None
     # The input is in BLOBS (then `input` is null).
     input_ref: PayloadRef | None = None
+    # The latest decision on a tool call the task's loop paused for
+    # (protocols/approval.py); the attempt applies it to that call only.
+    approval: ToolApproval | None = None
     # The conversation this task continues: its loops read and extend it.
     session_id: Id | None = None
 
@@ -176,6 +180,9 @@ class FailureKind(StrEnum):
     HANDED_BACK = "handed_back"  # graceful shutdown; does not count as an attempt
     TIMEOUT = "timeout"  # the agent's own deadline check fired
     BAD_INPUT = "bad_input"  # the input did not decode as the skill's type
+    # A loop's tool call needs a person's approval: `pending_call` names it; the
+    # task waits in `input_required` (protocols/approval.py). Not an attempt.
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class Result(Message, frozen=True, kw_only=True, tag="task.result"):
@@ -207,6 +214,8 @@ class Failure(Message, frozen=True, kw_only=True, tag="task.failure"):
     retryable: bool = True
     duration_ms: float = 0.0
     usage: Usage = Usage()
+    # kind `awaiting_approval`: the tool call the loop waits on.
+    pending_call: PendingToolCall | None = None
 
 
 #: One attempt's end.

@@ -2,6 +2,7 @@
 
 import msgspec
 
+from natsfleet.protocols.approval import PendingToolCall, ToolApproval
 from natsfleet.protocols.base import ErrorInfo, Message, PayloadRef, Usage, null_raw
 from natsfleet.protocols.errors import DlqReason
 from natsfleet.protocols.limits import EpochMs, Id, Key, Label, Name, Priority, Usd
@@ -88,6 +89,10 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     # Payloads kept in BLOBS (the field itself is then null).
     input_ref: PayloadRef | None = None
     output_ref: PayloadRef | None = None
+    # `input_required`: the tool call the task's loop waits on (protocols/approval.py).
+    pending_call: PendingToolCall | None = None
+    # The latest decision on such a call; every later Assign carries it.
+    approval: ToolApproval | None = None
     # The conversation this task continues (docs/tools.md, "Sessions").
     session_id: str | None = None
 

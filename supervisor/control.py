@@ -31,6 +31,7 @@ from natsfleet.protocols import (
     WorkflowsReply,
     WorkflowsRequest,
 )
+from natsfleet.supervisor import approvals
 from natsfleet.supervisor.dlq import dlq_list, dlq_show_or_retry
 from natsfleet.supervisor.engine import Engine
 from natsfleet.supervisor.pending import pending_submit
@@ -80,6 +81,9 @@ class Control:
             case WorkflowsRequest():
                 return self._workflows()
             case ApproveRequest():
+                decided = await approvals.approve(self.engine, request)
+                if decided is not None:  # a task whose loop waits on a tool call
+                    return decided
                 if self.workflows is None:
                     return _error(ErrorCode.UNKNOWN_TASK, f"no step of {request.task_id} waits")
                 return await self.workflows.approve(request)

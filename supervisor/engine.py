@@ -37,7 +37,7 @@ from natsfleet.protocols import (
     is_id,
     is_terminal,
 )
-from natsfleet.supervisor import recovery, sizes, telemetry
+from natsfleet.supervisor import approvals, recovery, sizes, telemetry
 from natsfleet.supervisor import transitions as tr
 from natsfleet.supervisor.attempts import Attempt, AttemptTable
 from natsfleet.supervisor.config import SupervisorConfig
@@ -161,6 +161,10 @@ class Engine:
 
     def _hb_timeout_s(self, record: TaskRecord) -> float:
         return record.timeouts.heartbeat_timeout_s or self.cfg.heartbeat_timeout_s
+
+    def release(self, token: str | None) -> None:
+        """Give an ended attempt's slot back (supervisor/approvals.py parks a task)."""
+        self._release(token)
 
     def _release(self, token: str | None) -> None:
         self.spans.end(token)  # no-op when the ending site already ended it
@@ -358,6 +362,9 @@ class Engine:
         # Agents redact their own; an older or foreign agent's detail is redacted here.
         detail = redact(failure.detail)
         error = bounded_error(failure.error_type, detail, failure.retryable)
+        if failure.kind == FailureKind.AWAITING_APPROVAL and failure.pending_call is not None:
+            await approvals.park(self, tracked, failure)
+            return
         if failure.kind == FailureKind.HANDED_BACK:
             await self.end_attempt(
                 tracked, outcome=failure.kind.value, error=error, usage=failure.usage,

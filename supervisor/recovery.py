@@ -159,6 +159,8 @@ def _rearm(engine: "Engine", tracked: Tracked) -> None:
     """Rebuild what memory held of an adopted record: its attempt, or its place in
     the queue. Its deadlines were armed when the adoption wrote it (deadlines.py)."""
     record = tracked.record
+    if record.state == TaskState.INPUT_REQUIRED:
+        return  # parked for a person (supervisor/approvals.py): nothing runs, nothing waits
     if record.state in tr.RUNNING_STATES and record.token is not None:
         attempt = engine.new_attempt(record, reserved=False)
         # Accepted or not, the instance's next heartbeat tells: a token it

@@ -193,6 +193,7 @@ class Dispatcher:
             parent_id=record.parent_id,
             workflow_id=record.workflow_id,
             budget_usd=record.budget_usd,
+            approval=record.approval,
             session_id=record.session_id,
         )
         try:

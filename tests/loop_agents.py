@@ -87,6 +87,13 @@ async def slow() -> str:
 TOOLS = [record, gate, stubborn_gate, add, boom, slow]
 
 
+@tool(approval=True)
+def pay(amount: int, ctx: ToolContext) -> str:
+    """Pay an amount (a person approves each payment first)."""
+    _effect(f"pay {amount} {ctx.key} {ctx.approval_id} {os.getpid()}")
+    return f"paid {amount}"
+
+
 class Ask(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str
     max_turns: int = 6
@@ -95,6 +102,8 @@ class Ask(msgspec.Struct, frozen=True, kw_only=True):
     # Fleet skills offered as tools too (by name), and as handoffs.
     skills: list[str] = []
     handoff: list[str] = []
+    # Offer `pay`, whose calls wait for a person's approval.
+    approval: bool = False
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,7 +139,7 @@ class LoopAgent(Agent):
     @skill
     async def run(self, input: Ask, ctx: TaskContext) -> Answer:
         """Let the model use the test tools."""
-        tools = list(TOOLS)
+        tools = list(TOOLS) + ([pay] if input.approval else [])
         if input.skills:
             tools += await ctx.skill_tools(names=input.skills, timeout_s=20)
         if input.handoff:

@@ -33,6 +33,9 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     description: str = ""
     parameters: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "object"})
+    # The name of what it returns (a fleet skill's output type), when known:
+    # the offline step-by-step policy chains tools by it (offline_plan.py).
+    returns: str = ""
 
 
 class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +72,9 @@ class LLMRequest(msgspec.Struct, frozen=True, kw_only=True):
     tier: Tier | None = None
     model: str | None = None
     cache: bool | None = None
+    # False: at most one tool call per answer (`ctx.loop(max_parallel_tools=1)`);
+    # the offline provider then plans step by step (offline_plan.py).
+    parallel_tool_calls: bool = True
 
 
 def user(

@@ -37,6 +37,7 @@ from natsfleet.agents.llm.types import (
     Tier,
     ToolCall,
 )
+from natsfleet.agents.loop.approval import ApprovalGate, approval_id, needs_approval, refusal_text
 from natsfleet.agents.loop.errors import (
     InvalidOutputError,
     LoopDeadlineError,
@@ -121,7 +122,11 @@ class Loop:
         self.model = model
         self.max_result_chars = max_result_chars
         self._slots = asyncio.Semaphore(max_parallel_tools)
+        self.parallel_tool_calls = max_parallel_tools > 1
         self.stats = LoopStats()
+        # Tool calls that wait for a person (approval.py); the decision the
+        # attempt was assigned with comes from its context.
+        self.approvals = ApprovalGate(journal, ctx.token, getattr(ctx, "approval", None), index)
 
     async def run(self, messages: list[ChatMessage], output: type[T] | None) -> str | T:
         system = self.system
@@ -200,6 +205,7 @@ class Loop:
             max_tokens=self.max_tokens,
             tier=self.tier,
             model=self.model,
+            parallel_tool_calls=self.parallel_tool_calls,
         )
         response: LLMResponse = await self.ctx.llm.generate(request)
         self.stats.model_calls += 1
@@ -230,15 +236,22 @@ class Loop:
         transcript = ""
         if any(getattr(self.tools.get(c.name), "ends_loop", False) for c in calls):
             transcript = _transcript(messages)
+        held = await self.approvals.held(turn, calls, self.tools)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
                     group.create_task(self._call(turn, i, c, transcript))
                     for i, c in enumerate(calls)
+                    if i not in held
                 ]
         except BaseExceptionGroup as group_error:
             # One failure (a fenced journal, say) is the loop's: raise it as itself.
             raise _first(group_error) from None
+        if held:  # the others' results are journaled: now wait for a person
+            first = calls[held[0]]
+            tool = self.tools.get(first.name)
+            self.ctx.progress_event(f"tool {first.name} awaits approval")
+            await self.approvals.pause(turn, held[0], first, tool.spec if tool else None)
         return [t.result() for t in tasks]
 
     async def _call(self, turn: int, index: int, call: ToolCall, transcript: str) -> ToolResult:
@@ -248,6 +261,19 @@ class Loop:
             self.stats.replayed_tools += 1
             return journaled
         stable = f"{self.ctx.task_id}/{self.index}/{turn}/{index}"
+        decision = (
+            self.approvals.decision(key) if needs_approval(self.tools.get(call.name)) else None
+        )
+        if decision is not None and not decision.approved:
+            refused = ToolResult(
+                name=call.name,
+                status="refused",
+                content=refusal_text(decision),
+                token=self.ctx.token,
+            )
+            await self.journal.write(key, refused)
+            self.ctx.progress_event(f"tool {call.name} refused")
+            return refused
         rerun = isinstance(self.journal.get(key + ".start"), ToolStarted)
         async with self._slots:
             await self.journal.write(
@@ -262,6 +288,7 @@ class Loop:
                 name=call.name,
                 rerun=rerun,
                 conversation=transcript,
+                approval_id=approval_id(key, decision) if decision is not None else "",
             )
             started = time.perf_counter()
             with telemetry.execute_tool(call.name, **{"gen_ai.tool.call.id": call.id}):

@@ -80,7 +80,10 @@ class SkillTool:
                 "Its answer is the final answer."
             )
         self._spec = ToolSpec(
-            name=_UNSAFE.sub("_", skill.name)[:64], description=description, parameters=parameters
+            name=_UNSAFE.sub("_", skill.name)[:64],
+            description=description,
+            parameters=parameters,
+            returns=type_name(skill.output_schema),
         )
 
     @property
@@ -99,6 +102,15 @@ class SkillTool:
         return await self._caller.call_skill(
             self.skill, arguments, key=ctx.key, timeout_s=self._timeout_s
         )
+
+
+def type_name(schema: dict[str, Any]) -> str:
+    """The name of a JSON Schema's type (`Findings` for msgspec's `#/$defs/Findings`)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return ref.removeprefix("#/$defs/")[:100]
+    title = schema.get("title")
+    return title[:100] if isinstance(title, str) else ""
 
 
 def select_skills(

@@ -8,6 +8,8 @@ Keys (KV bucket JOURNAL, one subject token per part):
 | `<task>.<loop>.<turn>` | `TurnRecord`: the model's answer of that turn |
 | `<task>.<loop>.<turn>.<call>.start` | `ToolStarted`: a tool call began |
 | `<task>.<loop>.<turn>.<call>` | `ToolResult`: the tool call's result |
+| `<task>.<loop>.<turn>.<call>.pending` | `ApprovalPending`: the call waits for a person |
+| `<task>.<loop>.<turn>.<call>.approval` | `ApprovalRecord`: the person's decision |
 
 `<loop>` counts the loops of one attempt (a skill may run several, in a
 deterministic order, as it does `ctx.call`s).
@@ -21,7 +23,7 @@ from natsfleet.agents.llm.types import ToolCall
 from natsfleet.protocols import Usage
 
 #: How a tool call ended; anything but "ok" is an error result the model sees.
-ToolStatus = Literal["ok", "unknown_tool", "bad_arguments", "error", "timeout"]
+ToolStatus = Literal["ok", "unknown_tool", "bad_arguments", "error", "timeout", "refused"]
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True, tag="claim"):
@@ -63,4 +65,21 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True, tag="call"):
     token: str = ""
 
 
-Record = Claim | TurnRecord | ToolStarted | ToolResult
+class ApprovalPending(msgspec.Struct, frozen=True, kw_only=True, tag="pending"):
+    """A call of a tool that needs approval stopped the loop until a person decides."""
+
+    name: str
+    arguments: str
+    token: str
+
+
+class ApprovalRecord(msgspec.Struct, frozen=True, kw_only=True, tag="approval"):
+    """A person's decision on a pending call, journaled by the attempt that got it."""
+
+    approved: bool
+    note: str = ""
+    at_ms: int = 0
+    token: str = ""
+
+
+Record = Claim | TurnRecord | ToolStarted | ToolResult | ApprovalPending | ApprovalRecord

@@ -42,6 +42,8 @@ class ToolContext:
             journal a result (it may or may not have had its effect).
         conversation: the conversation so far as text (`role: content` lines),
             for tools that hand the task over (fleet.py, `handoff`).
+        approval_id: for a tool that needs approval, the id of the person's
+            decision that let it run (`approval:<key>@<ms>`), proof to pass on.
     """
 
     key: str
@@ -51,6 +53,7 @@ class ToolContext:
     name: str
     rerun: bool = False
     conversation: str = ""
+    approval_id: str = ""
 
 
 class ToolArgumentsError(Exception):
@@ -101,8 +104,11 @@ class FunctionTool:
         name: str | None = None,
         description: str | None = None,
         timeout_s: float | None = 60.0,
+        approval: bool = False,
     ) -> None:
         self.fn = fn
+        #: A call waits for a person's approval before it runs (approval.py).
+        self.needs_approval = approval
         self._name = name or fn.__name__
         if not is_name(self._name):
             raise AgentDefinitionError(f"tool name {self._name!r} is not a valid name")
@@ -169,7 +175,11 @@ def tool(fn: Callable[..., Awaitable[Any]] | Callable[..., Any], /) -> FunctionT
 
 @typing.overload
 def tool(
-    *, name: str | None = None, description: str | None = None, timeout_s: float | None = 60.0
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout_s: float | None = 60.0,
+    approval: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -180,14 +190,18 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout_s: float | None = 60.0,
+    approval: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Declare a function (async or sync) as a tool: `@tool` or `@tool(timeout_s=5)`.
 
     A call that runs longer than `timeout_s` is stopped and reported to the
-    model as a `timeout` error result.
+    model as a `timeout` error result. With `approval=True` every call waits
+    for a person's approval first (docs/tools.md, "Approval").
     """
 
     def make(function: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(function, name=name, description=description, timeout_s=timeout_s)
+        return FunctionTool(
+            function, name=name, description=description, timeout_s=timeout_s, approval=approval
+        )
 
     return make(fn) if fn is not None else make

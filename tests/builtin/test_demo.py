@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -31,6 +32,27 @@ async def test_demo_runs_offline_to_completion(tmp_path: Path) -> None:
     assert "Itinerary SANDBOX" in text and "Calendar file (.ics): " in text
     assert "waiting   for a person's approval" in text and "Book and pay for" in text
     assert "nothing was sent" in text and "nothing left running" in text
+    # Part 3: the assistant, labelled offline, its tool calls, the approval, the kill
+    # and the journal's replay.
+    part3 = text[text.index("3. Assistant") :]
+    assert "offline: a tool policy stands in for the model" in part3
+    assert "[offline] the model chose: research -> write -> edit" in part3
+    assert (
+        "[offline] the model chose: parse_trip -> search_flights -> hold_offer -> book -> pay"
+        in part3
+    )
+    assert "[offline] attempt 1: tool parse_trip ok" in part3
+    assert re.search(r"\[offline\] attempt \d: tool pay awaits approval", part3)
+    assert "waiting for a person's approval: pay" in part3 and "tool pay approved" in part3
+    assert "killed  assistant-1 (SIGKILL) mid-run" in part3
+    assert "final answer: [offline] Done: Book me a flight" in part3
+    replayed = re.search(
+        r"Replayed from the journal rather than repeated: (\d+) model calls and (\d+) tool runs",
+        part3,
+    )
+    assert replayed is not None and int(replayed.group(1)) > 0 and int(replayed.group(2)) > 0
+    assert "1. attempt 1 on assistant-1 " in part3
+    assert "on assistant-2  completed" in part3
     (run_dir,) = tmp_path.iterdir()
     assert list((run_dir / "data" / "calendar").glob("*.ics"))
     assert list((run_dir / "data" / "outbox").glob("*.eml"))
@@ -41,4 +63,6 @@ async def test_demo_runs_offline_to_completion(tmp_path: Path) -> None:
         "writer-1.log",
         "editor-1.log",
         "booker-1.log",
+        "assistant-1.log",
+        "assistant-2.log",
     }

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator
 import msgspec
 
 from natsfleet.agents.llm.config import ModelConfig, ProviderConfig, ProviderKind
+from natsfleet.agents.llm.providers.offline_plan import plan_turn
 from natsfleet.agents.llm.providers.offline_tools import OFFLINE_MARK as OFFLINE_TOOL_MARK
 from natsfleet.agents.llm.providers.offline_tools import tool_turn
 from natsfleet.agents.llm.types import (
@@ -191,8 +192,9 @@ class OfflineProvider:
 
     def _answer(self, request: LLMRequest) -> LLMResponse:
         calls: tuple[ToolCall, ...] = ()
-        if request.tools:  # the labelled tool-use policy (offline_tools.py)
-            text, calls = tool_turn(request)
+        if request.tools:  # the labelled tool-use policies (offline_tools.py, offline_plan.py)
+            policy = tool_turn if request.parallel_tool_calls else plan_turn
+            text, calls = policy(request)
         else:
             text = respond(request)
         prompt = request.system + "".join(m.content for m in request.messages)

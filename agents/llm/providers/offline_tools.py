@@ -42,7 +42,7 @@ def _words(text: str) -> set[str]:
 _CORRECTION = "That answer is not valid"
 
 
-def _current(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+def current_messages(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
     """The messages of the current request: from the last user message that is
     not a correction. A session puts earlier requests and their tool calls
     before it; they are history, not this request."""
@@ -53,7 +53,7 @@ def _current(messages: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
     return messages
 
 
-def _request_text(messages: tuple[ChatMessage, ...]) -> str:
+def request_text(messages: tuple[ChatMessage, ...]) -> str:
     return next((m.content for m in messages if m.role == "user"), "")
 
 
@@ -99,8 +99,8 @@ def _value(schema: dict[str, Any], root: dict[str, Any], name: str, text: str) -
 
 def tool_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
     """The offline answer to a request that offers tools: (text, tool calls)."""
-    current = _current(request.messages)
-    ask_text = _request_text(current)
+    current = current_messages(request.messages)
+    ask_text = request_text(current)
     called = any(m.tool_calls for m in current if m.role == "assistant")
     if not called:
         ask = _words(ask_text)
@@ -116,10 +116,11 @@ def tool_turn(request: LLMRequest) -> tuple[str, tuple[ToolCall, ...]]:
             )
             names = ", ".join(t.name for t in chosen)
             return f"{OFFLINE_MARK} calling tools whose names match the request: {names}", calls
-    return _final(request, current, ask_text), ()
+    return final_answer(request, current, ask_text), ()
 
 
-def _final(request: LLMRequest, current: tuple[ChatMessage, ...], ask_text: str) -> str:
+def final_answer(request: LLMRequest, current: tuple[ChatMessage, ...], ask_text: str) -> str:
+    """The final answer: each tool's result listed (or the schema's fields, asked for JSON)."""
     names = {c.id: c.name for m in current for c in m.tool_calls}
     results = [
         f"- {names.get(m.tool_call_id or '', 'tool')}: {m.content[:_MAX_ARG_CHARS]}"
