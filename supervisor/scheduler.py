@@ -194,6 +194,7 @@ class Dispatcher:
             workflow_id=record.workflow_id,
             budget_usd=record.budget_usd,
             session_id=record.session_id,
+            tenant=record.tenant,
         )
         try:
             with self.engine.spans.current(record.token):
