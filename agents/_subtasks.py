@@ -59,6 +59,7 @@ class SubtaskCaller:
             key=key,
             parent_id=attempt.task_id,
             workflow_id=attempt.assign.workflow_id,
+            tenant=attempt.assign.tenant,  # a child counts against its parent's tenant
             # A child cannot usefully outlive the attempt waiting for it.
             timeouts=Timeouts(schedule_to_close_s=remaining_s) if remaining_s else None,
         )

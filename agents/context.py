@@ -121,6 +121,12 @@ class TaskContext:
         return self._bound_llm
 
     @property
+    def tenant(self) -> str | None:
+        """Who the task is for (`Submit.tenant`), if the submitter said; its model
+        calls count against that tenant's limits and budgets (docs/llm.md)."""
+        return self._attempt.assign.tenant
+
+    @property
     def deadline(self) -> float | None:
         """When this attempt must end, in event-loop time (`loop.time()`), if it must."""
         return self._attempt.deadline

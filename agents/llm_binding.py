@@ -181,6 +181,7 @@ class LLMBinding:
             budget_usd=attempt.assign.budget_usd,
             on_chunk=sink,
             workflow_id=attempt.assign.workflow_id,
+            tenant=attempt.assign.tenant,
         )
 
     async def aclose(self) -> None:

@@ -218,6 +218,9 @@ def _print_event(event: TaskEvent, as_json: bool) -> None:
 @click.option(
     "--session", default=None, help="Continue this conversation (docs/tools.md, Sessions)."
 )
+@click.option(
+    "--tenant", default=None, help="Who the task is for: per-tenant LLM limits (docs/llm.md)."
+)
 @_json
 @_nats
 @_prefix
@@ -234,6 +237,7 @@ def submit_command(
     priority: int,
     budget: float | None,
     session: str | None,
+    tenant: str | None,
     as_json: bool,
     url: str | None,
     prefix: str | None,
@@ -265,6 +269,7 @@ def submit_command(
                 timeouts=Timeouts(schedule_to_close_s=deadline),
                 task_id=task_id,
                 session=session,
+                tenant=tenant,
             )
             if not (wait or stream):
                 click.echo(encode({"task_id": submitted}).decode() if as_json else submitted)

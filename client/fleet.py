@@ -191,11 +191,14 @@ class FleetClient:
         budget_usd: float | None = None,
         task_id: str | None = None,
         session: str | None = None,
+        tenant: str | None = None,
     ) -> str:
         """Submit a task (or workflow run) and return its id.
 
         With `session`, the task's loops continue that conversation
         (docs/tools.md, "Sessions"); an id by the rule of protocols/limits.py.
+        With `tenant` (an id too), its model calls and its sub-tasks' count
+        against that tenant's limits and budgets (docs/llm.md).
 
         With `key`, the same key always yields the same task id, however often
         it is submitted (this outlives JetStream's duplicate window).
@@ -227,6 +230,7 @@ class FleetClient:
             submitted_ms=int(time.time() * 1000),
             client=self.bus.source,
             session_id=session,
+            tenant=tenant,
         )
         # Checked here, before a key is claimed for it, by the supervisor's own rule.
         check_struct(submit, "submit")

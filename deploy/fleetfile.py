@@ -112,6 +112,9 @@ class SupervisorSection(_Section, frozen=True):
     lease_ttl_s: Seconds | None = None
     # JetStream replicas of the fleet's streams and buckets (3 on a cluster).
     stream_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    # Retention of agents' output for watchers (the OUTPUT stream; docs/operations.md).
+    output_max_age_s: Seconds | None = None
+    output_max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024)] | None = None
     # Seconds the supervisor gets to stop before it is killed.
     stop_timeout_s: Seconds = 10.0
 

@@ -105,8 +105,17 @@ def supervisor_config_json(section: SupervisorSection) -> str:
         value = getattr(section, name)
         if value is not None:
             fields[name] = value
-    if section.stream_replicas is not None:
-        fields["storage"] = {"replicas": section.stream_replicas}
+    storage = {
+        key: value
+        for key, value in (
+            ("replicas", section.stream_replicas),
+            ("output_max_age_s", section.output_max_age_s),
+            ("output_max_bytes", section.output_max_bytes),
+        )
+        if value is not None
+    }
+    if storage:
+        fields["storage"] = storage
     return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
 

@@ -112,6 +112,8 @@ class Assign(Message, frozen=True, kw_only=True, tag="task.assign"):
     approval: ToolApproval | None = None
     # The conversation this task continues: its loops read and extend it.
     session_id: Id | None = None
+    # Who the task is for: the governor's per-tenant limits (`Submit.tenant`).
+    tenant: Id | None = None
 
 
 class Cancel(Message, frozen=True, kw_only=True, tag="task.cancel"):

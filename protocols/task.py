@@ -29,6 +29,9 @@ class Submit(Message, frozen=True, kw_only=True, tag="task.submit"):
     submitted_ms: EpochMs = 0
     # The conversation this task continues (docs/tools.md, "Sessions").
     session_id: Id | None = None
+    # Who the task is for: the LLM governor's per-tenant rate limits and daily
+    # budgets apply to its model calls and those of its sub-tasks (docs/llm.md).
+    tenant: Id | None = None
     client: Label = ""
     # The input is in BLOBS (then `input` is null).
     input_ref: PayloadRef | None = None
@@ -95,6 +98,8 @@ class TaskRecord(msgspec.Struct, frozen=True, kw_only=True):
     approval: ToolApproval | None = None
     # The conversation this task continues (docs/tools.md, "Sessions").
     session_id: str | None = None
+    # Who the task is for (`Submit.tenant`).
+    tenant: str | None = None
 
 
 class TaskEvent(Message, frozen=True, kw_only=True, tag="task.event"):

@@ -148,6 +148,7 @@ async def _resubmission(engine: Engine, letter: DeadLetter) -> Submit | None:
                 parent_id=record.parent_id,
                 budget_usd=record.budget_usd,
                 session_id=record.session_id,
+                tenant=record.tenant,
                 submitted_ms=now,
                 client=f"dlq-retry:{letter.task_id}",
             )

@@ -195,6 +195,7 @@ class Dispatcher:
             budget_usd=record.budget_usd,
             approval=record.approval,
             session_id=record.session_id,
+            tenant=record.tenant,
         )
         try:
             with self.engine.spans.current(record.token):

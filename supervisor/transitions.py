@@ -53,6 +53,7 @@ def new_record(submit: Submit, defaults: Timeouts, retry: RetryPolicy, now_ms: i
         workflow_id=submit.workflow_id,
         budget_usd=submit.budget_usd,
         session_id=submit.session_id,
+        tenant=submit.tenant,
         created_ms=created,
         updated_ms=now_ms,
         schedule_deadline_ms=_deadline(now_ms, timeouts.schedule_to_start_s),

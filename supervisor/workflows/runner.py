@@ -97,7 +97,7 @@ class WorkflowRunner:
         run = new_run(
             run_id=submit.task_id, definition=defn, input=submit.input, budget_usd=budget,
             deadline_ms=deadline_ms, step_timeouts=step_timeouts, retry=submit.retry,
-            priority=submit.priority, now_ms=now,
+            priority=submit.priority, now_ms=now, tenant=submit.tenant,
         )  # fmt: skip
         tracked_run = await self.runs.create(run)
         await self._ensure_record(tracked_run.run, record)
@@ -191,6 +191,7 @@ class WorkflowRunner:
             step.skill, launch.input, key=launch.item.key, task_id=launch.item.task_id,
             priority=min(run.priority + step.priority, PRIORITY_MAX), timeouts=timeouts,
             retry=step.retry or run.retry, queue=True, workflow_id=run.run_id, budget_usd=budget,
+            tenant=run.tenant,
         )  # fmt: skip
 
     async def _cancel_open(self, run: WorkflowRun, task_ids: list[str]) -> None:

@@ -103,6 +103,8 @@ class WorkflowRun(msgspec.Struct, frozen=True, kw_only=True):
     step_timeouts: Timeouts = Timeouts()
     retry: RetryPolicy | None = None
     priority: int = 0
+    # The submitter's tenant, which every step task carries.
+    tenant: str | None = None
     output: msgspec.Raw = msgspec.field(default_factory=null_raw)
     error: ErrorInfo | None = None
     created_ms: int = 0
@@ -150,6 +152,7 @@ def new_run(
     retry: RetryPolicy | None,
     priority: int,
     now_ms: int,
+    tenant: str | None = None,
 ) -> WorkflowRun:
     return WorkflowRun(
         run_id=run_id,
@@ -163,6 +166,7 @@ def new_run(
         step_timeouts=step_timeouts,
         retry=retry,
         priority=priority,
+        tenant=tenant,
         created_ms=now_ms,
         updated_ms=now_ms,
     )

@@ -108,3 +108,17 @@ def test_supervisor_section_becomes_config_json() -> None:
         '{"assign_timeout_s":1.5,"retry":{"maximum_attempts":5},'
         '"storage":{"replicas":3},"timeouts":{"heartbeat_timeout_s":4.0}}'
     )
+
+
+def test_output_retention_reaches_the_supervisors_storage_settings() -> None:
+    import json
+
+    import msgspec
+
+    from natsfleet.supervisor import SupervisorConfig
+
+    fleet = parse_fleet("[supervisor]\noutput_max_age_s = 3600\noutput_max_bytes = 8388608\n")
+    config = json.loads(supervisor_config_json(fleet.supervisor))
+    assert config == {"storage": {"output_max_age_s": 3600.0, "output_max_bytes": 8388608}}
+    storage = msgspec.convert(config, SupervisorConfig).storage
+    assert (storage.output_max_age_s, storage.output_max_bytes) == (3600.0, 8388608)
