@@ -65,7 +65,7 @@ def test_unknown_key_lists_the_known_ones() -> None:
     [
         (
             "no_such_agent_name",
-            "unknown agent 'no_such_agent_name' (known names: booker, echo, editor, "
+            "unknown agent 'no_such_agent_name' (known names: assistant, booker, echo, editor, "
             "researcher, writer)",
         ),
         ("tests.no_such_module:Agent", "cannot import module 'tests.no_such_module'"),
