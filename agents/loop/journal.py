@@ -27,7 +27,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
 import msgspec
 import nats.errors
@@ -35,27 +34,26 @@ from nats.js import JetStreamContext
 from nats.js import errors as js_errors
 
 from natsfleet.agents.loop.errors import JournalError, JournalFencedError
+from natsfleet.agents.loop.fenced import (
+    FencedLog,
+    FencedOut,
+)
 from natsfleet.agents.loop.records import Claim, Record
 from natsfleet.bus.streamread import read_from
 
-EXPECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
-EXPECT_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
-TOKEN_HEADER = "Natsfleet-Journal-Token"  # noqa: S105 (a header name, no secret)
 log = logging.getLogger(__name__)
 
-_WRONG_LAST_SEQUENCE = 10071
 _PAGE = 1_000
 #: A task's journal holds at most this many entries (a loop is bounded by max_turns).
 MAX_ENTRIES = 20_000
 _CLAIM_TRIES = 5
-_WRITE_TRIES = 3
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER: msgspec.json.Decoder[Record] = msgspec.json.Decoder(Record)
 
 
-class _Conflict(Exception):
-    """Someone else wrote to the task's journal since our last write."""
+#: Someone else wrote to the task's journal since our last write.
+_Conflict = FencedOut
 
 
 class Journal:
@@ -163,55 +161,31 @@ class Journal:
             ) from None
 
     async def _append(self, key: str, record: Record) -> None:
-        assert self._js is not None
         data = _ENCODER.encode(record)
         if len(data) > self._max_bytes:
             raise JournalError(
                 f"entry {key} is {len(data)} bytes, over {self._max_bytes}", retryable=False
             )
-        subject = self._base + key
-        headers = {
-            EXPECT_SEQ: str(self._last_seq),
-            EXPECT_SUBJECT: self._filter,
-            TOKEN_HEADER: self.token,
-        }
-        for _ in range(_WRITE_TRIES):
-            try:
-                ack = await self._js.publish(
-                    subject, data, headers=headers, timeout=self._timeout_s
-                )
-            except js_errors.APIError as exc:
-                if exc.err_code == _WRONG_LAST_SEQUENCE:
-                    raise _Conflict() from None
-                raise JournalError(f"write of {key} refused: {exc.description}") from exc
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError):
-                seq = await self._landed(subject, data)
-                if seq is None:
-                    continue
-                self._stored(key, record, seq)
-                return
-            self._stored(key, record, ack.seq)
-            return
-        raise JournalError(f"write of {key} not acknowledged")
+        try:
+            seq = await self._log().append(self._base + key, data, self._last_seq)
+        except js_errors.APIError as exc:  # a fence (FencedOut) passes on as _Conflict
+            raise JournalError(f"write of {key} refused: {exc.description}") from exc
+        if seq is None:
+            raise JournalError(f"write of {key} not acknowledged")
+        self._stored(key, record, seq)
 
     def _stored(self, key: str, record: Record, seq: int) -> None:
         self._entries[key] = record
         self._last_seq = seq
         self.writes += 1
 
+    def _log(self) -> FencedLog:
+        assert self._js is not None
+        return FencedLog(self._js, self._stream, self._filter, self.token, self._timeout_s)
+
     async def _landed(self, subject: str, data: bytes) -> int | None:
         """The sequence of our write if it is the task's last entry (its ack was lost)."""
-        assert self._js is not None
-        try:
-            msg = await self._js.get_last_msg(self._stream, self._filter)
-        except (js_errors.Error, nats.errors.Error, TimeoutError):
-            return None
-        headers: dict[str, Any] = dict(msg.headers or {})
-        if msg.subject == subject and headers.get(TOKEN_HEADER) == self.token and msg.data == data:
-            return int(msg.seq or 0)
-        if msg.seq is not None and msg.seq > self._last_seq:
-            raise _Conflict()  # someone else's write is last: we were fenced
-        return None
+        return await self._log().landed(subject, data, self._last_seq)
 
     async def load(self) -> None:
         """Read every entry of the task (no claim: a reader, or before `open` decides)."""

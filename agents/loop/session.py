@@ -26,7 +26,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import msgspec
 import nats.errors
@@ -34,7 +33,7 @@ from nats.js import JetStreamContext
 from nats.js import errors as js_errors
 
 from natsfleet.agents.loop.errors import LoopError
-from natsfleet.agents.loop.journal import EXPECT_SEQ, EXPECT_SUBJECT, TOKEN_HEADER
+from natsfleet.agents.loop.fenced import FencedLog, FencedOut
 from natsfleet.agents.loop.session_records import (
     Conversation,
     SessionConfig,
@@ -45,8 +44,6 @@ from natsfleet.agents.loop.session_records import (
 
 log = logging.getLogger(__name__)
 
-_WRONG_LAST_SEQUENCE = 10071
-_WRITE_TRIES = 3
 _POLL_FIRST_S = 0.02
 _POLL_MAX_S = 0.25
 
@@ -83,8 +80,8 @@ class SessionFencedError(SessionError):
         super().__init__(session_id, f"fenced: {detail}", retryable=False)
 
 
-class _Conflict(Exception):
-    """Someone wrote to the session since our last read or write."""
+#: Someone wrote to the session since our last read or write.
+_Conflict = FencedOut
 
 
 def session_stream(bucket: str) -> str:
@@ -297,40 +294,11 @@ class SessionLog:
                 f"{key} is {len(data)} bytes, over {self._max_bytes}",
                 retryable=False,
             )
-        subject = self._base + key
-        headers = {
-            EXPECT_SEQ: str(self._last_seq),
-            EXPECT_SUBJECT: self._filter,
-            TOKEN_HEADER: self.token,
-        }
-        for _ in range(_WRITE_TRIES):
-            try:
-                ack = await self._js.publish(
-                    subject, data, headers=headers, timeout=self._timeout_s
-                )
-            except js_errors.APIError as exc:
-                if exc.err_code == _WRONG_LAST_SEQUENCE:
-                    raise _Conflict() from None
-                raise SessionError(self.session_id, f"write refused: {exc.description}") from exc
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError):
-                seq = await self._landed(subject, data)
-                if seq is None:
-                    continue
-                self._last_seq = seq
-                return
-            self._last_seq = ack.seq
-            return
-        raise SessionError(self.session_id, f"write of {key} not acknowledged")
-
-    async def _landed(self, subject: str, data: bytes) -> int | None:
-        """Our write's sequence if it is the session's last entry (its ack was lost)."""
+        log = FencedLog(self._js, self._stream, self._filter, self.token, self._timeout_s)
         try:
-            msg = await self._js.get_last_msg(self._stream, self._filter)
-        except (js_errors.Error, nats.errors.Error, TimeoutError):
-            return None
-        headers: dict[str, Any] = dict(msg.headers or {})
-        if msg.subject == subject and headers.get(TOKEN_HEADER) == self.token and msg.data == data:
-            return int(msg.seq or 0)
-        if msg.seq is not None and msg.seq > self._last_seq:
-            raise _Conflict()
-        return None
+            seq = await log.append(self._base + key, data, self._last_seq)
+        except js_errors.APIError as exc:  # a fence (FencedOut) passes on as _Conflict
+            raise SessionError(self.session_id, f"write refused: {exc.description}") from exc
+        if seq is None:
+            raise SessionError(self.session_id, f"write of {key} not acknowledged")
+        self._last_seq = seq
