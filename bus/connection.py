@@ -15,7 +15,6 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -35,11 +34,9 @@ from natsfleet.bus.errors import (
     describe,
     display_url,
 )
-from natsfleet.bus.incoming import Incoming
 from natsfleet.bus.payloads import Payloads, inline_max_for
 from natsfleet.bus.provision import StorageConfig, provision
 from natsfleet.bus.pull import PullLoop
-from natsfleet.bus.redelivery import DEFAULT_MAX_FAILURES
 from natsfleet.bus.stats import BusStats
 from natsfleet.bus.subscription import Handler, Subscription
 from natsfleet.bus.traced import TracedTransport
@@ -53,7 +50,6 @@ from natsfleet.protocols import (
     DlqReason,
     ErrorReply,
     Message,
-    ProtocolError,
     RemoteError,
     SpanRecord,
     Subjects,
@@ -584,37 +580,9 @@ class Bus:
 
     # -- JetStream consumption --------------------------------------------------
 
-    async def consume(
-        self,
-        stream_subject: str,
-        durable: str,
-        codec: Codec[T],
-        handler: Callable[[T, Incoming], Awaitable[None]],
-        *,
-        stream: str | None = None,
-        batch: int = 128,
-        ack_wait_s: float = 30.0,
-        ready: asyncio.Event | None = None,
-        parallel: bool = False,
-        max_failures: int = DEFAULT_MAX_FAILURES,
-        on_reject: Callable[[Msg, ProtocolError], Awaitable[None]] | None = None,
-    ) -> None:
-        """Pull from a durable consumer until cancelled; bus/consume.py says how
-        messages are settled."""
-        await consume(
-            self,
-            stream_subject,
-            durable,
-            codec,
-            handler,
-            stream=stream,
-            batch=batch,
-            ack_wait_s=ack_wait_s,
-            ready=ready,
-            parallel=parallel,
-            max_failures=max_failures,
-            on_reject=on_reject,
-        )
+    #: Pull from a durable consumer until cancelled; bus/consume.py says how
+    #: messages are settled (one definition: the method is that function).
+    consume = consume
 
 
 async def _abandon(nc: NatsClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from natsfleet.agents import AgentRuntime
+from natsfleet.agents import Agent, AgentRuntime
 from natsfleet.agents.llm import LLMConfig, config_from_mapping
 from natsfleet.agents.llm_binding import LLMBinding
 from natsfleet.bus import BusConfig
@@ -57,7 +57,9 @@ def lines(path: Path) -> list[list[str]]:
 
 
 class Loops:
-    """A driver plus in-process LoopAgent instances on one fleet."""
+    """A driver plus in-process instances of `agent_class` (LoopAgent) on one fleet."""
+
+    agent_class: type[Agent] = LoopAgent
 
     def __init__(self, d: Driver, url: str, prefix: str, stack: contextlib.AsyncExitStack):
         self.d = d
@@ -67,7 +69,7 @@ class Loops:
 
     async def instance(self, instance_id: str, config: LLMConfig | None = None) -> AgentRuntime:
         runtime = AgentRuntime(
-            LoopAgent(),
+            self.agent_class(),
             bus_config=BusConfig(url=self.url, prefix=self.prefix),
             instance_id=instance_id,
             llm=LLMBinding(config, use_cache=False),

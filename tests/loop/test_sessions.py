@@ -14,9 +14,6 @@ import pytest
 from click.testing import CliRunner
 from click.testing import Result as Result_
 
-from natsfleet.agents import AgentRuntime
-from natsfleet.agents.llm import LLMConfig
-from natsfleet.agents.llm_binding import LLMBinding
 from natsfleet.agents.loop import Journal, TurnRecord
 from natsfleet.agents.loop.session import SessionBusyError, SessionFencedError, SessionLog
 from natsfleet.agents.loop.session_admin import SessionInfo, show_session
@@ -35,31 +32,16 @@ from natsfleet.protocols import (
     new_token,
     to_raw,
 )
-from tests.agents.driver import Driver, driver
+from tests.agents.driver import driver
 from tests.llm.wire import WireServer
-from tests.loop.conftest import MODEL, llm_config
+from tests.loop.conftest import MODEL, Loops, llm_config
 from tests.session_agents import BUDGET_TOKENS, ChatAgent, Said, Say
 
 
-class Chats:
+class Chats(Loops):
     """A driver plus in-process ChatAgent instances on one fleet."""
 
-    def __init__(self, d: Driver, url: str, prefix: str, stack: contextlib.AsyncExitStack):
-        self.d = d
-        self.url = url
-        self.prefix = prefix
-        self._stack = stack
-
-    async def instance(self, instance_id: str, config: LLMConfig | None = None) -> None:
-        runtime = AgentRuntime(
-            ChatAgent(),
-            bus_config=BusConfig(url=self.url, prefix=self.prefix),
-            instance_id=instance_id,
-            llm=LLMBinding(config, use_cache=False),
-        )
-        await self._stack.enter_async_context(runtime)
-        self._stack.callback(lambda: runtime.shutdown(immediate=True))
-        await self.d.hello(instance_id)
+    agent_class = ChatAgent
 
     async def assign(self, instance_id: str, prompt: str, session: str) -> Assign:
         assign = Assign(
