@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import msgspec
 import pytest
 
+from natsfleet.bus import Bus
 from natsfleet.client import FleetClient, OutputItem
 from natsfleet.deploy.permissions import agent_role
 from natsfleet.protocols import Bucket, OutputChunk, Stream, TaskState
+from natsfleet.supervisor.lease import LeaseValue
 from tests.fleet_agents import FanOut, Text
 from tests.security.conftest import AuthFleet, Probe
 
@@ -116,6 +118,17 @@ async def _stream_seqs(fleet: AuthFleet) -> dict[str, int]:
     return {name: (await sup.js.stream_info(name)).state.last_seq for name in names}
 
 
+async def _leases(bus: Bus) -> dict[str, tuple[str, int]]:
+    """Each lease's holder and epoch (every value must be a lease)."""
+    kv = await bus.kv(Bucket.LEASES)
+    found = {}
+    for key in await kv.keys():
+        entry = await kv.get(key)
+        value = msgspec.json.decode(entry.value or b"", type=LeaseValue)
+        found[key] = (value.holder, value.epoch)
+    return found
+
+
 async def test_forbidden_actions_fail_and_change_nothing(auth_fleet: AuthFleet) -> None:
     observer = await auth_fleet.bus("supervisor", role="supervisor")
     seen: list[str] = []
@@ -127,6 +140,8 @@ async def test_forbidden_actions_fail_and_change_nothing(auth_fleet: AuthFleet) 
     watched += [f"$KV.{auth_fleet.subjects.bucket(b)}.>" for b in Bucket]
     subs = [await observer.nc.subscribe(s, cb=record) for s in watched]
     before = await _stream_seqs(auth_fleet)
+    leases_before = await _leases(observer)
+    assert leases_before  # the active supervisor holds its lease
     for case in FORBIDDEN:
         probe = await Probe.connect(auth_fleet, case.user, case.role)
         subject = case.subject(auth_fleet)
@@ -149,8 +164,15 @@ async def test_forbidden_actions_fail_and_change_nothing(auth_fleet: AuthFleet) 
         await sub.unsubscribe()
     after = await _stream_seqs(auth_fleet)
     changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
-    # Only the fleet's own traffic may move (heartbeats write AGENTS); no forged write landed.
-    assert set(changed) <= {f"KV_{auth_fleet.subjects.bucket(Bucket.AGENTS)}"}, changed
+    # Only the fleet's own traffic may move (heartbeats write AGENTS, the
+    # supervisor renews its lease); no forged write landed.
+    leases = f"KV_{auth_fleet.subjects.bucket(Bucket.LEASES)}"
+    own = {f"KV_{auth_fleet.subjects.bucket(Bucket.AGENTS)}", leases}
+    assert set(changed) <= own, changed
+    # A LEASES write meanwhile can only be the supervisor renewing its lease by
+    # compare-and-set on its own last write: any other write would have broken
+    # that chain (the renewal refused, the lease taken anew with another epoch).
+    assert await _leases(observer) == leases_before
 
 
 def _fleet_traffic(fleet: AuthFleet, subject: str) -> bool:
