@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from natsfleet.agents.errors import AgentDefinitionError
+from natsfleet.agents.mcp.config import AnyServer
 from natsfleet.agents.session_config import SessionConfig
 from natsfleet.agents.skill import SkillDef, skills_of
 from natsfleet.protocols import SkillSpec, check_token
@@ -27,6 +28,10 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
         shutdown_flush_s: After the grace period, how long to keep trying to
             get held outcomes acknowledged before leaving anyway.
         sessions: How loops use a task's session (token budget, lock expiry).
+        mcp_servers: MCP servers whose tools its skills may give a loop
+            (`await ctx.mcp_tools("name")`; docs/interop.md). Each is started or
+            connected on first use and stopped after the drain; the fleet file's
+            `[[agents.mcp_servers]]` are added to these.
     """
 
     capacity: int = 4
@@ -36,6 +41,7 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
     recent_window_s: float = 30.0
     shutdown_flush_s: float = 5.0
     sessions: SessionConfig = SessionConfig()
+    mcp_servers: tuple[AnyServer, ...] = ()
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -44,6 +50,9 @@ class AgentConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("heartbeat_interval_s must be positive")
         if self.drain_grace_s < 0 or self.output_flush_s < 0:
             raise ValueError("drain_grace_s and output_flush_s cannot be negative")
+        names = [server.name for server in self.mcp_servers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two MCP servers share a name: {', '.join(names)}")
 
 
 class Agent:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from natsfleet.agents.loop.host import LoopHost
     from natsfleet.agents.loop.journal import Journal
     from natsfleet.agents.loop.tools import Tool
+    from natsfleet.agents.mcp.servers import MCPServers
+    from natsfleet.agents.mcp.tools import MCPTool
 
 T = TypeVar("T")
 
@@ -73,6 +75,7 @@ class TaskContext:
         bind_llm: Callable[[], Any] | None = None,
         tools: Mapping[str, Any] | None = None,
         loop_host: "Callable[[], LoopHost] | None" = None,
+        mcp: "Callable[[], MCPServers] | None" = None,
     ) -> None:
         self._attempt = attempt
         self._output = output
@@ -99,6 +102,7 @@ class TaskContext:
         self._bound_llm: Any = None  # what the runtime's binder gave (its usage is reported)
         self.tools: dict[str, Any] = dict(tools or {})
         self._loop_host = loop_host
+        self._mcp = mcp
         self._journal: Journal | None = None
         self._journal_lock = asyncio.Lock()
         #: What each `loop()` of this attempt did (model calls made and replayed, ...).
@@ -290,3 +294,19 @@ class TaskContext:
             timeout_s=timeout_s,
             handoff=handoff,
         )
+
+    async def mcp_tools(self, *servers: str, names: Sequence[str] | None = None) -> "list[MCPTool]":
+        """The tools of the agent's MCP servers (`AgentConfig.mcp_servers` and the
+        fleet file's), for `loop(tools=...)`: of `servers`, or of every declared
+        server when none is named; `names` keeps only those tools. Names,
+        descriptions and schemas are the servers'; a server is started (stdio) or
+        connected (HTTP) on first use. A call's failure, a dead or hung server
+        included, is an error result the model sees (docs/interop.md).
+
+        Raises:
+            MCPConfigError: a name is not one of the agent's servers.
+            MCPServerUnavailableError: a server could not be started or listed.
+        """
+        if self._mcp is None:
+            raise RuntimeError("MCP servers need the agent runtime")
+        return await self._mcp().tools(*servers, names=names)

@@ -7,6 +7,7 @@ supervisor contract"); the numbers in comments below refer to its items.
 import asyncio
 import contextvars
 import logging
+import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ from natsfleet.telemetry.logs import task_scope
 
 if TYPE_CHECKING:
     from natsfleet.agents.loop.host import LoopHost
+    from natsfleet.agents.mcp.servers import MCPServers
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,10 @@ class AgentRuntime:
         self.llm = llm or LLMBinding()
         self.name = type(agent).name
         self.config = config or type(agent).config
+        if os.environ.get("NATSFLEET_AGENT_LABEL"):  # its fleet-file entry has MCP servers
+            from natsfleet.agents.mcp.fleetfile import with_fleet_file_servers
+
+            self.config = with_fleet_file_servers(self.config)
         self.skills: dict[str, SkillDef] = type(agent).skills()
         self.instance_id = check_token(instance_id or default_instance_id(self.name), "instance id")
         self.incarnation = new_incarnation()
@@ -125,6 +131,7 @@ class AgentRuntime:
         self._pump = OutputPump(self._publish_output, self.config.output_flush_s)
         self._subtasks = SubtaskCaller(FleetClient(self.bus), self.slots)
         self._loop_host: LoopHost | None = None
+        self._mcp: MCPServers | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._attempt_tasks: set[asyncio.Task[None]] = set()
         # Work a reply must not wait for (dead letters out of an AssignBatch).
@@ -145,6 +152,15 @@ class AgentRuntime:
 
             self._loop_host = LoopHost(self.bus, self._subtasks, self.config.sessions)
         return self._loop_host
+
+    def _mcp_servers(self) -> "MCPServers":
+        """The agent's MCP servers, built on first use (an agent that uses none
+        never imports the package, nor the `mcp` SDK); stopped after the drain."""
+        if self._mcp is None:
+            from natsfleet.agents.mcp.servers import MCPServers
+
+            self._mcp = MCPServers(self.config.mcp_servers)
+        return self._mcp
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -209,6 +225,8 @@ class AgentRuntime:
             raise lost from exc
         finally:
             self._tasks = None
+            if self._mcp is not None:  # after the drain: no attempt uses them now
+                await self._mcp.aclose()
             await self.bus.close()
             await self.agent.teardown()
             await self.llm.aclose()
@@ -390,6 +408,7 @@ class AgentRuntime:
             bind_llm=(lambda: self.llm.bind(attempt, buffer)) if own_llm else None,
             tools=self.agent.tools,
             loop_host=self._loop,
+            mcp=self._mcp_servers,
         )
         try:
             with (

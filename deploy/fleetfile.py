@@ -119,6 +119,38 @@ class SupervisorSection(_Section, frozen=True):
     stop_timeout_s: Seconds = 10.0
 
 
+class _MCPServerSection(_Section, frozen=True, kw_only=True, tag_field="transport"):
+    """One MCP server of an agent (`[[agents.mcp_servers]]`, docs/interop.md).
+
+    The agent process reads these from the fleet file itself (its entry is
+    named by `NATSFLEET_AGENT_LABEL`, plan.py) and checks them again as
+    `natsfleet.agents.mcp.config` Structs, which deploy does not import; the
+    keys are the same (tests/agents/mcp/test_config.py). `${VAR}` in `env` and
+    `headers` values is left as written: the agent expands it from its own
+    environment, so secrets stay out of this file and of generated configs.
+    """
+
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+    tool_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{0,32}$")] | None = None
+    call_timeout_s: Seconds | None = None
+    connect_timeout_s: Seconds | None = None
+    backoff_initial_s: Seconds | None = None
+    backoff_max_s: Seconds | None = None
+
+
+class MCPStdioSection(_MCPServerSection, frozen=True, kw_only=True, tag="stdio"):
+    command: Annotated[str, msgspec.Meta(min_length=1)]
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    stop_grace_s: SecondsOrZero | None = None
+
+
+class MCPHttpSection(_MCPServerSection, frozen=True, kw_only=True, tag="http"):
+    url: Annotated[str, msgspec.Meta(pattern=r"^https?://")]
+    headers: dict[str, str] = {}
+
+
 class AgentSection(_Section, frozen=True):
     """One agent type: `instances` processes of `natsfleet agent run AGENT`."""
 
@@ -131,6 +163,8 @@ class AgentSection(_Section, frozen=True):
     # this plus `up.stop_margin_s` before SIGKILL.
     drain_grace_s: SecondsOrZero = 10.0
     env: dict[str, str] = {}
+    # MCP servers whose tools its skills may use (`ctx.mcp_tools`, docs/interop.md).
+    mcp_servers: tuple[MCPStdioSection | MCPHttpSection, ...] = ()
 
     @property
     def label(self) -> str:
@@ -337,6 +371,12 @@ def _check_semantics(fleet: Fleet, source: str) -> None:
                 f"{label!r} is already used by agents[{seen[label]}]; give each a distinct name",
             )
         seen[label] = index
+        servers = [server.name for server in agent.mcp_servers]
+        for n, server in enumerate(agent.mcp_servers):
+            if servers.index(server.name) != n:
+                raise FleetFileError(
+                    source, f"{key}.mcp_servers[{n}].name", f"{server.name!r} is used twice"
+                )
     _check_gateways(fleet, source, set(seen))
     up = fleet.up
     if up.backoff_max_s < up.backoff_initial_s:

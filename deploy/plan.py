@@ -142,6 +142,21 @@ def workflow_sources(fleet_file: FleetFile) -> WorkflowSources:
     return resolve_workflows(fleet_file.fleet.workflow_entries, path.parent, str(path))
 
 
+#: Names an agent process's `[[agents]]` entry, where it reads its MCP servers.
+AGENT_LABEL_ENV = "NATSFLEET_AGENT_LABEL"
+
+
+def label_env(agent: AgentSection) -> dict[str, str]:
+    """`NATSFLEET_AGENT_LABEL` when the agent process must read its own entry
+    of the fleet file (it has `mcp_servers`); every target sets it."""
+    return {AGENT_LABEL_ENV: agent.label} if agent.mcp_servers else {}
+
+
+def agent_env(fleet: Fleet, agent: AgentSection, base_dir: Path | None = None) -> dict[str, str]:
+    """An agent instance's own environment: its role, its entry's label, its `env`."""
+    return {**role_env(fleet, agent_user(agent), base_dir), **label_env(agent), **agent.env}
+
+
 def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
     args = ["agent", "run", agent.agent, "--instance", instance_id]
     if agent.capacity is not None:
@@ -217,7 +232,7 @@ def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpe
                     kind=Kind.AGENT,
                     group=agent.label,
                     args=agent_args(agent, instance_id),
-                    env={**role_env(fleet, agent_user(agent), base_dir), **agent.env},
+                    env=agent_env(fleet, agent, base_dir),
                     stop_timeout_s=agent_stop_timeout_s(agent, fleet),
                 )
             )

@@ -15,6 +15,7 @@ from natsfleet.deploy.plan import (
     agent_args,
     agent_stop_timeout_s,
     gateway_args,
+    label_env,
     supervisor_args,
     workflow_sources,
 )
@@ -86,6 +87,7 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
             "environment": {
                 **env,
                 "OTEL_SERVICE_NAME": f"natsfleet-agent-{agent.label}",
+                **label_env(agent),
                 **agent.env,
             },
             "stop_grace_period": f"{agent_stop_timeout_s(agent, fleet):g}s",

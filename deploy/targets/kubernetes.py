@@ -17,6 +17,7 @@ from natsfleet.deploy.plan import (
     agent_args,
     agent_stop_timeout_s,
     gateway_args,
+    label_env,
     supervisor_args,
     workflow_sources,
 )
@@ -198,7 +199,11 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 agent.instances,
                 agent_stop_timeout_s(agent, fleet),
                 _container(
-                    agent.label, options.image, args, {**env, **agent.env}, options.fleet_path
+                    agent.label,
+                    options.image,
+                    args,
+                    {**env, **label_env(agent), **agent.env},
+                    options.fleet_path,
                 ),
             )
         )

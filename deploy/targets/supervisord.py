@@ -15,6 +15,7 @@ from natsfleet.deploy.plan import (
     agent_stop_timeout_s,
     agent_user,
     gateway_args,
+    label_env,
     role_env,
     supervisor_args,
     workflow_sources,
@@ -109,7 +110,7 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 f"{cmd} {line}",
                 agent.instances,
                 int(stopwait + 0.999),
-                {**env, **role_env(fleet, agent_user(agent)), **agent.env},
+                {**env, **role_env(fleet, agent_user(agent)), **label_env(agent), **agent.env},
             )
         )
     for gateway in fleet.gateways:

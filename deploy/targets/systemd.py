@@ -17,6 +17,7 @@ from natsfleet.deploy.plan import (
     agent_stop_timeout_s,
     gateway_args,
     gateway_replicas,
+    label_env,
     supervisor_config_json,
     supervisor_ids,
     workflow_sources,
@@ -132,6 +133,7 @@ def _agent_env(agent: AgentSection) -> dict[str, str]:
     return {
         "NATSFLEET_AGENT": agent.agent,
         "NATSFLEET_AGENT_ARGS": " ".join(rest),
+        **label_env(agent),
         **agent.env,
     }
 

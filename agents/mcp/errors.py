@@ -1,0 +1,37 @@
+"""The MCP client's typed errors (each one reaches the model as a tool error result)."""
+
+from natsfleet.agents.errors import AgentError
+
+
+class MCPError(AgentError):
+    """Root of the MCP client's errors."""
+
+
+class MCPConfigError(MCPError):
+    """An MCP server's declaration is wrong (a bad name, a `${VAR}` not set, two
+    servers with one name): the agent's declaration must change."""
+
+    def __init__(self, server: str, detail: str) -> None:
+        self.server = server
+        self.detail = detail
+        super().__init__(f"MCP server {server!r}: {detail}")
+
+
+class MCPServerUnavailableError(MCPError):
+    """The server cannot be reached now: it did not start or answer in time, it
+    died or hung, or the client is waiting out the backoff before the next try."""
+
+    def __init__(self, server: str, detail: str) -> None:
+        self.server = server
+        self.detail = detail
+        super().__init__(f"MCP server {server!r} unavailable: {detail}")
+
+
+class MCPToolError(MCPError):
+    """The server answered the call with an error (`isError`, or a JSON-RPC error)."""
+
+    def __init__(self, server: str, tool: str, detail: str) -> None:
+        self.server = server
+        self.tool = tool
+        self.detail = detail
+        super().__init__(f"{tool} on MCP server {server!r}: {detail}")
