@@ -35,6 +35,8 @@ Streams = tuple[
 # After SIGTERM to the group, how long before SIGKILL.
 _TERM_WAIT_S = 1.0
 _POLL_S = 0.01
+# How often a running server's exit is looked for.
+_WATCH_S = 0.05
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +50,8 @@ async def stdio_transport(
     on_eof: Callable[[], None] | None = None,
 ) -> AsyncIterator[Streams]:
     """Start `command` and yield the session's (read, write) streams; stop it on exit.
+
+    `on_eof` is called when the server is gone (its stdout ended or it exited).
 
     Raises:
         OSError: the command cannot be started.
@@ -72,7 +76,17 @@ async def stdio_transport(
                     for line in lines:
                         if line.strip():
                             await to_session.send(_parse(line))
-        # EOF (the server died or closed stdout): the session sees the connection close.
+        await ended()  # EOF: the server died or closed stdout
+
+    async def watch() -> None:
+        # A child the server started may hold its stdout open after it died:
+        # its exit, not only EOF, ends the connection.
+        while process.returncode is None:  # noqa: ASYNC110 - no event tells a child's exit
+            await anyio.sleep(_WATCH_S)
+        await ended()
+
+    async def ended() -> None:
+        await to_session.aclose()  # the session sees the connection close
         if on_eof is not None:
             on_eof()
 
@@ -89,6 +103,7 @@ async def stdio_transport(
     async with anyio.create_task_group() as group:
         group.start_soon(read)
         group.start_soon(write)
+        group.start_soon(watch)
         try:
             yield read_stream, write_stream
         finally:

@@ -7,8 +7,10 @@ the model gets back:
 - arguments that break the input schema: `ToolArgumentsError` (the loop's
   `bad_arguments` result), checked here, so nothing is sent;
 - `isError: true`: `MCPToolError` with the server's text (the loop's `error`);
-- otherwise the structured content if the server gave one, else its text
-  content (other content kinds as a short `[image image/png]` note).
+- otherwise its content as text (other kinds than text as a short
+  `[image image/png]` note), which for structured content is its JSON (the
+  spec asks servers to send both); the structured content itself only when
+  the server sent no content.
 
 The loop journals the result like any tool's: a later attempt of the task
 replays it and never calls the server again (docs/interop.md).
@@ -74,9 +76,9 @@ class MCPTool:
         result = await self.connection.call(self.remote_name, arguments)
         if result.is_error:
             raise MCPToolError(self.server, self.remote_name, _text(result.content) or "error")
-        if result.structured_content is not None:
-            return result.structured_content
-        return _text(result.content)
+        if result.content or result.structured_content is None:
+            return _text(result.content)
+        return result.structured_content
 
     def _problems(self, arguments: dict[str, Any], limit: int = 5) -> list[str]:
         if self._validator is None:

@@ -3,7 +3,8 @@
 `python server_app.py stdio` or `python server_app.py http PORT`. Tools:
 `echo` (its text and this process's pid), `add` (structured content), `fail`
 (raises: an `isError` result), `sleep` (hangs as long as asked), `exit_now`
-(the process dies mid-call). With `MCP_TEST_PIDS` set, it appends its pid to
+(the process dies mid-call); `sleep` notes `sleep PID` in `MCP_TEST_EVENTS`
+when that is set. With `MCP_TEST_PIDS` set, it appends its pid to
 that file at start, and with `MCP_TEST_CHILD=1` it also starts a child process
 (`sleep 300`) in its process group and appends the child's pid: the agent must
 stop them both.
@@ -42,6 +43,7 @@ def fail(reason: str) -> str:
 @server.tool()
 async def sleep(seconds: float) -> str:
     """Sleep for a number of seconds."""
+    _event(f"sleep {os.getpid()}")
     await asyncio.sleep(seconds)
     return f"slept {seconds}"
 
@@ -50,6 +52,13 @@ async def sleep(seconds: float) -> str:
 def exit_now() -> str:
     """End this server's process at once."""
     os._exit(3)
+
+
+def _event(line: str) -> None:
+    path = os.environ.get("MCP_TEST_EVENTS")
+    if path:
+        with Path(path).open("a") as out:
+            out.write(line + "\n")
 
 
 def _note_pids() -> None:
