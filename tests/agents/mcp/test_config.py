@@ -103,7 +103,7 @@ def test_the_fleet_file_declares_them_and_the_agent_process_reads_its_own(
     path = tmp_path / "fleet.toml"
     path.write_text(FLEET)
     fleet = load_fleet(path).fleet
-    echo, user = fleet.agents
+    _, user = fleet.agents
     assert [s.name for s in user.mcp_servers] == ["files", "search"]
     # Only the agent that has servers is told its entry's label (by every target).
     specs = {spec.name: spec for spec in plan(load_fleet(path))}
@@ -142,7 +142,11 @@ def test_the_fleet_file_declares_them_and_the_agent_process_reads_its_own(
             "agents[0].mcp_servers[1].name",
             "used twice",
         ),
-        ('name = "b"\ntransport = "carrier-pigeon"', "agents[0].mcp_servers[1].transport", "invalid value"),
+        (
+            'name = "b"\ntransport = "carrier-pigeon"',
+            "agents[0].mcp_servers[1].transport",
+            "invalid value",
+        ),
         ('name = "b"\ntransport = "http"\nurl = "ftp://x"', "agents[0].mcp_servers[1].url", ""),
         (
             'name = "b"\ntransport = "stdio"\ncommand = "x"\nport = 1',
@@ -196,7 +200,7 @@ print("ok")
 """
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("NATSFLEET_AGENT_LABEL", None)
-    done = subprocess.run(  # noqa: S603 - our own interpreter
+    done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
