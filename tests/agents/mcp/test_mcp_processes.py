@@ -17,8 +17,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from natsfleet.agents.loop import ToolResult
+from natsfleet.agents.loop.journal import Journal
 from natsfleet.process import NatsServer
-from natsfleet.protocols import Result
+from natsfleet.protocols import Bucket, Result
 from tests.agents.driver import Driver, driver
 from tests.llm.wire import WireServer
 from tests.mcp_agents import Used
@@ -231,6 +233,23 @@ async def test_an_agent_uses_mcp_servers_over_stdio_and_http_and_survives_their_
     assert json.loads(seen[9])["error"].startswith("MCPServerUnavailableError: MCP server 'web'")
     assert seen[10] == "open"
     assert seen[11].startswith("echo: back (pid ") and seen[11] != seen[5].replace("web", "back")
+    # Each MCP call went through the loop's journal like any tool's (a later
+    # attempt would replay these results, not call the servers again).
+    journal = Journal(
+        rig.d.bus.js,
+        bucket=rig.d.subjects.bucket(Bucket.JOURNAL),
+        task_id=assign.task_id,
+        token="reader",
+        attempt=0,
+        instance_id="test",
+    )
+    await journal.load()
+    results = [journal.entries[f"0.{turn}.0"] for turn in range(12)]
+    assert all(isinstance(r, ToolResult) for r in results)
+    assert [r.status for r in results if isinstance(r, ToolResult)] == [
+        "ok", "error", "ok", "bad_arguments", "error",
+        "ok", "timeout", "ok", "ok", "error", "ok", "ok",
+    ]  # fmt: skip
 
     # SIGTERM: the agent drains, closes its sessions and stops its stdio server
     # and the child that server started (its process group): nothing is left.
