@@ -3,6 +3,7 @@ by the agent process), on every deploy target; and an agent that declares none
 never imports the `mcp` SDK."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from natsfleet.agents.mcp import (
     MCPConfigError,
     MCPServer,
     MCPServers,
+    MCPServerUnavailableError,
     StdioServer,
     decode_servers,
 )
@@ -204,3 +206,24 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+async def test_a_server_that_cannot_start_or_be_reached_is_a_typed_error() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    servers = MCPServers(
+        [
+            MCPServer.stdio("gone", "/nonexistent/mcp-server"),
+            MCPServer.http("closed", f"http://127.0.0.1:{port}/mcp", connect_timeout_s=5),
+        ]
+    )
+    async with servers:
+        with pytest.raises(MCPServerUnavailableError, match="'gone' unavailable: cannot start"):
+            await servers.tools("gone")
+        with pytest.raises(MCPServerUnavailableError, match="'closed' unavailable: cannot connect"):
+            await servers.tools("closed")
+        # Tried again after the backoff, failing the same way (and no faster).
+        with pytest.raises(MCPServerUnavailableError, match="cannot start"):
+            await servers.tools("gone")
+        assert servers.connection("gone").starts == 2
