@@ -1,0 +1,548 @@
+"""The claim design of issue 19 item 4, in plain nats-py (no natsfleet runtime).
+
+Agents claim tasks straight from a JetStream work queue; a watcher (the
+supervisor's remaining role) only enforces claim deadlines. Two variants:
+
+- **unfenced**: pull, run, publish the result to a results stream, ack.
+- **fenced**: the claim is a compare-and-set on the task's KV record
+  (`Nats-Expected-Last-Subject-Sequence` = the revision the queue message
+  names: 0 for a first attempt, i.e. a create), writing attempt, holder, a
+  token the claimer minted and a deadline; the queue message is acked only
+  once that write is stored. The completion is a second compare-and-set,
+  expecting the revision the claim got: any write in between (the watcher's
+  re-queue, another claim) makes it fail, so a late holder's result is
+  refused by the server itself. The watcher sees every record write on the
+  KV subject (a core subscription), keeps claims in a deadline heap, and on
+  expiry re-reads the record and, if the same claim still holds, writes it
+  back `queued` with attempt + 1 (a CAS on the revision it read) and
+  publishes a queue message naming that revision.
+
+    .venv/bin/python bench/claim_proto.py agent --url URL --prefix P --instance I
+                                          [--capacity 100] [--fenced] [--stall-s S]
+    .venv/bin/python bench/claim_proto.py watcher --url URL --prefix P
+
+`bench/claim_study.py` measures both against raw nats-py and natsfleet;
+`fault_check` shows the fence holding (tests/bench/test_claim_fence.py).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import heapq
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import APIError
+
+EXPECT = "Nats-Expected-Last-Subject-Sequence"
+WRONG_LAST_SEQUENCE = 10071  # JetStream's error code for a failed expectation
+
+
+class Task(msgspec.Struct, frozen=True):
+    """A work-queue message: attempt `attempt` of `task_id`, claimable by a
+    CAS expecting the record's revision `rev` (0: no record yet)."""
+
+    task_id: str
+    attempt: int
+    rev: int
+    claim_ttl_ms: int
+    input: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class Record(msgspec.Struct, frozen=True):
+    """The task's KV record: `queued` (re-queued by the watcher), `claimed`
+    (held by `holder` with `token` until `deadline_ms`) or `completed`."""
+
+    task_id: str
+    state: str
+    attempt: int
+    holder: str = ""
+    token: str = ""
+    deadline_ms: int = 0
+    claim_ttl_ms: int = 0
+    output: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class Result(msgspec.Struct, frozen=True):
+    """The unfenced variant's result message."""
+
+    task_id: str
+    holder: str
+    output: msgspec.Raw = msgspec.Raw(b"null")
+
+
+ENC = msgspec.json.Encoder()
+TASK = msgspec.json.Decoder(Task)
+RECORD = msgspec.json.Decoder(Record)
+RESULT = msgspec.json.Decoder(Result)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every stream, bucket and subject of one prototype fleet."""
+
+    prefix: str
+
+    @property
+    def queue(self) -> str:
+        return f"{self.prefix.upper()}_CQ"
+
+    @property
+    def queue_subject(self) -> str:
+        return f"{self.prefix}.cq"
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix.upper()}_CRES"
+
+    def result_subject(self, task_id: str) -> str:
+        return f"{self.prefix}.cres.{task_id}"
+
+    def done_subject(self, task_id: str) -> str:
+        return f"{self.prefix}.cdone.{task_id}"
+
+    @property
+    def bucket(self) -> str:
+        return f"{self.prefix.upper()}_CLAIMS"
+
+    def record_subject(self, task_id: str) -> str:
+        return f"$KV.{self.bucket}.{task_id}"
+
+    @property
+    def records(self) -> str:
+        return f"$KV.{self.bucket}.>"
+
+    @property
+    def bucket_stream(self) -> str:
+        return f"KV_{self.bucket}"
+
+    consumer: str = "agents"
+
+
+async def provision(js: JetStreamContext, names: Names, *, history: int = 1) -> None:
+    """The work queue (and its one shared pull consumer), the results stream
+    and the records bucket, all on file storage."""
+    await js.add_stream(
+        StreamConfig(
+            name=names.queue,
+            subjects=[names.queue_subject],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=120.0,
+        )
+    )
+    await js.add_consumer(
+        names.queue,
+        ConsumerConfig(
+            durable_name=names.consumer,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_ack_pending=100_000,
+            max_waiting=512,
+        ),
+    )
+    await js.add_stream(
+        StreamConfig(
+            name=names.results, subjects=[f"{names.prefix}.cres.>"], storage=StorageType.FILE
+        )
+    )
+    await js.create_key_value(
+        KeyValueConfig(bucket=names.bucket, history=history, storage=StorageType.FILE)
+    )
+
+
+async def submit(
+    js: JetStreamContext, names: Names, task_id: str, *, claim_ttl_ms: int = 30_000
+) -> None:
+    """Queue a task's first attempt (deduplicated by `<task>:<attempt>`)."""
+    task = Task(task_id, 1, 0, claim_ttl_ms)
+    await js.publish(names.queue_subject, ENC.encode(task), headers={"Nats-Msg-Id": f"{task_id}:1"})
+
+
+async def cas(js: JetStreamContext, subject: str, record: Record, expect: int) -> int | None:
+    """Write `record` if its subject's last revision is `expect`: its new
+    revision, or None when another write came first."""
+    try:
+        ack = await js.publish(subject, ENC.encode(record), headers={EXPECT: str(expect)})
+    except APIError as err:
+        if err.err_code == WRONG_LAST_SEQUENCE:
+            return None
+        raise
+    return ack.seq
+
+
+@dataclass
+class AgentStats:
+    claimed: int = 0
+    completed: int = 0
+    lost_claims: int = 0  # a stale queue message: the record had moved on
+    refused: list[str] = field(default_factory=list)  # late results the fence refused
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # set on every update
+
+    def note(self) -> None:
+        self.changed.set()
+
+
+class Puller:
+    """Pull requests kept outstanding on the server, up to `credit` messages
+    requested or being handled; each message is handled in its own task."""
+
+    def __init__(
+        self,
+        nc: Client,
+        names: Names,
+        credit: int,
+        handle: Callable[[Msg], Awaitable[None]],
+    ) -> None:
+        self.nc, self.names, self.credit, self.handle = nc, names, credit, handle
+        self.requested = 0
+        self.busy = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.api = f"$JS.API.CONSUMER.MSG.NEXT.{names.queue}.{names.consumer}"
+        self.inbox = ""
+        self.error: BaseException | None = None
+        self.failed = asyncio.Event()  # a handler raised: the process should exit non-zero
+
+    async def start(self) -> None:
+        self.inbox = self.nc.new_inbox()
+        await self.nc.subscribe(self.inbox, cb=self._on_msg)
+        await self._refill(force=True)
+
+    async def _refill(self, *, force: bool = False) -> None:
+        free = self.credit - self.requested - self.busy
+        if free > 0 and (force or free >= max(1, self.credit // 4)):
+            self.requested += free
+            body = json.dumps({"batch": free, "expires": 5_000_000_000}).encode()
+            await self.nc.publish(self.api, body, reply=self.inbox)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        status = (msg.headers or {}).get("Status")
+        if status is not None:  # a request ended (408 expired, 409 ...) with some unfilled
+            if status != "100":
+                pending = int((msg.headers or {}).get("Nats-Pending-Messages", "0"))
+                self.requested = max(0, self.requested - pending)
+                await self._refill(force=True)
+            return
+        self.requested -= 1
+        self.busy += 1
+        task = asyncio.get_running_loop().create_task(self.handle(msg))
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.busy -= 1
+        if not task.cancelled() and task.exception() is not None:
+            self.error = task.exception()
+            self.failed.set()
+            return
+        asyncio.get_running_loop().create_task(self._refill())
+
+
+class Agent:
+    """A prototype agent: claims from the queue, runs a no-op, reports.
+    `stall_s` > 0 makes it sleep that long between claim and completion (the
+    fault check's stalled holder)."""
+
+    def __init__(
+        self,
+        nc: Client,
+        names: Names,
+        instance: str,
+        *,
+        capacity: int = 100,
+        fenced: bool = True,
+        stall_s: float = 0.0,
+    ) -> None:
+        self.nc, self.js, self.names, self.instance = nc, nc.jetstream(), names, instance
+        self.fenced, self.stall_s = fenced, stall_s
+        self.stats = AgentStats()
+        self.puller = Puller(nc, names, capacity, self._fenced if fenced else self._unfenced)
+
+    async def start(self) -> None:
+        await self.puller.start()
+
+    async def _unfenced(self, msg: Msg) -> None:
+        task = TASK.decode(msg.data)
+        self.stats.claimed += 1
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
+        result = Result(task.task_id, self.instance)
+        await self.js.publish(self.names.result_subject(task.task_id), ENC.encode(result))
+        await msg.ack()
+        self.stats.completed += 1
+
+    async def _fenced(self, msg: Msg) -> None:
+        task = TASK.decode(msg.data)
+        subject = self.names.record_subject(task.task_id)
+        token = secrets.token_hex(8)  # minted by the claimer, stored before work starts
+        deadline_ms = int(time.time() * 1000) + task.claim_ttl_ms
+        claim = Record(
+            task.task_id, "claimed", task.attempt, self.instance, token, deadline_ms,
+            task.claim_ttl_ms,
+        )  # fmt: skip
+        claim_rev = await cas(self.js, subject, claim, task.rev)
+        await msg.ack()  # the claim (or a newer write) is stored: the queue may forget it
+        if claim_rev is None:
+            self.stats.lost_claims += 1
+            return
+        self.stats.claimed += 1
+        self.stats.note()
+        if self.stall_s:
+            await asyncio.sleep(self.stall_s)
+        done = Record(task.task_id, "completed", task.attempt, self.instance, token)
+        done_rev = await cas(self.js, subject, done, claim_rev)
+        if done_rev is None:
+            self.stats.refused.append(f"{task.task_id}:{task.attempt}")
+        else:
+            # Only now may the client hear of it: a core subscriber of the
+            # record's own subject also receives writes the stream refused.
+            notice = Result(task.task_id, self.instance)
+            await self.nc.publish(self.names.done_subject(task.task_id), ENC.encode(notice))
+            self.stats.completed += 1
+        self.stats.note()
+
+
+@dataclass
+class WatcherStats:
+    seen: int = 0
+    requeued: int = 0
+
+
+class Watcher:
+    """The supervisor's remaining role: re-queue claims past their deadline."""
+
+    def __init__(self, nc: Client, names: Names, *, tick_s: float = 0.05) -> None:
+        self.nc, self.js, self.names, self.tick_s = nc, nc.jetstream(), names, tick_s
+        self.heap: list[tuple[int, str, str]] = []  # (deadline_ms, task_id, token)
+        # (task_id, token) of every claim heard of and not yet ended. A core
+        # subscriber also hears writes the stream refused (a lost claim race,
+        # a late holder's completion), so a pair is only a hint: `expire`
+        # re-reads the record before acting, and a refused write can add or
+        # end only its own pair, never the live claim's.
+        self.live: set[tuple[str, str]] = set()
+        self.stats = WatcherStats()
+
+    async def start(self) -> None:
+        await self.nc.subscribe(self.names.records, cb=self._on_record)
+
+    async def _on_record(self, msg: Msg) -> None:
+        self.stats.seen += 1
+        record = RECORD.decode(msg.data)
+        if record.state == "claimed":
+            self.live.add((record.task_id, record.token))
+            heapq.heappush(self.heap, (record.deadline_ms, record.task_id, record.token))
+        else:
+            self.live.discard((record.task_id, record.token))
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            now_ms = int(time.time() * 1000)
+            while self.heap and self.heap[0][0] <= now_ms:
+                _, task_id, token = heapq.heappop(self.heap)
+                if (task_id, token) in self.live:
+                    self.live.discard((task_id, token))
+                    await self.expire(task_id, token)
+
+    async def expire(self, task_id: str, token: str) -> None:
+        """Re-queue the task if the expired claim still holds it. The CAS on
+        the revision just read loses to a completion landing meanwhile."""
+        subject = self.names.record_subject(task_id)
+        entry = await self.js.get_last_msg(self.names.bucket_stream, subject)
+        record = RECORD.decode(entry.data or b"")
+        if record.state != "claimed" or record.token != token:
+            return
+        queued = Record(task_id, "queued", record.attempt + 1)
+        rev = await cas(self.js, subject, queued, entry.seq or 0)
+        if rev is None:
+            return
+        # A crash here leaves a `queued` record with no queue message: a
+        # restarted watcher re-publishes every queued record it finds (the
+        # Msg-Id makes a repeat harmless). Not built in this prototype.
+        task = Task(task_id, queued.attempt, rev, record.claim_ttl_ms)
+        await self.js.publish(
+            self.names.queue_subject,
+            ENC.encode(task),
+            headers={"Nats-Msg-Id": f"{task_id}:{queued.attempt}"},
+        )
+        self.stats.requeued += 1
+
+
+class Waiter:
+    """The client's side: one core subscription to every task's outcome (the
+    holder's notice after its completion CAS was stored, for the fenced
+    variant; the results stream's subject for the unfenced one), resolving
+    the future of the task it names."""
+
+    def __init__(self, nc: Client, names: Names, *, fenced: bool) -> None:
+        self.nc, self.js, self.names, self.fenced = nc, nc.jetstream(), names, fenced
+        self.futures: dict[str, asyncio.Future[str]] = {}
+        self.completions: dict[str, int] = {}  # task_id -> completions heard
+
+    async def start(self) -> None:
+        kind = "cdone" if self.fenced else "cres"
+        await self.nc.subscribe(f"{self.names.prefix}.{kind}.>", cb=self._on_msg)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        result = RESULT.decode(msg.data)
+        task_id, holder = result.task_id, result.holder
+        self.completions[task_id] = self.completions.get(task_id, 0) + 1
+        future = self.futures.get(task_id)
+        if future is not None and not future.done():
+            future.set_result(holder)
+
+    async def run(self, task_id: str | None = None, *, claim_ttl_ms: int = 30_000) -> str:
+        """Submit one task and wait for its completion: the holder's name."""
+        task_id = task_id or secrets.token_hex(8)
+        future = self.futures[task_id] = asyncio.get_running_loop().create_future()
+        try:
+            await submit(self.js, self.names, task_id, claim_ttl_ms=claim_ttl_ms)
+            return await future  # the caller bounds the wait
+        finally:
+            del self.futures[task_id]
+
+
+@dataclass
+class FaultReport:
+    """What the fault check saw; `holds` is the verdict."""
+
+    task_id: str
+    record: Record
+    completed_writes: int
+    refused: list[str]
+    requeued: int
+    staller_claimed: int
+    completions_heard: int
+    # completed writes a core subscriber of the record's subject heard: the
+    # refused one too, which is why nobody may trust that subject as news
+    core_completed_heard: int
+
+    @property
+    def holds(self) -> bool:
+        return (
+            self.record.state == "completed"
+            and self.record.holder == "good"
+            and self.record.attempt == 2
+            and self.completed_writes == 1
+            and self.refused == [f"{self.task_id}:1"]
+            and self.requeued == 1
+            and self.staller_claimed == 1
+            and self.completions_heard == 1
+        )
+
+
+async def _until(stats: AgentStats, check: Callable[[], bool], timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            stats.changed.clear()
+            await stats.changed.wait()
+
+
+async def fault_check(url: str, prefix: str, *, claim_ttl_ms: int = 300) -> FaultReport:
+    """A holder that claims, then stalls past its deadline: the watcher
+    re-queues the task, another agent completes it, and the stalled holder's
+    late completion is refused by the CAS. Every role has its own connection;
+    the bucket keeps history so the completed writes can be counted."""
+    names = Names(prefix)
+    conns = [await nats.connect(url) for _ in range(4)]
+    driver, staller_nc, good_nc, watcher_nc = conns
+    background: list[asyncio.Task[None]] = []
+    try:
+        await provision(driver.jetstream(), names, history=16)
+        staller = Agent(staller_nc, names, "staller", capacity=1, stall_s=4 * claim_ttl_ms / 1000)
+        watcher = Watcher(watcher_nc, names, tick_s=0.02)
+        waiter = Waiter(driver, names, fenced=True)
+        heard: list[Record] = []
+
+        async def on_record(msg: Msg) -> None:
+            heard.append(RECORD.decode(msg.data))
+
+        await driver.subscribe(names.records, cb=on_record)
+        await watcher.start()
+        await waiter.start()
+        await staller.start()
+        background.append(asyncio.get_running_loop().create_task(watcher.run()))
+        task_id = secrets.token_hex(8)
+        done = asyncio.get_running_loop().create_task(
+            waiter.run(task_id, claim_ttl_ms=claim_ttl_ms)
+        )
+        await _until(staller.stats, lambda: staller.stats.claimed == 1, 10)
+        good = Agent(good_nc, names, "good", capacity=10)
+        await good.start()  # from now on it competes for the queue
+        async with asyncio.timeout(10):
+            holder = await done
+        assert holder == "good", holder
+        await _until(staller.stats, lambda: bool(staller.stats.refused), 10)
+        kv = await driver.jetstream().key_value(names.bucket)
+        history = await kv.history(task_id)
+        records = [RECORD.decode(entry.value or b"") for entry in history]
+        return FaultReport(
+            task_id=task_id,
+            record=records[-1],
+            completed_writes=sum(r.state == "completed" for r in records),
+            refused=list(staller.stats.refused),
+            requeued=watcher.stats.requeued,
+            staller_claimed=staller.stats.claimed,
+            completions_heard=waiter.completions.get(task_id, 0),
+            core_completed_heard=sum(r.state == "completed" for r in heard),
+        )
+    finally:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for nc in conns:
+            await nc.close()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    nc = await nats.connect(args.url)
+    names = Names(args.prefix)
+    if args.role == "agent":
+        agent = Agent(
+            nc, names, args.instance,
+            capacity=args.capacity, fenced=args.fenced, stall_s=args.stall_s,
+        )  # fmt: skip
+        await agent.start()
+        await agent.puller.failed.wait()
+        raise SystemExit(f"agent {args.instance}: a handler failed: {agent.puller.error!r}")
+    watcher = Watcher(nc, names)
+    await watcher.start()
+    await watcher.run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("role", choices=("agent", "watcher"))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--instance", default="a1")
+    parser.add_argument("--capacity", type=int, default=100)
+    parser.add_argument("--fenced", action="store_true")
+    parser.add_argument("--stall-s", type=float, default=0.0)
+    args = parser.parse_args()
+    from natsfleet.process.loop import loop_factory  # uvloop, as natsfleet's processes run
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()
