@@ -11,11 +11,12 @@ supervisor's remaining role) only enforces claim deadlines. Two variants:
   once that write is stored. The completion is a second compare-and-set,
   expecting the revision the claim got: any write in between (the watcher's
   re-queue, another claim) makes it fail, so a late holder's result is
-  refused by the server itself. The watcher sees every record write on the
-  KV subject (a core subscription), keeps claims in a deadline heap, and on
-  expiry re-reads the record and, if the same claim still holds, writes it
-  back `queued` with attempt + 1 (a CAS on the revision it read) and
-  publishes a queue message naming that revision.
+  refused by the server itself. The bucket republishes every write it
+  stored (with its revision) to `<p>.crec.<task>`: the client hears the
+  completion there, and the watcher keeps the claims it hears in a deadline
+  heap; on expiry it writes the record back `queued` with attempt + 1 (a CAS
+  on the claim's own revision, so it loses to a completion that landed) and
+  publishes a queue message naming the new revision.
 
     .venv/bin/python bench/claim_proto.py agent --url URL --prefix P --instance I
                                           [--capacity 100] [--fenced] [--stall-s S]
@@ -44,6 +45,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     KeyValueConfig,
+    RePublish,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -114,8 +116,10 @@ class Names:
     def result_subject(self, task_id: str) -> str:
         return f"{self.prefix}.cres.{task_id}"
 
-    def done_subject(self, task_id: str) -> str:
-        return f"{self.prefix}.cdone.{task_id}"
+    @property
+    def stored_records(self) -> str:
+        """Where the server republishes each record write the bucket stored."""
+        return f"{self.prefix}.crec.>"
 
     @property
     def bucket(self) -> str:
@@ -127,10 +131,6 @@ class Names:
     @property
     def records(self) -> str:
         return f"$KV.{self.bucket}.>"
-
-    @property
-    def bucket_stream(self) -> str:
-        return f"KV_{self.bucket}"
 
     consumer: str = "agents"
 
@@ -162,8 +162,14 @@ async def provision(js: JetStreamContext, names: Names, *, history: int = 1) -> 
             name=names.results, subjects=[f"{names.prefix}.cres.>"], storage=StorageType.FILE
         )
     )
+    # The server republishes every stored record write: the client and the
+    # watcher listen there, never on the record subjects themselves, whose
+    # core subscribers also hear the writes the stream refused.
+    republish = RePublish(src=names.records, dest=names.stored_records)
     await js.create_key_value(
-        KeyValueConfig(bucket=names.bucket, history=history, storage=StorageType.FILE)
+        KeyValueConfig(
+            bucket=names.bucket, history=history, storage=StorageType.FILE, republish=republish
+        )
     )
 
 
@@ -307,14 +313,9 @@ class Agent:
         if self.stall_s:
             await asyncio.sleep(self.stall_s)
         done = Record(task.task_id, "completed", task.attempt, self.instance, token)
-        done_rev = await cas(self.js, subject, done, claim_rev)
-        if done_rev is None:
+        if await cas(self.js, subject, done, claim_rev) is None:
             self.stats.refused.append(f"{task.task_id}:{task.attempt}")
         else:
-            # Only now may the client hear of it: a core subscriber of the
-            # record's own subject also receives writes the stream refused.
-            notice = Result(task.task_id, self.instance)
-            await self.nc.publish(self.names.done_subject(task.task_id), ENC.encode(notice))
             self.stats.completed += 1
         self.stats.note()
 
@@ -326,30 +327,31 @@ class WatcherStats:
 
 
 class Watcher:
-    """The supervisor's remaining role: re-queue claims past their deadline."""
+    """The supervisor's remaining role: re-queue claims past their deadline.
+
+    It hears the records the bucket *stored*, republished by the server (a
+    core subscriber of the record subjects would also hear writes the stream
+    refused), each with its revision (`Nats-Sequence`)."""
 
     def __init__(self, nc: Client, names: Names, *, tick_s: float = 0.05) -> None:
         self.nc, self.js, self.names, self.tick_s = nc, nc.jetstream(), names, tick_s
         self.heap: list[tuple[int, str, str]] = []  # (deadline_ms, task_id, token)
-        # (task_id, token) of every claim heard of and not yet ended. A core
-        # subscriber also hears writes the stream refused (a lost claim race,
-        # a late holder's completion), so a pair is only a hint: `expire`
-        # re-reads the record before acting, and a refused write can add or
-        # end only its own pair, never the live claim's.
-        self.live: set[tuple[str, str]] = set()
+        self.live: dict[tuple[str, str], tuple[int, Record]] = {}  # claim -> (rev, record)
         self.stats = WatcherStats()
 
     async def start(self) -> None:
-        await self.nc.subscribe(self.names.records, cb=self._on_record)
+        await self.nc.subscribe(self.names.stored_records, cb=self._on_record)
 
     async def _on_record(self, msg: Msg) -> None:
         self.stats.seen += 1
         record = RECORD.decode(msg.data)
+        claim = (record.task_id, record.token)
         if record.state == "claimed":
-            self.live.add((record.task_id, record.token))
+            rev = int((msg.headers or {}).get("Nats-Sequence", "0"))
+            self.live[claim] = (rev, record)
             heapq.heappush(self.heap, (record.deadline_ms, record.task_id, record.token))
-        else:
-            self.live.discard((record.task_id, record.token))
+        else:  # completed by its holder (or `queued`, which holds no claim)
+            self.live.pop(claim, None)
 
     async def run(self) -> None:
         while True:
@@ -357,26 +359,22 @@ class Watcher:
             now_ms = int(time.time() * 1000)
             while self.heap and self.heap[0][0] <= now_ms:
                 _, task_id, token = heapq.heappop(self.heap)
-                if (task_id, token) in self.live:
-                    self.live.discard((task_id, token))
-                    await self.expire(task_id, token)
+                found = self.live.pop((task_id, token), None)
+                if found is not None:
+                    await self.expire(*found)
 
-    async def expire(self, task_id: str, token: str) -> None:
-        """Re-queue the task if the expired claim still holds it. The CAS on
-        the revision just read loses to a completion landing meanwhile."""
-        subject = self.names.record_subject(task_id)
-        entry = await self.js.get_last_msg(self.names.bucket_stream, subject)
-        record = RECORD.decode(entry.data or b"")
-        if record.state != "claimed" or record.token != token:
-            return
-        queued = Record(task_id, "queued", record.attempt + 1)
-        rev = await cas(self.js, subject, queued, entry.seq or 0)
-        if rev is None:
+    async def expire(self, rev: int, claim: Record) -> None:
+        """Re-queue the task if the expired claim still holds it: a CAS on the
+        claim's own revision, which loses to a completion landing meanwhile."""
+        task_id = claim.task_id
+        queued = Record(task_id, "queued", claim.attempt + 1)
+        new_rev = await cas(self.js, self.names.record_subject(task_id), queued, rev)
+        if new_rev is None:
             return
         # A crash here leaves a `queued` record with no queue message: a
         # restarted watcher re-publishes every queued record it finds (the
         # Msg-Id makes a repeat harmless). Not built in this prototype.
-        task = Task(task_id, queued.attempt, rev, record.claim_ttl_ms)
+        task = Task(task_id, queued.attempt, new_rev, claim.claim_ttl_ms)
         await self.js.publish(
             self.names.queue_subject,
             ENC.encode(task),
@@ -387,9 +385,9 @@ class Watcher:
 
 class Waiter:
     """The client's side: one core subscription to every task's outcome (the
-    holder's notice after its completion CAS was stored, for the fenced
-    variant; the results stream's subject for the unfenced one), resolving
-    the future of the task it names."""
+    stored records the server republishes, for the fenced variant; the
+    results stream's subject for the unfenced one), resolving the future of
+    the task it names."""
 
     def __init__(self, nc: Client, names: Names, *, fenced: bool) -> None:
         self.nc, self.js, self.names, self.fenced = nc, nc.jetstream(), names, fenced
@@ -397,12 +395,20 @@ class Waiter:
         self.completions: dict[str, int] = {}  # task_id -> completions heard
 
     async def start(self) -> None:
-        kind = "cdone" if self.fenced else "cres"
-        await self.nc.subscribe(f"{self.names.prefix}.{kind}.>", cb=self._on_msg)
+        subject = self.names.stored_records if self.fenced else f"{self.names.prefix}.cres.>"
+        await self.nc.subscribe(subject, cb=self._on_msg)
 
     async def _on_msg(self, msg: Msg) -> None:
-        result = RESULT.decode(msg.data)
-        task_id, holder = result.task_id, result.holder
+        if self.fenced:
+            if b'"completed"' not in msg.data:  # the claim: the client hears both writes
+                return
+            record = RECORD.decode(msg.data)
+            if record.state != "completed":
+                return
+            task_id, holder = record.task_id, record.holder
+        else:
+            result = RESULT.decode(msg.data)
+            task_id, holder = result.task_id, result.holder
         self.completions[task_id] = self.completions.get(task_id, 0) + 1
         future = self.futures.get(task_id)
         if future is not None and not future.done():

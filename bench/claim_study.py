@@ -29,6 +29,7 @@ have its late result refused while another agent completes the task once.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -82,6 +83,18 @@ async def stop(procs: list[asyncio.subprocess.Process]) -> None:
             await proc.wait()
 
 
+async def until_agents(client: FleetClient, count: int, timeout_s: float = 60) -> None:
+    """Until the supervisor answers and knows `count` live instances (a loaded
+    machine starts them late; a task submitted before that is rejected)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            with contextlib.suppress(Exception):  # no supervisor yet, or it times out
+                infos = await client.agents(timeout_s=1.0)
+                if sum(1 for info in infos if info.alive) >= count:
+                    return
+            await asyncio.sleep(0.1)
+
+
 async def raw_phase(url: str, server_pid: int, args: argparse.Namespace) -> Phase:
     procs = [await spawn("-c", RESPONDER, url)]
     try:
@@ -104,14 +117,13 @@ async def fleet_phase(url: str, server_pid: int, args: argparse.Namespace, prefi
                                      "--instance", name, env=env))  # fmt: skip
         async with Bus(BusConfig(url=url, prefix=prefix), role="bench") as bus:
             await bus.provision()
-            await asyncio.sleep(1.5)  # let the processes start (bench only), as dispatch.py
+            client = FleetClient(bus)
+            await until_agents(client, 2)
             names = ("supervisor", "agent b1", "agent b2")
             meter = CpuMeter(
                 {"nats-server": server_pid} | {n: p.pid for n, p in zip(names, procs, strict=True)}
             )
-            rate, lat = await fleet_bench(
-                FleetClient(bus), args.tasks, args.inflight, args.seq, meter
-            )
+            rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq, meter)
     finally:
         await stop(procs)
     return Phase(DESIGNS[1], rate, lat, meter.used)
