@@ -22,6 +22,8 @@ supervisor's remaining role) only enforces claim deadlines. Two variants:
                                           [--capacity 100] [--fenced] [--stall-s S]
     .venv/bin/python bench/claim_proto.py watcher --url URL --prefix P
 
+(`--layout stream`: the variant of bench/claim_stream.py, always fenced.)
+
 `bench/claim_study.py` measures both against raw nats-py and natsfleet;
 `fault_check` shows the fence holding (tests/bench/test_claim_fence.py).
 """
@@ -35,6 +37,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import nats
@@ -212,15 +215,16 @@ class Puller:
     def __init__(
         self,
         nc: Client,
-        names: Names,
+        stream: str,
         credit: int,
         handle: Callable[[Msg], Awaitable[None]],
+        consumer: str = "agents",
     ) -> None:
-        self.nc, self.names, self.credit, self.handle = nc, names, credit, handle
+        self.nc, self.credit, self.handle = nc, credit, handle
         self.requested = 0
         self.busy = 0
         self.tasks: set[asyncio.Task[None]] = set()
-        self.api = f"$JS.API.CONSUMER.MSG.NEXT.{names.queue}.{names.consumer}"
+        self.api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self.inbox = ""
         self.error: BaseException | None = None
         self.failed = asyncio.Event()  # a handler raised: the process should exit non-zero
@@ -279,7 +283,8 @@ class Agent:
         self.nc, self.js, self.names, self.instance = nc, nc.jetstream(), names, instance
         self.fenced, self.stall_s = fenced, stall_s
         self.stats = AgentStats()
-        self.puller = Puller(nc, names, capacity, self._fenced if fenced else self._unfenced)
+        handle = self._fenced if fenced else self._unfenced
+        self.puller = Puller(nc, names.queue, capacity, handle, names.consumer)
 
     async def start(self) -> None:
         await self.puller.start()
@@ -455,7 +460,7 @@ class FaultReport:
         )
 
 
-async def _until(stats: AgentStats, check: Callable[[], bool], timeout_s: float) -> None:
+async def until(stats: AgentStats, check: Callable[[], bool], timeout_s: float) -> None:
     async with asyncio.timeout(timeout_s):
         while not check():
             stats.changed.clear()
@@ -490,14 +495,14 @@ async def fault_check(url: str, prefix: str, *, claim_ttl_ms: int = 300) -> Faul
         done = asyncio.get_running_loop().create_task(
             waiter.run(task_id, claim_ttl_ms=claim_ttl_ms)
         )
-        await _until(staller.stats, lambda: staller.stats.claimed == 1, 10)
+        await until(staller.stats, lambda: staller.stats.claimed == 1, 10)
         good = Agent(good_nc, names, "good", capacity=10)
         await good.start()  # from now on it competes for the queue
         async with asyncio.timeout(10):
             first_holder = await done
         # The late completion comes back, refused or (were the fence broken) not.
         ended = staller.stats
-        await _until(ended, lambda: ended.completed + len(ended.refused) >= 1, 10)
+        await until(ended, lambda: ended.completed + len(ended.refused) >= 1, 10)
         kv = await driver.jetstream().key_value(names.bucket)
         history = await kv.history(task_id)
         records = [RECORD.decode(entry.value or b"") for entry in history]
@@ -523,16 +528,28 @@ async def fault_check(url: str, prefix: str, *, claim_ttl_ms: int = 300) -> Faul
 
 async def _serve(args: argparse.Namespace) -> None:
     nc = await nats.connect(args.url)
-    names = Names(args.prefix)
-    if args.role == "agent":
+    agent: Any
+    watcher: Any
+    if args.layout == "stream":
+        from claim_stream import StreamAgent, StreamNames, StreamWatcher
+
+        names = StreamNames(args.prefix)
+        if args.role == "agent":
+            agent = StreamAgent(nc, names, args.instance, capacity=args.capacity,
+                                stall_s=args.stall_s)  # fmt: skip
+        else:
+            watcher = StreamWatcher(nc, names)
+    elif args.role == "agent":
         agent = Agent(
-            nc, names, args.instance,
+            nc, Names(args.prefix), args.instance,
             capacity=args.capacity, fenced=args.fenced, stall_s=args.stall_s,
         )  # fmt: skip
+    else:
+        watcher = Watcher(nc, Names(args.prefix))
+    if args.role == "agent":
         await agent.start()
         await agent.puller.failed.wait()
         raise SystemExit(f"agent {args.instance}: a handler failed: {agent.puller.error!r}")
-    watcher = Watcher(nc, names)
     await watcher.start()
     await watcher.run()
 
@@ -545,6 +562,9 @@ def main() -> None:
     parser.add_argument("--instance", default="a1")
     parser.add_argument("--capacity", type=int, default=100)
     parser.add_argument("--fenced", action="store_true")
+    parser.add_argument(
+        "--layout", choices=("kv", "stream"), default="kv", help="stream: bench/claim_stream.py"
+    )
     parser.add_argument("--stall-s", type=float, default=0.0)
     args = parser.parse_args()
     from natsfleet.process.loop import loop_factory  # uvloop, as natsfleet's processes run

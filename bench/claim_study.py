@@ -5,7 +5,7 @@ against raw nats-py and today's natsfleet in one run, on one nats-server.
                                           [--rounds 1] [--fsync] [--server-procs N]
 
 One nats-server (file store, temp dir; GOMAXPROCS as bench/dispatch.py gives
-it) serves four designs in turn, each with its own processes, started for its
+it) serves five designs in turn, each with its own processes, started for its
 phase and stopped after it:
 
 1. raw nats-py request/reply (bench/dispatch.py's echo responder and driver);
@@ -16,14 +16,16 @@ phase and stopped after it:
    a stream, ack;
 4. the claim design with the CAS fence: claim and completion are
    compare-and-sets on the task's KV record, and a watcher process re-queues
-   expired claims.
+   expired claims;
+5. the same fence with the queue and the records in one stream, one subject
+   per state (bench/claim_stream.py): the re-queue is one write.
 
 Prints tasks/s with N in flight, p50/p99 of sequential submit -> result, the
 CPU each process spent per task in the throughput phase, and the ratios to
-(1) and (2). `--rounds N` repeats the four phases N times, alternating, so a
+(1) and (2). `--rounds N` repeats the five phases N times, alternating, so a
 busy moment of the machine hits every design alike. `--fsync` measures again
-on a server with `sync_interval: always`. Then it runs the prototype's fault
-check on the same server: a holder that stalls past its claim deadline must
+on a server with `sync_interval: always`. Then it runs the prototypes' fault
+check (both layouts) on the same server: a holder that stalls past its claim deadline must
 have its late result refused while another agent completes the task once.
 """
 
@@ -40,7 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from claim_proto import Names, Waiter, fault_check, provision
+from claim_proto import FaultReport, Names, Waiter, fault_check, provision
+from claim_stream import StreamNames, StreamWaiter, fault_check_stream, provision_stream
 from dispatch import RESPONDER, ROOT, CpuMeter, fleet_bench, in_flight, pct, raw_bench, spawn
 
 from natsfleet.bus import Bus, BusConfig
@@ -49,7 +52,13 @@ from natsfleet.process import NatsServer, shared_gomaxprocs
 from natsfleet.process.loop import loop_factory
 
 PROTO = str(Path(__file__).resolve().parent / "claim_proto.py")
-DESIGNS = ("raw request/reply", "natsfleet today", "claim, no fence", "claim + CAS fence")
+DESIGNS = (
+    "raw request/reply",
+    "natsfleet today",
+    "claim, no fence",
+    "claim + CAS fence",
+    "claim + fence, 1 stream",
+)
 
 
 @dataclass
@@ -130,20 +139,27 @@ async def fleet_phase(url: str, server_pid: int, args: argparse.Namespace, prefi
 
 
 async def claim_phase(
-    url: str, server_pid: int, args: argparse.Namespace, prefix: str, *, fenced: bool
+    url: str, server_pid: int, args: argparse.Namespace, prefix: str, *, design: int
 ) -> Phase:
-    names = Names(prefix)
+    """Design 2 (no fence), 3 (CAS fence, KV) or 4 (fence, one stream)."""
+    fenced = design >= 3
     nc = await nats.connect(url)
     procs: list[asyncio.subprocess.Process] = []
     try:
-        await provision(nc.jetstream(), names)
-        flag = ["--fenced"] if fenced else []
+        waiter: Waiter | StreamWaiter
+        if design == 4:
+            await provision_stream(nc.jetstream(), StreamNames(prefix))
+            waiter = StreamWaiter(nc, StreamNames(prefix))
+            flags = ["--layout", "stream"]
+        else:
+            await provision(nc.jetstream(), Names(prefix))
+            waiter = Waiter(nc, Names(prefix), fenced=fenced)
+            flags = ["--fenced"] if fenced else []
         for name in ("c1", "c2"):
             procs.append(await spawn(PROTO, "agent", "--url", url, "--prefix", prefix,
-                                     "--instance", name, "--capacity", "100", *flag))  # fmt: skip
+                                     "--instance", name, "--capacity", "100", *flags))  # fmt: skip
         if fenced:
-            procs.append(await spawn(PROTO, "watcher", "--url", url, "--prefix", prefix))
-        waiter = Waiter(nc, names, fenced=fenced)
+            procs.append(await spawn(PROTO, "watcher", "--url", url, "--prefix", prefix, *flags))
         await waiter.start()
         lat = []
         async with asyncio.timeout(60 + args.seq / 10):
@@ -172,15 +188,15 @@ async def claim_phase(
     finally:
         await stop(procs)
         await nc.close()
-    return Phase(DESIGNS[3 if fenced else 2], rate, lat, meter.used)
+    return Phase(DESIGNS[design], rate, lat, meter.used)
 
 
 def report(phases: list[Phase], tasks: int) -> None:
     raw, fleet = phases[0], phases[1]
-    print(f"{'design':<20} {'tasks/s':>8} {'p50 ms':>7} {'p99 ms':>7}  "
+    print(f"{'design':<24} {'tasks/s':>8} {'p50 ms':>7} {'p99 ms':>7}  "
           f"{'tput/raw':>8} {'p50/raw':>7}  {'tput/nf':>7} {'p50/nf':>6}")  # fmt: skip
     for p in phases:
-        print(f"{p.design:<20} {p.rate:8.0f} {p.p50:7.3f} {p.p99:7.3f}  "
+        print(f"{p.design:<24} {p.rate:8.0f} {p.p50:7.3f} {p.p99:7.3f}  "
               f"{p.rate / raw.rate:8.2f} {p.p50 / raw.p50:7.2f}  "
               f"{p.rate / fleet.rate:7.2f} {p.p50 / fleet.p50:6.2f}")  # fmt: skip
     for p in phases:
@@ -205,22 +221,28 @@ async def measure(args: argparse.Namespace, *, fsync: bool) -> None:
                 phases = [
                     await raw_phase(url, pid, args),
                     await fleet_phase(url, pid, args, f"nf{r}"),
-                    await claim_phase(url, pid, args, f"cu{r}", fenced=False),
-                    await claim_phase(url, pid, args, f"cf{r}", fenced=True),
+                    await claim_phase(url, pid, args, f"cu{r}", design=2),
+                    await claim_phase(url, pid, args, f"cf{r}", design=3),
+                    await claim_phase(url, pid, args, f"cs{r}", design=4),
                 ]
                 report(phases, args.tasks)
-            t = time.perf_counter()
-            fault = await fault_check(url, "fc")
-            verdict = "HOLDS" if fault.holds else "BROKEN"
-            print(f"fault check ({time.perf_counter() - t:.1f} s): fence {verdict}: "
-                  f"final record {fault.record.state} by {fault.record.holder!r} "
-                  f"attempt {fault.record.attempt}; completed writes stored "
-                  f"{fault.completed_writes}; late result refused {fault.refused}; "
-                  f"re-queued {fault.requeued}; completions the client heard "
-                  f"{fault.completions_heard}; completed writes a core subscriber of the "
-                  f"record's subject heard {fault.core_completed_heard}")  # fmt: skip
-            if not fault.holds:
-                raise SystemExit("the fence did not hold")
+            for layout, check in (("KV", fault_check), ("1 stream", fault_check_stream)):
+                t = time.perf_counter()
+                fault = await check(url, f"fc{layout[0]}")
+                show_fault(layout, fault, time.perf_counter() - t)
+
+
+def show_fault(layout: str, fault: FaultReport, took_s: float) -> None:
+    verdict = "HOLDS" if fault.holds else "BROKEN"
+    print(f"fault check, {layout} ({took_s:.1f} s): fence {verdict}: "
+          f"final record {fault.record.state} by {fault.record.holder!r} "
+          f"attempt {fault.record.attempt}; completed writes stored "
+          f"{fault.completed_writes}; late result refused {fault.refused}; "
+          f"re-queued {fault.requeued}; completions the client heard "
+          f"{fault.completions_heard}; completed writes a core subscriber of the "
+          f"record's subject heard {fault.core_completed_heard}")  # fmt: skip
+    if not fault.holds:
+        raise SystemExit("the fence did not hold")
 
 
 async def main() -> None:
@@ -228,7 +250,7 @@ async def main() -> None:
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--seq", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=1, help="the four phases, N times")
+    parser.add_argument("--rounds", type=int, default=1, help="the five phases, N times")
     parser.add_argument(
         "--fsync", action="store_true", help="also on a server with `sync_interval: always`"
     )

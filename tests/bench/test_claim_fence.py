@@ -36,3 +36,21 @@ async def test_a_stalled_holders_late_result_is_refused(nats_server: NatsServer)
     # subject also hears the refused completion; the stored stream does not.
     assert report.core_completed_heard == 2, report
     assert report.holds
+
+
+async def test_the_one_stream_layout_refuses_a_stalled_holders_late_result(
+    nats_server: NatsServer,
+) -> None:
+    load_proto()
+    spec = importlib.util.spec_from_file_location(
+        "claim_stream", PROTO.with_name("claim_stream.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    report = await module.fault_check_stream(nats_server.url, "fence1", claim_ttl_ms=300)
+    assert report.refused == [f"{report.task_id}:1"], report
+    assert (report.record.holder, report.record.attempt) == ("good", 2), report
+    assert report.completed_writes == 1, report
+    assert report.requeued == 1, report
+    assert report.holds, report
