@@ -138,7 +138,9 @@ class Names:
     consumer: str = "agents"
 
 
-async def provision(js: JetStreamContext, names: Names, *, history: int = 1) -> None:
+async def provision(
+    js: JetStreamContext, names: Names, *, history: int = 1, ack_wait_s: float = 30.0
+) -> None:
     """The work queue (and its one shared pull consumer), the results stream
     and the records bucket, all on file storage."""
     await js.add_stream(
@@ -155,7 +157,7 @@ async def provision(js: JetStreamContext, names: Names, *, history: int = 1) -> 
         ConsumerConfig(
             durable_name=names.consumer,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=30.0,
+            ack_wait=ack_wait_s,
             max_ack_pending=100_000,
             max_waiting=512,
         ),
@@ -292,12 +294,14 @@ class Agent:
     async def _unfenced(self, msg: Msg) -> None:
         task = TASK.decode(msg.data)
         self.stats.claimed += 1
+        self.stats.note()
         if self.stall_s:
             await asyncio.sleep(self.stall_s)
         result = Result(task.task_id, self.instance)
         await self.js.publish(self.names.result_subject(task.task_id), ENC.encode(result))
         await msg.ack()
         self.stats.completed += 1
+        self.stats.note()
 
     async def _fenced(self, msg: Msg) -> None:
         task = TASK.decode(msg.data)
@@ -522,6 +526,36 @@ async def fault_check(url: str, prefix: str, *, claim_ttl_ms: int = 300) -> Faul
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for nc in conns:
+            await nc.close()
+
+
+async def unfenced_check(url: str, prefix: str, *, ack_wait_s: float = 0.3) -> int:
+    """The same stall without the fence: the unacknowledged message comes back
+    after `ack_wait_s` to another agent, and both results are stored. Returns
+    how many results the results stream holds for the one task (2: doubled)."""
+    names = Names(prefix)
+    conns = [await nats.connect(url) for _ in range(3)]
+    driver, staller_nc, good_nc = conns
+    try:
+        js = driver.jetstream()
+        await provision(js, names, ack_wait_s=ack_wait_s)
+        staller = Agent(staller_nc, names, "staller", capacity=1, fenced=False,
+                        stall_s=4 * ack_wait_s)  # fmt: skip
+        await staller.start()
+        waiter = Waiter(driver, names, fenced=False)
+        await waiter.start()
+        task_id = secrets.token_hex(8)
+        done = asyncio.get_running_loop().create_task(waiter.run(task_id))
+        await until(staller.stats, lambda: staller.stats.claimed == 1, 10)
+        good = Agent(good_nc, names, "good", capacity=10, fenced=False)
+        await good.start()
+        async with asyncio.timeout(10):
+            await done
+        await until(staller.stats, lambda: staller.stats.completed == 1, 10)
+        info = await js.stream_info(names.results, subjects_filter=names.result_subject(task_id))
+        return (info.state.subjects or {}).get(names.result_subject(task_id), 0)
+    finally:
         for nc in conns:
             await nc.close()
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from claim_proto import FaultReport, Names, Waiter, fault_check, provision
+from claim_proto import FaultReport, Names, Waiter, fault_check, provision, unfenced_check
 from claim_stream import StreamNames, StreamWaiter, fault_check_stream, provision_stream
 from dispatch import RESPONDER, ROOT, CpuMeter, fleet_bench, in_flight, pct, raw_bench, spawn
 
@@ -230,6 +230,9 @@ async def measure(args: argparse.Namespace, *, fsync: bool) -> None:
                 t = time.perf_counter()
                 fault = await check(url, f"fc{layout[0]}")
                 show_fault(layout, fault, time.perf_counter() - t)
+            doubled = await unfenced_check(url, "fcu")
+            print(f"the same stall without the fence (design 3, redelivery after ack_wait): "
+                  f"{doubled} results stored for the one task")  # fmt: skip
 
 
 def show_fault(layout: str, fault: FaultReport, took_s: float) -> None:

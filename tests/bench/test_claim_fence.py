@@ -54,3 +54,11 @@ async def test_the_one_stream_layout_refuses_a_stalled_holders_late_result(
     assert report.completed_writes == 1, report
     assert report.requeued == 1, report
     assert report.holds, report
+
+
+async def test_without_the_fence_the_same_stall_stores_two_results(
+    nats_server: NatsServer,
+) -> None:
+    """The contrast: what the fence prevents does happen without it."""
+    proto = load_proto()
+    assert await proto.unfenced_check(nats_server.url, "nofence", ack_wait_s=0.3) == 2
