@@ -25,22 +25,20 @@ supervisor's remaining role) only enforces claim deadlines. Two variants:
 (`--layout stream`: the variant of bench/claim_stream.py, always fenced.)
 
 `bench/claim_study.py` measures both against raw nats-py and natsfleet;
-`fault_check` shows the fence holding (tests/bench/test_claim_fence.py).
+bench/claim_checks.py shows the fence holding (tests/bench/test_claim_fence.py).
 """
 
 import argparse
 import asyncio
-import contextlib
 import heapq
-import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import nats
+from claim_pull import Puller
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -210,63 +208,6 @@ class AgentStats:
         self.changed.set()
 
 
-class Puller:
-    """Pull requests kept outstanding on the server, up to `credit` messages
-    requested or being handled; each message is handled in its own task."""
-
-    def __init__(
-        self,
-        nc: Client,
-        stream: str,
-        credit: int,
-        handle: Callable[[Msg], Awaitable[None]],
-        consumer: str = "agents",
-    ) -> None:
-        self.nc, self.credit, self.handle = nc, credit, handle
-        self.requested = 0
-        self.busy = 0
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
-        self.inbox = ""
-        self.error: BaseException | None = None
-        self.failed = asyncio.Event()  # a handler raised: the process should exit non-zero
-
-    async def start(self) -> None:
-        self.inbox = self.nc.new_inbox()
-        await self.nc.subscribe(self.inbox, cb=self._on_msg)
-        await self._refill(force=True)
-
-    async def _refill(self, *, force: bool = False) -> None:
-        free = self.credit - self.requested - self.busy
-        if free > 0 and (force or free >= max(1, self.credit // 4)):
-            self.requested += free
-            body = json.dumps({"batch": free, "expires": 5_000_000_000}).encode()
-            await self.nc.publish(self.api, body, reply=self.inbox)
-
-    async def _on_msg(self, msg: Msg) -> None:
-        status = (msg.headers or {}).get("Status")
-        if status is not None:  # a request ended (408 expired, 409 ...) with some unfilled
-            if status != "100":
-                pending = int((msg.headers or {}).get("Nats-Pending-Messages", "0"))
-                self.requested = max(0, self.requested - pending)
-                await self._refill(force=True)
-            return
-        self.requested -= 1
-        self.busy += 1
-        task = asyncio.get_running_loop().create_task(self.handle(msg))
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.busy -= 1
-        if not task.cancelled() and task.exception() is not None:
-            self.error = task.exception()
-            self.failed.set()
-            return
-        asyncio.get_running_loop().create_task(self._refill())
-
-
 class Agent:
     """A prototype agent: claims from the queue, runs a no-op, reports.
     `stall_s` > 0 makes it sleep that long between claim and completion (the
@@ -432,132 +373,6 @@ class Waiter:
             return await future  # the caller bounds the wait
         finally:
             del self.futures[task_id]
-
-
-@dataclass
-class FaultReport:
-    """What the fault check saw; `holds` is the verdict."""
-
-    task_id: str
-    first_holder: str  # whose completion the client heard first
-    record: Record
-    completed_writes: int
-    refused: list[str]
-    requeued: int
-    staller_claimed: int
-    completions_heard: int
-    # completed writes a core subscriber of the record's subject heard: the
-    # refused one too, which is why nobody may trust that subject as news
-    core_completed_heard: int
-
-    @property
-    def holds(self) -> bool:
-        return (
-            self.record.state == "completed"
-            and self.first_holder == self.record.holder == "good"
-            and self.record.attempt == 2
-            and self.completed_writes == 1
-            and self.refused == [f"{self.task_id}:1"]
-            and self.requeued == 1
-            and self.staller_claimed == 1
-            and self.completions_heard == 1
-        )
-
-
-async def until(stats: AgentStats, check: Callable[[], bool], timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            stats.changed.clear()
-            await stats.changed.wait()
-
-
-async def fault_check(url: str, prefix: str, *, claim_ttl_ms: int = 300) -> FaultReport:
-    """A holder that claims, then stalls past its deadline: the watcher
-    re-queues the task, another agent completes it, and the stalled holder's
-    late completion is refused by the CAS. Every role has its own connection;
-    the bucket keeps history so the completed writes can be counted."""
-    names = Names(prefix)
-    conns = [await nats.connect(url) for _ in range(4)]
-    driver, staller_nc, good_nc, watcher_nc = conns
-    background: list[asyncio.Task[None]] = []
-    try:
-        await provision(driver.jetstream(), names, history=16)
-        staller = Agent(staller_nc, names, "staller", capacity=1, stall_s=4 * claim_ttl_ms / 1000)
-        watcher = Watcher(watcher_nc, names, tick_s=0.02)
-        waiter = Waiter(driver, names, fenced=True)
-        heard: list[Record] = []
-
-        async def on_record(msg: Msg) -> None:
-            heard.append(RECORD.decode(msg.data))
-
-        await driver.subscribe(names.records, cb=on_record)
-        await watcher.start()
-        await waiter.start()
-        await staller.start()
-        background.append(asyncio.get_running_loop().create_task(watcher.run()))
-        task_id = secrets.token_hex(8)
-        done = asyncio.get_running_loop().create_task(
-            waiter.run(task_id, claim_ttl_ms=claim_ttl_ms)
-        )
-        await until(staller.stats, lambda: staller.stats.claimed == 1, 10)
-        good = Agent(good_nc, names, "good", capacity=10)
-        await good.start()  # from now on it competes for the queue
-        async with asyncio.timeout(10):
-            first_holder = await done
-        # The late completion comes back, refused or (were the fence broken) not.
-        ended = staller.stats
-        await until(ended, lambda: ended.completed + len(ended.refused) >= 1, 10)
-        kv = await driver.jetstream().key_value(names.bucket)
-        history = await kv.history(task_id)
-        records = [RECORD.decode(entry.value or b"") for entry in history]
-        return FaultReport(
-            task_id=task_id,
-            first_holder=first_holder,
-            record=records[-1],
-            completed_writes=sum(r.state == "completed" for r in records),
-            refused=list(staller.stats.refused),
-            requeued=watcher.stats.requeued,
-            staller_claimed=staller.stats.claimed,
-            completions_heard=waiter.completions.get(task_id, 0),
-            core_completed_heard=sum(r.state == "completed" for r in heard),
-        )
-    finally:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for nc in conns:
-            await nc.close()
-
-
-async def unfenced_check(url: str, prefix: str, *, ack_wait_s: float = 0.3) -> int:
-    """The same stall without the fence: the unacknowledged message comes back
-    after `ack_wait_s` to another agent, and both results are stored. Returns
-    how many results the results stream holds for the one task (2: doubled)."""
-    names = Names(prefix)
-    conns = [await nats.connect(url) for _ in range(3)]
-    driver, staller_nc, good_nc = conns
-    try:
-        js = driver.jetstream()
-        await provision(js, names, ack_wait_s=ack_wait_s)
-        staller = Agent(staller_nc, names, "staller", capacity=1, fenced=False,
-                        stall_s=4 * ack_wait_s)  # fmt: skip
-        await staller.start()
-        waiter = Waiter(driver, names, fenced=False)
-        await waiter.start()
-        task_id = secrets.token_hex(8)
-        done = asyncio.get_running_loop().create_task(waiter.run(task_id))
-        await until(staller.stats, lambda: staller.stats.claimed == 1, 10)
-        good = Agent(good_nc, names, "good", capacity=10, fenced=False)
-        await good.start()
-        async with asyncio.timeout(10):
-            await done
-        await until(staller.stats, lambda: staller.stats.completed == 1, 10)
-        info = await js.stream_info(names.results, subjects_filter=names.result_subject(task_id))
-        return (info.state.subjects or {}).get(names.result_subject(task_id), 0)
-    finally:
-        for nc in conns:
-            await nc.close()
 
 
 async def _serve(args: argparse.Namespace) -> None:

@@ -22,30 +22,26 @@ client listens to `*.d` only, the watcher to `*.c` and `*.d`.
 """
 
 import asyncio
-import contextlib
 import heapq
 import secrets
 import time
 from dataclasses import dataclass
 
-import nats
 from claim_proto import (
     ENC,
     EXPECT,
     RECORD,
     WRONG_LAST_SEQUENCE,
     AgentStats,
-    FaultReport,
-    Puller,
     Record,
     WatcherStats,
-    until,
 )
+from claim_pull import Puller
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RePublish, StorageType, StreamConfig
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 
 EXPECT_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
 
@@ -220,71 +216,3 @@ class StreamWaiter:
             return await future
         finally:
             del self.futures[task_id]
-
-
-async def history(js: JetStreamContext, names: StreamNames, task_id: str) -> list[Record]:
-    """Every stored write of one task, oldest first."""
-    found: list[Record] = []
-    seq = 1
-    while True:
-        try:
-            msg = await js.get_msg(names.stream, seq, names.subject(task_id, "*"), next=True)
-        except NotFoundError:
-            return found
-        found.append(RECORD.decode(msg.data or b""))
-        seq = (msg.seq or seq) + 1
-
-
-async def fault_check_stream(url: str, prefix: str, *, claim_ttl_ms: int = 300) -> FaultReport:
-    """claim_proto.fault_check's scenario on this layout."""
-    names = StreamNames(prefix)
-    conns = [await nats.connect(url) for _ in range(4)]
-    driver, staller_nc, good_nc, watcher_nc = conns
-    watch: asyncio.Task[None] | None = None
-    try:
-        js = driver.jetstream()
-        await provision_stream(js, names)
-        staller = StreamAgent(staller_nc, names, "staller", capacity=1,
-                              stall_s=4 * claim_ttl_ms / 1000)  # fmt: skip
-        watcher = StreamWatcher(watcher_nc, names, tick_s=0.02)
-        waiter = StreamWaiter(driver, names)
-        heard: list[Record] = []
-
-        async def on_done(msg: Msg) -> None:  # the raw subject: refused writes too
-            heard.append(RECORD.decode(msg.data))
-
-        await driver.subscribe(names.subject("*", "d"), cb=on_done)
-        await watcher.start()
-        await waiter.start()
-        await staller.start()
-        watch = asyncio.get_running_loop().create_task(watcher.run())
-        task_id = secrets.token_hex(8)
-        done = asyncio.get_running_loop().create_task(
-            waiter.run(task_id, claim_ttl_ms=claim_ttl_ms)
-        )
-        await until(staller.stats, lambda: staller.stats.claimed == 1, 10)
-        good = StreamAgent(good_nc, names, "good", capacity=10)
-        await good.start()
-        async with asyncio.timeout(10):
-            first_holder = await done
-        ended = staller.stats
-        await until(ended, lambda: ended.completed + len(ended.refused) >= 1, 10)
-        records = await history(js, names, task_id)
-        return FaultReport(
-            task_id=task_id,
-            first_holder=first_holder,
-            record=records[-1],
-            completed_writes=sum(r.state == "completed" for r in records),
-            refused=list(staller.stats.refused),
-            requeued=watcher.stats.requeued,
-            staller_claimed=staller.stats.claimed,
-            completions_heard=waiter.completions.get(task_id, 0),
-            core_completed_heard=len(heard),
-        )
-    finally:
-        if watch is not None:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
-        for nc in conns:
-            await nc.close()

@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-from claim_proto import FaultReport, Names, Waiter, fault_check, provision, unfenced_check
-from claim_stream import StreamNames, StreamWaiter, fault_check_stream, provision_stream
+from claim_checks import FaultReport, fault_check, fault_check_stream, unfenced_check
+from claim_proto import Names, Waiter, provision
+from claim_stream import StreamNames, StreamWaiter, provision_stream
 from dispatch import RESPONDER, ROOT, CpuMeter, fleet_bench, in_flight, pct, raw_bench, spawn
 
 from natsfleet.bus import Bus, BusConfig
