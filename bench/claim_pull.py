@@ -25,6 +25,7 @@ class Puller:
         self.requested = 0
         self.busy = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.refills: set[asyncio.Task[None]] = set()
         self.api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self.inbox = ""
         self.error: BaseException | None = None
@@ -45,6 +46,8 @@ class Puller:
     async def _on_msg(self, msg: Msg) -> None:
         status = (msg.headers or {}).get("Status")
         if status is not None:  # a request ended (408 expired, 409 ...) with some unfilled
+            # (A request refused whole, e.g. 409 Exceeded MaxWaiting, names no
+            # pending count and its credit stays counted: a prototype's limit.)
             if status != "100":
                 pending = int((msg.headers or {}).get("Nats-Pending-Messages", "0"))
                 self.requested = max(0, self.requested - pending)
@@ -63,4 +66,6 @@ class Puller:
             self.error = task.exception()
             self.failed.set()
             return
-        asyncio.get_running_loop().create_task(self._refill())
+        refill = asyncio.get_running_loop().create_task(self._refill())
+        self.refills.add(refill)  # held until done: the loop keeps only a weak reference
+        refill.add_done_callback(self.refills.discard)
