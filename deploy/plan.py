@@ -157,21 +157,33 @@ def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
 def gateway_args(
     gateway: GatewaySection, replica_id: str, port: int, keys_file: str | None = None
 ) -> tuple[str, ...]:
-    """`natsfleet gateway PROTOCOL ...` of one replica; `keys_file` as the target sees it."""
+    """`natsfleet gateway PROTOCOL ...` of one replica; `keys_file` as the target sees it.
+
+    Both protocols take `--instance`, `--host`, `--port` and `--keys-file`;
+    the rest is the protocol's own (fleetfile.GATEWAY_ONLY).
+    """
     args = ["gateway", gateway.protocol, "--instance", replica_id]
-    args += ["--host", gateway.host, "--port", str(port), "--path", gateway.path]
+    args += ["--host", gateway.host, "--port", str(port)]
+    if gateway.protocol == "mcp":
+        args += ["--path", gateway.path or "/mcp"]
     if keys_file is not None:
         args += ["--keys-file", keys_file]
     if gateway.refresh_s is not None:
         args += ["--refresh-s", _num(gateway.refresh_s)]
     if gateway.call_timeout_s is not None:
         args += ["--call-timeout-s", _num(gateway.call_timeout_s)]
+    if gateway.default_skill is not None:
+        args += ["--default-skill", gateway.default_skill]
+    if gateway.blocking_timeout_s is not None:
+        args += ["--blocking-timeout-s", _num(gateway.blocking_timeout_s)]
+    if gateway.public_url is not None:
+        args += ["--public-url", gateway.public_url]
     return tuple(args)
 
 
 def gateway_replicas(gateway: GatewaySection) -> list[tuple[str, int]]:
     """(replica id, port) of each replica on one machine: consecutive ports."""
-    return [(rid, gateway.port + n) for n, rid in enumerate(gateway.replica_ids())]
+    return [(rid, gateway.first_port + n) for n, rid in enumerate(gateway.replica_ids())]
 
 
 def agent_stop_timeout_s(agent: AgentSection, fleet: Fleet) -> float:
