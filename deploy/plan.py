@@ -71,8 +71,15 @@ def common_env(
 
 SUPERVISOR_USER = "supervisor"
 CLIENT_USER = "client"
-#: Every gateway replica (MCP, ...) connects as this one NATS user.
+#: Every MCP gateway replica connects as this one NATS user ...
 GATEWAY_USER = "gateway"
+#: ... every A2A gateway replica as this one (it also reads OUTPUT and approves).
+GATEWAY_A2A_USER = "gateway-a2a"
+
+
+def gateway_user(gateway: GatewaySection) -> str:
+    """The NATS user (and seed file stem) of a gateway entry's replicas."""
+    return GATEWAY_A2A_USER if gateway.protocol == "a2a" else GATEWAY_USER
 
 
 def agent_user(agent: AgentSection) -> str:
@@ -244,7 +251,7 @@ def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpe
                     kind=Kind.GATEWAY,
                     group=gateway.label,
                     args=gateway_args(gateway, replica_id, port, keys_file),
-                    env={**role_env(fleet, GATEWAY_USER, base_dir), **gateway.env},
+                    env={**role_env(fleet, gateway_user(gateway), base_dir), **gateway.env},
                     stop_timeout_s=gateway.stop_timeout_s,
                 )
             )

@@ -9,12 +9,12 @@ import shlex
 
 from natsfleet.deploy.fleetfile import FleetFile
 from natsfleet.deploy.plan import (
-    GATEWAY_USER,
     SUPERVISOR_USER,
     agent_args,
     agent_stop_timeout_s,
     agent_user,
     gateway_args,
+    gateway_user,
     role_env,
     supervisor_args,
     workflow_sources,
@@ -126,7 +126,7 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 f"{cmd} {line}",
                 gateway.replicas,
                 int(gateway.stop_timeout_s + fleet.up.stop_margin_s + 0.999),
-                {**env, **role_env(fleet, GATEWAY_USER), **gateway.env},
+                {**env, **role_env(fleet, gateway_user(gateway)), **gateway.env},
                 numprocs_start=gateway.first_port,
             )
         )

@@ -133,7 +133,8 @@ def test_an_a2a_gateway_is_planned_with_its_own_settings(tmp_path: Path) -> None
     assert first[first.index("--blocking-timeout-s") + 1] == "30"
     assert first[first.index("--public-url") + 1] == "https://agents.example.com/"
     assert first[first.index("--keys-file") + 1] == str(tmp_path / "keys.txt")
-    assert specs[0].env["NATS_NKEY_SEED_FILE"] == str(tmp_path / "auth/creds/gateway.nk")
+    # Its own NATS user (deploy/permissions.py gateway_a2a), not the MCP gateway's.
+    assert specs[0].env["NATS_NKEY_SEED_FILE"] == str(tmp_path / "auth/creds/gateway-a2a.nk")
 
 
 @pytest.mark.parametrize(
@@ -163,7 +164,7 @@ def test_every_target_runs_an_a2a_gateway(tmp_path: Path) -> None:
     program = conf[conf.index("[program:gateway-a2a]") :].split("\n\n")[0]
     assert "numprocs=2\n" in program and "numprocs_start=8700\n" in program
     assert "gateway a2a --instance gateway-a2a-%(process_num)d" in program
-    assert "gateway.nk" in program
+    assert "gateway-a2a.nk" in program
     assert "programs=supervisor,echo,gateway-mcp,gateway-a2a" in conf
 
     units = generate("systemd", fleet_file)
@@ -194,3 +195,6 @@ def test_every_target_runs_an_a2a_gateway(tmp_path: Path) -> None:
     )
     assert service_doc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service_doc["spec"]["ports"][0]["port"] == 8700
+
+    auth = generate("nats-auth", fleet_file)
+    assert "creds/gateway-a2a.nk" in auth and "creds/gateway.nk" in auth
