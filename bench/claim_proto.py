@@ -367,7 +367,8 @@ class Waiter:
     async def run(self, task_id: str | None = None, *, claim_ttl_ms: int = 30_000) -> str:
         """Submit one task and wait for its completion: the holder's name."""
         task_id = task_id or secrets.token_hex(8)
-        future = self.futures[task_id] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.futures[task_id] = future
         try:
             await submit(self.js, self.names, task_id, claim_ttl_ms=claim_ttl_ms)
             return await future  # the caller bounds the wait

@@ -3,7 +3,8 @@ pull requests kept outstanding on the server, their credit = the agent's capacit
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -18,7 +19,7 @@ class Puller:
         nc: Client,
         stream: str,
         credit: int,
-        handle: Callable[[Msg], Awaitable[None]],
+        handle: Callable[[Msg], Coroutine[Any, Any, None]],
         consumer: str = "agents",
     ) -> None:
         self.nc, self.credit, self.handle = nc, credit, handle

@@ -210,7 +210,8 @@ class StreamWaiter:
 
     async def run(self, task_id: str | None = None, *, claim_ttl_ms: int = 30_000) -> str:
         task_id = task_id or secrets.token_hex(8)
-        future = self.futures[task_id] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.futures[task_id] = future
         try:
             await submit_stream(self.js, self.names, task_id, claim_ttl_ms=claim_ttl_ms)
             return await future
