@@ -72,6 +72,7 @@ class MCPConnection:
         """The server's tools (listed once per connection, again after a
         `tools/list_changed` notification)."""
         client = await self._connected()
+        generation = self._generation
         if self._tools is not None:
             return self._tools
         tools: list[types.Tool] = []
@@ -85,7 +86,7 @@ class MCPConnection:
                     if cursor is None:
                         break
         except Exception as exc:
-            raise await self._broken(f"tools/list failed: {_why(exc)}") from None
+            raise await self._broken(f"tools/list failed: {_why(exc)}", generation) from None
         self._tools = tuple(tools)
         return self._tools
 
@@ -98,6 +99,7 @@ class MCPConnection:
             MCPToolError: the server refused the call (a JSON-RPC error).
         """
         client = await self._connected()
+        generation = self._generation
         try:
             result = await client.call_tool(tool, arguments)
         except asyncio.CancelledError:
@@ -105,12 +107,14 @@ class MCPConnection:
             raise
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
-                raise await self._broken(f"the connection closed during {tool}") from None
+                raise await self._broken(
+                    f"the connection closed during {tool}", generation
+                ) from None
             if exc.code == types.REQUEST_TIMEOUT:
                 self._request_probe()
             raise MCPToolError(self.name, tool, f"{exc.message} (JSON-RPC {exc.code})") from None
         except Exception as exc:
-            raise await self._broken(f"{tool} failed: {_why(exc)}") from None
+            raise await self._broken(f"{tool} failed: {_why(exc)}", generation) from None
         self._failures = 0
         return result
 
@@ -262,10 +266,14 @@ class MCPConnection:
         )
         self._retry_at = asyncio.get_running_loop().time() + delay_s
 
-    async def _broken(self, detail: str) -> MCPServerUnavailableError:
-        """Stop what is left of the connection; the error to raise."""
-        self._note_failure()
-        await self._stop_runner()
+    async def _broken(
+        self, detail: str, generation: int | None = None
+    ) -> MCPServerUnavailableError:
+        """Stop what is left of the connection the failure happened on (not a
+        newer one another call started meanwhile); the error to raise."""
+        if generation is None or generation == self._generation:
+            self._note_failure()
+            await self._stop_runner()
         log.warning("MCP server %s: %s", self.name, detail)
         return MCPServerUnavailableError(self.name, detail)
 
