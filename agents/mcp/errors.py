@@ -9,7 +9,7 @@ class MCPError(AgentError):
 
 class MCPConfigError(MCPError):
     """An MCP server's declaration is wrong (a bad name, a `${VAR}` not set, two
-    servers with one name): the agent's declaration must change."""
+    servers with one name): the agent's declaration must change (not retryable)."""
 
     def __init__(self, server: str, detail: str) -> None:
         self.server = server
@@ -19,7 +19,11 @@ class MCPConfigError(MCPError):
 
 class MCPServerUnavailableError(MCPError):
     """The server cannot be reached now: it did not start or answer in time, it
-    died or hung, or the client is waiting out the backoff before the next try."""
+    died or hung, or the client is waiting out the backoff before the next try.
+    Retryable: a skill that fails with it (its tools could not be listed) is run
+    again by the supervisor's retry policy."""
+
+    retryable = True
 
     def __init__(self, server: str, detail: str) -> None:
         self.server = server

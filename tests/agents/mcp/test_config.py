@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from natsfleet.agents import AgentConfig
+from natsfleet.agents.errors import describe_exception
 from natsfleet.agents.mcp import (
     HttpServer,
     MCPConfigError,
@@ -227,3 +228,6 @@ async def test_a_server_that_cannot_start_or_be_reached_is_a_typed_error() -> No
         with pytest.raises(MCPServerUnavailableError, match="cannot start"):
             await servers.tools("gone")
         assert servers.connection("gone").starts == 2
+    # A skill failing with it is retried; a wrong declaration is not.
+    assert describe_exception(MCPServerUnavailableError("s", "down"))[2] is True
+    assert describe_exception(MCPConfigError("s", "bad"))[2] is False

@@ -116,7 +116,7 @@ transport = "http"
 url = "http://127.0.0.1:{port}/mcp"
 headers = {{ X-Test = "${{MCP_TEST_HEADER}}" }}
 tool_prefix = "h_"
-call_timeout_s = 1
+call_timeout_s = 2
 backoff_initial_s = 0.05
 """
 
@@ -176,7 +176,7 @@ async def test_an_agent_uses_mcp_servers_over_stdio_and_http_and_survives_their_
         wire.tool_call("s_add", {"a": "x"}),
         wire.tool_call("s_fail", {"reason": "on purpose"}),
         wire.tool_call("h_echo", {"text": "web"}),
-        wire.tool_call("h_sleep", {"seconds": 60}),  # past its call_timeout_s (1 s)
+        wire.tool_call("h_sleep", {"seconds": 60}),  # past its call_timeout_s (2 s)
         wire.tool_call("h_add", {"a": 2, "b": 3}),
         wire.tool_call("gate", {"name": "g1"}),  # the HTTP server is killed meanwhile
         wire.tool_call("h_echo", {"text": "dead"}),
@@ -227,7 +227,7 @@ async def test_an_agent_uses_mcp_servers_over_stdio_and_http_and_survives_their_
         "failed on purpose: on purpose"
     )
     assert seen[5].startswith("echo: web (pid ")
-    assert seen[6] == _error("no result within 1.0 s")
+    assert seen[6] == _error("no result within 2.0 s")
     assert json.loads(seen[7]) == {"sum": 5}  # structured content
     assert seen[8] == "open"
     assert json.loads(seen[9])["error"].startswith("MCPServerUnavailableError: MCP server 'web'")
