@@ -63,6 +63,7 @@ class MCPConnection:
         self._failed_generation = -1
         self._tools: tuple[types.Tool, ...] | None = None
         self._closed = False
+        self._hung = False  # found hung: stopped without a grace period
         #: Times the server was started (stdio) or connected (HTTP).
         self.starts = 0
 
@@ -150,7 +151,7 @@ class MCPConnection:
     async def _start(self) -> None:
         await self._stop_runner()  # what is left of the last connection
         ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
-        self._stopping = self._probe = False
+        self._stopping = self._probe = self._hung = False
         self._wake = asyncio.Event()
         self._tools = None
         self.starts += 1
@@ -182,6 +183,7 @@ class MCPConnection:
                     if self._probe and not self._stopping:
                         self._probe = False
                         if not await self._answers(client):
+                            self._hung = True
                             log.warning(
                                 "MCP server %s does not answer tools/list: stopping it", self.name
                             )
@@ -218,7 +220,7 @@ class MCPConnection:
                 config.args,
                 env={k: expand(config.name, v) for k, v in config.env.items()},
                 cwd=config.cwd,
-                stop_grace_s=config.stop_grace_s,
+                stop_grace_s=lambda: 0.0 if self._hung else config.stop_grace_s,
                 on_eof=self._on_eof,
             )
             async with Client(

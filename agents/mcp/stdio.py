@@ -46,12 +46,13 @@ async def stdio_transport(
     *,
     env: Mapping[str, str],
     cwd: str | None,
-    stop_grace_s: float,
+    stop_grace_s: Callable[[], float],
     on_eof: Callable[[], None] | None = None,
 ) -> AsyncIterator[Streams]:
     """Start `command` and yield the session's (read, write) streams; stop it on exit.
 
-    `on_eof` is called when the server is gone (its stdout ended or it exited).
+    `stop_grace_s()` is asked at the stop (0 for a server found hung: killed at
+    once); `on_eof` is called when the server is gone (its stdout ended or it exited).
 
     Raises:
         OSError: the command cannot be started.
@@ -108,7 +109,7 @@ async def stdio_transport(
             yield read_stream, write_stream
         finally:
             with anyio.CancelScope(shield=True):
-                await _stop(process, stop_grace_s)
+                await _stop(process, stop_grace_s())
                 for stream in (read_stream, write_stream):
                     await stream.aclose()
             group.cancel_scope.cancel()
@@ -123,12 +124,13 @@ def _parse(line: str) -> SessionMessage | Exception:
 
 
 async def _stop(process: anyio.abc.Process, grace_s: float) -> None:
-    """stdin closed, `grace_s` to exit, SIGTERM to the group, then SIGKILL to the group."""
+    """stdin closed, `grace_s` to exit, SIGTERM to the group, then SIGKILL to the
+    group; with no grace (a hung server), SIGKILL at once."""
     group = process.pid  # start_new_session: the group's id is the leader's pid
     if process.stdin is not None:
         with contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             await process.stdin.aclose()
-    if not await _exited(process, grace_s):
+    if grace_s > 0 and not await _exited(process, grace_s):
         _signal_group(group, signal.SIGTERM)
         await _exited(process, _TERM_WAIT_S)
     # Always: children the server left behind are in its group too.
