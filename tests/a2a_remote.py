@@ -36,8 +36,10 @@ from a2a.types import (
     AgentCard,
     AgentInterface,
     AgentSkill,
+    APIKeySecurityScheme,
     Part,
     Role,
+    SecurityScheme,
     TaskState,
 )
 from google.protobuf import json_format, struct_pb2
@@ -135,8 +137,8 @@ class NeedsKey:
         await self.app(scope, receive, send)
 
 
-def card(url: str) -> AgentCard:
-    return AgentCard(
+def card(url: str, key: str) -> AgentCard:
+    agent_card = AgentCard(
         name="Shouter",
         description="A test agent",
         version="1.2",
@@ -151,6 +153,13 @@ def card(url: str) -> AgentCard:
             for name, text in SKILLS.items()
         ],
     )
+    if key:  # where the key goes, as clients read it from the card
+        agent_card.security_schemes["apiKey"].CopyFrom(
+            SecurityScheme(
+                api_key_security_scheme=APIKeySecurityScheme(location="header", name="X-API-Key")
+            )
+        )
+    return agent_card
 
 
 async def main() -> None:
@@ -162,7 +171,7 @@ async def main() -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
-    agent_card = card(url)
+    agent_card = card(url, args.key)
     handler = DefaultRequestHandler(Executor(), InMemoryTaskStore(), agent_card)
     routes = create_agent_card_routes(agent_card) + create_jsonrpc_routes(handler, rpc_url="/")
     middleware = [Middleware(NeedsKey, key=args.key)] if args.key else []

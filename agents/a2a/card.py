@@ -133,6 +133,13 @@ def read_card(url: str, card: "AgentCard") -> RemoteCard:
     return RemoteCard(url=url, card=card, skills=tuple(skills), key_header=_key_header(card))
 
 
+def check_url(url: str) -> str:
+    """An agent URL is http(s) (`CardUnavailable` otherwise), checked before any request."""
+    if not url.startswith(("http://", "https://")) or len(url) > 2048:
+        raise CardUnavailable(url[:200], "the URL must start with http:// or https://")
+    return url
+
+
 async def fetch_card(http: "httpx.AsyncClient", url: str) -> RemoteCard:
     """Fetch and read the card at `<url>/.well-known/agent-card.json`.
 
@@ -142,6 +149,7 @@ async def fetch_card(http: "httpx.AsyncClient", url: str) -> RemoteCard:
     from a2a.client import A2ACardResolver
     from a2a.utils.errors import A2AError
 
+    check_url(url)
     try:
         card = await A2ACardResolver(http, url).get_agent_card()
     except A2AError as exc:

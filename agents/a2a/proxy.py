@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from natsfleet.agents.a2a.card import RemoteCard, RemoteSkill, fetch_card
+from natsfleet.agents.a2a.card import RemoteCard, RemoteSkill, check_url, fetch_card
 from natsfleet.agents.a2a.errors import A2AClientError
 from natsfleet.agents.a2a.messages import A2AResult
 from natsfleet.agents.a2a.remote import RemoteAgent
@@ -59,6 +59,9 @@ class ProxySettings:
     api_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     cancel_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_url(self.url)
 
 
 class A2AProxy(Agent):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from natsfleet.agents.a2a.card import RemoteCard, RemoteSkill, fetch_card
+from natsfleet.agents.a2a.card import RemoteCard, RemoteSkill, check_url, fetch_card
 from natsfleet.agents.a2a.errors import (
     CardUnavailable,
     RemoteProtocolError,
@@ -65,9 +65,7 @@ class RemoteAgent:
         connect_timeout_s: float = 10.0,
         cancel_timeout_s: float = 5.0,
     ) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise CardUnavailable(url, "the URL must start with http:// or https://")
-        self.url = url
+        self.url = check_url(url)
         self._api_key = api_key
         self._headers = dict(headers or {})
         self._connect_timeout_s = connect_timeout_s
@@ -199,8 +197,24 @@ class RemoteAgent:
         except TimeoutError as exc:
             raise RemoteUnavailable(self.url, f"no answer in time ({exc})") from None
         except (SdkClientError, httpx.HTTPError, OSError) as exc:
-            raise RemoteUnavailable(self.url, str(exc) or type(exc).__name__) from None
+            detail = str(exc) or type(exc).__name__
+            if _refused(exc):  # asking again gets the same answer
+                raise RemoteProtocolError(self.url, detail) from None
+            raise RemoteUnavailable(self.url, detail) from None
         except A2AError as exc:
             raise RemoteProtocolError(self.url, f"{type(exc).__name__}: {exc}") from None
         except ValueError as exc:  # the SDK: a response with neither task nor message
             raise RemoteProtocolError(self.url, str(exc)) from None
+
+
+def _refused(exc: BaseException) -> bool:
+    """An HTTP 4xx answer (bad key, no such path), which the SDK wraps: not
+    worth retrying, unlike a 5xx, a timeout (408) or a rate limit (429)."""
+    import httpx
+
+    while exc is not None and not isinstance(exc, httpx.HTTPStatusError):
+        exc = exc.__cause__  # type: ignore[assignment]
+    if exc is None:
+        return False
+    status = exc.response.status_code
+    return 400 <= status < 500 and status not in (408, 429)

@@ -3,6 +3,7 @@ tools of the agent loop, in an agent instance driven by the loop tests' model
 server and stand-in supervisor (docs/interop.md, "Using a remote A2A agent as
 a tool")."""
 
+import asyncio
 import contextlib
 import json
 import time
@@ -15,8 +16,8 @@ from natsfleet.agents.a2a import A2AAgent, A2AResult, CardUnavailable
 from natsfleet.agents.a2a.card import TEXT_INPUT_SCHEMA
 from natsfleet.process import NatsServer
 from natsfleet.protocols import Assign, Result, decode_raw, new_task_id, new_token, to_raw
-from tests.a2a_client.conftest import start_remote
 from tests.a2a_agents import A2ALoopAgent, AskRemote, Told
+from tests.a2a_client.conftest import start_remote
 from tests.agents.driver import driver
 from tests.llm.wire import WireServer
 from tests.loop.conftest import MODEL, Loops, llm_config, wire
@@ -93,8 +94,6 @@ async def test_remote_skills_are_tools_and_their_failures_are_results(
         wire.script(MODEL, wire.tool_call("linger", {"text": "wait"}), wire.ok("carried on"))
         started = time.monotonic()
         asking = ask(loops, AskRemote(prompt="go", url=remote.url, timeout_s=30.0))
-        import asyncio
-
         pending = asyncio.ensure_future(asking)
         await remote.until("start linger", 2)
         await remote.kill()
