@@ -76,6 +76,8 @@ def run_command(
         if spec.startswith("a2a:"):
             agent_cls = _a2a_proxy(spec.removeprefix("a2a:"), agent_name, skill_prefix, key_env)
         else:
+            if agent_name or skill_prefix:
+                raise click.UsageError("--name and --skill-prefix are for a2a:URL specs only")
             agent_cls = load_agent(spec)
         # Chosen before telemetry starts: `service.instance.id` is the instance id.
         instance_id = instance_id or default_instance_id(agent_cls.name)

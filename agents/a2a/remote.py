@@ -212,9 +212,10 @@ def _refused(exc: BaseException) -> bool:
     worth retrying, unlike a 5xx, a timeout (408) or a rate limit (429)."""
     import httpx
 
-    while exc is not None and not isinstance(exc, httpx.HTTPStatusError):
-        exc = exc.__cause__  # type: ignore[assignment]
-    if exc is None:
-        return False
-    status = exc.response.status_code
-    return 400 <= status < 500 and status not in (408, 429)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx.HTTPStatusError):
+            status = cause.response.status_code
+            return 400 <= status < 500 and status not in (408, 429)
+        cause = cause.__cause__
+    return False
