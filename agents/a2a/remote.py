@@ -33,6 +33,7 @@ from natsfleet.agents.a2a.messages import COMPLETED, A2AResult, TaskView, build_
 if TYPE_CHECKING:
     import httpx
     from a2a.client import Client
+    from a2a.types import SendMessageRequest
 
 log = logging.getLogger(__name__)
 
@@ -137,24 +138,58 @@ class RemoteAgent:
         from a2a.types import SendMessageRequest
 
         view = TaskView()
+        named = asyncio.Event()  # set once the remote task's id (or a reply) is known
         request = SendMessageRequest(message=build_message(skill, arguments))
+        # The task is followed in its own asyncio task, so a cancellation of
+        # ours (a timeout, a Cancel) leaves it reading: a task id that has not
+        # arrived yet still can, and then the remote task is cancelled by it.
+        follow = asyncio.ensure_future(self._follow(request, view, named, on_update))
         try:
-            with self._errors():
-                async for event in self._sdk().send_message(request):
-                    note, text = view.take(event)
-                    if on_update is not None and (note or text):
-                        on_update(note, text)
-                    if view.final:
-                        break
-                if not view.final:
-                    await self._poll(view)
+            await asyncio.shield(follow)
         except asyncio.CancelledError:
-            if view.task_id and not view.final:
-                await self._cancel_quietly(view.task_id)
+            await self._stop(follow, view, named)
             raise
         if view.reply is None and view.state != COMPLETED:
             raise RemoteTaskEnded(self.url, view.task_id, view.state_name, view.reason)
         return view.result()
+
+    async def _follow(
+        self,
+        request: "SendMessageRequest",
+        view: TaskView,
+        named: asyncio.Event,
+        on_update: OnUpdate | None,
+    ) -> None:
+        with self._errors():
+            async for event in self._sdk().send_message(request):
+                note, text = view.take(event)
+                if view.task_id or view.final:
+                    named.set()
+                if on_update is not None and (note or text):
+                    on_update(note, text)
+                if view.final:
+                    return
+            if not view.final:
+                await self._poll(view)
+
+    async def _stop(
+        self, follow: "asyncio.Future[None]", view: TaskView, named: asyncio.Event
+    ) -> None:
+        """We stop waiting: cancel the remote task (waiting at most
+        `cancel_timeout_s` for its id if it has not come yet), then the reading."""
+        try:
+            if not follow.done() and not named.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.cancel_timeout_s):
+                        await named.wait()
+            if view.task_id and not view.final:
+                await self._cancel_quietly(view.task_id)
+            elif not view.task_id:
+                log.warning("a message to %s was abandoned before its task id came", self.url)
+        finally:
+            follow.cancel()
+            with contextlib.suppress(BaseException):
+                await follow
 
     async def _poll(self, view: TaskView) -> None:
         """The stream ended before the task did: read the task until it ends."""
