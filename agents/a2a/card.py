@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from natsfleet.agents.a2a.errors import CardUnavailable
+from natsfleet.protocols.limits import LABEL_MAX_CHARS
 
 if TYPE_CHECKING:
     import httpx
@@ -125,7 +126,9 @@ def read_card(url: str, card: "AgentCard") -> RemoteCard:
                 id=skill.id,
                 name=skill.name or skill.id,
                 description=skill.description,
-                version=version if isinstance(version, str) and version else "1",
+                # A label on the wire (protocols/limits.py): a longer one
+                # would make the proxy's Hello refused.
+                version=version[:LABEL_MAX_CHARS] if isinstance(version, str) and version else "1",
                 input_schema=_schema(entry, "input_schema"),
                 output_schema=_schema(entry, "output_schema"),
             )

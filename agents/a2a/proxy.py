@@ -34,6 +34,7 @@ from natsfleet.agents.context import TaskContext
 from natsfleet.agents.errors import AgentDefinitionError, SkillError
 from natsfleet.agents.skill import SkillDef
 from natsfleet.protocols import ID_MAX_CHARS, SkillSpec, is_name
+from natsfleet.protocols.limits import LABEL_MAX_CHARS
 
 #: A proxy mostly waits on the network: more attempts at once than an agent doing work.
 PROXY_CONFIG = AgentConfig(capacity=16)
@@ -141,7 +142,7 @@ def proxy_agent(
     """
     namespace: dict[str, Any] = {
         "name": name or default_name(card),
-        "version": (card.card.version or "0")[:64],
+        "version": (card.card.version or "0")[:LABEL_MAX_CHARS],
         "description": f"A2A proxy of {card.name} at {card.url}"[:1000],
         "remote_card": card,
         "settings": settings,
