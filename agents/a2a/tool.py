@@ -23,7 +23,7 @@ from typing import Any
 from natsfleet.agents.a2a.card import RemoteSkill
 from natsfleet.agents.a2a.remote import RemoteAgent
 from natsfleet.agents.llm.types import ToolSpec
-from natsfleet.agents.loop.tools import ToolArgumentsError, ToolContext
+from natsfleet.agents.loop.tools import ToolArgumentsError, ToolContext, _inline_schema
 
 # Provider tool names: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$.
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -42,7 +42,8 @@ class A2ATool:
         self.remote = remote
         self.skill = skill
         self._timeout_s = timeout_s
-        parameters = dict(skill.arguments_schema)
+        # msgspec's schemas (natsfleet's gateway) are a `$ref` into `$defs`.
+        parameters = _inline_schema(dict(skill.arguments_schema))
         if parameters.get("type") != "object":
             parameters = {"type": "object"}  # providers take object arguments only
         agent = remote.card.name or remote.url
