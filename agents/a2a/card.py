@@ -11,6 +11,7 @@ part (`TEXT_INPUT_SCHEMA`).
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from natsfleet.agents.a2a.errors import CardUnavailable
 from natsfleet.protocols.limits import LABEL_MAX_CHARS
@@ -141,6 +142,23 @@ def check_url(url: str) -> str:
     if not url.startswith(("http://", "https://")) or len(url) > 2048:
         raise CardUnavailable(url[:200], "the URL must start with http:// or https://")
     return url
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def check_same_origin(card: RemoteCard) -> None:
+    """Every JSON-RPC interface of the card is where the card came from, so a
+    key sent to it goes nowhere else (`CardUnavailable` otherwise)."""
+    for interface in card.card.supported_interfaces:
+        if interface.protocol_binding == "JSONRPC" and _origin(interface.url) != _origin(card.url):
+            raise CardUnavailable(
+                card.url,
+                f"its card sends messages to {interface.url[:200]}, another origin: "
+                "the key is not sent there (fetch the card from that origin)",
+            )
 
 
 async def fetch_card(http: "httpx.AsyncClient", url: str) -> RemoteCard:

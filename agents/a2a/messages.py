@@ -124,6 +124,10 @@ class TaskView:
     def state_name(self) -> str:
         return STATE_NAMES.get(self.state, str(self.state))
 
+    #: Characters of result held so far (text, and data as JSON): a remote
+    #: agent must not fill this process's memory (`RemoteAgent.max_result_chars`).
+    size: int = 0
+
     def _add_parts(self, piece: ArtifactPiece, parts: Any) -> str:
         from google.protobuf import json_format
 
@@ -133,8 +137,11 @@ class TaskView:
             if kind == "text":
                 piece.texts.append(part.text)
                 new_text.append(part.text)
+                self.size += len(part.text)
             elif kind == "data":
-                piece.data.append(_integral(json_format.MessageToDict(part.data)))
+                value = _integral(json_format.MessageToDict(part.data))
+                piece.data.append(value)
+                self.size += len(msgspec.json.encode(value))
         return "".join(new_text)
 
     def take_task(self, task: "Task") -> None:
@@ -143,6 +150,7 @@ class TaskView:
         self.state = task.status.state
         self.reason = text_of(task.status) or self.reason
         self.artifacts = {}
+        self.size = 0
         for artifact in task.artifacts:
             self._add_parts(
                 self.artifacts.setdefault(artifact.artifact_id, ArtifactPiece()), artifact.parts

@@ -17,11 +17,17 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from natsfleet.agents.a2a.card import RemoteCard, RemoteSkill, check_url, fetch_card
+from natsfleet.agents.a2a.card import (
+    RemoteCard,
+    RemoteSkill,
+    check_same_origin,
+    check_url,
+    fetch_card,
+)
 from natsfleet.agents.a2a.errors import (
     CardUnavailable,
     RemoteProtocolError,
@@ -40,6 +46,9 @@ log = logging.getLogger(__name__)
 #: (status note, new artifact text) of each event, for progress and streaming.
 OnUpdate = Callable[[str, str], None]
 
+#: Default bound on a remote task's result held in memory (characters).
+MAX_RESULT_CHARS = 8_000_000
+
 # A stream that ends before the task does (a server that closes it early) is
 # followed by polling, at these intervals.
 _POLL_S = (0.2, 0.5, 1.0, 2.0)
@@ -55,6 +64,12 @@ class RemoteAgent:
         headers: More HTTP headers for every request.
         connect_timeout_s: Bound on connecting and on each non-streaming request.
         cancel_timeout_s: Bound on cancelling the remote task when we stop waiting.
+        max_result_chars: Most a task's artifacts may hold (text, and data as
+            JSON); more is a `RemoteProtocolError` and the task is cancelled.
+
+    The key and headers go only to the origin (scheme, host, port) the card
+    was fetched from: a card whose JSON-RPC interface is elsewhere is refused
+    (`CardUnavailable`) when there are credentials to send.
     """
 
     def __init__(
@@ -65,8 +80,10 @@ class RemoteAgent:
         headers: Mapping[str, str] | None = None,
         connect_timeout_s: float = 10.0,
         cancel_timeout_s: float = 5.0,
+        max_result_chars: int = MAX_RESULT_CHARS,
     ) -> None:
         self.url = check_url(url)
+        self.max_result_chars = max_result_chars
         self._api_key = api_key
         self._headers = dict(headers or {})
         self._connect_timeout_s = connect_timeout_s
@@ -92,6 +109,8 @@ class RemoteAgent:
         http = httpx.AsyncClient(headers=self._headers, timeout=timeout)
         try:
             self._card = card or await fetch_card(http, self.url)
+            if self._api_key or self._headers:
+                check_same_origin(self._card)
             http.headers.update(self._card.key_headers(self._api_key))
             config = ClientConfig(httpx_client=http, streaming=True)
             self._client = ClientFactory(config).create(self._card.card)
@@ -165,6 +184,12 @@ class RemoteAgent:
                 note, text = view.take(event)
                 if view.task_id or view.final:
                     named.set()
+                if view.size > self.max_result_chars:
+                    if view.task_id and not view.final:
+                        await self._cancel_quietly(view.task_id)
+                    raise RemoteProtocolError(
+                        self.url, f"its result is over {self.max_result_chars:,} characters"
+                    )
                 if on_update is not None and (note or text):
                     on_update(note, text)
                 if view.final:
@@ -221,7 +246,7 @@ class RemoteAgent:
             log.warning("remote task %s at %s not cancelled: %s", task_id, self.url, exc)
 
     @contextlib.contextmanager
-    def _errors(self) -> Any:
+    def _errors(self) -> Iterator[None]:
         """The SDK's and httpx's errors as ours: transport ones retryable."""
         import httpx
         from a2a.client import A2AClientError as SdkClientError

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from natsfleet.agents.a2a.card import RemoteSkill
-from natsfleet.agents.a2a.remote import RemoteAgent
+from natsfleet.agents.a2a.remote import MAX_RESULT_CHARS, RemoteAgent
 from natsfleet.agents.llm.types import ToolSpec
 from natsfleet.agents.loop.tools import ToolArgumentsError, ToolContext, _inline_schema
 
@@ -85,6 +85,7 @@ class A2AAgent(RemoteAgent):
         api_key, headers: How to authenticate (see `RemoteAgent`); pass the key
             from the environment or a secret store, never from code.
         timeout_s: Each tool's timeout (the longest a call waits for its task).
+        connect_timeout_s, cancel_timeout_s, max_result_chars: see `RemoteAgent`.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class A2AAgent(RemoteAgent):
         timeout_s: float | None = 300.0,
         connect_timeout_s: float = 10.0,
         cancel_timeout_s: float = 5.0,
+        max_result_chars: int = MAX_RESULT_CHARS,
     ) -> None:
         super().__init__(
             url,
@@ -103,6 +105,7 @@ class A2AAgent(RemoteAgent):
             headers=headers,
             connect_timeout_s=connect_timeout_s,
             cancel_timeout_s=cancel_timeout_s,
+            max_result_chars=max_result_chars,
         )
         self.timeout_s = timeout_s
 

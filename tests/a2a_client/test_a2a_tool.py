@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from natsfleet.agents.a2a import A2AAgent, A2AResult, CardUnavailable
+from natsfleet.agents.a2a import A2AAgent, A2AResult, CardUnavailable, RemoteProtocolError
 from natsfleet.agents.a2a.card import TEXT_INPUT_SCHEMA
+from natsfleet.agents.loop import ToolContext
 from natsfleet.process import NatsServer
 from natsfleet.protocols import Assign, Result, decode_raw, new_task_id, new_token, to_raw
 from tests.a2a_agents import A2ALoopAgent, AskRemote, Told
@@ -26,6 +27,9 @@ from tests.procs import AgentProcs
 
 pytestmark = pytest.mark.asyncio
 __all__ = ["wire"]
+
+
+CTX = ToolContext(key="t/0/0/0", task_id="t", attempt=1, token="tok", name="shout")
 
 
 class RemoteLoops(Loops):
@@ -63,6 +67,10 @@ async def test_remote_skills_are_tools_and_their_failures_are_results(
             assert tools["shout"].spec.parameters == TEXT_INPUT_SCHEMA
             assert "Shout a text back" in tools["shout"].spec.description
             assert "Shouter" in tools["shout"].spec.description
+        # A result over the bound is refused, not held.
+        async with A2AAgent(remote.url, max_result_chars=3) as tiny:
+            with pytest.raises(RemoteProtocolError, match="over 3 characters"):
+                await tiny.as_tool("shout").run({"text": "hello"}, CTX)
 
         # One turn: a completed task, a failed one, one past the tool's timeout.
         wire.script(

@@ -5,8 +5,16 @@ import subprocess
 import sys
 
 import msgspec
+import pytest
 
-from natsfleet.agents.a2a import A2AInput, ProxySettings, proxy_agent, read_card
+from natsfleet.agents.a2a import (
+    A2AInput,
+    CardUnavailable,
+    ProxySettings,
+    RemoteAgent,
+    proxy_agent,
+    read_card,
+)
 from natsfleet.agents.a2a.card import SCHEMAS_EXTENSION, TEXT_INPUT_SCHEMA
 from natsfleet.gateway.a2a import card as gateway_card
 from natsfleet.protocols import AgentInfo, SkillSpec
@@ -76,3 +84,18 @@ def test_a_card_without_schemas_takes_text() -> None:
     proxy = proxy_agent(card, ProxySettings(url="http://h/"))
     assert proxy.name == "a2a-other-agent"
     assert proxy.skill_specs()[0].input_schema == msgspec.json.schema(A2AInput)
+
+
+async def test_the_key_goes_only_where_the_card_came_from() -> None:
+    # A card fetched from one origin that sends messages to another is refused
+    # when there is a key to send; without one it is only a URL.
+    settings = gateway_card.CardSettings(name="elsewhere", description="", url="http://evil:1/")
+    info = AgentInfo(
+        agent="a", instance_id="a-1", incarnation="i", capacity=1, load=0, last_seen_ms=0,
+        skills=(SkillSpec(name="x"),),
+    )  # fmt: skip
+    card = read_card("http://h/", gateway_card.build_card(settings, (info,)))
+    with pytest.raises(CardUnavailable, match="sends messages to http://evil:1/, another origin"):
+        await RemoteAgent("http://h/", api_key="secret").open(card)
+    remote = await RemoteAgent("http://h/").open(card)
+    await remote.aclose()
