@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,6 @@ from tests.a2a_client.conftest import start_remote
 from tests.agents.driver import driver
 from tests.llm.wire import WireServer
 from tests.loop.conftest import MODEL, Loops, llm_config, wire
-from tests.loop.test_loop import tool_messages
 from tests.procs import AgentProcs
 
 pytestmark = pytest.mark.asyncio
@@ -41,6 +41,11 @@ async def loops(nats_server: NatsServer, prefix: str) -> AsyncIterator[RemoteLoo
     async with contextlib.AsyncExitStack() as stack:
         d = await stack.enter_async_context(driver(nats_server.url, prefix))
         yield RemoteLoops(d, nats_server.url, prefix, stack)
+
+
+def tool_messages(request_body: dict[str, Any]) -> list[str]:
+    """The tool results a request carried to the model (OpenAI's wire)."""
+    return [m["content"] for m in request_body["messages"] if m.get("role") == "tool"]
 
 
 async def ask(loops: RemoteLoops, ask: AskRemote) -> Result:
