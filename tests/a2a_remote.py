@@ -10,7 +10,8 @@ Skills (the message's metadata `skill` picks one, else the first word of its tex
   part `{"shout": TEXT, "data": <the message's data part or null>}`, after a
   working status saying "shouting";
 - `refuse`: fails, its status message saying why;
-- `linger`: works until cancelled (or 60 s); kill -9 the server meanwhile.
+- `linger`: works until cancelled (or 60 s); kill -9 the server meanwhile;
+- `greet`: answers `hello, TEXT` as a message, with no task.
 
 Every start and cancel is appended to the file named by `A2A_REMOTE_LOG`
 (`start <skill> <task>`, `cancel <task>`), so a test sees what reached it. With
@@ -52,6 +53,7 @@ SKILLS = {
     "shout": "Shout a text back, upper-cased.",
     "refuse": "Always refuses, with a reason.",
     "linger": "Works until it is cancelled.",
+    "greet": "Answers with a message at once (no task).",
 }
 
 
@@ -81,6 +83,11 @@ class Executor(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.task_id is not None and context.context_id is not None
         skill, text, data = _message_skill(context)
+        if skill == "greet":  # a reply, no task: what many simple agents do
+            await event_queue.enqueue_event(
+                new_text_message(f"hello, {text}", context_id=context.context_id)
+            )
+            return
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         if context.current_task is None:  # the SDK wants the Task before its updates
             assert context.message is not None

@@ -106,7 +106,10 @@ class RemoteAgent:
         # No read timeout: a stream may rightly be quiet for as long as the
         # task runs; the caller's own bound cancels it.
         timeout = httpx.Timeout(self._connect_timeout_s, read=None)
-        http = httpx.AsyncClient(headers=self._headers, timeout=timeout)
+        # One connection per task followed at once (a proxy's capacity bounds
+        # them), not httpx's 100, past which a task would wait for a slot.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        http = httpx.AsyncClient(headers=self._headers, timeout=timeout, limits=limits)
         try:
             self._card = card or await fetch_card(http, self.url)
             if self._api_key or self._headers:

@@ -40,7 +40,7 @@ async def test_a_proxied_remote_agent_under_the_supervisor(fleet: Fleet) -> None
 
         # Hello carries the card's skills, with the input they take.
         [info, *_] = await client.agents("shouter")
-        assert [s.name for s in info.skills] == ["shout", "refuse", "linger"]
+        assert [s.name for s in info.skills] == ["shout", "refuse", "linger", "greet"]
         assert info.skills[0].input_schema == msgspec.json.schema(A2AInput)
         assert info.skills[0].description == "Shout a text back, upper-cased."
 

@@ -68,10 +68,13 @@ async def test_remote_skills_are_tools_and_their_failures_are_results(
         # The card's skills are the tools, described and with text arguments.
         async with A2AAgent(remote.url) as agent:
             tools = {t.spec.name: t for t in agent.tools()}
-            assert list(tools) == ["shout", "refuse", "linger"]
+            assert list(tools) == ["shout", "refuse", "linger", "greet"]
             assert tools["shout"].spec.parameters == TEXT_INPUT_SCHEMA
             assert "Shout a text back" in tools["shout"].spec.description
             assert "Shouter" in tools["shout"].spec.description
+            # An agent may answer with a message and no task: that is the result.
+            greeting = await tools["greet"].run({"text": "you"}, CTX)
+            assert greeting == A2AResult(task_id="", text="hello, you")
         # A result over the bound is refused, not held.
         async with A2AAgent(remote.url, max_result_chars=3) as tiny:
             with pytest.raises(RemoteProtocolError, match="over 3 characters"):
