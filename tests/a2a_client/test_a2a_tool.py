@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from natsfleet.agents.a2a import A2AAgent, A2AResult, CardUnavailable, RemoteProtocolError
+from natsfleet.agents.a2a import (
+    A2AAgent,
+    A2AResult,
+    CardUnavailable,
+    RemoteProtocolError,
+    RemoteSkill,
+    RemoteTaskEnded,
+)
 from natsfleet.agents.a2a.card import TEXT_INPUT_SCHEMA
 from natsfleet.agents.loop import ToolContext
 from natsfleet.process import NatsServer
@@ -75,6 +82,9 @@ async def test_remote_skills_are_tools_and_their_failures_are_results(
             # An agent may answer with a message and no task: that is the result.
             greeting = await tools["greet"].run({"text": "you"}, CTX)
             assert greeting == A2AResult(task_id="", text="hello, you")
+            # A rejected task (a skill it does not have) says so, with why.
+            with pytest.raises(RemoteTaskEnded, match="rejected: no skill 'nope'"):
+                await agent.run(RemoteSkill(id="nope", name="nope", description=""), {"text": ""})
         # A result over the bound is refused, not held.
         async with A2AAgent(remote.url, max_result_chars=3) as tiny:
             with pytest.raises(RemoteProtocolError, match="over 3 characters"):
