@@ -35,8 +35,9 @@ Streams = tuple[
 # After SIGTERM to the group, how long before SIGKILL.
 _TERM_WAIT_S = 1.0
 _POLL_S = 0.01
-# How often a running server's exit is looked for.
-_WATCH_S = 0.05
+# How often a running server's exit is looked for (its stdout's end usually
+# says it first; this catches a child of the server holding stdout open).
+_WATCH_S = 0.2
 
 
 @contextlib.asynccontextmanager
