@@ -11,8 +11,8 @@ What goes wrong, and what happens then:
   (stdio) or connects (HTTP) it again;
 - a call outlives its timeout (the loop cancels it): the runner asks the
   server for its tools (protocol 2026-07-28 has no ping); no answer within
-  `connect_timeout_s` means it hangs, and it is
-  stopped, to be started again by the next call;
+  `connect_timeout_s` or `call_timeout_s` (the shorter) means it hangs: it is
+  stopped at once, to be started again by the next call;
 - failures in a row make the next try wait (`backoff_initial_s`, doubling to
   `backoff_max_s`); a call that waits more than `_MAX_WAIT_S` for it fails at
   once instead, saying when the next try is. An answer resets the backoff.
@@ -204,8 +204,10 @@ class MCPConnection:
 
     async def _answers(self, client: Client) -> bool:
         # tools/list, not ping: protocol 2026-07-28 removed ping, every server lists.
+        # A server that cannot list within a call's time is as good as hung.
+        timeout_s = min(self.config.connect_timeout_s, self.config.call_timeout_s)
         try:
-            async with asyncio.timeout(self.config.connect_timeout_s):
+            async with asyncio.timeout(timeout_s):
                 await client.list_tools(cache_mode="bypass")
         except Exception:
             return False

@@ -3,7 +3,6 @@ by the agent process), on every deploy target; and an agent that declares none
 never imports the `mcp` SDK."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,11 @@ import msgspec
 import pytest
 
 from natsfleet.agents import AgentConfig
-from natsfleet.agents.errors import describe_exception
 from natsfleet.agents.mcp import (
     HttpServer,
     MCPConfigError,
     MCPServer,
     MCPServers,
-    MCPServerUnavailableError,
     StdioServer,
     decode_servers,
 )
@@ -30,6 +27,8 @@ from natsfleet.deploy.fleetfile import MCPHttpSection, MCPStdioSection, derive_l
 from natsfleet.deploy.plan import AGENT_LABEL_ENV, plan
 from natsfleet.deploy.targets import generate
 from tests.procs import REPO_ROOT
+
+APP = str(Path(__file__).with_name("server_app.py"))
 
 FLEET = """
 [[agents]]
@@ -207,27 +206,3 @@ print("ok")
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
-
-
-async def test_a_server_that_cannot_start_or_be_reached_is_a_typed_error() -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    servers = MCPServers(
-        [
-            MCPServer.stdio("gone", "/nonexistent/mcp-server"),
-            MCPServer.http("closed", f"http://127.0.0.1:{port}/mcp", connect_timeout_s=5),
-        ]
-    )
-    async with servers:
-        with pytest.raises(MCPServerUnavailableError, match="'gone' unavailable: cannot start"):
-            await servers.tools("gone")
-        with pytest.raises(MCPServerUnavailableError, match="'closed' unavailable: cannot connect"):
-            await servers.tools("closed")
-        # Tried again after the backoff, failing the same way (and no faster).
-        with pytest.raises(MCPServerUnavailableError, match="cannot start"):
-            await servers.tools("gone")
-        assert servers.connection("gone").starts == 2
-    # A skill failing with it is retried; a wrong declaration is not.
-    assert describe_exception(MCPServerUnavailableError("s", "down"))[2] is True
-    assert describe_exception(MCPConfigError("s", "bad"))[2] is False
