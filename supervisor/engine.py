@@ -107,7 +107,10 @@ class Engine:
         self.metrics = metrics
         self._workflows = workflows if workflows is not None else Late[WorkflowHook]("workflows")
         self.queue = ReadyQueue()
-        self.attempts = AttemptTable()
+        # This term's attempts are the loads the registry's pick ranks by; a
+        # term starts with none taken.
+        registry.placement.reset_used()
+        self.attempts = AttemptTable(on_load=registry.placement.set_used)
         self.wake = asyncio.Event()
         self.started = time.monotonic()
         self._last_rollcall = 0.0
@@ -545,7 +548,10 @@ class Engine:
             self._lose(attempt, "token missing from heartbeat")
 
     def capacity_changed(self) -> None:
-        self.wake.set()
+        # With nothing waiting the dispatcher has nothing to do: no wake-up
+        # per heartbeat of every idle instance (enqueue wakes it).
+        if self.queue:
+            self.wake.set()
 
     def unknown_instance(self, instance_id: str) -> None:
         if not self.store.lease.valid():

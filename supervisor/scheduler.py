@@ -102,14 +102,10 @@ class Dispatcher:
                 engine.spawn(self.assign(tracked, instance))
 
     def _pick(self, skill: str, record: TaskRecord) -> Instance | None:
+        """Least loaded first, one this task has not tried if there is one."""
         if not record.history:  # a first attempt: nothing to steer away from
-            return self.engine.registry.least_loaded(skill, self.engine.attempts.load)
-        found = self.engine.registry.candidates(skill, self.engine.attempts.load)
-        if not found:
-            return None
-        tried = {a.instance_id for a in record.history}
-        fresh = [inst for inst in found if inst.instance_id not in tried]
-        return (fresh or found)[0]
+            return self.engine.registry.pick(skill)
+        return self.engine.registry.pick(skill, avoid={a.instance_id for a in record.history})
 
     async def assign_at_once(self, record: TaskRecord) -> bool:
         """Admit a new (queued) task straight to a free instance; False if none is free.

@@ -320,7 +320,8 @@ class Supervisor:
             await asyncio.sleep(self.cfg.sweep_s)
             engine.store.lease.check()
             engine.sweep()
-            self.registry.expire(self.cfg.heartbeat_timeout_s * 3)
+            for gone in self.registry.expire(self.cfg.heartbeat_timeout_s * 3):
+                self._persisted.pop(gone, None)
             ticks += 1
             if ticks % reconcile_every == 0:
                 engine.reconcile()
@@ -356,7 +357,14 @@ class Supervisor:
 
     async def _persist_agent(self, instance_id: str, *, force: bool) -> None:
         """Keep the instance's view in KV AGENTS (expiring), for operators and tools,
-        and for the next leader: its `last_seen_ms` carries over (recovery.py)."""
+        and for the next leader: its `last_seen_ms` carries over (recovery.py).
+
+        One record, built alone: O(1) whatever the size of the fleet. On Hello
+        and Bye the write is acknowledged; a heartbeat's is a plain publish
+        to the bucket's subject (the stream stores it all the same), so
+        thousands of instances cost no ack and no waiting per heartbeat. Best
+        effort either way: a lost one is rewritten within `persist_every_s`.
+        """
         lease = self._lease
         if lease is None or not lease.valid():
             return
@@ -366,8 +374,12 @@ class Supervisor:
             return
         self._persisted[instance_id] = now
         load = self._engine.attempts.load if self._engine is not None else {}
-        for info in self.registry.info(load):
-            if info.instance_id == instance_id:
-                with contextlib.suppress(Exception):
-                    kv = await self.bus.kv(Bucket.AGENTS)
-                    await kv.put(instance_id, encode(info))
+        info = self.registry.info_of(instance_id, load)
+        if info is None:
+            return
+        subject = self.bus.kv_subject(Bucket.AGENTS, instance_id)
+        with contextlib.suppress(Exception):
+            if force:
+                await (await self.bus.publish_async(subject, encode(info)))
+            else:
+                await self.bus.transport.publish(subject, encode(info), None)
