@@ -54,16 +54,24 @@ class Row(NamedTuple):
     instances: int
     idle_pct: float  # supervisor CPU while idle, % of one core
     server_idle_pct: float
+    hellos_s: float  # Hellos per second in the idle window (rollcall answers)
     rate: float
     p50: float
     p99: float
     sup_us: float  # supervisor CPU per task in the throughput phase
 
 
-async def spawn(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+async def spawn(
+    *args: str, env: dict[str, str], log: Path | None = None
+) -> asyncio.subprocess.Process:
+    if log is None:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdout=out, stderr=out, env=env
+        )
 
 
 async def known(client: FleetClient) -> int:
@@ -91,8 +99,10 @@ async def measure(
             if args.profile_dir:
                 out = Path(args.profile_dir) / f"supervisor-{code}-{instances}.prof"
                 profile = ["-m", "cProfile", "-o", str(out)]
+            log = Path(args.log_dir) / f"sup-{code}-{instances}.log" if args.log_dir else None
             supervisor = await spawn(*profile, "-m", "natsfleet.cli.main", "supervisor",
-                "--nats", url, "--prefix", prefix, "--config-json", cfg, env=env)  # fmt: skip
+                "--nats", url, "--prefix", prefix, "--config-json", cfg, env=env,
+                log=log)  # fmt: skip
             procs.append(supervisor)
             for name in ("b1", "b2"):
                 procs.append(await spawn("-m", "natsfleet.cli.main", "agent", "run",
@@ -115,6 +125,13 @@ async def measure(
                         )
                     await asyncio.sleep(0.5)
                 await asyncio.sleep(args.settle_s)
+                hellos = 0
+
+                async def on_hello(_: object) -> None:
+                    nonlocal hellos
+                    hellos += 1
+
+                await bus.nc.subscribe(f"{prefix}.agent.*.*.hello", cb=on_hello)
                 server_pid = server.pid or 0
                 before = (cpu_s(supervisor.pid), cpu_s(server_pid), time.monotonic())
                 await asyncio.sleep(args.window_s)
@@ -122,6 +139,7 @@ async def measure(
                 wall = after[2] - before[2]
                 idle_pct = 100 * (after[0] - before[0]) / wall
                 server_pct = 100 * (after[1] - before[1]) / wall
+                hellos_s = hellos / wall
                 meter = CpuMeter({"supervisor": supervisor.pid})
                 rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq, meter)
         finally:
@@ -135,7 +153,7 @@ async def measure(
                     await proc.wait()
     shutil.rmtree(store, ignore_errors=True)
     sup_us = 1e6 * meter.used["supervisor"] / args.tasks
-    return Row(code, instances, idle_pct, server_pct, rate, statistics.median(lat),
+    return Row(code, instances, idle_pct, server_pct, hellos_s, rate, statistics.median(lat),
                pct(lat, 0.99), sup_us)  # fmt: skip
 
 
@@ -158,7 +176,8 @@ def checkout(rev: str, tmp: Path) -> tuple[str, str]:
 
 
 def header() -> None:
-    print(f"{'code':>9} {'N':>6} {'sup idle %':>10} {'server idle %':>13} {'tasks/s':>8} "
+    print(f"{'code':>9} {'N':>6} {'sup idle %':>10} {'server idle %':>13} {'Hello/s':>7} "
+          f"{'tasks/s':>8} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'sup us/task':>11}   vs N=0 (same code)")  # fmt: skip
 
 
@@ -168,7 +187,8 @@ def line(row: Row, zero: Row | None) -> None:
         ratio = (f"tput {row.rate / zero.rate:.2f}x, p99 {row.p99 / zero.p99:.2f}x, "
                  f"sup us/task {row.sup_us / zero.sup_us:.2f}x")  # fmt: skip
     print(f"{row.code:>9} {row.instances:>6} {row.idle_pct:>10.1f} {row.server_idle_pct:>13.1f} "
-          f"{row.rate:>8.0f} {row.p50:>7.2f} {row.p99:>7.2f} {row.sup_us:>11.0f}   {ratio}",
+          f"{row.hellos_s:>7.0f} {row.rate:>8.0f} {row.p50:>7.2f} {row.p99:>7.2f} "
+          f"{row.sup_us:>11.0f}   {ratio}",
           flush=True)  # fmt: skip
 
 
@@ -186,6 +206,7 @@ async def main() -> None:
     parser.add_argument("--against-instances", default="0,1000")
     parser.add_argument("--server-procs", type=int, default=shared_gomaxprocs())
     parser.add_argument("--profile-dir", default="", help="cProfile each supervisor here")
+    parser.add_argument("--log-dir", default="", help="keep each supervisor's log here")
     args = parser.parse_args()
     sizes = [int(n) for n in args.instances.split(",")]
     against_sizes = {int(n) for n in args.against_instances.split(",")} if args.against else set()

@@ -81,6 +81,10 @@ class AttemptTable:
             self.unreserve(attempt.instance_id)
         return attempt
 
+    def holds(self, instance_id: str) -> bool:
+        """Whether any attempt runs on the instance."""
+        return instance_id in self._by_instance
+
     def on_instance(self, instance_id: str) -> list[Attempt]:
         tokens = self._by_instance.get(instance_id, set())
         return [self._by_token[t] for t in list(tokens) if t in self._by_token]

@@ -531,6 +531,8 @@ class Engine:
             self._lose(attempt, f"instance {instance_id} {reason}")
 
     def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        if not heartbeat.in_flight and not self.attempts.holds(instance.instance_id):
+            return  # idle, as most of a large fleet is: nothing to confirm or lose
         if not self.store.lease.valid():
             return
         for flight in heartbeat.in_flight:

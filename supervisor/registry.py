@@ -18,10 +18,9 @@ heard itself as a standby (strangers included) and, for instances it never
 heard, from the records the previous leader kept in KV AGENTS (`carry`).
 """
 
-import contextlib
 import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,6 +54,28 @@ PERSIST_EVERY_MAX_S = 0.5
 def persist_every_s(heartbeat_timeout_s: float) -> float:
     """How often an instance's KV AGENTS record is rewritten while it heartbeats."""
     return min(heartbeat_timeout_s / 2, PERSIST_EVERY_MAX_S)
+
+
+class _Telling:
+    """Around a listener call: its failure is logged, never raised (a plain
+    class: it runs twice per heartbeat of every instance)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if kind is None or not issubclass(kind, Exception):
+            return False
+        log.error("registry listener failed on %s", self.what, exc_info=exc)
+        return True
+
+
+_TELLING = {what: _Telling(what) for what in ("hello", "heartbeat")}
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,12 +134,8 @@ class Registry:
         # The pick's index; the active term's attempts table reports loads to it.
         self.placement = Placement(heartbeat_timeout_s)
 
-    @contextlib.contextmanager
-    def _telling(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except Exception:
-            log.exception("registry listener failed on %s", what)
+    def _telling(self, what: str) -> "_Telling":
+        return _TELLING[what]
 
     def carry(self, instance_id: str, incarnation: str, heard_s_ago: float) -> None:
         """Remember that the previous leader last heard `instance_id` `heard_s_ago`.
@@ -134,7 +151,9 @@ class Registry:
         since = time.monotonic() - self.heartbeat_timeout_s
         return all(heard < since for heard in self._strangers.values())
 
-    def on_hello(self, hello: Hello) -> None:
+    def on_hello(self, hello: Hello) -> bool:
+        """Record the Hello; False if it repeats what the registry knew (a
+        rollcall's answer from a known instance: only `last_seen` moved)."""
         now = time.monotonic()
         self._strangers.pop(hello.instance_id, None)
         old = self.instances.get(hello.instance_id)
@@ -145,6 +164,7 @@ class Registry:
                 with self._telling("hello"):
                     self.listener.instance_gone(hello.instance_id, "restarted")
             old = None
+        changed = old is None or old.hello != hello or old.departed or old.draining
         inst = self.instances[hello.instance_id] = Instance(
             hello=hello,
             last_seen=now,
@@ -166,6 +186,7 @@ class Registry:
         if self.listener is not None:
             with self._telling("hello"):
                 self.listener.capacity_changed()
+        return changed
 
     def on_heartbeat(self, hb: Heartbeat) -> None:
         inst = self.instances.get(hb.instance_id)
