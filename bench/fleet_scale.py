@@ -59,6 +59,7 @@ class Row(NamedTuple):
     p50: float
     p99: float
     sup_us: float  # supervisor CPU per task in the throughput phase
+    cpu: str  # every process's CPU per task in that phase, µs
 
 
 async def spawn(
@@ -140,7 +141,10 @@ async def measure(
                 idle_pct = 100 * (after[0] - before[0]) / wall
                 server_pct = 100 * (after[1] - before[1]) / wall
                 hellos_s = hellos / wall
-                meter = CpuMeter({"supervisor": supervisor.pid})
+                pids = {"supervisor": supervisor.pid, "nats-server": server_pid,
+                        "agent b1": procs[1].pid, "agent b2": procs[2].pid}  # fmt: skip
+                pids |= {f"sim {n}": proc.pid for n, proc in enumerate(procs[3:])}
+                meter = CpuMeter(pids)
                 rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq, meter)
         finally:
             for proc in procs:
@@ -154,7 +158,7 @@ async def measure(
     shutil.rmtree(store, ignore_errors=True)
     sup_us = 1e6 * meter.used["supervisor"] / args.tasks
     return Row(code, instances, idle_pct, server_pct, hellos_s, rate, statistics.median(lat),
-               pct(lat, 0.99), sup_us)  # fmt: skip
+               pct(lat, 0.99), sup_us, meter.per_op_us(args.tasks))  # fmt: skip
 
 
 def remove_checkout(tmp: Path) -> None:
@@ -190,6 +194,7 @@ def line(row: Row, zero: Row | None) -> None:
           f"{row.hellos_s:>7.0f} {row.rate:>8.0f} {row.p50:>7.2f} {row.p99:>7.2f} "
           f"{row.sup_us:>11.0f}   {ratio}",
           flush=True)  # fmt: skip
+    print(f"{'':>17} CPU µs per task: {row.cpu}", flush=True)
 
 
 async def main() -> None:
