@@ -8,7 +8,8 @@ What an idle instance of the agent runtime does on the bus, instance by
 instance (agents/runtime.py, agents/_presence.py): a Hello on
 `agent.<type>.<id>.hello` with its skills and capacity, a Heartbeat on
 `.hb` every `--heartbeat-s` (seq rising, load 0, nothing in flight, not
-draining), the Hello again on every Rollcall, and its assign and cancel
+draining), the Hello again on a Rollcall (rollcalls that arrive while
+this process still answers one get a single further pass), and its assign and cancel
 inbox subscribed (a wildcard per process rather than one subscription per
 instance: the supervisor cannot tell). Heartbeats are spread evenly over the
 interval, as independent processes started at different moments would be.
@@ -51,6 +52,8 @@ class Simulator:
         self.incarnations = {i: new_incarnation() for i in self.ids}
         self.seq = dict.fromkeys(self.ids, 0)
         self.stop = asyncio.Event()
+        self.answering = False
+        self.again = False
 
     def hello(self, instance_id: str) -> Hello:
         return Hello(
@@ -101,7 +104,20 @@ class Simulator:
             await asyncio.sleep(max(0.0, tick_s - (time.monotonic() - started)))
 
     async def on_rollcall(self, _: Rollcall, __: Incoming) -> Message | None:
-        await self.hellos()
+        # Rollcalls that come while the last one is still being answered get
+        # one more pass, not one each: real instances answer at once, in
+        # parallel; this process answers for thousands, one after another.
+        if self.answering:
+            self.again = True
+            return None
+        self.answering = True
+        try:
+            await self.hellos()
+            while self.again:
+                self.again = False
+                await self.hellos()
+        finally:
+            self.answering = False
         return None
 
     async def on_inbox(self, message: AgentInbox, incoming: Incoming) -> Message | None:
@@ -125,7 +141,9 @@ class Simulator:
         await self.bus.subscribe(
             f"{s.prefix}.agent.{agent}.*.in.*", Codec[AgentInbox](AgentInbox), self.on_inbox
         )
-        await self.bus.subscribe(s.rollcall(), Codec[Rollcall](Rollcall), self.on_rollcall)
+        await self.bus.subscribe(
+            s.rollcall(), Codec[Rollcall](Rollcall), self.on_rollcall, concurrency=2
+        )
         await self.hellos()
         beats = asyncio.create_task(self.heartbeats())
         await self.stop.wait()
