@@ -53,3 +53,13 @@ async def test_an_idle_agent_process_imports_no_heavy_module(
         m for m in modules for heavy in NOT_IN_AN_AGENT if m == heavy or m.startswith(heavy + ".")
     )
     assert loaded == []
+
+
+def test_every_verb_is_where_commands_says() -> None:
+    import importlib
+
+    from natsfleet.cli.main import COMMANDS
+
+    for name, (module, attr) in COMMANDS.items():
+        command = getattr(importlib.import_module(f"natsfleet.cli.{module}"), attr)
+        assert command.name == name
