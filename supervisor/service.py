@@ -368,8 +368,8 @@ class Supervisor:
         for their heartbeats to look like strangers' and call the roll again).
         On a change (a new Hello, a Bye) the write is acknowledged; a
         heartbeat's is a plain publish to the bucket's subject (the stream
-        stores it all the same): no ack per heartbeat. Best effort either
-        way: a lost one is rewritten within `persist_every_s`.
+        stores it all the same): no ack per heartbeat. Best effort, as it
+        always was: a heartbeat's lost write is made again by the next one.
         """
         lease = self._lease
         if lease is None or not lease.valid():
