@@ -41,6 +41,12 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
     assign_timeout_s: float = 2.0
     # Lease: renewed every ttl/3, acting stops at 2/3 ttl without a renewal.
     lease_ttl_s: float = 6.0
+    # An accepted attempt's `working` event is published once it has run this
+    # long; one that ends sooner publishes none (its end's event follows at
+    # once). Recovery never reads events, and a stored event is an fsync under
+    # `sync_interval: always`: short tasks store one event, not two
+    # (docs/performance.md). 0: at the Accept.
+    working_event_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.2
     # Unacked TASKS/RESULTS messages come back after this (e.g. after a crash).
     ack_wait_s: float = 5.0
     fetch_batch: int = 256
