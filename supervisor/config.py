@@ -46,7 +46,7 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
     # once). Recovery never reads events, and a stored event is an fsync under
     # `sync_interval: always`: short tasks store one event, not two
     # (docs/performance.md). 0: at the Accept.
-    working_event_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.2
+    working_event_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.1
     # Unacked TASKS/RESULTS messages come back after this (e.g. after a crash).
     ack_wait_s: float = 5.0
     fetch_batch: int = 256
