@@ -5,8 +5,8 @@ routable instance with the skill has a free slot, least loaded first and
 preferring one this task has not tried. Each Assign runs as its own task, so
 many are in flight at once; the record is written `assigned` (with the token)
 before the Assign is sent, so a crash in between leaves a token on record.
-An accepted attempt's `working` event waits `working_event_delay_s`: one that
-ends sooner stores no event but its end's.
+While the fleet is busy, an accepted attempt's `working` event waits
+`working_event_delay_s`: one that ends sooner stores no event but its end's.
 """
 
 import asyncio
@@ -83,10 +83,12 @@ class Dispatcher:
         assign_timeout_s: float,
         *,
         working_event_delay_s: float = 0.0,
+        working_event_busy_attempts: int = 0,
     ) -> None:
         self.engine = engine
         self.assign_timeout_s = assign_timeout_s
         self.working_event_delay_s = working_event_delay_s
+        self.working_event_busy_attempts = working_event_busy_attempts
         self.assigner = Assigner(bus, assign_timeout_s)
 
     async def run(self) -> None:
@@ -234,14 +236,16 @@ class Dispatcher:
             engine.deadlines.arm(tracked.record, attempt)  # the exact one, from Accept
         tracked.accepted = True
         # The attempt's one event: `assigned` is a record state (status shows
-        # it) but not published; `working` names the instance once it runs,
-        # if it still runs after the delay (a short attempt's end event
-        # follows at once: storing both would cost an fsync each).
-        if self.working_event_delay_s <= 0:
+        # it) but not published; `working` names the instance once it runs.
+        # In a busy fleet only if it still runs after the delay: a short
+        # attempt's end event follows at once, and each stored event is an
+        # fsync under `sync_interval: always` (SupervisorConfig).
+        delay_s = self.working_event_delay_s
+        if delay_s <= 0 or len(engine.attempts) < self.working_event_busy_attempts:
             await engine.store.emit(event_for(record, state=TaskState.WORKING))
             return
         loop = asyncio.get_running_loop()
-        loop.call_later(self.working_event_delay_s, self._working_later, tracked, record)
+        loop.call_later(delay_s, self._working_later, tracked, record)
 
     def _working_later(self, tracked: Tracked, record: TaskRecord) -> None:
         if self._still_working(tracked, record):

@@ -1,6 +1,8 @@
-"""An attempt's `working` event waits `working_event_delay_s`: a short attempt
-stores only its end's event (one fsync less per task under `sync_interval:
-always`), a running one is still announced, with its instance."""
+"""In a busy fleet an attempt's `working` event waits `working_event_delay_s`:
+a short attempt stores only its end's event (one fsync less per task under
+`sync_interval: always`), a running one is still announced, with its
+instance; a quiet fleet announces it at the Accept. (`busy` 0: every fleet is
+busy; the tests run one task at a time.)"""
 
 import asyncio
 import contextlib
@@ -22,7 +24,7 @@ async def _events(fleet: Any, task_id: str) -> list[TaskEvent]:
 
 
 async def test_an_attempt_that_ends_within_the_delay_stores_only_its_end(fleet: Any) -> None:
-    await fleet.supervisor(working_event_delay_s=5.0)
+    await fleet.supervisor(working_event_delay_s=5.0, working_event_busy_attempts=0)
     await fleet.agent("a1")
     task_id = await fleet.client.submit("echo", {"n": 1})
     assert (await fleet.client.wait(task_id, timeout_s=10)).state == TaskState.COMPLETED
@@ -33,7 +35,7 @@ async def test_an_attempt_that_ends_within_the_delay_stores_only_its_end(fleet: 
 
 
 async def test_a_running_attempt_is_announced_after_the_delay(fleet: Any) -> None:
-    await fleet.supervisor(working_event_delay_s=0.3)
+    await fleet.supervisor(working_event_delay_s=0.3, working_event_busy_attempts=0)
     await fleet.agent("a1")
     start = time.monotonic()
     task_id = await fleet.client.submit("echo", {"n": 2, "sleep_s": 1.5})
@@ -50,3 +52,12 @@ async def test_a_running_attempt_is_announced_after_the_delay(fleet: Any) -> Non
                 break
     assert states == [TaskState.WORKING, TaskState.COMPLETED], states
     assert working_after_s is not None and working_after_s >= 0.3
+
+
+async def test_a_quiet_fleet_announces_working_at_the_accept(fleet: Any) -> None:
+    # Busy from two attempts on: one task alone is announced at once, whatever the delay.
+    await fleet.supervisor(working_event_delay_s=30.0, working_event_busy_attempts=2)
+    await fleet.agent("a1")
+    task_id = await fleet.client.submit("echo", {"n": 3, "sleep_s": 1.0})
+    events = await asyncio.wait_for(_events(fleet, task_id), 15)
+    assert [e.state for e in events] == [TaskState.WORKING, TaskState.COMPLETED], events
