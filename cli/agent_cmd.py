@@ -15,6 +15,7 @@ from natsfleet.cli.connect import connect_timeout_option
 from natsfleet.protocols import AgentInfo, NatsFleetError
 
 if TYPE_CHECKING:
+    from natsfleet.agents import Agent
     from natsfleet.bus import BusConfig
 
 
@@ -31,6 +32,14 @@ def agent_group() -> None:
 @click.option("--capacity", type=click.IntRange(min=1), help="Most tasks at once.")
 @click.option("--heartbeat-s", type=click.FloatRange(min=0.01), help="Heartbeat interval.")
 @click.option("--grace-s", type=click.FloatRange(min=0.0), help="Drain grace period on SIGTERM.")
+@click.option("--name", "agent_name", help="a2a: the proxy's agent name (default a2a-<card name>).")
+@click.option("--skill-prefix", default="", help="a2a: put this before each remote skill's id.")
+@click.option(
+    "--key-env",
+    default="NATSFLEET_A2A_KEY",
+    show_default=True,
+    help="a2a: the environment variable holding the remote agent's API key.",
+)
 def run_command(
     spec: str,
     nats_url: str | None,
@@ -39,10 +48,19 @@ def run_command(
     capacity: int | None,
     heartbeat_s: float | None,
     grace_s: float | None,
+    agent_name: str | None,
+    skill_prefix: str,
+    key_env: str,
 ) -> None:
     """Run one instance of SPEC: a built-in name, module:Class, or an entry point name.
 
     module:Class is imported from the current directory or PYTHONPATH.
+
+    a2a:URL runs a proxy of the remote A2A agent at URL: its card's skills
+    join the fleet, each task forwarded to it (docs/interop.md). Its API key
+    comes from the environment (--key-env), more headers from
+    NATSFLEET_A2A_HEADERS (a JSON object); a card that cannot be fetched
+    exits 1.
 
     SIGTERM or Ctrl-C drains it: running tasks get the grace period, the rest
     are handed back, and it exits 0. A second signal hands back at once.
@@ -55,7 +73,12 @@ def run_command(
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        agent_cls = load_agent(spec)
+        if spec.startswith("a2a:"):
+            agent_cls = _a2a_proxy(spec.removeprefix("a2a:"), agent_name, skill_prefix, key_env)
+        else:
+            if agent_name or skill_prefix:
+                raise click.UsageError("--name and --skill-prefix are for a2a:URL specs only")
+            agent_cls = load_agent(spec)
         # Chosen before telemetry starts: `service.instance.id` is the instance id.
         instance_id = instance_id or default_instance_id(agent_cls.name)
         # Each agent type is its own service in traces: natsfleet-agent-<name>.
@@ -73,6 +96,22 @@ def run_command(
     except (NatsFleetError, ValueError, OSError) as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
     sys.exit(code)
+
+
+def _a2a_proxy(url: str, name: str | None, skill_prefix: str, key_env: str) -> "type[Agent]":
+    """The proxy class of the A2A agent at `url` (its card fetched now); the
+    `a2a` SDK is imported only here, for this kind of agent."""
+    from natsfleet.agents.a2a import ProxySettings, load_proxy
+
+    raw = os.environ.get("NATSFLEET_A2A_HEADERS", "")
+    try:
+        headers = msgspec.json.decode(raw, type=dict[str, str]) if raw else {}
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise click.BadParameter(
+            f"NATSFLEET_A2A_HEADERS must be a JSON object of strings: {exc}"
+        ) from None
+    settings = ProxySettings(url=url, api_key=os.environ.get(key_env) or None, headers=headers)
+    return load_proxy(settings, name=name or "", skill_prefix=skill_prefix)
 
 
 @click.command("agents")

@@ -7,8 +7,10 @@ balancer.
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +19,10 @@ from natsfleet.cli.connect import bus_config
 from natsfleet.client import FleetClient
 from natsfleet.process.loop import loop_factory
 from natsfleet.telemetry.logs import setup_process
+from natsfleet.telemetry.redact import redact
+
+if TYPE_CHECKING:
+    from natsfleet.gateway import ApiKeys
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +36,9 @@ log = logging.getLogger(__name__)
 @click.option("--public-url", default=None,
               help="The URL clients reach this gateway at, for the Agent Card "
               "(default: http://HOST:PORT/).")  # fmt: skip
-@click.option("--keys-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None,
-              help="API keys, one NAME=SECRET a line (also $NATSFLEET_GATEWAY_KEYS).")  # fmt: skip
+@click.option("--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="API keys, one NAME[:TENANT]=SECRET a line "
+              "(default: $NATSFLEET_GATEWAY_KEYS).")  # fmt: skip
 @click.option("--default-skill", default=None,
               help="The skill a message that names none goes to.")  # fmt: skip
 @click.option("--name", default="natsfleet", show_default=True, help="The Agent Card's name.")
@@ -40,7 +46,8 @@ log = logging.getLogger(__name__)
               show_default=True,
               help="Longest wait of a blocking message/send before it answers "
               "with the task as it is.")  # fmt: skip
-@click.option("--id", "gateway_id", default="a2a", show_default=True, help="This replica's name.")
+@click.option("--instance", "--id", "gateway_id", default="a2a", show_default=True,
+              help="This replica's name, in logs and its NATS inbox.")  # fmt: skip
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 def a2a_command(
     url: str | None,
@@ -60,19 +67,22 @@ def a2a_command(
     Exit 0 on SIGTERM/Ctrl-C; 2: bad settings (no API key, a malformed URL);
     5: NATS unreachable; 6: the NATS connection closed for good.
     """
-    from natsfleet.gateway.a2a import BadKeys, load_keys
+    from natsfleet.gateway import ApiKeys, GatewayError
+    from natsfleet.gateway.keys import KEYS_ENV
+    from natsfleet.protocols.idempotency import GATEWAY_ROLE
 
     try:
-        keys = load_keys(keys_file)
-    except BadKeys as exc:
-        raise click.UsageError(str(exc)) from None
+        keys = ApiKeys.load(os.environ.get(KEYS_ENV), keys_file)
+    except GatewayError as exc:
+        click.echo(redact(f"error: {exc}"), err=True)
+        sys.exit(exc.exit_code)
     setup_process("natsfleet-gateway-a2a", gateway_id, level=logging.INFO - 10 * min(verbose, 1))
     config = bus_config(url, prefix, name=f"natsfleet-gateway-{gateway_id}")
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(
                 _run(
-                    Bus(config, role="client", instance=gateway_id),
+                    Bus(config, role=GATEWAY_ROLE, instance=gateway_id),
                     host,
                     port,
                     public_url,
@@ -92,7 +102,7 @@ async def _run(
     host: str,
     port: int,
     public_url: str | None,
-    keys: dict[str, str],
+    keys: "ApiKeys",
     default_skill: str | None,
     name: str,
     blocking_timeout_s: float,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Where API keys are read from when no --keys-file is given.
+#: Where API keys are read from when no --keys-file is given (gateway/keys.py).
 KEYS_ENV = "NATSFLEET_GATEWAY_KEYS"
 
 
@@ -41,7 +41,7 @@ KEYS_ENV = "NATSFLEET_GATEWAY_KEYS"
     "--keys-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"API keys, one name=secret a line (default: ${KEYS_ENV}).",
+    help=f"API keys, one NAME[:TENANT]=SECRET a line (default: ${KEYS_ENV}).",
 )
 @click.option("--instance", default="", help="Replica id, in logs (default: host-pid).")
 @click.option(

@@ -20,6 +20,7 @@ from natsfleet.deploy.errors import FleetFileError
 from natsfleet.deploy.resolve import agent_spec_problem
 from natsfleet.deploy.workflows import resolve_workflows
 from natsfleet.protocols import DEFAULT_PREFIX, RetryPolicy, Timeouts
+from natsfleet.protocols.limits import is_name
 from natsfleet.protocols.subjects import Subjects
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
@@ -140,6 +141,19 @@ class AgentSection(_Section, frozen=True):
         return [f"{self.label}-{n}" for n in range(1, self.instances + 1)]
 
 
+#: Each protocol's port when the fleet file names none (its CLI's default).
+GATEWAY_PORTS = {"mcp": 8765, "a2a": 8700}
+#: Keys of a `[[gateways]]` entry that only one protocol's gateway takes.
+GATEWAY_ONLY = {
+    "path": "mcp",
+    "refresh_s": "mcp",
+    "call_timeout_s": "mcp",
+    "default_skill": "a2a",
+    "blocking_timeout_s": "a2a",
+    "public_url": "a2a",
+}
+
+
 class GatewaySection(_Section, frozen=True):
     """`replicas` processes of `natsfleet gateway PROTOCOL` (docs/interop.md).
 
@@ -149,21 +163,31 @@ class GatewaySection(_Section, frozen=True):
     in the environment's `NATSFLEET_GATEWAY_KEYS`.
     """
 
-    protocol: Literal["mcp"] = "mcp"
+    protocol: Literal["mcp", "a2a"] = "mcp"
     name: Label | None = None  # process label; `gateway-<protocol>` when absent
     replicas: PositiveInt = 1
     host: str = "127.0.0.1"
-    port: Port = 8765
-    path: str = "/mcp"
+    port: Port | None = None  # GATEWAY_PORTS[protocol] when absent
     keys_file: str | None = None
-    refresh_s: Seconds | None = None
-    call_timeout_s: Seconds | None = None
     stop_timeout_s: Seconds = 10.0
     env: dict[str, str] = {}
+    # MCP only.
+    path: str | None = None  # the MCP endpoint; "/mcp" when absent
+    refresh_s: Seconds | None = None
+    call_timeout_s: Seconds | None = None
+    # A2A only.
+    default_skill: str | None = None
+    blocking_timeout_s: Seconds | None = None
+    public_url: str | None = None  # the Agent Card's URL (the load balancer's)
 
     @property
     def label(self) -> str:
         return self.name or f"gateway-{self.protocol}"
+
+    @property
+    def first_port(self) -> int:
+        """The port of replica 1 (Kubernetes: of every replica)."""
+        return self.port if self.port is not None else GATEWAY_PORTS[self.protocol]
 
     def replica_ids(self) -> list[str]:
         return [f"{self.label}-{n}" for n in range(1, self.replicas + 1)]
@@ -357,14 +381,32 @@ def _check_gateways(fleet: Fleet, source: str, agent_labels: set[str]) -> None:
                 source, f"{key}.name", f"{label!r} is already used or reserved; choose a name"
             )
         taken.add(label)
-        if not gateway.path.startswith("/") or len(gateway.path) > 200:
+        for field, protocol in GATEWAY_ONLY.items():
+            if getattr(gateway, field) is not None and gateway.protocol != protocol:
+                raise FleetFileError(
+                    source,
+                    f"{key}.{field}",
+                    f"is a {protocol} gateway's setting, not {gateway.protocol}'s",
+                )
+        if gateway.path is not None and (
+            not gateway.path.startswith("/") or len(gateway.path) > 200
+        ):
             raise FleetFileError(source, f"{key}.path", "must be an absolute URL path")
+        if gateway.default_skill is not None and not is_name(gateway.default_skill):
+            raise FleetFileError(source, f"{key}.default_skill", "must be a skill name")
+        if gateway.public_url is not None and not _is_http_url(gateway.public_url):
+            raise FleetFileError(source, f"{key}.public_url", "must be an http(s) URL")
         # Replicas on one machine take consecutive ports: none may overlap.
-        for port in range(gateway.port, gateway.port + gateway.replicas):
+        for port in range(gateway.first_port, gateway.first_port + gateway.replicas):
             if port > 65535 or port in ports:
                 where = "beyond 65535" if port > 65535 else f"also used by {ports[port]}"
                 raise FleetFileError(source, f"{key}.port", f"replica port {port} is {where}")
             ports[port] = key
+
+
+def _is_http_url(url: str) -> bool:
+    split = urlsplit(url)
+    return split.scheme in ("http", "https") and bool(split.hostname) and len(url) <= 2000
 
 
 def _check_url(nats: NatsSection, source: str) -> None:

@@ -13,7 +13,9 @@ to the fleet's streams, buckets and object store by name:
 
 Roles: `supervisor`; one user per agent *type* (the subject name its class
 declares, e.g. `researcher`); `client` (CLI, FleetClient); `gateway` (the
-MCP gateway replicas: submit, read, cancel, list agents and workflows). Replies
+MCP gateway replicas: submit, read, cancel, list agents and workflows);
+`gateway-a2a` (the A2A gateway replicas: the same Bus role, plus reading the
+OUTPUT stream and answering approvals, which an MCP gateway never does). Replies
 to requests a role receives are allowed by `allow_responses`, so an agent
 can answer an Assign without publishing rights on the supervisor's inbox.
 """
@@ -36,10 +38,13 @@ __all__ = [
     "agent_role",
     "client",
     "gateway",
+    "gateway_a2a",
     "supervisor",
 ]
 #: The control verbs a gateway asks (no DLQ, no approvals, no task listing).
 GATEWAY_VERBS = ("agents", "workflows", "status", "cancel")
+#: What an A2A gateway asks on top: an A2A message answers a task's approval.
+A2A_GATEWAY_VERBS = ("approve",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,3 +215,17 @@ def gateway(s: Subjects) -> Permissions:
         f"{s.reply_inbox(GATEWAY_ROLE, '*')}.>",
     ]
     return Permissions(tuple(publish), tuple(subscribe))
+
+
+def gateway_a2a(s: Subjects) -> Permissions:
+    """An A2A gateway replica: a gateway's rights, plus reading the OUTPUT
+    stream (a task's streamed text so far, for `GetTask` and a resumed
+    stream) and `ctl.approve` (an A2A message answers an approval). Still no
+    DLQ, no task listing, never task state or announcements."""
+    base = gateway(s)
+    publish = [
+        *base.publish,
+        *(s.control(verb) for verb in A2A_GATEWAY_VERBS),
+        *_read_stream(s.stream(Stream.OUTPUT)),
+    ]
+    return Permissions(tuple(publish), base.subscribe)

@@ -71,8 +71,15 @@ def common_env(
 
 SUPERVISOR_USER = "supervisor"
 CLIENT_USER = "client"
-#: Every gateway replica (MCP, ...) connects as this one NATS user.
+#: Every MCP gateway replica connects as this one NATS user ...
 GATEWAY_USER = "gateway"
+#: ... every A2A gateway replica as this one (it also reads OUTPUT and approves).
+GATEWAY_A2A_USER = "gateway-a2a"
+
+
+def gateway_user(gateway: GatewaySection) -> str:
+    """The NATS user (and seed file stem) of a gateway entry's replicas."""
+    return GATEWAY_A2A_USER if gateway.protocol == "a2a" else GATEWAY_USER
 
 
 def agent_user(agent: AgentSection) -> str:
@@ -157,21 +164,33 @@ def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
 def gateway_args(
     gateway: GatewaySection, replica_id: str, port: int, keys_file: str | None = None
 ) -> tuple[str, ...]:
-    """`natsfleet gateway PROTOCOL ...` of one replica; `keys_file` as the target sees it."""
+    """`natsfleet gateway PROTOCOL ...` of one replica; `keys_file` as the target sees it.
+
+    Both protocols take `--instance`, `--host`, `--port` and `--keys-file`;
+    the rest is the protocol's own (fleetfile.GATEWAY_ONLY).
+    """
     args = ["gateway", gateway.protocol, "--instance", replica_id]
-    args += ["--host", gateway.host, "--port", str(port), "--path", gateway.path]
+    args += ["--host", gateway.host, "--port", str(port)]
+    if gateway.protocol == "mcp":
+        args += ["--path", gateway.path or "/mcp"]
     if keys_file is not None:
         args += ["--keys-file", keys_file]
     if gateway.refresh_s is not None:
         args += ["--refresh-s", _num(gateway.refresh_s)]
     if gateway.call_timeout_s is not None:
         args += ["--call-timeout-s", _num(gateway.call_timeout_s)]
+    if gateway.default_skill is not None:
+        args += ["--default-skill", gateway.default_skill]
+    if gateway.blocking_timeout_s is not None:
+        args += ["--blocking-timeout-s", _num(gateway.blocking_timeout_s)]
+    if gateway.public_url is not None:
+        args += ["--public-url", gateway.public_url]
     return tuple(args)
 
 
 def gateway_replicas(gateway: GatewaySection) -> list[tuple[str, int]]:
     """(replica id, port) of each replica on one machine: consecutive ports."""
-    return [(rid, gateway.port + n) for n, rid in enumerate(gateway.replica_ids())]
+    return [(rid, gateway.first_port + n) for n, rid in enumerate(gateway.replica_ids())]
 
 
 def agent_stop_timeout_s(agent: AgentSection, fleet: Fleet) -> float:
@@ -232,7 +251,7 @@ def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpe
                     kind=Kind.GATEWAY,
                     group=gateway.label,
                     args=gateway_args(gateway, replica_id, port, keys_file),
-                    env={**role_env(fleet, GATEWAY_USER, base_dir), **gateway.env},
+                    env={**role_env(fleet, gateway_user(gateway), base_dir), **gateway.env},
                     stop_timeout_s=gateway.stop_timeout_s,
                 )
             )

@@ -2,7 +2,8 @@
 
 `natsfleet gateway mcp` serves every skill and loaded workflow as an MCP tool
 over streamable HTTP, `natsfleet gateway a2a` (`natsfleet.gateway.a2a`) the
-fleet as an A2A agent (docs/interop.md). A gateway holds no task state: every
+fleet as an A2A agent (docs/interop.md). Both take the same API keys, with
+their tenants (`keys.py`, `auth.py`, `limits.py`). A gateway holds no task state: every
 task lives in JetStream, so any replica answers any request. It sits above
 `natsfleet.client`.
 """

@@ -9,8 +9,11 @@ break the tool's input schema are a tool error before anything is sent.
 
 With an idempotency key (`_meta["io.natsfleet/idempotency-key"]`), a call
 retried on any replica finds the same task (KV IDEM) and waits for it again
-instead of running it twice; the key is scoped by the caller's name. Nothing
-of a call outlives it in the gateway.
+instead of running it twice; the key is scoped by the caller's name. A call
+of a key with a tenant (gateway/keys.py) submits its task for that tenant,
+and a key that names an earlier task of another tenant (the key was moved to
+another tenant since) is answered as if there were no such task: nothing of
+another tenant's task is shown. Nothing of a call outlives it in the gateway.
 """
 
 import asyncio
@@ -79,6 +82,17 @@ def terminal_outcome(event: TaskEvent) -> CallOutcome:
     return _error(event.task_id, event.state.value, error_type, detail)
 
 
+async def _for_tenant(client: FleetClient, task_id: str, tenant: str | None) -> bool:
+    """Whether an earlier task named by a key is for `tenant`. One the
+    supervisor does not know yet is taken as it: this call raced the first
+    one with the same caller's key, seconds ago, so under the same tenant."""
+    try:
+        record = await client.status(task_id, timeout_s=5.0)
+    except NatsFleetError:
+        return True
+    return record.tenant == tenant
+
+
 def scoped_key(caller: str, tool: FleetTool, key: str) -> str:
     """The fleet idempotency key of a caller's key: callers cannot collide."""
     return f"mcp/{caller}/{tool.kind}/{tool.target}/{key}"
@@ -93,8 +107,9 @@ async def run_call(
     key: str | None,
     timeout_s: float,
     report: Report,
+    tenant: str | None = None,
 ) -> CallOutcome:
-    """Run one tool call to its end (or until `timeout_s`)."""
+    """Run one tool call to its end (or until `timeout_s`), for `tenant`."""
     reasons = tool.errors(arguments)
     if reasons:
         return invalid_arguments(tool, reasons)
@@ -108,12 +123,17 @@ async def run_call(
         # Subscribed to the output before submitting, so no progress is missed.
         await relay.follow(wanted)
         if tool.kind == "skill":
-            task_id = await client.submit(tool.target, task_input, key=fleet_key, task_id=wanted)
+            task_id = await client.submit(
+                tool.target, task_input, key=fleet_key, task_id=wanted, tenant=tenant
+            )
         else:
             task_id = await client.submit(
-                workflow=tool.target, input=task_input, key=fleet_key, task_id=wanted
+                workflow=tool.target, input=task_input, key=fleet_key, task_id=wanted, tenant=tenant
             )
         if task_id != wanted:  # the key named an earlier task: follow that one
+            if not await _for_tenant(client, task_id, tenant):
+                task_id = None
+                return _error(None, "not_found", "unknown_task", "no such task for this caller")
             await relay.follow(task_id)
         event = await client.wait(task_id, timeout_s)
         drain_s = PROGRESS_DRAIN_S

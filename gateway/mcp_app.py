@@ -9,6 +9,7 @@ list changes on a `subscriptions/listen` stream; handshake-era clients
 """
 
 import importlib.metadata
+import json
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from natsfleet.gateway.calls import IDEMPOTENCY_META_KEY, TASK_ID_META_KEY, Call
 from natsfleet.gateway.catalog import TOOL_NAME_MAX_CHARS, Catalog, FleetTool
 from natsfleet.gateway.config import GatewayConfig
 from natsfleet.gateway.keys import ApiKeys
+from natsfleet.gateway.limits import BodyLimit
 from natsfleet.protocols import KEY_MAX_CHARS, VERSION, InvalidValue, check_key
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,13 @@ def _version() -> str:
         return importlib.metadata.version("natsfleet")
     except importlib.metadata.PackageNotFoundError:  # run from a source tree
         return f"protocol-{VERSION}"
+
+
+def refusal(status: int, why: str) -> bytes:
+    """MCP's shape of a 401 or 413: a JSON-RPC error without a request id."""
+    code = -32001 if status == 401 else types.INVALID_REQUEST
+    error = {"code": code, "message": why}
+    return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
 
 
 def _caller(ctx: ServerRequestContext[Any, Any]) -> str:
@@ -147,6 +156,7 @@ class McpApp:
             params.arguments or {},
             caller=caller,
             key=key,
+            tenant=self.keys.tenant_of(caller),
             timeout_s=self.config.call_timeout_s,
             report=report,
         )
@@ -161,7 +171,7 @@ class McpApp:
         return _result(outcome)
 
     def http_app(self) -> RequireApiKey:
-        """The ASGI app: health probe, then the API key door, then MCP."""
+        """The ASGI app: health probe, then the API key door, the body limit, then MCP."""
         mcp_http = self.server.streamable_http_app(
             streamable_http_path=self.config.path,
             stateless_http=True,
@@ -170,7 +180,8 @@ class McpApp:
             host=self.config.host,
             custom_starlette_routes=[Route(HEALTH_PATH, self._health, methods=["GET"])],
         )
-        return RequireApiKey(mcp_http, self.keys, open_paths=frozenset({HEALTH_PATH}))
+        limited = BodyLimit(mcp_http, self.config.max_body_bytes, refusal)
+        return RequireApiKey(limited, self.keys, refusal, open_paths=frozenset({HEALTH_PATH}))
 
     async def _health(self, request: Request) -> Response:
         connected = self.client.bus.is_connected

@@ -94,11 +94,15 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
     for gateway in fleet.gateways:
         # Replicas of one service: in-container port `port` on all interfaces,
         # host ports `port`..`port + replicas - 1`. Keys from the host's env.
-        args = gateway_args(gateway, "X", gateway.port)
+        args = gateway_args(gateway, "X", gateway.first_port)
         command = _without_instance(args)
         command[command.index("--host") + 1] = "0.0.0.0"  # noqa: S104 - inside the container
-        last = gateway.port + gateway.replicas - 1
-        host_ports = str(gateway.port) if last == gateway.port else f"{gateway.port}-{last}"
+        last = gateway.first_port + gateway.replicas - 1
+        host_ports = (
+            str(gateway.first_port)
+            if last == gateway.first_port
+            else f"{gateway.first_port}-{last}"
+        )
         services[gateway.label] = {
             **common,
             "command": command,
@@ -108,7 +112,7 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
                 "NATSFLEET_GATEWAY_KEYS": "${NATSFLEET_GATEWAY_KEYS:?API keys of the gateway}",
                 **gateway.env,
             },
-            "ports": [f"{host_ports}:{gateway.port}"],
+            "ports": [f"{host_ports}:{gateway.first_port}"],
             "stop_grace_period": f"{gateway.stop_timeout_s + fleet.up.stop_margin_s:g}s",
             "deploy": {"replicas": gateway.replicas},
         }

@@ -89,7 +89,7 @@ def _gateway_docs(
 ) -> list[dict[str, Any]]:
     """A gateway's Deployment (replicas on `port`, keys from a Secret) and its Service."""
     name = f"natsfleet-{gateway.label}"
-    args = list(gateway_args(gateway, "$(POD_NAME)", gateway.port))
+    args = list(gateway_args(gateway, "$(POD_NAME)", gateway.first_port))
     args[args.index("--host") + 1] = "0.0.0.0"  # noqa: S104 - the pod's address
     container = _container(gateway.label, options.image, args, {**env, **gateway.env}, "")
     container["volumeMounts"] = []  # a gateway reads no fleet file
@@ -99,7 +99,7 @@ def _gateway_docs(
             "valueFrom": {"secretKeyRef": {"name": GATEWAY_KEYS_SECRET, "key": "keys"}},
         }
     )
-    container["ports"] = [{"name": "http", "containerPort": gateway.port}]
+    container["ports"] = [{"name": "http", "containerPort": gateway.first_port}]
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5}
     container["readinessProbe"] = probe
     container["livenessProbe"] = {**probe, "failureThreshold": 6}
@@ -119,7 +119,7 @@ def _gateway_docs(
         "spec": {
             "selector": labels,
             # Stateless replicas: no session affinity needed.
-            "ports": [{"name": "http", "port": gateway.port, "targetPort": "http"}],
+            "ports": [{"name": "http", "port": gateway.first_port, "targetPort": "http"}],
         },
     }
     return [deployment, service]

@@ -4,7 +4,7 @@ Writes `auth.conf` (an `authorization` block to `include` in any server
 config, the cluster's included), `nats.conf` (a single JetStream server with
 file storage, `sync_interval: always` and that block), and one NKey seed per
 user under `creds/` (`supervisor.nk`, `agent-<label>.nk`, `client.nk`,
-`gateway.nk`).
+`gateway.nk`, `gateway-a2a.nk`).
 The server config holds only public keys. Seeds already present in the fleet
 file's `credentials_dir` are reused, so regenerating keeps running processes'
 credentials valid.
@@ -24,7 +24,13 @@ import nkeys
 from natsfleet.deploy import permissions
 from natsfleet.deploy.errors import DeployError
 from natsfleet.deploy.fleetfile import FleetFile
-from natsfleet.deploy.plan import CLIENT_USER, GATEWAY_USER, SUPERVISOR_USER, agent_user
+from natsfleet.deploy.plan import (
+    CLIENT_USER,
+    GATEWAY_A2A_USER,
+    GATEWAY_USER,
+    SUPERVISOR_USER,
+    agent_user,
+)
 from natsfleet.deploy.resolve import agent_type_name
 from natsfleet.deploy.targets.common import Files, Options, header
 from natsfleet.protocols.subjects import Subjects
@@ -89,6 +95,7 @@ def role_permissions(fleet_file: FleetFile) -> dict[str, permissions.Permissions
     users[CLIENT_USER] = permissions.client(subjects)
     # Always made, so a gateway can also be run by hand against this fleet.
     users[GATEWAY_USER] = permissions.gateway(subjects)
+    users[GATEWAY_A2A_USER] = permissions.gateway_a2a(subjects)
     return users
 
 

@@ -9,12 +9,12 @@ import shlex
 
 from natsfleet.deploy.fleetfile import FleetFile
 from natsfleet.deploy.plan import (
-    GATEWAY_USER,
     SUPERVISOR_USER,
     agent_args,
     agent_stop_timeout_s,
     agent_user,
     gateway_args,
+    gateway_user,
     role_env,
     supervisor_args,
     workflow_sources,
@@ -119,15 +119,15 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         line = line.replace("--instance X", f"--instance {gateway.label}-{_NUM}")
         line = line.replace("--port 0", f"--port {_NUM}")
         sections.append(
-            f"; {gateway.protocol} gateway replicas, ports {gateway.port}.."
-            f"{gateway.port + gateway.replicas - 1} (process names end in the port)\n"
+            f"; {gateway.protocol} gateway replicas, ports {gateway.first_port}.."
+            f"{gateway.first_port + gateway.replicas - 1} (process names end in the port)\n"
             + _program(
                 gateway.label,
                 f"{cmd} {line}",
                 gateway.replicas,
                 int(gateway.stop_timeout_s + fleet.up.stop_margin_s + 0.999),
-                {**env, **role_env(fleet, GATEWAY_USER), **gateway.env},
-                numprocs_start=gateway.port,
+                {**env, **role_env(fleet, gateway_user(gateway)), **gateway.env},
+                numprocs_start=gateway.first_port,
             )
         )
     group = ",".join(["supervisor", *(a.label for a in active), *(g.label for g in fleet.gateways)])

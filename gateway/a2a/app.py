@@ -2,72 +2,60 @@
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import uvicorn
 from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from natsfleet.client import FleetClient
-from natsfleet.gateway.a2a.auth import KeyAuth
 from natsfleet.gateway.a2a.card import CardSettings, CardSource
 from natsfleet.gateway.a2a.handler import FleetRequestHandler, HandlerSettings
+from natsfleet.gateway.auth import RequireApiKey
+from natsfleet.gateway.keys import ApiKeys
+from natsfleet.gateway.limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
 #: Where the JSON-RPC endpoint is served.
 RPC_PATH = "/"
+#: Health probes (Kubernetes) need no key: they learn nothing about the fleet.
+HEALTH_PATH = "/healthz"
 #: Largest request body read (the fleet's own payload limits apply after it).
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
-class BodyLimit:
-    """ASGI middleware: a request body over `max_bytes` is refused (413) before
-    it is held in memory, whether its Content-Length says so or its chunks do."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.max_bytes:
-            await PlainTextResponse("request body too large", 413)(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # the SDK answers it as "Payload too large"
-                raise HTTPException(413)
-            return message
-
-        await self.app(scope, counted, send)
+def refusal(status: int, why: str) -> bytes:
+    """A2A's shape of a 401 or 413 (the rule is the shared one: gateway/auth.py)."""
+    return json.dumps({"error": why}).encode()
 
 
 def build_app(
     client: FleetClient,
     card: CardSettings,
     settings: HandlerSettings,
-    keys: Mapping[str, str],
+    keys: ApiKeys,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
-    """The A2A app over `client`: the Agent Card (open) and JSON-RPC (a key needed)."""
+    """The A2A app over `client`: the Agent Card and `/healthz` (open), JSON-RPC
+    (a key needed)."""
     source = CardSource(client, card)
-    handler = FleetRequestHandler(client, settings)
+    handler = FleetRequestHandler(client, settings, keys)
+
+    async def health(request: Request) -> Response:
+        # Cheap: no request to the fleet, only the connection's state.
+        connected = client.bus.is_connected
+        return JSONResponse({"nats": connected}, status_code=200 if connected else 503)
+
     # The first card is built before the registry is read: its empty skill
     # list would be logged as not spec-compliant; each served card has them.
     checks = logging.getLogger("a2a.utils.proto_utils")
@@ -77,8 +65,10 @@ def build_app(
     finally:
         checks.setLevel(level)
     routes += create_jsonrpc_routes(handler, rpc_url=RPC_PATH)
-    auth = Middleware(KeyAuth, keys=keys, open_paths=[AGENT_CARD_WELL_KNOWN_PATH])
-    limit = Middleware(BodyLimit, max_bytes=max_body_bytes)
+    routes.append(Route(HEALTH_PATH, health, methods=["GET"]))
+    open_paths = frozenset({AGENT_CARD_WELL_KNOWN_PATH, HEALTH_PATH})
+    auth = Middleware(RequireApiKey, keys=keys, refusal=refusal, open_paths=open_paths)
+    limit = Middleware(BodyLimit, max_bytes=max_body_bytes, refusal=refusal)
     return Starlette(routes=routes, middleware=[auth, limit])
 
 

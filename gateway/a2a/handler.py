@@ -62,7 +62,8 @@ from natsfleet.gateway.a2a.mapping import (
     target_of,
 )
 from natsfleet.gateway.a2a.store import FleetTaskStore, caller_of, view
-from natsfleet.protocols import InvalidValue, NatsFleetError, TaskEvent, is_terminal
+from natsfleet.gateway.keys import ApiKeys
+from natsfleet.protocols import InvalidValue, NatsFleetError, TaskEvent, is_terminal, new_task_id
 from natsfleet.protocols import TaskState as FleetState
 
 log = logging.getLogger(__name__)
@@ -95,10 +96,11 @@ class _Started:
 class FleetRequestHandler(RequestHandler):
     """A2A's JSON-RPC methods over a `FleetClient` (module doc)."""
 
-    def __init__(self, client: FleetClient, settings: HandlerSettings) -> None:
+    def __init__(self, client: FleetClient, settings: HandlerSettings, keys: ApiKeys) -> None:
         self.client = client
         self.settings = settings
-        self.store = FleetTaskStore(client, request_timeout_s=settings.request_timeout_s)
+        self.keys = keys
+        self.store = FleetTaskStore(client, keys, request_timeout_s=settings.request_timeout_s)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -220,9 +222,16 @@ class FleetRequestHandler(RequestHandler):
         check_client_id(context_id, "contextId")
         origin = Origin(caller=caller, context_id=context_id, message_id=message.message_id)
         target = target_of(message, self.settings.default_skill)
+        tenant = self.keys.tenant_of(caller)
+        wanted = new_task_id()
         try:
             task_id = await self.client.submit(
-                target.skill, target.input, workflow=target.workflow, key=origin.key()
+                target.skill,
+                target.input,
+                workflow=target.workflow,
+                key=origin.key(),
+                task_id=wanted,
+                tenant=tenant,
             )
         except (InvalidValue, ValueError) as exc:
             raise InvalidParamsError(message=str(exc)) from None
@@ -230,12 +239,16 @@ class FleetRequestHandler(RequestHandler):
             raise InvalidParamsError(message=f"refused: {exc}") from None
         except NatsFleetError as exc:
             raise InternalError(message=f"the fleet did not take the task: {exc}") from None
+        if task_id != wanted:
+            # A retried message: its task, unless the key's tenant changed since.
+            await self.store.check_retried(task_id, caller)
         log.info(
-            "a2a send by %s: task %s %s %s",
+            "a2a send by %s: task %s %s %s%s",
             caller,
             task_id,
             "workflow" if target.workflow else "skill",
             target.workflow or target.skill,
+            f" tenant {tenant}" if tenant else "",
         )
         task = Task(
             id=task_id,

@@ -3,8 +3,11 @@
 The fleet's supervisor is the only writer of a task's state (KV STATE, the
 EVENTS stream); a gateway replica only reads it, so any replica answers for
 any task. A task is visible to the caller whose message started it (its
-idempotency key names the caller: gateway/a2a/mapping.py `Origin`); any other
-task is "not found" to an A2A client.
+idempotency key names the caller: gateway/a2a/mapping.py `Origin`) and only
+while it is for the caller's tenant (`TaskRecord.tenant`, the key's tenant in
+gateway/keys.py: a key moved to another tenant no longer sees the old
+tenant's tasks); any other task is "not found" to an A2A client, never
+"forbidden", so task ids do not leak.
 """
 
 import logging
@@ -24,6 +27,7 @@ from a2a.types import (
 from natsfleet.client import FleetClient
 from natsfleet.gateway.a2a.feed import Snapshot, snapshot
 from natsfleet.gateway.a2a.mapping import Origin, prompt_of, task_of
+from natsfleet.gateway.keys import ApiKeys
 from natsfleet.protocols import (
     ErrorCode,
     InvalidValue,
@@ -62,8 +66,11 @@ def caller_of(context: ServerCallContext) -> str:
 class FleetTaskStore(TaskStore):
     """A2A tasks as the fleet holds them (read only)."""
 
-    def __init__(self, client: FleetClient, *, request_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, client: FleetClient, keys: ApiKeys, *, request_timeout_s: float = 5.0
+    ) -> None:
         self.client = client
+        self.keys = keys
         self.request_timeout_s = request_timeout_s
 
     async def load(self, task_id: str, caller: str) -> tuple[TaskRecord, Origin]:
@@ -72,7 +79,7 @@ class FleetTaskStore(TaskStore):
         return reply.task, origin
 
     async def load_reply(self, task_id: str, caller: str) -> tuple[TaskStatusReply, Origin]:
-        """The task's status reply and origin, if `caller` started it.
+        """The task's status reply and origin, if `caller` started it for its tenant.
 
         Raises:
             InvalidParamsError: `task_id` is not a task id.
@@ -92,9 +99,30 @@ class FleetTaskStore(TaskStore):
         except NatsFleetError as exc:
             raise InternalError(message=f"the fleet did not answer: {exc}") from None
         origin = Origin.from_key(reply.task.idempotency_key)
-        if origin is None or origin.caller != caller:
+        if (
+            origin is None
+            or origin.caller != caller
+            or reply.task.tenant != self.keys.tenant_of(caller)
+        ):
             raise TaskNotFoundError
         return reply, origin
+
+    async def check_retried(self, task_id: str, caller: str) -> None:
+        """A retried message's task is for the caller's tenant (its key already
+        names the caller).
+
+        A task the supervisor does not know yet (the retry raced the first
+        submit) passes: its tenant is checked on every later read.
+
+        Raises:
+            TaskNotFoundError: the task is another tenant's.
+        """
+        try:
+            reply = await self.client.status_reply(task_id, timeout_s=self.request_timeout_s)
+        except NatsFleetError:
+            return
+        if reply.task.tenant != self.keys.tenant_of(caller):
+            raise TaskNotFoundError
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         reply, origin = await self.load_reply(task_id, caller_of(context))

@@ -104,3 +104,97 @@ def test_every_target_runs_the_gateways(tmp_path: Path) -> None:
 
     auth = generate("nats-auth", fleet_file)
     assert "creds/gateway.nk" in auth
+
+
+A2A = """
+[[gateways]]
+protocol = "a2a"
+replicas = 2
+keys_file = "keys.txt"
+default_skill = "echo"
+blocking_timeout_s = 30
+public_url = "https://agents.example.com/"
+"""
+
+
+def test_an_a2a_gateway_is_planned_with_its_own_settings(tmp_path: Path) -> None:
+    fleet_file = load_fleet(write_fleet(tmp_path, FLEET + A2A))
+    specs = [s for s in plan(fleet_file, base_dir=tmp_path) if s.group == "gateway-a2a"]
+    assert [s.name for s in specs] == ["gateway-a2a-1", "gateway-a2a-2"]
+    first, second = (list(s.args) for s in specs)
+    assert first[:4] == ["gateway", "a2a", "--instance", "gateway-a2a-1"]
+    # Its own default port (8700), consecutive per replica; no MCP path.
+    assert (first[first.index("--port") + 1], second[second.index("--port") + 1]) == (
+        "8700",
+        "8701",
+    )
+    assert "--path" not in first and "--refresh-s" not in first
+    assert first[first.index("--default-skill") + 1] == "echo"
+    assert first[first.index("--blocking-timeout-s") + 1] == "30"
+    assert first[first.index("--public-url") + 1] == "https://agents.example.com/"
+    assert first[first.index("--keys-file") + 1] == str(tmp_path / "keys.txt")
+    # Its own NATS user (deploy/permissions.py gateway_a2a), not the MCP gateway's.
+    assert specs[0].env["NATS_NKEY_SEED_FILE"] == str(tmp_path / "auth/creds/gateway-a2a.nk")
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "problem"),
+    [
+        ('protocol = "a2a"\npath = "/x"', "path", "mcp gateway's setting"),
+        ('protocol = "a2a"\nrefresh_s = 1', "refresh_s", "mcp gateway's setting"),
+        ("default_skill = 'echo'", "default_skill", "a2a gateway's setting"),
+        ('protocol = "a2a"\ndefault_skill = "no skill"', "default_skill", "skill name"),
+        ('protocol = "a2a"\npublic_url = "ftp://x/"', "public_url", "http(s) URL"),
+    ],
+)
+def test_a_setting_of_the_other_protocol_is_refused(entry: str, key: str, problem: str) -> None:
+    with pytest.raises(FleetFileError) as caught:
+        parse_fleet(FLEET + f'[[gateways]]\nname = "other"\nport = 9300\n{entry}\n')
+    assert caught.value.key == f"gateways[1].{key}", caught.value
+    assert problem in str(caught.value)
+
+
+def test_every_target_runs_an_a2a_gateway(tmp_path: Path) -> None:
+    fleet_file = load_fleet(write_fleet(tmp_path, FLEET + A2A))
+    procfile = generate("procfile", fleet_file)["Procfile"]
+    assert "gateway-a2a-2: exec" in procfile and "gateway a2a" in procfile
+    assert "--port 8701" in procfile and "--default-skill echo" in procfile
+
+    conf = generate("supervisord", fleet_file)["supervisord.conf"]
+    program = conf[conf.index("[program:gateway-a2a]") :].split("\n\n")[0]
+    assert "numprocs=2\n" in program and "numprocs_start=8700\n" in program
+    assert "gateway a2a --instance gateway-a2a-%(process_num)d" in program
+    assert "gateway-a2a.nk" in program
+    assert "programs=supervisor,echo,gateway-mcp,gateway-a2a" in conf
+
+    units = generate("systemd", fleet_file)
+    env = units["gateways/gateway-a2a-2.env"]
+    assert 'NATSFLEET_GATEWAY_ARGS="a2a --instance gateway-a2a-2' in env and "--port 8701" in env
+    assert "natsfleet-gateway@gateway-a2a-1.service" in units["natsfleet.target"]
+
+    compose = yaml.safe_load(generate("compose", fleet_file)["compose.yaml"])
+    service = compose["services"]["gateway-a2a"]
+    assert service["command"][service["command"].index("a2a") - 1] == "gateway"
+    assert service["deploy"]["replicas"] == 2 and service["ports"] == ["8700-8701:8700"]
+    assert service["command"][service["command"].index("--host") + 1] == "0.0.0.0"
+    assert "NATSFLEET_GATEWAY_KEYS" in service["environment"]
+
+    docs = list(yaml.safe_load_all(generate("kubernetes", fleet_file)["natsfleet.yaml"]))
+    deployment = next(d for d in docs if d["metadata"]["name"] == "natsfleet-gateway-a2a")
+    assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--port") + 1] == "8700"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    keys = next(e for e in container["env"] if e["name"] == "NATSFLEET_GATEWAY_KEYS")
+    assert keys["valueFrom"]["secretKeyRef"]["name"] == "natsfleet-gateway-keys"
+    service_doc = next(
+        d
+        for d in docs
+        if d["kind"] == "Service" and d["metadata"]["name"] == "natsfleet-gateway-a2a"
+    )
+    assert service_doc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service_doc["spec"]["ports"][0]["port"] == 8700
+
+    auth = generate("nats-auth", fleet_file)
+    assert "creds/gateway-a2a.nk" in auth and "creds/gateway.nk" in auth

@@ -5,7 +5,8 @@ import pytest
 from a2a.types import InvalidParamsError, Message, Part, Role
 from google.protobuf import json_format, struct_pb2
 
-from natsfleet.gateway.a2a import BadKeys, Origin, build_card, parse_keys, target_of
+from natsfleet.gateway import ApiKeys, GatewayError
+from natsfleet.gateway.a2a import Origin, build_card, target_of
 from natsfleet.gateway.a2a.card import CardSettings
 from natsfleet.gateway.a2a.mapping import check_client_id
 from natsfleet.protocols import AgentInfo, SkillSpec
@@ -25,13 +26,12 @@ def data(value: object) -> Part:
 
 
 def test_keys_are_named_long_enough_and_required() -> None:
-    assert parse_keys(["# ops", "", "alice=0123456789abcdef", " bob = fedcba9876543210 "]) == {
-        "0123456789abcdef": "alice",
-        "fedcba9876543210": "bob",
-    }
+    # The A2A gateway reads its keys with the one rule set of gateway/keys.py.
+    keys = ApiKeys.parse("# ops\n\nalice=0123456789abcdef\n bob = fedcba9876543210 \n", "t")
+    assert (keys.caller("0123456789abcdef"), keys.caller("fedcba9876543210")) == ("alice", "bob")
     for bad in ("alice", "alice=short", "a b=0123456789abcdef", "x=0123456789 abcdef"):
-        with pytest.raises(BadKeys):
-            parse_keys([bad])
+        with pytest.raises(GatewayError):
+            ApiKeys.parse(bad, "t")
 
 
 def test_a_gateway_without_a_key_refuses_to_start() -> None:
