@@ -117,7 +117,10 @@ class Engine:
         self.spans = AttemptSpans()
         # Part of the engine (it shares the queue, the attempts and the store);
         # its shortcut `assign_at_once` makes a new task's first record `assigned`.
-        self.dispatcher = Dispatcher(self, bus, cfg.assign_timeout_s)
+        self.dispatcher = Dispatcher(
+            self, bus, cfg.assign_timeout_s, working_event_delay_s=cfg.working_event_delay_s,
+            working_event_busy_attempts=cfg.working_event_busy_attempts,
+        )  # fmt: skip
 
     @property
     def timers(self) -> Timers:
