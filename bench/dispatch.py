@@ -4,6 +4,7 @@
                                        [--agent runtime|mini] [--server-procs N]
                                        [--profile FILE] [--profile-agent FILE]
                                        [--transport auto|fast|public] [--fsync]
+                                       [--against REV]
 
 Starts a nats-server (file store, temp dir), one supervisor, two agent
 instances (capacity 100 each: bench/noop_agent.py on the real agent runtime,
@@ -17,18 +18,34 @@ Go's default. `--transport public` runs every natsfleet process on nats-py's
 public API instead of the fast transport (docs/architecture.md, "The
 transport seam"), to see what the fast one is worth. `--fsync` measures a
 second time on a server with `sync_interval: always`, the durability every
-generated deploy config asks for, and prints both.
+generated deploy config asks for, and prints it first (the durable figures
+are the headline: docs/performance.md), then the lazy ones.
+
+Every run also counts the JetStream stores per task of the throughput phase,
+per stream, from the server's own stream state (`last_seq` moved: messages
+stored; `messages` moved less: messages removed, by work-queue acks, KV
+history or TTL), the figure that sets the rate under fsync.
+
+`--against REV` runs the supervisor and agents of git revision REV (a
+temporary `git worktree` of it; a directory holding a `natsfleet` symlink to
+that worktree is put first on their PYTHONPATH, and the bench prints the
+`natsfleet.supervisor.__file__` such a process imports) in the same session, alternately
+with this tree's, and prints before/after ratios: the previous design against
+this one, with the same driver, server and machine moment.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -97,6 +114,38 @@ class CpuMeter:
 
     def per_op_us(self, ops: int) -> str:
         return ", ".join(f"{name} {1e6 * s / ops:.0f}" for name, s in self.used.items())
+
+
+class StreamCounts(NamedTuple):
+    last_seq: int
+    messages: int
+
+
+async def stream_counts(url: str) -> dict[str, StreamCounts]:
+    """Every stream's last sequence and message count, as the server reports them."""
+    nc = await nats.connect(url)
+    try:
+        infos = await nc.jetstream().streams_info()
+    finally:
+        await nc.close()
+    return {i.config.name or "": StreamCounts(i.state.last_seq, i.state.messages) for i in infos}
+
+
+def stores_per_task(
+    before: dict[str, StreamCounts], after: dict[str, StreamCounts], tasks: int
+) -> tuple[float, str]:
+    """Stores per task in all (what fsyncs), and per stream: `stored (-removed)`."""
+    parts, total = [], 0
+    for name, now in sorted(after.items()):
+        then = before.get(name, StreamCounts(0, 0))
+        stored = now.last_seq - then.last_seq
+        removed = stored - (now.messages - then.messages)
+        if stored >= tasks / 100 or removed >= tasks / 100:  # not lease renewals
+            total += stored
+            parts.append(
+                f"{name.removeprefix('bench_')} {stored / tasks:.2f} (-{removed / tasks:.2f})"
+            )
+    return total / tasks, ", ".join(parts)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -178,8 +227,8 @@ class Waiter:
 
 
 async def fleet_bench(
-    client: FleetClient, total: int, inflight: int, seq: int, meter: CpuMeter
-) -> tuple[float, list[float]]:
+    client: FleetClient, total: int, inflight: int, seq: int, meter: CpuMeter, url: str
+) -> tuple[float, list[float], tuple[float, str]]:
     waiter = Waiter(client)
     await waiter.start()
     lat = []
@@ -196,12 +245,13 @@ async def fleet_bench(
         event = await waiter.run()
         assert event.state == TaskState.COMPLETED
 
+    before = await stream_counts(url)
     meter.start()
     t = time.perf_counter()
     await in_flight(one, total, inflight)
     rate = total / (time.perf_counter() - t)
     meter.stop()
-    return rate, lat
+    return rate, lat, stores_per_task(before, await stream_counts(url), total)
 
 
 class Figures(NamedTuple):
@@ -212,11 +262,14 @@ class Figures(NamedTuple):
     lat: list[float]
     cpu: str
     transport: str
+    stores: tuple[float, str]
 
 
-async def run(args: argparse.Namespace, *, fsync: bool) -> Figures:
+async def run(args: argparse.Namespace, *, fsync: bool, source: Path | None = None) -> Figures:
     """One measurement: a fresh server (fsync on every write when `fsync`),
-    supervisor, agents and responder; the raw baseline, then the full path."""
+    supervisor, agents and responder; the raw baseline, then the full path.
+    `source`: a directory whose `natsfleet` the supervisor and agents import
+    (another revision's, `--against`); None: this tree's."""
     procs: list[asyncio.subprocess.Process] = []
     with tempfile.TemporaryDirectory() as tmp:
         gomaxprocs = args.server_procs or None
@@ -231,18 +284,23 @@ async def run(args: argparse.Namespace, *, fsync: bool) -> Figures:
         ) as server:
             url, prefix = server.url, "bench"
             cfg = json.dumps({"supervisor_id": "bench-sup", "registry_warmup_s": 0.3})
+            fleet_env = os.environ | {"PYTHONPATH": str(ROOT / "bench")}
+            if source is not None:
+                paths = (source, source / "natsfleet" / "bench")
+                fleet_env["PYTHONPATH"] = os.pathsep.join(str(p) for p in paths)
             try:
                 profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
                 procs.append(await spawn(*profile, "-m", "natsfleet.cli.main", "supervisor",
-                    "--nats", url, "--prefix", prefix, "--config-json", cfg))  # fmt: skip
+                    "--nats", url, "--prefix", prefix, "--config-json", cfg,
+                    env=fleet_env))  # fmt: skip
                 for name in ("b1", "b2"):
                     if args.agent == "mini":
-                        mini = str(ROOT / "tests/supervisor/mini_agent.py")
+                        tree = ROOT if source is None else source / "natsfleet"
+                        mini = str(tree / "tests/supervisor/mini_agent.py")
                         procs.append(await spawn(mini, "--url", url, "--prefix", prefix,
                                                  "--instance", name, "--capacity", "100",
-                                                 "--hb", "0.5"))  # fmt: skip
+                                                 "--hb", "0.5", env=fleet_env))  # fmt: skip
                     else:
-                        env = os.environ | {"PYTHONPATH": str(ROOT / "bench")}
                         agent_profile = (
                             ["-m", "cProfile", "-o", args.profile_agent]
                             if args.profile_agent and name == "b1"
@@ -251,7 +309,8 @@ async def run(args: argparse.Namespace, *, fsync: bool) -> Figures:
                         procs.append(await spawn(*agent_profile, "-m", "natsfleet.cli.main",
                                                  "agent", "run",
                                                  "noop_agent:Noop", "--nats", url, "--prefix",
-                                                 prefix, "--instance", name, env=env))  # fmt: skip
+                                                 prefix, "--instance", name,
+                                                 env=fleet_env))  # fmt: skip
                 procs.append(await spawn("-c", RESPONDER, url))
                 config = BusConfig(url=url, prefix=prefix, transport=args.transport)
                 async with Bus(config, role="bench") as bus:
@@ -268,8 +327,8 @@ async def run(args: argparse.Namespace, *, fsync: bool) -> Figures:
                     meter = CpuMeter({"nats-server": server_pid} | {
                         name: proc.pid for name, proc in zip(names, procs, strict=False)
                     })  # fmt: skip
-                    rate, lat = await fleet_bench(
-                        client, args.tasks, args.inflight, args.seq, meter
+                    rate, lat, stores = await fleet_bench(
+                        client, args.tasks, args.inflight, args.seq, meter, url
                     )
             finally:
                 # SIGTERM first: the supervisor exits cleanly (and writes its profile).
@@ -283,7 +342,7 @@ async def run(args: argparse.Namespace, *, fsync: bool) -> Figures:
                         await proc.wait()
     return Figures(
         raw_rate, raw_lat, raw_meter.per_op_us(args.tasks),
-        rate, lat, meter.per_op_us(args.tasks), transport_kind,
+        rate, lat, meter.per_op_us(args.tasks), transport_kind, stores,
     )  # fmt: skip
 
 
@@ -297,6 +356,7 @@ def report(title: str, f: Figures) -> None:
     print(f"ratio raw/natsfleet: throughput {f.raw_rate / f.rate:.1f}x, p50 {p50 / raw50:.1f}x")
     print(f"CPU us per request (raw):  {f.raw_cpu}")
     print(f"CPU us per task (natsfleet): {f.cpu}")
+    print(f"JetStream stores per task: {f.stores[0]:.2f} ({f.stores[1]})")
 
 
 async def main() -> None:
@@ -329,22 +389,72 @@ async def main() -> None:
         help="also measure on a server with `sync_interval: always` (what deploy configs "
         "set: acknowledged writes survive power loss) and print both",
     )
+    parser.add_argument(
+        "--against",
+        default="",
+        metavar="REV",
+        help="also run the supervisor and agents of git revision REV (e.g. the previous "
+        "design) in the same session, alternately with this tree's, and print the ratios",
+    )
     parser.add_argument("--profile", default="", help="cProfile the supervisor into this file")
     parser.add_argument("--profile-agent", default="", help="cProfile agent b1 into this file")
     args = parser.parse_args()
     os.environ["NATSFLEET_TRANSPORT"] = args.transport  # the supervisor's and agents' too
-    lazy = await run(args, fsync=False)
-    report("lazy fsync (nats-server's default)", lazy)
+    modes = [True, False] if args.fsync else [False]  # the durable figures first
+    titles = {
+        True: "sync_interval: always (fsync on every write, as deployed)",
+        False: "lazy fsync (nats-server's default)",
+    }
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(revision(args.against)) if args.against else None
+        results: dict[bool, Figures] = {}
+        for fsync in modes:
+            if source is not None:
+                before = await run(args, fsync=fsync, source=source)
+                report(f"{titles[fsync]}, before: {args.against}", before)
+            results[fsync] = after = await run(args, fsync=fsync)
+            report(f"{titles[fsync]}, this tree" if source else titles[fsync], after)
+            if source is not None:
+                p50s = statistics.median(after.lat), statistics.median(before.lat)
+                print(
+                    f"after/before ({args.against}): throughput {after.rate / before.rate:.2f}x, "
+                    f"p50 {p50s[0] / p50s[1]:.2f}x, stores per task "
+                    f"{after.stores[0]:.2f} vs {before.stores[0]:.2f}"
+                )
     if args.fsync:
-        durable = await run(args, fsync=True)
-        report("sync_interval: always (fsync on every write, as deployed)", durable)
+        durable, lazy = results[True], results[False]
         print(
             f"durable/lazy: throughput {durable.rate / lazy.rate:.2f}x, "
             f"p50 {statistics.median(durable.lat) / statistics.median(lazy.lat):.2f}x"
         )
     procs_text = args.server_procs or "Go's default (all CPUs)"
     print(f"nats-server GOMAXPROCS: {procs_text}; Python {sys.version.split()[0]}; "
-          f"transport {lazy.transport}")  # fmt: skip
+          f"transport {results[False].transport}")  # fmt: skip
+
+
+@contextlib.contextmanager
+def revision(rev: str) -> Iterator[Path]:
+    """A directory whose `natsfleet` is a temporary worktree of `rev` (the repository
+    root is the package directory); removed afterwards."""
+    tmp = Path(tempfile.mkdtemp(prefix="natsfleet-rev-"))
+    tree = tmp / "tree"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(tree), rev], check=True)
+    try:
+        (tmp / "natsfleet").symlink_to(tree, target_is_directory=True)
+        where = subprocess.run(
+            [sys.executable, "-c", "import natsfleet.supervisor as m; print(m.__file__)"],
+            env=os.environ | {"PYTHONPATH": str(tmp)}, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        commit = subprocess.run([*git, "rev-parse", "--short", rev], check=True,
+                                capture_output=True, text=True).stdout.strip()  # fmt: skip
+        print(f"--against {rev} ({commit}): its processes import natsfleet from {where}")
+        if not where.startswith(str(tmp)):
+            raise SystemExit(f"--against: a child imports {where}, not the worktree of {rev}")
+        yield tmp
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Each group of verbs lives in its own module and is registered here.
 """
 
+import importlib
 import sys
 import traceback
 from types import TracebackType
@@ -10,31 +11,53 @@ from typing import Any
 
 import click
 
-from natsfleet.cli.agent_cmd import AGENT_COMMANDS
-from natsfleet.cli.compare import compare_command
-from natsfleet.cli.demo_cmd import demo_command
-from natsfleet.cli.deploy_cmd import deploy_command, wait_nats_command
-from natsfleet.cli.dlq_cmd import dlq_group
-from natsfleet.cli.gateway_cmd import gateway_group
-from natsfleet.cli.llm_cmd import llm_command
-from natsfleet.cli.server_cmd import schema_command, server_command
-from natsfleet.cli.sessions_cmd import sessions_group
-from natsfleet.cli.supervisor_cmd import supervisor_command
-from natsfleet.cli.task_cmd import (
-    cancel_command,
-    status_command,
-    submit_command,
-    tasks_command,
-    watch_command,
-)
-from natsfleet.cli.trace_cmd import trace_command
-from natsfleet.cli.up_cmd import down_command, ps_command, up_command
-from natsfleet.cli.workflow_cmd import approve_command, workflows_group
 from natsfleet.telemetry.redact import redact
+
+#: Every verb and where it lives: a module is imported only when its verb
+#: runs (or for `--help`), so `natsfleet agent run` does not load the
+#: supervisor, deploy, gateway or demo code (tests/test_cli_imports.py).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("server_cmd", "server_command"),
+    "schema": ("server_cmd", "schema_command"),
+    "demo": ("demo_cmd", "demo_command"),
+    "compare": ("compare", "compare_command"),
+    "trace": ("trace_cmd", "trace_command"),
+    "up": ("up_cmd", "up_command"),
+    "down": ("up_cmd", "down_command"),
+    "ps": ("up_cmd", "ps_command"),
+    "deploy": ("deploy_cmd", "deploy_command"),
+    "wait-nats": ("deploy_cmd", "wait_nats_command"),
+    "supervisor": ("supervisor_cmd", "supervisor_command"),
+    "submit": ("task_cmd", "submit_command"),
+    "status": ("task_cmd", "status_command"),
+    "tasks": ("task_cmd", "tasks_command"),
+    "cancel": ("task_cmd", "cancel_command"),
+    "watch": ("task_cmd", "watch_command"),
+    "approve": ("workflow_cmd", "approve_command"),
+    "workflows": ("workflow_cmd", "workflows_group"),
+    "dlq": ("dlq_cmd", "dlq_group"),
+    "sessions": ("sessions_cmd", "sessions_group"),
+    "gateway": ("gateway_cmd", "gateway_group"),
+    "llm": ("llm_cmd", "llm_command"),
+    "agent": ("agent_cmd", "agent_group"),
+    "agents": ("agent_cmd", "agents_command"),
+}
 
 
 class _RedactingGroup(click.Group):
-    """Error messages leave the CLI with secrets redacted."""
+    """Error messages leave the CLI with secrets redacted; verbs are loaded
+    from `COMMANDS` when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module = importlib.import_module(f"natsfleet.cli.{where[0]}")
+        command: click.Command = getattr(module, where[1])
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,32 +79,6 @@ def _redacting_excepthook(
 @click.version_option(package_name="natsfleet")
 def cli() -> None:
     """Run fleets of AI agents as independent processes over NATS."""
-
-
-cli.add_command(server_command)
-cli.add_command(schema_command)
-cli.add_command(demo_command)
-cli.add_command(compare_command)
-cli.add_command(trace_command)
-cli.add_command(up_command)
-cli.add_command(down_command)
-cli.add_command(ps_command)
-cli.add_command(deploy_command)
-cli.add_command(wait_nats_command)
-cli.add_command(supervisor_command)
-cli.add_command(submit_command)
-cli.add_command(status_command)
-cli.add_command(tasks_command)
-cli.add_command(cancel_command)
-cli.add_command(watch_command)
-cli.add_command(approve_command)
-cli.add_command(workflows_group)
-cli.add_command(dlq_group)
-cli.add_command(sessions_group)
-cli.add_command(gateway_group)
-cli.add_command(llm_command)
-for command in AGENT_COMMANDS:
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ Kept in memory only; a new leader rebuilds it from the records it loads.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from natsfleet.protocols import InFlight
@@ -29,12 +30,20 @@ class Attempt:
     progress: InFlight | None = None
 
 
+def _unwatched(instance_id: str, used: int) -> None:
+    pass
+
+
 class AttemptTable:
-    def __init__(self) -> None:
+    """`on_load(instance_id, slots taken)` hears every change of `load` (the
+    registry's pick index, `Placement.set_used`)."""
+
+    def __init__(self, on_load: Callable[[str, int], None] = _unwatched) -> None:
         self._by_token: dict[str, Attempt] = {}
         self._by_instance: dict[str, set[str]] = {}
         # Slots taken per instance: running attempts plus Assigns being prepared.
         self.load: dict[str, int] = {}
+        self._on_load = on_load
 
     def __len__(self) -> int:
         return len(self._by_token)
@@ -43,7 +52,8 @@ class AttemptTable:
         return None if token is None else self._by_token.get(token)
 
     def reserve(self, instance_id: str) -> None:
-        self.load[instance_id] = self.load.get(instance_id, 0) + 1
+        used = self.load[instance_id] = self.load.get(instance_id, 0) + 1
+        self._on_load(instance_id, used)
 
     def unreserve(self, instance_id: str) -> None:
         left = self.load.get(instance_id, 0) - 1
@@ -51,6 +61,7 @@ class AttemptTable:
             self.load[instance_id] = left
         else:
             self.load.pop(instance_id, None)
+        self._on_load(instance_id, max(left, 0))
 
     def add(self, attempt: Attempt, *, reserved: bool) -> None:
         """Register an attempt; `reserved` if its slot was reserved before."""
@@ -69,6 +80,10 @@ class AttemptTable:
                     del self._by_instance[attempt.instance_id]
             self.unreserve(attempt.instance_id)
         return attempt
+
+    def holds(self, instance_id: str) -> bool:
+        """Whether any attempt runs on the instance."""
+        return instance_id in self._by_instance
 
     def on_instance(self, instance_id: str) -> list[Attempt]:
         tokens = self._by_instance.get(instance_id, set())

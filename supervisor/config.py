@@ -41,6 +41,15 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True):
     assign_timeout_s: float = 2.0
     # Lease: renewed every ttl/3, acting stops at 2/3 ttl without a renewal.
     lease_ttl_s: float = 6.0
+    # While at least `working_event_busy_attempts` attempts run, an accepted
+    # attempt's `working` event is published once it has run
+    # `working_event_delay_s`, and one that ends sooner publishes none (its
+    # end's event follows at once). Recovery never reads events, and under
+    # `sync_interval: always` each stored event is an fsync that the terminal
+    # events clients wait on queue behind (docs/performance.md). A quieter
+    # fleet publishes it at the Accept, as does a delay of 0.
+    working_event_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.2
+    working_event_busy_attempts: Annotated[int, msgspec.Meta(ge=0)] = 64
     # Unacked TASKS/RESULTS messages come back after this (e.g. after a crash).
     ack_wait_s: float = 5.0
     fetch_batch: int = 256

@@ -107,14 +107,20 @@ class Engine:
         self.metrics = metrics
         self._workflows = workflows if workflows is not None else Late[WorkflowHook]("workflows")
         self.queue = ReadyQueue()
-        self.attempts = AttemptTable()
+        # This term's attempts are the loads the registry's pick ranks by; a
+        # term starts with none taken.
+        registry.placement.reset_used()
+        self.attempts = AttemptTable(on_load=registry.placement.set_used)
         self.wake = asyncio.Event()
         self.started = time.monotonic()
         self._last_rollcall = 0.0
         self.spans = AttemptSpans()
         # Part of the engine (it shares the queue, the attempts and the store);
         # its shortcut `assign_at_once` makes a new task's first record `assigned`.
-        self.dispatcher = Dispatcher(self, bus, cfg.assign_timeout_s)
+        self.dispatcher = Dispatcher(
+            self, bus, cfg.assign_timeout_s, working_event_delay_s=cfg.working_event_delay_s,
+            working_event_busy_attempts=cfg.working_event_busy_attempts,
+        )  # fmt: skip
 
     @property
     def timers(self) -> Timers:
@@ -528,6 +534,8 @@ class Engine:
             self._lose(attempt, f"instance {instance_id} {reason}")
 
     def heartbeat(self, instance: Instance, heartbeat: Heartbeat) -> None:
+        if not heartbeat.in_flight and not self.attempts.holds(instance.instance_id):
+            return  # idle, as most of a large fleet is: nothing to confirm or lose
         if not self.store.lease.valid():
             return
         for flight in heartbeat.in_flight:
@@ -545,7 +553,10 @@ class Engine:
             self._lose(attempt, "token missing from heartbeat")
 
     def capacity_changed(self) -> None:
-        self.wake.set()
+        # With nothing waiting the dispatcher has nothing to do: no wake-up
+        # per heartbeat of every idle instance (enqueue wakes it).
+        if self.queue:
+            self.wake.set()
 
     def unknown_instance(self, instance_id: str) -> None:
         if not self.store.lease.valid():

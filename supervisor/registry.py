@@ -7,19 +7,28 @@ through the `RegistryListener` it installs while it is active. A listener
 that fails is logged, never the message's fault: a healthy Hello or
 Heartbeat is not rejected (or dead-lettered) because of it.
 
+The least-loaded pick is `pick` (supervisor/placement.py: O(log n) per task,
+fed by every change below and by the term's loads through `placement`);
+`candidates` and `least_loaded` rank every instance, the reference it is
+tested against. Nothing here is O(instances) per message: a heartbeat that
+changes no flag is a few field writes.
+
 Last-heard times survive a failover: the new leader takes them from what it
 heard itself as a standby (strangers included) and, for instances it never
 heard, from the records the previous leader kept in KV AGENTS (`carry`).
 """
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 from natsfleet.protocols import AgentInfo, Bye, Heartbeat, Hello
+from natsfleet.supervisor.instance import Instance
+from natsfleet.supervisor.placement import Placement
+
+__all__ = ["Instance", "ListenerRelay", "Registry", "RegistryListener", "persist_every_s"]
 
 log = logging.getLogger(__name__)
 
@@ -34,41 +43,6 @@ class RegistryListener(Protocol):
     def unknown_instance(self, instance_id: str) -> None: ...
 
 
-@dataclass(slots=True)
-class Instance:
-    hello: Hello
-    last_seen: float  # monotonic
-    last_seen_ms: int
-    seq: int = -1
-    reported_load: int = 0
-    draining: bool = False
-    departed: bool = False
-    # Set after Reject(at_capacity) or an unanswered Assign: skip the instance
-    # until its next heartbeat says how things stand.
-    paused: bool = False
-    skills: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def instance_id(self) -> str:
-        return self.hello.instance_id
-
-    @property
-    def agent(self) -> str:
-        return self.hello.agent
-
-    @property
-    def capacity(self) -> int:
-        return self.hello.capacity
-
-    def routable(self, now: float, timeout_s: float) -> bool:
-        return (
-            not self.draining
-            and not self.departed
-            and not self.paused
-            and now - self.last_seen < timeout_s
-        )
-
-
 #: The active supervisor rewrites an instance's KV AGENTS record at most this
 #: often while it heartbeats (and at once on Hello and Bye). A record's
 #: `last_seen_ms` is then at most this much older than the instance's last
@@ -80,6 +54,28 @@ PERSIST_EVERY_MAX_S = 0.5
 def persist_every_s(heartbeat_timeout_s: float) -> float:
     """How often an instance's KV AGENTS record is rewritten while it heartbeats."""
     return min(heartbeat_timeout_s / 2, PERSIST_EVERY_MAX_S)
+
+
+class _Telling:
+    """Around a listener call: its failure is logged, never raised (a plain
+    class: it runs twice per heartbeat of every instance)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if kind is None or not issubclass(kind, Exception):
+            return False
+        log.error("registry listener failed on %s", self.what, exc_info=exc)
+        return True
+
+
+_TELLING = {what: _Telling(what) for what in ("hello", "heartbeat")}
 
 
 @dataclass(slots=True, frozen=True)
@@ -135,13 +131,11 @@ class Registry:
         self._strangers: dict[str, float] = {}
         # Last-heard times of instances the previous leader knew (`carry`).
         self._carried: dict[str, _Carried] = {}
+        # The pick's index; the active term's attempts table reports loads to it.
+        self.placement = Placement(heartbeat_timeout_s)
 
-    @contextlib.contextmanager
-    def _telling(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except Exception:
-            log.exception("registry listener failed on %s", what)
+    def _telling(self, what: str) -> "_Telling":
+        return _TELLING[what]
 
     def carry(self, instance_id: str, incarnation: str, heard_s_ago: float) -> None:
         """Remember that the previous leader last heard `instance_id` `heard_s_ago`.
@@ -157,7 +151,9 @@ class Registry:
         since = time.monotonic() - self.heartbeat_timeout_s
         return all(heard < since for heard in self._strangers.values())
 
-    def on_hello(self, hello: Hello) -> None:
+    def on_hello(self, hello: Hello) -> bool:
+        """Record the Hello; False if it repeats what the registry knew (a
+        rollcall's answer from a known instance: only `last_seen` moved)."""
         now = time.monotonic()
         self._strangers.pop(hello.instance_id, None)
         old = self.instances.get(hello.instance_id)
@@ -168,7 +164,8 @@ class Registry:
                 with self._telling("hello"):
                     self.listener.instance_gone(hello.instance_id, "restarted")
             old = None
-        self.instances[hello.instance_id] = Instance(
+        changed = old is None or old.hello != hello or old.departed or old.draining
+        inst = self.instances[hello.instance_id] = Instance(
             hello=hello,
             last_seen=now,
             last_seen_ms=int(time.time() * 1000),
@@ -176,6 +173,7 @@ class Registry:
             reported_load=old.reported_load if old else 0,
             skills=frozenset(s.name for s in hello.skills),
         )
+        self.placement.put(inst)
         if old is None:
             log.info("instance %s (%s) joined", hello.instance_id, hello.agent)
             if hello.heartbeat_interval_s >= self.heartbeat_timeout_s:
@@ -188,6 +186,7 @@ class Registry:
         if self.listener is not None:
             with self._telling("hello"):
                 self.listener.capacity_changed()
+        return changed
 
     def on_heartbeat(self, hb: Heartbeat) -> None:
         inst = self.instances.get(hb.instance_id)
@@ -204,8 +203,12 @@ class Registry:
         inst.last_seen_ms = int(time.time() * 1000)
         inst.seq = hb.seq
         inst.reported_load = hb.load
-        inst.draining = hb.draining
         was_paused, inst.paused = inst.paused, False
+        if was_paused or inst.draining != hb.draining:
+            inst.draining = hb.draining
+            self.placement.changed(hb.instance_id)
+        else:
+            self.placement.heard(hb.instance_id)
         if self.listener is not None:
             with self._telling("heartbeat"):
                 self.listener.heartbeat(inst, hb)
@@ -220,30 +223,34 @@ class Registry:
         # Not gone yet as far as its attempts go: its hand-backs are still on
         # their way through RESULTS; silence ends whatever is left.
         inst.departed = True
+        self.placement.changed(bye.instance_id)
         log.info("instance %s said bye (%s)", bye.instance_id, bye.reason)
 
     def pause(self, instance_id: str) -> None:
         inst = self.instances.get(instance_id)
         if inst is not None:
             inst.paused = True
+            self.placement.changed(instance_id)
 
     def drop_skill(self, instance_id: str, skill: str) -> None:
         inst = self.instances.get(instance_id)
         if inst is not None:
             inst.skills = inst.skills - {skill}
+            self.placement.changed(instance_id)
 
     def offers(self, skill: str) -> bool:
         """Whether any live instance (busy or not) offers `skill`."""
-        now = time.monotonic()
-        return any(
-            skill in inst.skills
-            and not inst.departed
-            and now - inst.last_seen < self.heartbeat_timeout_s
-            for inst in self.instances.values()
-        )
+        return self.placement.offers(skill)
+
+    def pick(self, skill: str, avoid: Collection[str] = ()) -> Instance | None:
+        """The least-loaded routable instance with `skill` and a free slot, by
+        the loads the active term reports (`placement.set_used`); the first
+        not in `avoid` if any. Exactly `candidates(...)`'s ranking, in O(log n)."""
+        return self.placement.pick(skill, avoid)
 
     def candidates(self, skill: str, load: dict[str, int]) -> list[Instance]:
-        """Routable instances with the skill and a free slot, least loaded first."""
+        """Routable instances with the skill and a free slot, least loaded first
+        (every instance ranked: the reference `pick` is tested against)."""
         now = time.monotonic()
         found = [
             inst
@@ -298,6 +305,7 @@ class Registry:
         gone = [i for i, inst in self.instances.items() if now - inst.last_seen > keep_s]
         for instance_id in gone:
             del self.instances[instance_id]
+            self.placement.remove(instance_id)
         for instance_id in [i for i, t in self._strangers.items() if now - t > keep_s]:
             del self._strangers[instance_id]
         for instance_id in [i for i, c in self._carried.items() if now - c.heard > keep_s]:
@@ -307,19 +315,27 @@ class Registry:
     def info(self, load: dict[str, int], agent: str | None = None) -> list[AgentInfo]:
         now = time.monotonic()
         return [
-            AgentInfo(
-                instance_id=inst.instance_id,
-                agent=inst.agent,
-                incarnation=inst.hello.incarnation,
-                skills=inst.hello.skills,
-                capacity=inst.capacity,
-                load=max(load.get(inst.instance_id, 0), inst.reported_load),
-                last_seen_ms=inst.last_seen_ms,
-                alive=now - inst.last_seen < self.heartbeat_timeout_s and not inst.departed,
-                draining=inst.draining,
-                host=inst.hello.host,
-                pid=inst.hello.pid,
-            )
+            self._info(inst, load, now)
             for inst in self.instances.values()
             if agent is None or inst.agent == agent
         ]
+
+    def info_of(self, instance_id: str, load: dict[str, int]) -> AgentInfo | None:
+        """One instance's `info` (what KV AGENTS keeps), without building the rest."""
+        inst = self.instances.get(instance_id)
+        return None if inst is None else self._info(inst, load, time.monotonic())
+
+    def _info(self, inst: Instance, load: dict[str, int], now: float) -> AgentInfo:
+        return AgentInfo(
+            instance_id=inst.instance_id,
+            agent=inst.agent,
+            incarnation=inst.hello.incarnation,
+            skills=inst.hello.skills,
+            capacity=inst.capacity,
+            load=max(load.get(inst.instance_id, 0), inst.reported_load),
+            last_seen_ms=inst.last_seen_ms,
+            alive=now - inst.last_seen < self.heartbeat_timeout_s and not inst.departed,
+            draining=inst.draining,
+            host=inst.hello.host,
+            pid=inst.hello.pid,
+        )

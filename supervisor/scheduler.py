@@ -5,6 +5,8 @@ routable instance with the skill has a free slot, least loaded first and
 preferring one this task has not tried. Each Assign runs as its own task, so
 many are in flight at once; the record is written `assigned` (with the token)
 before the Assign is sent, so a crash in between leaves a token on record.
+While the fleet is busy, an accepted attempt's `working` event waits
+`working_event_delay_s`: one that ends sooner stores no event but its end's.
 """
 
 import asyncio
@@ -74,9 +76,19 @@ class DispatchHost(Protocol):
 class Dispatcher:
     """Built by the engine it dispatches for (`Engine.dispatcher`)."""
 
-    def __init__(self, engine: DispatchHost, bus: Bus, assign_timeout_s: float) -> None:
+    def __init__(
+        self,
+        engine: DispatchHost,
+        bus: Bus,
+        assign_timeout_s: float,
+        *,
+        working_event_delay_s: float = 0.0,
+        working_event_busy_attempts: int = 0,
+    ) -> None:
         self.engine = engine
         self.assign_timeout_s = assign_timeout_s
+        self.working_event_delay_s = working_event_delay_s
+        self.working_event_busy_attempts = working_event_busy_attempts
         self.assigner = Assigner(bus, assign_timeout_s)
 
     async def run(self) -> None:
@@ -102,14 +114,10 @@ class Dispatcher:
                 engine.spawn(self.assign(tracked, instance))
 
     def _pick(self, skill: str, record: TaskRecord) -> Instance | None:
+        """Least loaded first, one this task has not tried if there is one."""
         if not record.history:  # a first attempt: nothing to steer away from
-            return self.engine.registry.least_loaded(skill, self.engine.attempts.load)
-        found = self.engine.registry.candidates(skill, self.engine.attempts.load)
-        if not found:
-            return None
-        tried = {a.instance_id for a in record.history}
-        fresh = [inst for inst in found if inst.instance_id not in tried]
-        return (fresh or found)[0]
+            return self.engine.registry.pick(skill)
+        return self.engine.registry.pick(skill, avoid={a.instance_id for a in record.history})
 
     async def assign_at_once(self, record: TaskRecord) -> bool:
         """Admit a new (queued) task straight to a free instance; False if none is free.
@@ -225,7 +233,36 @@ class Dispatcher:
         tracked.accepted = True
         # The attempt's one event: `assigned` is a record state (status shows
         # it) but not published; `working` names the instance once it runs.
-        await engine.store.emit(event_for(record, state=TaskState.WORKING))
+        # In a busy fleet only if it still runs after the delay: a short
+        # attempt's end event follows at once, and each stored event is an
+        # fsync under `sync_interval: always` (SupervisorConfig).
+        delay_s = self.working_event_delay_s
+        if delay_s <= 0 or len(engine.attempts) < self.working_event_busy_attempts:
+            await engine.store.emit(event_for(record, state=TaskState.WORKING))
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay_s, self._working_later, tracked, record)
+
+    def _working_later(self, tracked: Tracked, record: TaskRecord) -> None:
+        if self._still_working(tracked, record):
+            self.engine.spawn(self._emit_working(tracked, record))
+
+    async def _emit_working(self, tracked: Tracked, record: TaskRecord) -> None:
+        # Checked again where it is published (nothing awaits in between), so
+        # it never follows the attempt's end event.
+        if self._still_working(tracked, record):
+            await self.engine.store.emit(event_for(record, state=TaskState.WORKING))
+
+    def _still_working(self, tracked: Tracked, record: TaskRecord) -> bool:
+        """The attempt is the task's current one and has not ended (a term whose
+        lease lapsed publishes nothing more)."""
+        current = tracked.record
+        return (
+            current.token == record.token
+            and current.state in tr.RUNNING_STATES
+            and self.engine.attempts.get(record.token) is not None
+            and self.engine.store.lease.valid()
+        )
 
     async def _unanswered(
         self, tracked: Tracked, record: TaskRecord, instance: Instance, why: str

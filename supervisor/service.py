@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from natsfleet.bus import Bus, BusConfig, Incoming
 from natsfleet.process.loop import wait_event
@@ -320,7 +321,8 @@ class Supervisor:
             await asyncio.sleep(self.cfg.sweep_s)
             engine.store.lease.check()
             engine.sweep()
-            self.registry.expire(self.cfg.heartbeat_timeout_s * 3)
+            for gone in self.registry.expire(self.cfg.heartbeat_timeout_s * 3):
+                self._persisted.pop(gone, None)
             ticks += 1
             if ticks % reconcile_every == 0:
                 engine.reconcile()
@@ -344,8 +346,10 @@ class Supervisor:
             return None
         match message:
             case Hello():
-                self.registry.on_hello(message)
-                await self._persist_agent(message.instance_id, force=True)
+                # A rollcall's answer that changes nothing is written like a
+                # heartbeat: a rollcall of 10,000 instances is not 10,000 writes.
+                changed = self.registry.on_hello(message)
+                await self._persist_agent(message.instance_id, force=changed)
             case Heartbeat():
                 self.registry.on_heartbeat(message)
                 await self._persist_agent(message.instance_id, force=False)
@@ -356,7 +360,17 @@ class Supervisor:
 
     async def _persist_agent(self, instance_id: str, *, force: bool) -> None:
         """Keep the instance's view in KV AGENTS (expiring), for operators and tools,
-        and for the next leader: its `last_seen_ms` carries over (recovery.py)."""
+        and for the next leader: its `last_seen_ms` carries over (recovery.py).
+
+        One record, built alone: O(1) whatever the size of the fleet, and
+        never waited for (announcements are handled in order: a write's round
+        trip per Hello made a rollcall of thousands take seconds, long enough
+        for their heartbeats to look like strangers' and call the roll again).
+        On a change (a new Hello, a Bye) the write is acknowledged; a
+        heartbeat's is a plain publish to the bucket's subject (the stream
+        stores it all the same): no ack per heartbeat. Best effort, as it
+        always was: a heartbeat's lost write is made again by the next one.
+        """
         lease = self._lease
         if lease is None or not lease.valid():
             return
@@ -366,8 +380,19 @@ class Supervisor:
             return
         self._persisted[instance_id] = now
         load = self._engine.attempts.load if self._engine is not None else {}
-        for info in self.registry.info(load):
-            if info.instance_id == instance_id:
-                with contextlib.suppress(Exception):
-                    kv = await self.bus.kv(Bucket.AGENTS)
-                    await kv.put(instance_id, encode(info))
+        info = self.registry.info_of(instance_id, load)
+        if info is None:
+            return
+        subject = self.bus.kv_subject(Bucket.AGENTS, instance_id)
+        with contextlib.suppress(Exception):
+            if force:
+                written = await self.bus.publish_async(subject, encode(info))
+                written.add_done_callback(_ignore_failure)
+            else:
+                await self.bus.transport.publish(subject, encode(info), None)
+
+
+def _ignore_failure(future: "asyncio.Future[Any]") -> None:
+    """A KV AGENTS write is best effort: its error is retrieved, not raised."""
+    if not future.cancelled():
+        future.exception()
