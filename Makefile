@@ -29,6 +29,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy -p natsfleet.protocols -p natsfleet.telemetry -p natsfleet.process -p natsfleet.bus -p natsfleet.client -p natsfleet.supervisor -p natsfleet.agents -p natsfleet.deploy -p natsfleet.gateway -p natsfleet.cli
+	$(BIN)/mypy --strict bench/  # a bench importing another's changed function fails here, not in a run
 
 # Two workers, a test file at a time each: most tests wait on real processes
 # and servers, so two files side by side roughly halve the wall time on a

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nats
 import uvloop
+from nats.aio.msg import Msg
 
 from natsfleet.bus import Bus, BusConfig, Incoming
 from natsfleet.process import NatsServer
@@ -33,7 +34,7 @@ REQUEST_BYTES, REPLY_BYTES = encode(REQUEST), encode(REPLY)
 async def raw_responder(url: str) -> None:
     nc = await nats.connect(url)
 
-    async def handle(msg: nats.aio.msg.Msg) -> None:
+    async def handle(msg: Msg) -> None:
         await nc.publish(msg.reply, REPLY_BYTES)
 
     await nc.subscribe(SUBJECT_RAW, cb=handle)

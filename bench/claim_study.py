@@ -133,7 +133,9 @@ async def fleet_phase(url: str, server_pid: int, args: argparse.Namespace, prefi
             meter = CpuMeter(
                 {"nats-server": server_pid} | {n: p.pid for n, p in zip(names, procs, strict=True)}
             )
-            rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq, meter)
+            rate, lat, _stores = await fleet_bench(
+                client, args.tasks, args.inflight, args.seq, meter, url
+            )
     finally:
         await stop(procs)
     return Phase(DESIGNS[1], rate, lat, meter.used)

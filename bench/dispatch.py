@@ -218,7 +218,8 @@ class Waiter:
 
     async def run(self) -> TaskEvent:
         task_id = new_task_id()
-        future = self.futures[task_id] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[TaskEvent] = asyncio.get_running_loop().create_future()
+        self.futures[task_id] = future
         await self.client.submit("echo", {}, task_id=task_id)
         try:
             return await future  # the phase as a whole has a deadline

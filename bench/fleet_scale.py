@@ -145,7 +145,9 @@ async def measure(
                         "agent b1": procs[1].pid, "agent b2": procs[2].pid}  # fmt: skip
                 pids |= {f"sim {n}": proc.pid for n, proc in enumerate(procs[3:])}
                 meter = CpuMeter(pids)
-                rate, lat = await fleet_bench(client, args.tasks, args.inflight, args.seq, meter)
+                rate, lat, _stores = await fleet_bench(
+                    client, args.tasks, args.inflight, args.seq, meter, url
+                )
         finally:
             for proc in procs:
                 proc.terminate()
