@@ -196,6 +196,3 @@ def _print_table(agents: tuple[AgentInfo, ...]) -> None:
         console.print("no live agent instances")
         return
     console.print(table)
-
-
-AGENT_COMMANDS = (agent_group, agents_command)
