@@ -50,7 +50,7 @@ from natsfleet.protocols.base import (
     is_null,
     null_raw,
 )
-from natsfleet.protocols.codec import Codec, decode_raw, encode, to_raw
+from natsfleet.protocols.codec import Codec, decode_raw, encode, integral_numbers, to_raw
 from natsfleet.protocols.control import (
     CONTROL_VERBS,
     Ack,
@@ -228,6 +228,7 @@ __all__ = [
     "encode",
     "idempotency_digest",
     "idempotency_scope",
+    "integral_numbers",
     "is_id",
     "is_name",
     "is_null",

@@ -68,3 +68,19 @@ def decode_raw(raw: msgspec.Raw, type_: type[T]) -> T:
 def to_raw(value: Any) -> msgspec.Raw:
     """Encode a value for a `msgspec.Raw` field."""
     return msgspec.Raw(_ENCODER.encode(value))
+
+
+def integral_numbers(value: Any) -> Any:
+    """`value` with every float that holds a whole number as an int again.
+
+    JSON that crossed a format keeping all numbers as doubles (protobuf's
+    `Value`, which A2A data parts use) turns 3 into 3.0; a skill whose input
+    field is an int would then refuse it. Beyond 2**53 a double is not exact,
+    so such floats stay floats."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [integral_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: integral_numbers(v) for k, v in value.items()}
+    return value

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from natsfleet.agents.a2a.card import RemoteSkill
+from natsfleet.protocols import integral_numbers
 
 if TYPE_CHECKING:
     from a2a.types import Message, Part, StreamResponse, Task, TaskStatus
@@ -50,17 +51,6 @@ COMPLETED = 3
 #: States after which the task will not move without this client: done, or
 #: waiting for input or authentication it cannot give.
 FINAL = frozenset({3, 4, 5, 6, 7, 8})
-
-
-def _integral(value: Any) -> Any:
-    """Protobuf's Value holds numbers as doubles: 3.0 becomes 3 again."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    return value
 
 
 def _data_part(value: Any) -> "Part":
@@ -139,7 +129,7 @@ class TaskView:
                 new_text.append(part.text)
                 self.size += len(part.text)
             elif kind == "data":
-                value = _integral(json_format.MessageToDict(part.data))
+                value = integral_numbers(json_format.MessageToDict(part.data))
                 piece.data.append(value)
                 self.size += len(msgspec.json.encode(value))
         return "".join(new_text)

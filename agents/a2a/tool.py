@@ -41,26 +41,18 @@ class A2ATool:
     ) -> None:
         self.remote = remote
         self.skill = skill
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         # msgspec's schemas (natsfleet's gateway) are a `$ref` into `$defs`.
         parameters = _inline_schema(dict(skill.arguments_schema))
         if parameters.get("type") != "object":
             parameters = {"type": "object"}  # providers take object arguments only
         agent = remote.card.name or remote.url
         description = skill.description or f"skill {skill.name}"
-        self._spec = ToolSpec(
+        self.spec = ToolSpec(
             name=name or tool_name(skill.id),
             description=f"{description} (skill {skill.id} of the A2A agent {agent})",
             parameters=parameters,
         )
-
-    @property
-    def spec(self) -> ToolSpec:
-        return self._spec
-
-    @property
-    def timeout_s(self) -> float | None:
-        return self._timeout_s
 
     async def run(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         if self.skill.input_schema is None:

@@ -60,7 +60,7 @@ class SkillTool:
         self.agent = agent
         self.ends_loop = handoff
         self._caller = caller
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         parameters = _inline_schema(dict(skill.input_schema)) or {"type": "object"}
         if parameters.get("type") != "object":
             parameters = {"type": "object"}  # providers take object arguments only
@@ -79,20 +79,12 @@ class SkillTool:
                 f"Hand the task over to agent {agent}: {description} "
                 "Its answer is the final answer."
             )
-        self._spec = ToolSpec(
+        self.spec = ToolSpec(
             name=_UNSAFE.sub("_", skill.name)[:64],
             description=description,
             parameters=parameters,
             returns=type_name(skill.output_schema),
         )
-
-    @property
-    def spec(self) -> ToolSpec:
-        return self._spec
-
-    @property
-    def timeout_s(self) -> float | None:
-        return self._timeout_s
 
     async def run(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         # The child's own input check refuses what does not decode (bad_input),
@@ -100,7 +92,7 @@ class SkillTool:
         if self._fills_conversation:
             arguments = {**arguments, CONVERSATION: ctx.conversation}
         return await self._caller.call_skill(
-            self.skill, arguments, key=ctx.key, timeout_s=self._timeout_s
+            self.skill, arguments, key=ctx.key, timeout_s=self.timeout_s
         )
 
 

@@ -112,7 +112,7 @@ class FunctionTool:
         self._name = name or fn.__name__
         if not is_name(self._name):
             raise AgentDefinitionError(f"tool name {self._name!r} is not a valid name")
-        self._timeout_s = timeout_s
+        self.timeout_s = timeout_s
         self._is_async = inspect.iscoroutinefunction(fn)
         try:
             hints = typing.get_type_hints(fn)
@@ -140,16 +140,8 @@ class FunctionTool:
             raise AgentDefinitionError(f"tool {self._name}: type not usable: {exc}") from exc
         doc = inspect.getdoc(fn) or ""
         text = description if description is not None else doc.split("\n\n")[0].strip()
-        self._spec = ToolSpec(name=self._name, description=text, parameters=schema)
+        self.spec = ToolSpec(name=self._name, description=text, parameters=schema)
         self._fields = [f[0] for f in fields]
-
-    @property
-    def spec(self) -> ToolSpec:
-        return self._spec
-
-    @property
-    def timeout_s(self) -> float | None:
-        return self._timeout_s
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The function itself, unchanged (a tool stays callable from Python)."""

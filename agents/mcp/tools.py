@@ -53,21 +53,13 @@ class MCPTool:
         schema: dict[str, Any] = dict(tool.input_schema or {"type": "object"})
         schema.setdefault("type", "object")
         description = (tool.description or tool.title or tool.name)[:_DESCRIPTION_MAX_CHARS]
-        self._spec = ToolSpec(
+        self.spec = ToolSpec(
             name=model_name(config.tool_prefix, tool.name),
             description=description,
             parameters=schema,
         )
-        self._timeout_s = config.call_timeout_s
+        self.timeout_s = config.call_timeout_s
         self._validator = _validator(schema)
-
-    @property
-    def spec(self) -> ToolSpec:
-        return self._spec
-
-    @property
-    def timeout_s(self) -> float | None:
-        return self._timeout_s
 
     async def run(self, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         problems = self._problems(arguments)

@@ -25,7 +25,7 @@ from a2a.types import (
 )
 from google.protobuf import json_format, struct_pb2
 
-from natsfleet.protocols import ErrorInfo, TaskRecord, TaskStatusReply
+from natsfleet.protocols import ErrorInfo, TaskRecord, TaskStatusReply, integral_numbers
 from natsfleet.protocols import TaskState as FleetState
 
 #: natsfleet's states as A2A's. Queued, assigned and retrying are all "the
@@ -93,21 +93,9 @@ def check_client_id(value: str, what: str) -> str:
     return value
 
 
-def _integral(value: Any) -> Any:
-    """Protobuf's Value holds every number as a double: 3.0 becomes 3 again, so
-    a skill whose input field is an int decodes it."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, list):
-        return [_integral(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
-    return value
-
-
 def part_value(part: Part) -> Any:
     """The JSON value of a data part."""
-    return _integral(json_format.MessageToDict(part.data))
+    return integral_numbers(json_format.MessageToDict(part.data))
 
 
 def to_value(data: Any) -> struct_pb2.Value:
