@@ -20,6 +20,7 @@ class Assistant(Agent):
 
 from natsfleet.agents.loop.engine import MAX_RESULT_CHARS, Loop, LoopStats
 from natsfleet.agents.loop.errors import (
+    DuplicateToolError,
     InvalidOutputError,
     JournalError,
     JournalFencedError,
@@ -35,6 +36,7 @@ from natsfleet.agents.loop.tools import FunctionTool, Tool, ToolArgumentsError, 
 __all__ = [
     "MAX_RESULT_CHARS",
     "Claim",
+    "DuplicateToolError",
     "FunctionTool",
     "InvalidOutputError",
     "Journal",

@@ -39,6 +39,7 @@ from natsfleet.agents.llm.types import (
 )
 from natsfleet.agents.loop.approval import ApprovalGate, approval_id, needs_approval, refusal_text
 from natsfleet.agents.loop.errors import (
+    DuplicateToolError,
     InvalidOutputError,
     LoopDeadlineError,
     MaxTurnsExceededError,
@@ -114,7 +115,8 @@ class Loop:
         self.index = index
         self.tools = {t.spec.name: t for t in tools}
         if len(self.tools) != len(tools):
-            raise ValueError("two tools with the same name")
+            names = [t.spec.name for t in tools]
+            raise DuplicateToolError(sorted({n for n in names if names.count(n) > 1}))
         self.system = system
         self.max_turns = max_turns
         self.max_tokens = max_tokens

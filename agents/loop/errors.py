@@ -66,3 +66,18 @@ class JournalFencedError(LoopError):
             f"journal of task {task_id} is fenced for token {token}: {detail}",
             retryable=False,
         )
+
+
+class DuplicateToolError(LoopError):
+    """Two tools given to one loop have the same name (the model could not tell
+    them apart; an MCP tool's name may clash with another tool's).
+
+    Not retryable: the skill's tool list must change.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            f"two tools with the same name: {', '.join(repr(n) for n in names)}",
+            retryable=False,
+        )

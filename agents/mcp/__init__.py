@@ -29,6 +29,7 @@ from natsfleet.agents.mcp.config import (
 from natsfleet.agents.mcp.errors import (
     MCPConfigError,
     MCPError,
+    MCPMessageTooLargeError,
     MCPServerUnavailableError,
     MCPToolError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "HttpServer",
     "MCPConfigError",
     "MCPError",
+    "MCPMessageTooLargeError",
     "MCPServer",
     "MCPServerUnavailableError",
     "MCPServers",

@@ -33,6 +33,9 @@ from natsfleet.agents.mcp.errors import MCPConfigError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{0,32}$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: A stdio server's longest message unless its declaration says otherwise.
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_MAX_MESSAGE_BYTES_CAP = 256 * 1024 * 1024
 
 
 class MCPServer(
@@ -51,6 +54,11 @@ class MCPServer(
         backoff_initial_s, backoff_max_s: After a failed start or a dead server,
             the next try waits this long, doubling up to the maximum; reset by a
             call that gets an answer.
+        max_message_bytes: The longest message a stdio server may write (one
+            JSON-RPC line: a tool result or a tools/list page); a longer one stops
+            the server (started again by the next call) and the call is an
+            `MCPMessageTooLargeError` result. Not enforced for HTTP servers
+            (docs/interop.md).
     """
 
     name: str
@@ -59,6 +67,7 @@ class MCPServer(
     connect_timeout_s: float = 15.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 30.0
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -71,6 +80,10 @@ class MCPServer(
         for field in ("call_timeout_s", "connect_timeout_s", "backoff_initial_s", "backoff_max_s"):
             if not getattr(self, field) > 0:
                 raise MCPConfigError(self.name, f"{field} must be > 0")
+        if not 1024 <= self.max_message_bytes <= _MAX_MESSAGE_BYTES_CAP:
+            raise MCPConfigError(
+                self.name, f"max_message_bytes must be 1024 to {_MAX_MESSAGE_BYTES_CAP}"
+            )
 
     @staticmethod
     def stdio(
@@ -84,6 +97,7 @@ class MCPServer(
         call_timeout_s: float = 60.0,
         connect_timeout_s: float = 15.0,
         stop_grace_s: float = 2.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> "StdioServer":
         """A server the agent runs as a subprocess (its own process group) and
         talks to over stdin/stdout; stopped with the agent."""
@@ -97,6 +111,7 @@ class MCPServer(
             call_timeout_s=call_timeout_s,
             connect_timeout_s=connect_timeout_s,
             stop_grace_s=stop_grace_s,
+            max_message_bytes=max_message_bytes,
         )
 
     @staticmethod

@@ -9,6 +9,9 @@ What goes wrong, and what happens then:
 - the server dies (a stdio server's stdout ends, an HTTP request fails): the
   call in flight is an `MCPServerUnavailableError`; the next call starts
   (stdio) or connects (HTTP) it again;
+- a stdio server writes a message over `max_message_bytes`: reading stops,
+  it is killed at once, the call in flight is an `MCPMessageTooLargeError`
+  and the next call starts it again;
 - a call outlives its timeout (the loop cancels it): the runner asks the
   server for its tools (protocol 2026-07-28 has no ping); no answer within
   `connect_timeout_s` or `call_timeout_s` (the shorter) means it hangs: it is
@@ -33,7 +36,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from natsfleet.agents.mcp.config import AnyServer, HttpServer, StdioServer, expand
-from natsfleet.agents.mcp.errors import MCPServerUnavailableError, MCPToolError
+from natsfleet.agents.mcp.errors import (
+    MCPMessageTooLargeError,
+    MCPServerUnavailableError,
+    MCPToolError,
+)
 from natsfleet.agents.mcp.stdio import stdio_transport
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,8 @@ log = logging.getLogger(__name__)
 _MAX_WAIT_S = 1.0
 # tools/list pages followed at most (a server paging forever is cut off).
 _MAX_PAGES = 50
+# How long a cancelled runner may take to SIGKILL and reap its server (stdio.py).
+_KILL_WAIT_S = 4.0
 
 
 class MCPConnection:
@@ -64,6 +73,8 @@ class MCPConnection:
         self._tools: tuple[types.Tool, ...] | None = None
         self._closed = False
         self._hung = False  # found hung: stopped without a grace period
+        self._oversize_generation = -1  # the generation cut off for a too long message
+        self._ready: asyncio.Future[Client] | None = None
         #: Times the server was started (stdio) or connected (HTTP).
         self.starts = 0
 
@@ -87,7 +98,8 @@ class MCPConnection:
                     if cursor is None:
                         break
         except Exception as exc:
-            raise await self._broken(f"tools/list failed: {_why(exc)}", generation) from None
+            error = await self._broken(f"tools/list failed: {_why(exc)}", generation)
+            raise self._oversize(generation) or error from None
         self._tools = tuple(tools)
         return self._tools
 
@@ -108,16 +120,21 @@ class MCPConnection:
             raise
         except MCPError as exc:
             if exc.code == types.CONNECTION_CLOSED:
-                raise await self._broken(
-                    f"the connection closed during {tool}", generation
-                ) from None
+                error = await self._broken(f"the connection closed during {tool}", generation)
+                raise self._oversize(generation) or error from None
             if exc.code == types.REQUEST_TIMEOUT:
                 self._request_probe()
             raise MCPToolError(self.name, tool, f"{exc.message} (JSON-RPC {exc.code})") from None
         except Exception as exc:
-            raise await self._broken(f"{tool} failed: {_why(exc)}", generation) from None
+            error = await self._broken(f"{tool} failed: {_why(exc)}", generation)
+            raise self._oversize(generation) or error from None
         self._failures = 0
         return result
+
+    def _oversize(self, generation: int) -> MCPMessageTooLargeError | None:
+        if self._oversize_generation != generation:
+            return None
+        return MCPMessageTooLargeError(self.name, self.config.max_message_bytes)
 
     # -- the connection ----------------------------------------------------------------
 
@@ -156,6 +173,7 @@ class MCPConnection:
         self._tools = None
         self.starts += 1
         self._generation += 1
+        self._ready = ready
         self._runner = asyncio.create_task(self._run(ready), name=f"mcp {self.name}")
         try:
             async with asyncio.timeout(self.config.connect_timeout_s):
@@ -223,6 +241,7 @@ class MCPConnection:
                 env={k: expand(config.name, v) for k, v in config.env.items()},
                 cwd=config.cwd,
                 stop_grace_s=lambda: 0.0 if self._hung else config.stop_grace_s,
+                max_message_bytes=config.max_message_bytes,
                 on_eof=self._on_eof,
             )
             async with Client(
@@ -246,8 +265,12 @@ class MCPConnection:
         elif isinstance(message, Exception):
             log.debug("MCP server %s transport: %s", self.name, _why(message))
 
-    def _on_eof(self) -> None:
-        """The stdio server's stdout ended: it is gone; the next call starts it again."""
+    def _on_eof(self, reason: str | None) -> None:
+        """The stdio server's stdout ended, or it was cut off for a too long
+        message (`reason`): it is gone; the next call starts it again."""
+        if reason is not None:
+            self._hung = True  # no grace: it may still be writing
+            self._oversize_generation = self._generation
         if self._client is not None and not self._stopping:
             log.warning("MCP server %s exited; it is started again on the next call", self.name)
             self._client = None
@@ -288,11 +311,21 @@ class MCPConnection:
             return
         self._stopping = True
         self._wake.set()
-        grace_s = self.config.stop_grace_s if isinstance(self.config, StdioServer) else 0.0
-        done, _ = await asyncio.wait({runner}, timeout=grace_s + 5.0)
-        if not done:
+        ready = self._ready
+        if ready is None or not ready.done() or ready.cancelled() or ready.exception():
+            # It never finished the handshake (or is still at it): nothing to
+            # close gracefully; killed now, so the failure shows at
+            # connect_timeout_s, not a grace period later.
+            self._hung = True
             runner.cancel()
-            await asyncio.wait({runner}, timeout=1.0)
+        else:
+            grace_s = self.config.stop_grace_s if isinstance(self.config, StdioServer) else 0.0
+            done, _ = await asyncio.wait({runner}, timeout=grace_s + 5.0)
+            if not done:
+                self._hung = True
+                runner.cancel()
+        # The transport's stop is shielded: SIGKILL to the group, then its reap.
+        await asyncio.wait({runner}, timeout=_KILL_WAIT_S)
 
     async def aclose(self) -> None:
         """Close the session and stop the server (idempotent); later calls fail."""

@@ -31,6 +31,15 @@ class MCPServerUnavailableError(MCPError):
         super().__init__(f"MCP server {server!r} unavailable: {detail}")
 
 
+class MCPMessageTooLargeError(MCPServerUnavailableError):
+    """The server wrote a message longer than its `max_message_bytes`: it was
+    stopped (started again by the next call) and the message dropped."""
+
+    def __init__(self, server: str, max_message_bytes: int) -> None:
+        self.max_message_bytes = max_message_bytes
+        super().__init__(server, f"it wrote a message over {max_message_bytes} bytes")
+
+
 class MCPToolError(MCPError):
     """The server answered the call with an error (`isError`, or a JSON-RPC error)."""
 

@@ -81,9 +81,25 @@ class MCPServers:
         listings = await asyncio.gather(*(c.list_tools() for c in connections))
         found: list[MCPTool] = []
         for connection, listing in zip(connections, listings, strict=True):
+            seen: dict[str, str] = {}  # the model's name -> the server's
             for tool in listing:
                 if names is None or tool.name in names:
-                    found.append(MCPTool(connection, tool))
+                    mcp_tool = MCPTool(connection, tool)
+                    first = seen.get(mcp_tool.spec.name)
+                    if first is not None:
+                        # One server listing two tools the model would see as
+                        # one name: the first listed is kept, the rest of the
+                        # server stays usable.
+                        log.warning(
+                            "MCP server %s: tool %r has the same name as %r (%s): skipped",
+                            connection.name,
+                            tool.name,
+                            first,
+                            mcp_tool.spec.name,
+                        )
+                        continue
+                    seen[mcp_tool.spec.name] = tool.name
+                    found.append(mcp_tool)
         return found
 
     async def aclose(self) -> None:

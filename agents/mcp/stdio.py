@@ -9,6 +9,10 @@ the server started survives it. (A SIGKILLed agent cannot do this; its server
 sees EOF on stdin, which ends MCP stdio servers by the spec.)
 
 Messages are newline-delimited JSON-RPC, as the spec's stdio transport says.
+A message longer than `max_message_bytes` (a line with no newline by then)
+ends the connection: reading stops, `on_eof` is told why, and the server is
+stopped like a dead one. The reader keeps the chunks of the current line and
+looks for the newline in new data only, so a long line costs linear time.
 """
 
 import contextlib
@@ -20,7 +24,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import anyio
 import anyio.abc
-from anyio.streams.text import TextReceiveStream
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
 from mcp_types import jsonrpc_message_adapter
@@ -48,12 +51,14 @@ async def stdio_transport(
     env: Mapping[str, str],
     cwd: str | None,
     stop_grace_s: Callable[[], float],
-    on_eof: Callable[[], None] | None = None,
+    max_message_bytes: int,
+    on_eof: Callable[[str | None], None] | None = None,
 ) -> AsyncIterator[Streams]:
     """Start `command` and yield the session's (read, write) streams; stop it on exit.
 
     `stop_grace_s()` is asked at the stop (0 for a server found hung: killed at
-    once); `on_eof` is called when the server is gone (its stdout ended or it exited).
+    once); `on_eof(reason)` is called when the server is gone (its stdout ended
+    or it exited: reason None) or was cut off (a message over `max_message_bytes`).
 
     Raises:
         OSError: the command cannot be started.
@@ -70,27 +75,29 @@ async def stdio_transport(
 
     async def read() -> None:
         assert process.stdout is not None
+        reason: str | None = None
         async with to_session:
-            buffer = ""
             with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-                async for chunk in TextReceiveStream(process.stdout):
-                    *lines, buffer = (buffer + chunk).split("\n")
-                    for line in lines:
+                try:
+                    async for line in _lines(process.stdout, max_message_bytes):
                         if line.strip():
                             await to_session.send(_parse(line))
-        await ended()  # EOF: the server died or closed stdout
+                except _TooLongError:
+                    reason = f"a message over {max_message_bytes} bytes"
+                    log.warning("MCP server wrote %s: stopping it", reason)
+        await ended(reason)  # EOF: the server died or closed stdout; or cut off
 
     async def watch() -> None:
         # A child the server started may hold its stdout open after it died:
         # its exit, not only EOF, ends the connection.
         while process.returncode is None:  # noqa: ASYNC110 - no event tells a child's exit
             await anyio.sleep(_WATCH_S)
-        await ended()
+        await ended(None)
 
-    async def ended() -> None:
+    async def ended(reason: str | None) -> None:
         await to_session.aclose()  # the session sees the connection close
         if on_eof is not None:
-            on_eof()
+            on_eof(reason)
 
     async def write() -> None:
         assert process.stdin is not None
@@ -116,11 +123,38 @@ async def stdio_transport(
             group.cancel_scope.cancel()
 
 
-def _parse(line: str) -> SessionMessage | Exception:
+class _TooLongError(Exception):
+    """A line grew past the limit before its newline."""
+
+
+async def _lines(stream: anyio.abc.ByteReceiveStream, max_bytes: int) -> AsyncIterator[bytes]:
+    """The stream's newline-ended lines. Each chunk is searched once (never the
+    line so far), so a long line costs linear time.
+
+    Raises:
+        _TooLongError: a line is longer than `max_bytes`.
+    """
+    parts: list[bytes] = []  # the current line's chunks, before its newline
+    size = 0
+    async for chunk in stream:
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if size + end - start > max_bytes:
+                raise _TooLongError
+            parts.append(chunk[start:end])
+            yield b"".join(parts)
+            parts, size, start = [], 0, end + 1
+        parts.append(chunk[start:])
+        size += len(chunk) - start
+        if size > max_bytes:
+            raise _TooLongError
+
+
+def _parse(line: bytes) -> SessionMessage | Exception:
     try:
         return SessionMessage(jsonrpc_message_adapter.validate_json(line, by_name=False))
     except ValueError as exc:
-        log.warning("MCP server wrote a line that is not JSON-RPC: %.200s", line)
+        log.warning("MCP server wrote a line that is not JSON-RPC: %.200r", line[:200])
         return exc
 
 

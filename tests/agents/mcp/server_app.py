@@ -7,7 +7,8 @@
 when that is set. With `MCP_TEST_PIDS` set, it appends its pid to
 that file at start, and with `MCP_TEST_CHILD=1` it also starts a child process
 (`sleep 300`) in its process group and appends the child's pid: the agent must
-stop them both.
+stop them both. With `MCP_TEST_HOSTILE=1` it also lists `big` (a result of
+that many bytes) and `get.file` and `get_file` (one name for the model).
 """
 
 import asyncio
@@ -52,6 +53,24 @@ async def sleep(seconds: float) -> str:
 def exit_now() -> str:
     """End this server's process at once."""
     os._exit(3)
+
+
+if os.environ.get("MCP_TEST_HOSTILE") == "1":
+
+    @server.tool()
+    def big(n_bytes: int) -> str:
+        """A text of n_bytes bytes."""
+        return "y" * n_bytes
+
+    @server.tool(name="get.file")
+    def get_file_dotted(path: str) -> str:
+        """The dotted one."""
+        return f"dotted {path}"
+
+    @server.tool(name="get_file")
+    def get_file(path: str) -> str:
+        """The underscored one."""
+        return f"underscored {path}"
 
 
 def _event(line: str) -> None:

@@ -7,12 +7,20 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from natsfleet.agents.errors import describe_exception
+from natsfleet.agents.loop import DuplicateToolError, Loop
 from natsfleet.agents.loop.tools import ToolContext
-from natsfleet.agents.mcp import MCPConfigError, MCPServer, MCPServers, MCPServerUnavailableError
+from natsfleet.agents.mcp import (
+    MCPConfigError,
+    MCPMessageTooLargeError,
+    MCPServer,
+    MCPServers,
+    MCPServerUnavailableError,
+)
 from tests.deploy.helpers import alive
 
 APP = str(Path(__file__).with_name("server_app.py"))
@@ -65,3 +73,61 @@ async def test_a_hung_server_is_found_stopped_and_started_again(tmp_path: Path) 
         again = await echo.run({"text": "again"}, call)
         second = int(pids.read_text().split()[1])
         assert again == f"echo: again (pid {second})" and second != first
+
+
+async def test_a_message_over_the_limit_stops_the_server_and_the_next_call_works(
+    tmp_path: Path,
+) -> None:
+    """A result longer than `max_message_bytes` is not read whole: the server is
+    killed, the call is a typed error, and the next call starts it again."""
+    pids = tmp_path / "pids.log"
+    server = MCPServer.stdio(
+        "big", sys.executable, [APP, "stdio"],
+        env={"MCP_TEST_PIDS": str(pids), "MCP_TEST_HOSTILE": "1"},
+        max_message_bytes=64 * 1024,
+    )  # fmt: skip
+    call = ToolContext(key="k", task_id="t", attempt=1, token="tok", name="big")
+    async with MCPServers([server]) as servers:
+        (big,) = await servers.tools(names=["big"])
+        assert await big.run({"n_bytes": 1000}, call) == "y" * 1000
+        first = int(pids.read_text().split()[0])
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(MCPMessageTooLargeError, match="over 65536 bytes"):
+            await big.run({"n_bytes": 20 * 1024 * 1024}, call)
+        assert asyncio.get_running_loop().time() - started < 5
+        assert not alive(first)  # killed before the error was raised
+        await asyncio.sleep(server.backoff_initial_s)
+        assert await big.run({"n_bytes": 10}, call) == "y" * 10
+        assert servers.connection("big").starts == 2
+
+
+async def test_tools_with_one_name_keep_the_first_and_a_loop_refuses_a_clash() -> None:
+    server = MCPServer.stdio("dup", sys.executable, [APP, "stdio"], env={"MCP_TEST_HOSTILE": "1"})
+    async with MCPServers([server]) as servers:
+        tools = await servers.tools(names=["get.file", "get_file", "echo"])
+        assert sorted(t.remote_name for t in tools) == ["echo", "get.file"]
+        # Another tool with an MCP tool's name: the loop refuses, naming it, for good.
+        echo = next(t for t in tools if t.remote_name == "echo")
+        with pytest.raises(DuplicateToolError, match="'echo'") as caught:
+            Loop(
+                cast(Any, None), cast(Any, None), 0, tools=[echo, echo], system="",
+                max_turns=1, max_parallel_tools=1, max_tokens=100, tier=None, model=None,
+            )  # fmt: skip
+    error_type, detail, retryable = describe_exception(caught.value)
+    assert (error_type, retryable) == ("DuplicateToolError", False) and "'echo'" in detail
+
+
+async def test_a_server_that_never_answers_initialize_fails_at_connect_timeout(
+    tmp_path: Path,
+) -> None:
+    pids = tmp_path / "pids.log"
+    script = f"import os, time; open({str(pids)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    server = MCPServer.stdio(
+        "silent", sys.executable, ["-c", script], connect_timeout_s=1, stop_grace_s=2
+    )
+    started = asyncio.get_running_loop().time()
+    async with MCPServers([server]) as servers:
+        with pytest.raises(MCPServerUnavailableError, match="did not start within 1"):
+            await servers.tools("silent")
+        assert asyncio.get_running_loop().time() - started < 2.0
+    assert not alive(int(pids.read_text()))
