@@ -54,11 +54,11 @@ class MCPServer(
         backoff_initial_s, backoff_max_s: After a failed start or a dead server,
             the next try waits this long, doubling up to the maximum; reset by a
             call that gets an answer.
-        max_message_bytes: The longest message a stdio server may write (one
-            JSON-RPC line: a tool result or a tools/list page); a longer one stops
-            the server (started again by the next call) and the call is an
-            `MCPMessageTooLargeError` result. Not enforced for HTTP servers
-            (docs/interop.md).
+        max_message_bytes: The longest message the server may send (a tool
+            result, a tools/list page). stdio: a longer line stops the server
+            (started again by the next call), the call is an
+            `MCPMessageTooLargeError` result; HTTP: a longer JSON body or SSE
+            event is that request's error (`MCPToolError`).
     """
 
     name: str
@@ -123,6 +123,7 @@ class MCPServer(
         tool_prefix: str = "",
         call_timeout_s: float = 60.0,
         connect_timeout_s: float = 15.0,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> "HttpServer":
         """A server reached over streamable HTTP at `url`."""
         return HttpServer(
@@ -132,6 +133,7 @@ class MCPServer(
             tool_prefix=tool_prefix,
             call_timeout_s=call_timeout_s,
             connect_timeout_s=connect_timeout_s,
+            max_message_bytes=max_message_bytes,
         )
 
 

@@ -252,8 +252,13 @@ class MCPConnection:
         assert isinstance(config, HttpServer)
         headers = {k: expand(config.name, v) for k, v in config.headers.items()}
         timeout = httpx2.Timeout(config.connect_timeout_s, read=max(300.0, config.call_timeout_s))
-        async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
-            transport = streamable_http_client(config.url, http_client=http)
+        cap = _body_cap(config.max_message_bytes)
+        async with httpx2.AsyncClient(
+            headers=headers, timeout=timeout, event_hooks={"response": [cap]}
+        ) as http:
+            transport = streamable_http_client(
+                config.url, http_client=http, max_sse_event_size=config.max_message_bytes
+            )
             async with Client(
                 cast(Any, transport), cache=None, message_handler=self._on_message
             ) as client:
@@ -338,6 +343,40 @@ class MCPConnection:
         if isinstance(config, StdioServer):
             return f"stdio: {config.command}"
         return f"http: {config.url}"
+
+
+class _BodyTooLargeError(httpx2.StreamError):
+    """An HTTP server's JSON body is longer than the server's `max_message_bytes`
+    (a StreamError: the SDK makes it the request's JSON-RPC error)."""
+
+
+def _body_cap(max_bytes: int) -> Any:
+    """A response hook bounding a JSON body (the SDK reads it whole with
+    `aread()`); an SSE stream is bounded per event by the SDK itself."""
+
+    async def cap(response: httpx2.Response) -> None:
+        if response.headers.get("content-type", "").lower().startswith("text/event-stream"):
+            return
+        response.stream = _CappedStream(response.stream, max_bytes)
+
+    return cap
+
+
+class _CappedStream(httpx2.AsyncByteStream):
+    def __init__(self, inner: Any, max_bytes: int) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._inner:
+            total += len(chunk)
+            if total > self._max_bytes:
+                raise _BodyTooLargeError(f"a response over {self._max_bytes} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def _why(exc: BaseException) -> str:

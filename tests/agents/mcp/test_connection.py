@@ -20,6 +20,7 @@ from natsfleet.agents.mcp import (
     MCPServer,
     MCPServers,
     MCPServerUnavailableError,
+    MCPToolError,
 )
 from tests.deploy.helpers import alive
 
@@ -131,3 +132,29 @@ async def test_a_server_that_never_answers_initialize_fails_at_connect_timeout(
             await servers.tools("silent")
         assert asyncio.get_running_loop().time() - started < 2.0
     assert not alive(int(pids.read_text()))
+
+
+async def test_an_http_response_over_the_limit_is_a_typed_error_and_the_next_call_works() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MCP_TEST_HOSTILE": "1"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, APP, "http", str(port), env=env)
+    try:
+        for _ in range(1000):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.01)
+        server = MCPServer.http("web", f"http://127.0.0.1:{port}/mcp", max_message_bytes=64 * 1024)
+        call = ToolContext(key="k", task_id="t", attempt=1, token="tok", name="big")
+        async with MCPServers([server]) as servers:
+            (big,) = await servers.tools(names=["big"])
+            with pytest.raises(MCPToolError, match="a response over 65536 bytes"):
+                await big.run({"n_bytes": 1024 * 1024}, call)
+            assert await big.run({"n_bytes": 10}, call) == "y" * 10
+    finally:
+        proc.kill()
+        await proc.wait()
