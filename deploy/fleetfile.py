@@ -137,6 +137,7 @@ class _MCPServerSection(_Section, frozen=True, kw_only=True, tag_field="transpor
     connect_timeout_s: Seconds | None = None
     backoff_initial_s: Seconds | None = None
     backoff_max_s: Seconds | None = None
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] | None = None
 
 
 class MCPStdioSection(_MCPServerSection, frozen=True, kw_only=True, tag="stdio"):
