@@ -354,7 +354,8 @@ def report(title: str, f: Figures) -> None:
     print(f"raw nats-py request/reply: {f.raw_rate:8.0f} req/s  "
           f"p50 {raw50:.3f} ms  p99 {raw99:.3f} ms")  # fmt: skip
     print(f"natsfleet task (full path): {f.rate:8.0f} tasks/s p50 {p50:.3f} ms  p99 {p99:.3f} ms")
-    print(f"ratio raw/natsfleet: throughput {f.raw_rate / f.rate:.1f}x, p50 {p50 / raw50:.1f}x")
+    print(f"ratios: throughput raw/natsfleet {f.raw_rate / f.rate:.1f}x, "
+          f"p50 natsfleet/raw {p50 / raw50:.1f}x")  # fmt: skip
     print(f"CPU us per request (raw):  {f.raw_cpu}")
     print(f"CPU us per task (natsfleet): {f.cpu}")
     print(f"JetStream stores per task: {f.stores[0]:.2f} ({f.stores[1]})")

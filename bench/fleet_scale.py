@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from dispatch import CpuMeter, cpu_s, fleet_bench, pct
+import dispatch
+from dispatch import RESPONDER, CpuMeter, cpu_s, fleet_bench, pct, raw_bench
 
 from natsfleet.bus import Bus, BusConfig
 from natsfleet.client import FleetClient
@@ -187,6 +188,20 @@ def header() -> None:
           f"{'p50 ms':>7} {'p99 ms':>7} {'sup us/task':>11}   vs N=0 (same code)")  # fmt: skip
 
 
+async def raw_baseline(args: argparse.Namespace, tmp: Path) -> tuple[float, float]:
+    """Raw nats-py request/reply on a fresh server of the same kind, with the
+    same load shape: (requests/s, p50 ms), the floor every row is set against."""
+    async with NatsServer(store_dir=tmp / "js-raw", gomaxprocs=args.server_procs or None) as server:
+        responder = await dispatch.spawn("-c", RESPONDER, server.url)
+        try:
+            meter = CpuMeter({"nats-server": server.pid or 0, "responder": responder.pid})
+            rate, lat = await raw_bench(server.url, args.tasks, args.inflight, args.seq, meter)
+        finally:
+            responder.terminate()
+            await responder.wait()
+    return rate, pct(lat, 0.5)
+
+
 def line(row: Row, zero: Row | None) -> None:
     ratio = ""
     if zero is not None and row is not zero:
@@ -221,6 +236,8 @@ async def main() -> None:
         tmp = Path(tmp_name)
         against: tuple[str, str] | None = checkout(args.against, tmp) if args.against else None
         try:
+            raw_rate, raw_p50 = await raw_baseline(args, tmp)
+            print(f"raw nats-py request/reply: {raw_rate:.0f} req/s, p50 {raw_p50:.3f} ms")
             header()
             zeros: dict[str, Row] = {}
             rows: list[Row] = []
@@ -246,6 +263,10 @@ async def main() -> None:
                 print(f"  N={n}: idle CPU {old.idle_pct:.1f}% -> {new.idle_pct:.1f}%, "
                       f"tput {new.rate / old.rate:.2f}x, p99 {new.p99 / old.p99:.2f}x, "
                       f"sup us/task {old.sup_us:.0f} -> {new.sup_us:.0f}")  # fmt: skip
+    print("raw nats-py against each row (same run): throughput raw/natsfleet, p50 natsfleet/raw:")
+    for row in rows:
+        print(f"  {row.code:>9} N={row.instances}: {raw_rate / row.rate:.1f}x, "
+              f"{row.p50 / raw_p50:.1f}x")  # fmt: skip
     print(f"heartbeat every {args.heartbeat_s} s; nats-server GOMAXPROCS "
           f"{args.server_procs or 'all'}; Python {sys.version.split()[0]}")  # fmt: skip
 

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
               help="Port to listen on (0: any free port, logged at start).")  # fmt: skip
 @click.option("--public-url", default=None,
               help="The URL clients reach this gateway at, for the Agent Card "
-              "(default: http://HOST:PORT/).")  # fmt: skip
+              "(default: http://HOST:PORT/; for 0.0.0.0 or :: the loopback address).")  # fmt: skip
 @click.option("--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="API keys, one NAME[:TENANT]=SECRET a line "
               "(default: $NATSFLEET_GATEWAY_KEYS).")  # fmt: skip
@@ -109,10 +109,13 @@ async def _run(
 ) -> None:
     from natsfleet.gateway.a2a import CardSettings, HandlerSettings, build_app, serve
     from natsfleet.gateway.a2a.app import bind
+    from natsfleet.gateway.a2a.card import default_card_url
 
     sock = bind(host, port)
     bound = sock.getsockname()[1]
-    url = public_url or f"http://{host}:{bound}/"
+    url = public_url or default_card_url(host, bound)
+    if public_url is None and url != f"http://{host}:{bound}/":
+        log.warning("no --public-url: the Agent Card names %s, usable on this machine only", url)
     await bus.connect()
     try:
         client = FleetClient(bus)

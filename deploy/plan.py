@@ -177,12 +177,19 @@ def agent_args(agent: AgentSection, instance_id: str) -> tuple[str, ...]:
 
 
 def gateway_args(
-    gateway: GatewaySection, replica_id: str, port: int, keys_file: str | None = None
+    gateway: GatewaySection,
+    replica_id: str,
+    port: int,
+    keys_file: str | None = None,
+    card_url: str | None = None,
 ) -> tuple[str, ...]:
     """`natsfleet gateway PROTOCOL ...` of one replica; `keys_file` as the target sees it.
 
     Both protocols take `--instance`, `--host`, `--port` and `--keys-file`;
-    the rest is the protocol's own (fleetfile.GATEWAY_ONLY).
+    the rest is the protocol's own (fleetfile.GATEWAY_ONLY). `card_url`: an
+    A2A Agent Card's URL when the fleet file sets no `public_url` (compose and
+    Kubernetes: the service's name; elsewhere the gateway's own default,
+    `http://HOST:PORT/`, is the address it binds).
     """
     args = ["gateway", gateway.protocol, "--instance", replica_id]
     args += ["--host", gateway.host, "--port", str(port)]
@@ -198,9 +205,19 @@ def gateway_args(
         args += ["--default-skill", gateway.default_skill]
     if gateway.blocking_timeout_s is not None:
         args += ["--blocking-timeout-s", _num(gateway.blocking_timeout_s)]
-    if gateway.public_url is not None:
-        args += ["--public-url", gateway.public_url]
+    url = gateway.public_url or card_url
+    if gateway.protocol == "a2a" and url is not None:
+        args += ["--public-url", url]
     return tuple(args)
+
+
+def gateway_keys_path(gateway: GatewaySection, base_dir: Path) -> str | None:
+    """`keys_file` made absolute against `base_dir` (the fleet file's directory),
+    so the command works from any directory (`natsfleet up`, every generated target)."""
+    if gateway.keys_file is None:
+        return None
+    path = Path(gateway.keys_file).expanduser()
+    return str(path if path.is_absolute() else base_dir / path)
 
 
 def gateway_replicas(gateway: GatewaySection) -> list[tuple[str, int]]:
@@ -256,9 +273,8 @@ def plan(fleet_file: FleetFile, base_dir: Path | None = None) -> list[ProcessSpe
                 )
             )
     for gateway in fleet.gateways:
-        keys_file = gateway.keys_file
-        if keys_file is not None and base_dir is not None and not Path(keys_file).is_absolute():
-            keys_file = str(base_dir / keys_file)
+        # Always absolute: a generated target runs from its own directory.
+        keys_file = gateway_keys_path(gateway, base_dir or fleet_file.path.parent.resolve())
         for replica_id, port in gateway_replicas(gateway):
             specs.append(
                 ProcessSpec(

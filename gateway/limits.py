@@ -22,19 +22,40 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        why = f"request body too large (at most {self.max_bytes} bytes)"
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.max_bytes:
-            why = f"request body too large (at most {self.max_bytes} bytes)"
             await send_json(send, 413, self.refusal(413, why))
             return
         seen = 0
+        exceeded = False
+        started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:  # the app reads on after the overflow: nothing more comes
+                return {"type": "http.disconnect"}
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:  # the app's exception handler answers 413
+            if seen > self.max_bytes:
+                exceeded = True
                 raise HTTPException(413)
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            # Whatever the app answers to the overflow (a plain-text 413, a
+            # JSON-RPC error with 200) is dropped: the protocol's refusal goes out.
+            if exceeded and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not exceeded or started:
+                raise
+            # The overflow escaped the app: answered below like any other.
+        if exceeded and not started:
+            await send_json(send, 413, self.refusal(413, why))

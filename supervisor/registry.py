@@ -10,8 +10,8 @@ Heartbeat is not rejected (or dead-lettered) because of it.
 The least-loaded pick is `pick` (supervisor/placement.py: O(log n) per task,
 fed by every change below and by the term's loads through `placement`);
 `candidates` and `least_loaded` rank every instance, the reference it is
-tested against. Nothing here is O(instances) per message: a heartbeat that
-changes no flag is a few field writes.
+tested against. Nothing here is O(instances) per heartbeat or per pick: a
+heartbeat that changes no flag is a few field writes.
 
 Last-heard times survive a failover: the new leader takes them from what it
 heard itself as a standby (strangers included) and, for instances it never

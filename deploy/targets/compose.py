@@ -96,7 +96,9 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
     for gateway in fleet.gateways:
         # Replicas of one service: in-container port `port` on all interfaces,
         # host ports `port`..`port + replicas - 1`. Keys from the host's env.
-        args = gateway_args(gateway, "X", gateway.first_port)
+        # Other services reach the replicas at the service's name (A2A card).
+        card_url = f"http://{gateway.label}:{gateway.first_port}/"
+        args = gateway_args(gateway, "X", gateway.first_port, card_url=card_url)
         command = _without_instance(args)
         command[command.index("--host") + 1] = "0.0.0.0"  # noqa: S104 - inside the container
         last = gateway.first_port + gateway.replicas - 1

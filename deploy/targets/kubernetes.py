@@ -90,7 +90,9 @@ def _gateway_docs(
 ) -> list[dict[str, Any]]:
     """A gateway's Deployment (replicas on `port`, keys from a Secret) and its Service."""
     name = f"natsfleet-{gateway.label}"
-    args = list(gateway_args(gateway, "$(POD_NAME)", gateway.first_port))
+    # Pods in the namespace reach the replicas at the Service's name (A2A card).
+    card_url = f"http://{name}:{gateway.first_port}/"
+    args = list(gateway_args(gateway, "$(POD_NAME)", gateway.first_port, card_url=card_url))
     args[args.index("--host") + 1] = "0.0.0.0"  # noqa: S104 - the pod's address
     container = _container(gateway.label, options.image, args, {**env, **gateway.env}, "")
     container["volumeMounts"] = []  # a gateway reads no fleet file

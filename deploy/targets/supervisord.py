@@ -14,6 +14,7 @@ from natsfleet.deploy.plan import (
     agent_stop_timeout_s,
     agent_user,
     gateway_args,
+    gateway_keys_path,
     gateway_user,
     label_env,
     role_env,
@@ -115,7 +116,8 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
         )
     for gateway in fleet.gateways:
         # `%(process_num)d` counts from the first port: each replica its own port.
-        args = gateway_args(gateway, "X", 0, gateway.keys_file)
+        keys = gateway_keys_path(gateway, fleet_file.path.parent.resolve())
+        args = gateway_args(gateway, "X", 0, keys)
         line = " ".join(_quote(a) for a in args)
         line = line.replace("--instance X", f"--instance {gateway.label}-{_NUM}")
         line = line.replace("--port 0", f"--port {_NUM}")

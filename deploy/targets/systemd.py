@@ -16,6 +16,7 @@ from natsfleet.deploy.plan import (
     agent_args,
     agent_stop_timeout_s,
     gateway_args,
+    gateway_keys_path,
     gateway_replicas,
     label_env,
     supervisor_config_json,
@@ -118,10 +119,12 @@ def _gateway_template(fleet: Fleet, fleet_file: FleetFile, options: Options) -> 
     )
 
 
-def _gateway_env(gateway: GatewaySection, replica_id: str, port: int) -> dict[str, str]:
+def _gateway_env(
+    gateway: GatewaySection, replica_id: str, port: int, keys_file: str | None
+) -> dict[str, str]:
     # The API keys file is read by the service (keep it root-readable only;
     # NATSFLEET_GATEWAY_KEYS in this file works too, mode 0600).
-    args = gateway_args(gateway, replica_id, port, gateway.keys_file)
+    args = gateway_args(gateway, replica_id, port, keys_file)
     # `$NATSFLEET_GATEWAY_ARGS` is split on white space by systemd (no quoting).
     return {"NATSFLEET_GATEWAY_ARGS": " ".join(args[1:]), **gateway.env}
 
@@ -156,9 +159,11 @@ def generate(fleet_file: FleetFile, options: Options) -> Files:
     if fleet.gateways:
         files["natsfleet-gateway@.service"] = _gateway_template(fleet, fleet_file, options)
     for gateway in fleet.gateways:
+        # Absolute on this machine; the unit's dynamic user must be able to read it.
+        keys = gateway_keys_path(gateway, fleet_file.path.parent.resolve())
         for replica_id, port in gateway_replicas(gateway):
             files[f"gateways/{replica_id}.env"] = header("systemd", fleet_file) + _env_file(
-                _gateway_env(gateway, replica_id, port)
+                _gateway_env(gateway, replica_id, port, keys)
             )
             units.append(f"natsfleet-gateway@{replica_id}.service")
     files["natsfleet.target"] = (

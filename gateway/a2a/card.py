@@ -45,6 +45,18 @@ class CardSettings:
     ttl_s: float = 2.0
 
 
+#: Addresses a server binds to but no client can connect to.
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+
+
+def default_card_url(host: str, port: int) -> str:
+    """The Agent Card's URL without `--public-url`: the bound address, except that a
+    wildcard names none a client can use (this machine's loopback instead: a client
+    elsewhere needs `--public-url`, since the A2A client refuses a card of another origin)."""
+    host = _WILDCARDS.get(host, host)
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 def _version() -> str:
     try:
         return metadata.version("natsfleet")

@@ -1,6 +1,7 @@
 """Gateways in the fleet file: checked, planned for `natsfleet up`, and written into
 every generated target (docs/interop.md, "Running gateways")."""
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from natsfleet.deploy import FleetFileError, load_fleet
 from natsfleet.deploy.fleetfile import parse_fleet
 from natsfleet.deploy.plan import Kind, plan
 from natsfleet.deploy.targets import generate
+from natsfleet.gateway.a2a.card import default_card_url
 from tests.deploy.helpers import AGENT_ENV, write_fleet
 
 FLEET = f"""
@@ -198,3 +200,108 @@ def test_every_target_runs_an_a2a_gateway(tmp_path: Path) -> None:
 
     auth = generate("nats-auth", fleet_file)
     assert "creds/gateway-a2a.nk" in auth and "creds/gateway.nk" in auth
+
+
+def _keys_arg(command: str) -> str:
+    """The `--keys-file` value of a generated command line (shell/supervisord syntax)."""
+    tokens = shlex.split(command.replace("%%", "%"))
+    return tokens[tokens.index("--keys-file") + 1]
+
+
+def test_every_local_target_names_the_keys_file_where_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fleet file's `keys_file` is relative to the fleet file; the generated
+    # commands run from another directory, so they must name the real file.
+    fleet_dir = tmp_path / "fleet"
+    fleet_dir.mkdir()
+    keys = fleet_dir / "keys.txt"
+    keys.write_text(f"alice={'s' * 32}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # load by a relative path: still resolved
+    write_fleet(fleet_dir, FLEET)
+    fleet_file = load_fleet(Path("fleet") / "fleet.toml")
+
+    procfile = generate("procfile", fleet_file)["Procfile"]
+    line = next(x for x in procfile.splitlines() if x.startswith("gateway-mcp-1:"))
+    conf = generate("supervisord", fleet_file)["supervisord.conf"]
+    program = conf[conf.index("[program:gateway-mcp]") :].split("\n\n")[0]
+    command = next(x for x in program.splitlines() if x.startswith("command="))
+    env = generate("systemd", fleet_file)["gateways/gateway-mcp-2.env"]
+    args = next(x for x in env.splitlines() if x.startswith("NATSFLEET_GATEWAY_ARGS="))
+    spec = next(s for s in plan(fleet_file) if s.name == "gateway-mcp-1")
+    found = [
+        _keys_arg(line.split("exec ", 1)[1]),
+        _keys_arg(command.removeprefix("command=")),
+        _keys_arg(args.split("=", 1)[1].strip('"')),
+        spec.args[spec.args.index("--keys-file") + 1],
+    ]
+    for path in found:
+        assert Path(path).is_absolute() and Path(path).read_text(encoding="utf-8") == (
+            keys.read_text(encoding="utf-8")
+        ), found
+
+
+def test_compose_and_kubernetes_take_keys_from_a_secret_not_the_keys_file(
+    tmp_path: Path,
+) -> None:
+    fleet_file = _fleet(tmp_path)
+    compose = yaml.safe_load(generate("compose", fleet_file)["compose.yaml"])
+    assert "--keys-file" not in compose["services"]["gateway-mcp"]["command"]
+    docs = list(yaml.safe_load_all(generate("kubernetes", fleet_file)["natsfleet.yaml"]))
+    deployment = next(d for d in docs if d["metadata"]["name"] == "natsfleet-gateway-mcp")
+    assert "--keys-file" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+A2A_NO_URL = """
+[[gateways]]
+protocol = "a2a"
+port = 8800
+"""
+
+
+def test_an_a2a_card_names_an_address_clients_can_reach(tmp_path: Path) -> None:
+    fleet_file = load_fleet(write_fleet(tmp_path, FLEET + A2A_NO_URL))
+    compose = yaml.safe_load(generate("compose", fleet_file)["compose.yaml"])
+    command = compose["services"]["gateway-a2a"]["command"]
+    # Other services reach it by its service name, not the 0.0.0.0 it binds.
+    assert command[command.index("--public-url") + 1] == "http://gateway-a2a:8800/"
+    docs = list(yaml.safe_load_all(generate("kubernetes", fleet_file)["natsfleet.yaml"]))
+    service = next(d for d in docs if d["kind"] == "Service" and "a2a" in d["metadata"]["name"])
+    deployment = next(d for d in docs if d["metadata"]["name"] == "natsfleet-gateway-a2a")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    name, port = service["metadata"]["name"], service["spec"]["ports"][0]["port"]
+    assert args[args.index("--public-url") + 1] == f"http://{name}:{port}/"
+    # On one machine the gateway's own default (http://HOST:PORT/) is right.
+    spec = next(s for s in plan(fleet_file) if s.name == "gateway-a2a-1")
+    assert "--public-url" not in spec.args
+    assert "--public-url" not in generate("procfile", fleet_file)["Procfile"]
+    # The MCP gateway has no card.
+    assert "--public-url" not in compose["services"]["gateway-mcp"]["command"]
+
+
+def test_the_fleet_files_public_url_wins_everywhere(tmp_path: Path) -> None:
+    fleet_file = load_fleet(write_fleet(tmp_path, FLEET + A2A))
+    compose = yaml.safe_load(generate("compose", fleet_file)["compose.yaml"])
+    command = compose["services"]["gateway-a2a"]["command"]
+    assert command[command.index("--public-url") + 1] == "https://agents.example.com/"
+    docs = list(yaml.safe_load_all(generate("kubernetes", fleet_file)["natsfleet.yaml"]))
+    deployment = next(d for d in docs if d["metadata"]["name"] == "natsfleet-gateway-a2a")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--public-url") + 1] == "https://agents.example.com/"
+    assert (
+        "--public-url https://agents.example.com/" in generate("procfile", fleet_file)["Procfile"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8700/"),
+        ("0.0.0.0", "http://127.0.0.1:8700/"),
+        ("::", "http://[::1]:8700/"),
+        ("::1", "http://[::1]:8700/"),
+        ("gw.example", "http://gw.example:8700/"),
+    ],
+)
+def test_the_gateways_own_card_url_is_a_usable_address(host: str, url: str) -> None:
+    assert default_card_url(host, 8700) == url

@@ -108,3 +108,5 @@ def test_the_door_and_the_body_limit_shaped_by_each_protocol(refusal: object, fi
 
         chunked = http.post("/", content=chunks(), headers={"X-API-Key": SECRET})  # type: ignore[arg-type]
         assert chunked.status_code == 413
+        # The same shape as the Content-Length refusal, not the app's own answer.
+        assert chunked.json() == big.json()

@@ -126,8 +126,15 @@ async def card_send_stream_get_cancel_and_refusal(gateway: Gateway) -> None:
         wrong_key = await http.post(gateway.url, json=get, headers={"X-API-Key": "w" * 20})
         auth = {"Authorization": f"Bearer {KEYS['alice']}"}
         too_large = await http.post(gateway.url, content=b"x" * 9_000_000, headers=auth)
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted
+            for _ in range(9):
+                yield b"x" * 1_000_000
+
+        chunked = await http.post(gateway.url, content=chunks(), headers=auth)
     assert (no_key.status_code, wrong_key.status_code) == (401, 401)
     assert too_large.status_code == 413
+    assert chunked.status_code == 413 and chunked.json() == too_large.json(), chunked.text
     assert {"echo", "stream", "sleep", "fail"} <= {s["id"] for s in card["skills"]}
     [schemas] = card["capabilities"]["extensions"]
     assert schemas["params"]["echo"]["input_schema"]["$defs"]["Text"]["required"] == ["text"]

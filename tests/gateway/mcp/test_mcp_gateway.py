@@ -208,6 +208,14 @@ async def test_the_fleet_as_mcp_tools_through_two_replicas(
         big = {**body, "params": {"cursor": "x" * 2_000_000}}
         too_big = await http.post(a.url, json=big, headers={"X-API-Key": SECRET})
         assert too_big.status_code == 413, too_big.text
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted
+            for _ in range(3):
+                yield b"x" * 1_000_000
+
+        chunked = await http.post(a.url, content=chunks(), headers={"X-API-Key": SECRET})
+        assert chunked.status_code == 413, chunked.text
+        assert chunked.json() == too_big.json()  # the JSON-RPC error, code -32600
     assert "refused POST /mcp" in a.proc.log()
     # Who called what is logged (never the key).
     assert "mcp call echo by tester: task" in a.proc.log()
