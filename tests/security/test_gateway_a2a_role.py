@@ -3,6 +3,7 @@ its own NKey user (`gateway-a2a`) does a send, a stream, a resubscribe, a cancel
 and an approval, and is refused the rest. Two replicas with the same caller
 name under two tenants show that a caller sees no task of another tenant."""
 
+import contextlib
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -97,6 +98,11 @@ async def a2a_fleet(
     finally:
         for bus in fleet.buses:
             await bus.close()
+        # SIGTERM first: `up` stops its gateways, agent and supervisor; a
+        # SIGKILL alone (aclose) would leave them running, orphaned.
+        up.terminate()
+        with contextlib.suppress(TimeoutError):
+            await up.wait(30)
         await procs.aclose()
         await server.stop()
 
