@@ -19,7 +19,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from natsfleet.agents.a2a.card import (
     RemoteCard,
@@ -98,7 +98,7 @@ class RemoteAgent:
             raise RuntimeError("RemoteAgent.open() was not called")
         return self._card
 
-    async def open(self, card: RemoteCard | None = None) -> "RemoteAgent":
+    async def open(self, card: RemoteCard | None = None) -> Self:
         """Fetch the card (unless given) and make the client. Raises `CardUnavailable`."""
         import httpx
         from a2a.client import ClientConfig, ClientFactory
@@ -131,7 +131,7 @@ class RemoteAgent:
         if http is not None:
             await http.aclose()
 
-    async def __aenter__(self) -> "RemoteAgent":
+    async def __aenter__(self) -> Self:
         return await self.open()
 
     async def __aexit__(

@@ -17,7 +17,6 @@ task and an unreachable agent are errors the model sees, as any tool's.
 
 import re
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from natsfleet.agents.a2a.card import RemoteSkill
@@ -100,18 +99,6 @@ class A2AAgent(RemoteAgent):
             max_result_chars=max_result_chars,
         )
         self.timeout_s = timeout_s
-
-    async def __aenter__(self) -> "A2AAgent":
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def as_tool(self, skill_id: str, *, name: str = "", timeout_s: float | None = None) -> A2ATool:
         """The tool of one skill (`CardUnavailable` if the card has no such skill)."""
