@@ -27,13 +27,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def _http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The same rule as the fleet file's `public_url`: the card must name a usable URL."""
+    from natsfleet.deploy.fleetfile import is_http_url
+
+    if value is not None and not is_http_url(value):
+        raise click.BadParameter("must be an http(s) URL with a host", ctx=ctx, param=param)
+    return value
+
+
 @click.command("a2a")
 @click.option("--nats", "url", envvar="NATS_URL", default=None, help="NATS URL(s).")
 @click.option("--prefix", envvar="NATSFLEET_PREFIX", default=None, help="Subject prefix.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True,
               help="Port to listen on (0: any free port, logged at start).")  # fmt: skip
-@click.option("--public-url", default=None,
+@click.option("--public-url", default=None, callback=_http_url,
               help="The URL clients reach this gateway at, for the Agent Card "
               "(default: http://HOST:PORT/; for 0.0.0.0 or :: the loopback address).")  # fmt: skip
 @click.option("--keys-file", type=click.Path(dir_okay=False, path_type=Path), default=None,

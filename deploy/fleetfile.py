@@ -435,7 +435,7 @@ def _check_gateways(fleet: Fleet, source: str, agent_labels: set[str]) -> None:
             raise FleetFileError(source, f"{key}.path", "must be an absolute URL path")
         if gateway.default_skill is not None and not is_name(gateway.default_skill):
             raise FleetFileError(source, f"{key}.default_skill", "must be a skill name")
-        if gateway.public_url is not None and not _is_http_url(gateway.public_url):
+        if gateway.public_url is not None and not is_http_url(gateway.public_url):
             raise FleetFileError(source, f"{key}.public_url", "must be an http(s) URL")
         # Replicas on one machine take consecutive ports: none may overlap.
         for port in range(gateway.first_port, gateway.first_port + gateway.replicas):
@@ -445,7 +445,8 @@ def _check_gateways(fleet: Fleet, source: str, agent_labels: set[str]) -> None:
             ports[port] = key
 
 
-def _is_http_url(url: str) -> bool:
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host, of at most 2,000 characters."""
     split = urlsplit(url)
     return split.scheme in ("http", "https") and bool(split.hostname) and len(url) <= 2000
 

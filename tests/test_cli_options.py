@@ -35,3 +35,16 @@ def test_submit_refuses_out_of_range_numbers(option: str, value: str) -> None:
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert option in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://host/", "http:///nohost", "x" * 3000])
+def test_the_a2a_gateway_refuses_a_public_url_its_card_could_not_use(url: str) -> None:
+    done = subprocess.run(
+        [NATSFLEET, "gateway", "a2a", "--public-url", url, "--nats", NOWHERE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "--public-url" in done.stderr, done.stderr

@@ -251,6 +251,10 @@ class MCPConnection:
             return
         assert isinstance(config, HttpServer)
         headers = {k: expand(config.name, v) for k, v in config.headers.items()}
+        # Uncompressed only: a compressed body cannot be bounded before it
+        # expands (`_body_cap` refuses one a server sends anyway).
+        headers = {k: v for k, v in headers.items() if k.lower() != "accept-encoding"}
+        headers["Accept-Encoding"] = "identity"
         timeout = httpx2.Timeout(config.connect_timeout_s, read=max(300.0, config.call_timeout_s))
         cap = _body_cap(config.max_message_bytes)
         async with httpx2.AsyncClient(
@@ -355,6 +359,16 @@ def _body_cap(max_bytes: int) -> Any:
     `aread()`); an SSE stream is bounded per event by the SDK itself."""
 
     async def cap(response: httpx2.Response) -> None:
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # Asked for identity (see the client's headers): a compressed body
+            # is counted before it expands, ~1000x for gzip, so no bound on the
+            # bytes read bounds the memory. Refused whole, SSE included.
+            response.stream = _RefusedStream(
+                f"a compressed response (Content-Encoding: {encoding[:40]}), "
+                "though the client asked for identity: its size cannot be bounded"
+            )
+            return
         if response.headers.get("content-type", "").lower().startswith("text/event-stream"):
             return
         response.stream = _CappedStream(response.stream, max_bytes)
@@ -377,6 +391,15 @@ class _CappedStream(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class _RefusedStream(httpx2.AsyncByteStream):
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        raise _BodyTooLargeError(self._reason)
+        yield b""  # an async generator, though it never yields
 
 
 def _why(exc: BaseException) -> str:

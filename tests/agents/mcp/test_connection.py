@@ -158,3 +158,31 @@ async def test_an_http_response_over_the_limit_is_a_typed_error_and_the_next_cal
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_a_compressed_http_response_is_refused_before_it_expands() -> None:
+    """A gzip body is counted on the wire, ~1000x smaller than it expands: the
+    client asks for identity and refuses a compressed answer unread."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gzip_app = str(Path(__file__).with_name("gzip_server.py"))
+    proc = await asyncio.create_subprocess_exec(sys.executable, gzip_app, str(port), str(64 << 20))
+    try:
+        for _ in range(1000):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.01)
+        server = MCPServer.http("gz", f"http://127.0.0.1:{port}/mcp", max_message_bytes=1 << 20)
+        call = ToolContext(key="k", task_id="t", attempt=1, token="tok", name="huge")
+        async with MCPServers([server]) as servers:
+            huge, small = await servers.tools(names=["huge", "small"])
+            with pytest.raises(MCPToolError, match="compressed response"):
+                await huge.run({}, call)
+            assert await small.run({}, call) == "ok"
+    finally:
+        proc.kill()
+        await proc.wait()
