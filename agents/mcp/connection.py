@@ -398,8 +398,10 @@ class _RefusedStream(httpx2.AsyncByteStream):
         self._reason = reason
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        raise _BodyTooLargeError(self._reason)
-        yield b""  # an async generator, though it never yields
+        # An async generator (the stream's interface) that fails at its first step.
+        for _ in range(1):
+            raise _BodyTooLargeError(self._reason)
+        yield b""
 
 
 def _why(exc: BaseException) -> str:
