@@ -9,12 +9,12 @@ schedule is booked, the circuit and cooldown, budgets spent and reserved
 import time
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from natsfleet.agents.llm.budgets import BudgetState
 from natsfleet.agents.llm.health import HealthState
 from natsfleet.agents.llm.ratelimit import RateState
+from natsfleet.bus.kvread import latest_entries
 
 _KINDS = {"dep": "deployment", "key": "api key", "tenant": "tenant"}
 
@@ -97,19 +97,19 @@ def budget_row(key: str, state: BudgetState, now: float) -> BudgetRow:
 
 async def read_view(kv: KeyValue, *, now: float | None = None) -> GovernorView:
     """Every rate, health and budget key of the bucket, as rows (sorted by key)."""
-    try:
-        keys = sorted(await kv.keys())
-    except NoKeysError:
-        return GovernorView()
+    # Not kv.keys(): nats.py can end its listing before the replay arrives
+    # (nats-io/nats.py#842) and report an empty bucket; latest_entries reads
+    # to the stream's last sequence.
+    latest = {e.key: e for e in await latest_entries(kv)}
     now = time.time() if now is None else now
     rates: list[RateRow] = []
     health: list[HealthRow] = []
     budgets: list[BudgetRow] = []
-    for key in keys:
-        try:
-            value = (await kv.get(key)).value or b""
-        except KeyNotFoundError:
-            continue  # expired between the listing and the read
+    for key in sorted(latest):
+        entry = latest[key]
+        if entry.operation is not None or not entry.value:
+            continue  # deleted, purged or expired
+        value = entry.value
         try:
             if key.startswith("rate."):
                 rates.append(rate_row(key, msgspec.json.decode(value, type=RateState), now))
