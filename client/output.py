@@ -57,6 +57,16 @@ class OutputItem:
         return self.message.attempt
 
 
+def deliver_after(after_seq: int) -> js_api.ConsumerConfig:
+    """A consumer that starts after stream sequence `after_seq` (0: at the start):
+    how a reader resumes where a cut one stopped, nothing lost or repeated."""
+    if not after_seq:
+        return js_api.ConsumerConfig(deliver_policy=js_api.DeliverPolicy.ALL)
+    return js_api.ConsumerConfig(
+        deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1
+    )
+
+
 async def follow(
     bus: "Bus",
     task_id: str,
@@ -71,17 +81,11 @@ async def follow(
     if after_seq < 0:
         raise ValueError(f"after_seq must be 0 or more, not {after_seq}")
     subjects = bus.subjects
-    config = js_api.ConsumerConfig(
-        deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE
-        if after_seq
-        else js_api.DeliverPolicy.ALL,
-        opt_start_seq=after_seq + 1 if after_seq else None,
-    )
     sub = await bus.js.subscribe(
         subjects.task_output(task_id),
         stream=subjects.stream(Stream.OUTPUT),
         ordered_consumer=True,
-        config=config,
+        config=deliver_after(after_seq),
     )
     if ready is not None:
         ready.set()

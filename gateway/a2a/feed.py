@@ -24,11 +24,11 @@ from typing import Any
 
 from a2a.server.events import Event
 from a2a.types import Message, Role, TaskArtifactUpdateEvent, TaskStatusUpdateEvent
-from nats.js import api as js_api
 from nats.js import errors as js_errors
 
 from natsfleet.bus import boundary
 from natsfleet.client import FleetClient, OutputItem
+from natsfleet.client.output import deliver_after
 from natsfleet.gateway.a2a.mapping import (
     OUTPUT_ARTIFACT,
     STATES,
@@ -133,17 +133,11 @@ async def events_after(
 ) -> AsyncGenerator[TaskEvent, None]:
     """The task's events after EVENTS sequence `after_seq`, live, never ending by itself."""
     bus = client.bus
-    config = js_api.ConsumerConfig(
-        deliver_policy=js_api.DeliverPolicy.BY_START_SEQUENCE
-        if after_seq
-        else js_api.DeliverPolicy.ALL,
-        opt_start_seq=after_seq + 1 if after_seq else None,
-    )
     sub = await bus.js.subscribe(
         bus.subjects.events(task_id),
         stream=bus.subjects.stream(Stream.EVENTS),
         ordered_consumer=True,
-        config=config,
+        config=deliver_after(after_seq),
     )
     try:
         async for msg in sub.messages:
