@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
+from natsfleet.agents.llm.types import ChatMessage
 from natsfleet.agents.loop.records import TurnRecord
 from natsfleet.agents.loop.session_records import Conversation, Exchange, Summary
 from natsfleet.agents.session_config import SessionConfig
@@ -34,17 +35,21 @@ def summary_tokens(text: str) -> int:
     return 4 + math.ceil(len(text) / 4)
 
 
+def transcript_line(message: ChatMessage) -> str:
+    """One message as a line a summarising model reads: its role, its text and
+    the tool calls it asked for."""
+    text = message.content
+    if message.tool_calls:
+        text += " " + " ".join(
+            f"[calls {c.name} {msgspec.json.encode(c.arguments).decode()}]"
+            for c in message.tool_calls
+        )
+    return f"{message.role}: {text.strip()}"
+
+
 def transcript(previous: Summary | None, exchanges: Sequence[Exchange]) -> str:
     lines = [f"Summary so far: {previous.text}"] if previous is not None else []
-    for exchange in exchanges:
-        for message in exchange.messages:
-            text = message.content
-            if message.tool_calls:
-                text += " " + " ".join(
-                    f"[calls {c.name} {msgspec.json.encode(c.arguments).decode()}]"
-                    for c in message.tool_calls
-                )
-            lines.append(f"{message.role}: {text.strip()}")
+    lines += (transcript_line(m) for exchange in exchanges for m in exchange.messages)
     return "\n".join(lines)
 
 

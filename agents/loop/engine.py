@@ -38,6 +38,7 @@ from natsfleet.agents.llm.types import (
     ToolCall,
 )
 from natsfleet.agents.loop.approval import ApprovalGate, approval_id, needs_approval, refusal_text
+from natsfleet.agents.loop.compaction import transcript_line
 from natsfleet.agents.loop.errors import (
     DuplicateToolError,
     InvalidOutputError,
@@ -237,7 +238,7 @@ class Loop:
     ) -> list[ToolResult]:
         transcript = ""
         if any(getattr(self.tools.get(c.name), "ends_loop", False) for c in calls):
-            transcript = _transcript(messages)
+            transcript = "\n".join(transcript_line(m) for m in messages)
         held = await self.approvals.held(turn, calls, self.tools)
         try:
             async with asyncio.TaskGroup() as group:
@@ -339,19 +340,6 @@ class Loop:
     def _described(exc: Exception) -> str:
         error_type, detail, _ = describe_exception(exc)
         return _error(f"{error_type}: {detail}")
-
-
-def _transcript(messages: list[ChatMessage]) -> str:
-    lines = []
-    for message in messages:
-        text = message.content
-        if message.tool_calls:
-            text += " " + " ".join(
-                f"[calls {c.name} {msgspec.json.encode(c.arguments).decode()}]"
-                for c in message.tool_calls
-            )
-        lines.append(f"{message.role}: {text.strip()}")
-    return "\n".join(lines)
 
 
 def _handoff_answer(result: ToolResult, output: type[T] | None) -> str | T:
