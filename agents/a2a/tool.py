@@ -15,21 +15,22 @@ by its timeout cancels the remote task. A failed, rejected or canceled remote
 task and an unreachable agent are errors the model sees, as any tool's.
 """
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from natsfleet.agents.a2a.card import RemoteSkill
 from natsfleet.agents.a2a.remote import MAX_RESULT_CHARS, RemoteAgent
 from natsfleet.agents.llm.types import ToolSpec
-from natsfleet.agents.loop.tools import ToolArgumentsError, ToolContext, _inline_schema
-
-# Provider tool names: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$.
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+from natsfleet.agents.loop.tools import (
+    ToolArgumentsError,
+    ToolContext,
+    inline_schema,
+    provider_tool_name,
+)
 
 
 def tool_name(skill_id: str) -> str:
-    return _UNSAFE.sub("_", skill_id)[:64] or "a2a_skill"
+    return provider_tool_name(skill_id, "a2a_skill")
 
 
 class A2ATool:
@@ -42,7 +43,7 @@ class A2ATool:
         self.skill = skill
         self.timeout_s = timeout_s
         # msgspec's schemas (natsfleet's gateway) are a `$ref` into `$defs`.
-        parameters = _inline_schema(dict(skill.arguments_schema))
+        parameters = inline_schema(dict(skill.arguments_schema))
         if parameters.get("type") != "object":
             parameters = {"type": "object"}  # providers take object arguments only
         agent = remote.card.name or remote.url

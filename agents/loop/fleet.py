@@ -8,18 +8,14 @@ traced, like `ctx.call`) whose idempotency key is the call's stable key
 same child task, not a second one.
 """
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
 from natsfleet.agents.llm.types import ToolSpec
-from natsfleet.agents.loop.tools import ToolContext, _inline_schema
+from natsfleet.agents.loop.tools import ToolContext, inline_schema, provider_tool_name
 from natsfleet.protocols import AgentInfo, SkillSpec
-
-# Provider tool names: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$ (skill names may have dots).
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class SkillCaller(Protocol):
@@ -61,7 +57,7 @@ class SkillTool:
         self.ends_loop = handoff
         self._caller = caller
         self.timeout_s = timeout_s
-        parameters = _inline_schema(dict(skill.input_schema)) or {"type": "object"}
+        parameters = inline_schema(dict(skill.input_schema)) or {"type": "object"}
         if parameters.get("type") != "object":
             parameters = {"type": "object"}  # providers take object arguments only
         self._fills_conversation = False
@@ -80,7 +76,7 @@ class SkillTool:
                 "Its answer is the final answer."
             )
         self.spec = ToolSpec(
-            name=_UNSAFE.sub("_", skill.name)[:64],
+            name=provider_tool_name(skill.name, "_"),  # skill names may have dots
             description=description,
             parameters=parameters,
             returns=type_name(skill.output_schema),

@@ -16,6 +16,7 @@ an idempotency key for side effects). Sync functions run in a worker thread.
 
 import asyncio
 import inspect
+import re
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,7 +80,17 @@ class Tool(Protocol):
         ...
 
 
-def _inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+# Provider tool names: OpenAI allows ^[a-zA-Z0-9_-]{1,64}$.
+_NOT_IN_TOOL_NAMES = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def provider_tool_name(name: str, fallback: str) -> str:
+    """`name` made a name every provider takes: other characters become `_`,
+    cut at 64; `fallback` when nothing is left."""
+    return _NOT_IN_TOOL_NAMES.sub("_", name)[:64] or fallback
+
+
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A top-level `$ref` into `$defs` replaced by the definition itself (providers
     want `{"type": "object", ...}` at the top); other definitions stay."""
     ref = schema.get("$ref")
@@ -135,7 +146,7 @@ class FunctionTool:
             self._args_type = msgspec.defstruct(
                 f"{self._name}_arguments", fields, kw_only=True, forbid_unknown_fields=True
             )
-            schema = _inline_schema(msgspec.json.schema(self._args_type))
+            schema = inline_schema(msgspec.json.schema(self._args_type))
         except (TypeError, ValueError) as exc:
             raise AgentDefinitionError(f"tool {self._name}: type not usable: {exc}") from exc
         doc = inspect.getdoc(fn) or ""

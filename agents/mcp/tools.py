@@ -16,13 +16,12 @@ The loop journals the result like any tool's: a later attempt of the task
 replays it and never calls the server again (docs/interop.md).
 """
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
 
 from natsfleet.agents.llm.types import ToolSpec
-from natsfleet.agents.loop.tools import ToolArgumentsError, ToolContext
+from natsfleet.agents.loop.tools import ToolArgumentsError, ToolContext, provider_tool_name
 from natsfleet.agents.mcp.errors import MCPToolError
 
 if TYPE_CHECKING:
@@ -31,15 +30,13 @@ if TYPE_CHECKING:
     from natsfleet.agents.mcp.connection import MCPConnection
 
 # What providers accept as a tool name (OpenAI, Anthropic): 1-64 of these.
-_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
-_NAME_MAX_CHARS = 64
 _DESCRIPTION_MAX_CHARS = 4_000
 
 
 def model_name(prefix: str, remote: str) -> str:
     """The name the model sees: the prefix and the server's name, made a valid
     provider tool name (other characters become `_`, cut at 64)."""
-    return _BAD_CHARS.sub("_", prefix + remote)[:_NAME_MAX_CHARS] or "_"
+    return provider_tool_name(prefix + remote, "_")
 
 
 class MCPTool:
